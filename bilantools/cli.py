@@ -1,0 +1,367 @@
+"""The command line: each command is one call of `bilantools.commands`.
+
+The target is printed first (masked) on stderr; stdout carries the result, and with
+``--json`` exactly one JSON object. Exit codes: 0 success, 1 findings or a failed
+migration, 2 bad usage, bad input, unreachable or refused database.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bilantools import __version__, commands
+from bilantools.db.lock import DEFAULT_WAIT
+from bilantools.db.runner import ProgressHook, RunResult, Status
+from bilantools.db.target import Target
+from bilantools.errors import BilanToolsError, MigrationFailed, RefusedError
+from bilantools.secrets import redact
+from bilantools.source.files import Migration
+
+STATE_COLOURS = {"applied": "green", "pending": "yellow", "failed": "red", "changed": "magenta",
+                 "missing-file": "red"}
+
+
+class Context:
+    def __init__(self, db: str | None, migrations: str, pg_bin: str | None) -> None:
+        self.db = db
+        self.migrations = migrations
+        self.pg_bin = pg_bin
+        self._target: Target | None = None
+
+    def target(self) -> Target:
+        """Resolve once and announce it on stderr before anything else happens."""
+        if self._target is None:
+            self._target = commands.resolve_target(self.db, self.pg_bin)
+            click.echo(f"target: {self._target.masked} ({self._target.kind}, from {self._target.source})",
+                       err=True)
+        return self._target
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", metavar="URL", help="Database URL (default: $DATABASE_URL, else the sandbox).")
+@click.option("--migrations", "migrations", default=commands.DEFAULT_MIGRATIONS, show_default=True,
+              metavar="DIR", help="Directory of NNN_slug.sql migrations.")
+@click.option("--pg-bin", metavar="DIR", envvar="BILANTOOLS_PG_BIN",
+              help="PostgreSQL server binaries for the sandbox (default: the embedded ones).")
+@click.version_option(__version__, prog_name="bilantools")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, migrations: str, pg_bin: str | None) -> None:
+    """Migrate, verify and roll back the BilanCompetence.AI PostgreSQL schema."""
+    ctx.obj = Context(db, migrations, pg_bin)
+
+
+def _json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")(f)
+
+
+def _range_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--step", type=click.IntRange(min=1), metavar="N",
+                     help="Only the next N migrations.")(f)
+    return click.option("--to", metavar="VERSION", help="Stop at this version.")(f)
+
+
+def _change_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--yes", is_flag=True, help="Do not ask for confirmation.")(f)
+    return click.option("--lock-wait", type=click.FloatRange(min=0), default=DEFAULT_WAIT,
+                        show_default=True, metavar="SECONDS",
+                        help="How long to wait for another run's migration lock.")(f)
+
+
+@cli.command()
+@_json_option
+@pass_ctx
+def status(obj: Context, as_json: bool) -> None:
+    """Show each migration: applied, pending, failed, changed or missing-file."""
+    result = commands.status(obj.target(), obj.migrations)
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    _print_status(result)
+
+
+@cli.command()
+@_range_options
+@_json_option
+@pass_ctx
+def plan(obj: Context, to: str | None, step: int | None, as_json: bool) -> None:
+    """List the migrations apply would run, in order."""
+    todo = commands.plan(obj.target(), obj.migrations, to, step)
+    if as_json:
+        _print_json({"target": obj.target().masked, "migrations": [_plan_item(m) for m in todo]})
+        return
+    if not todo:
+        click.echo("nothing to apply: the database is up to date")
+        return
+    rows = [[m.version, m.name, "yes" if m.transactional else "no (statement by statement)",
+             ", ".join(m.depends) or "-"] for m in todo]
+    _print_table(["VERSION", "NAME", "TRANSACTION", "DEPENDS"], rows)
+    click.echo(f"{len(todo)} migration(s) to apply")
+
+
+@cli.command()
+@_range_options
+@click.option("--dry-run", is_flag=True, help="Run in a transaction that is rolled back.")
+@_change_options
+@_json_option
+@pass_ctx
+def apply(obj: Context, to: str | None, step: int | None, dry_run: bool, lock_wait: float,
+          yes: bool, as_json: bool) -> None:
+    """Apply pending migrations, each with its tracking row in one transaction."""
+    target = obj.target()
+    if not dry_run:
+        _confirm(target, "apply migrations to", yes)
+    _run(lambda hook: commands.apply(target, obj.migrations, to, step, dry_run, lock_wait, hook),
+         as_json)
+
+
+@cli.command()
+@_range_options
+@click.option("--dry-run", is_flag=True, help="Run in a transaction that is rolled back.")
+@_change_options
+@_json_option
+@pass_ctx
+def rollback(obj: Context, to: str | None, step: int | None, dry_run: bool, lock_wait: float,
+             yes: bool, as_json: bool) -> None:
+    """Roll back the last migration, N of them (--step) or down to a version (--to; 0 = all)."""
+    target = obj.target()
+    if not dry_run:
+        _confirm(target, "roll back migrations on", yes)
+    _run(lambda hook: commands.rollback(target, obj.migrations, to, step, dry_run, lock_wait, hook),
+         as_json)
+
+
+@cli.command()
+@click.option("--to", required=True, metavar="VERSION", help="Last version to mark as applied.")
+@_change_options
+@_json_option
+@pass_ctx
+def baseline(obj: Context, to: str, lock_wait: float, yes: bool, as_json: bool) -> None:
+    """Mark migrations up to a version as applied without running them."""
+    target = obj.target()
+    _confirm(target, "record migrations as applied on", yes)
+    _run(lambda hook: commands.baseline(to, target, obj.migrations, lock_wait), as_json)
+
+
+@cli.command()
+@_change_options
+@_json_option
+@pass_ctx
+def repair(obj: Context, lock_wait: float, yes: bool, as_json: bool) -> None:
+    """Clear failed rows and realign the checksums of edited migration files."""
+    target = obj.target()
+    _confirm(target, "repair the migration history of", yes)
+    _run(lambda hook: commands.repair(target, obj.migrations, lock_wait), as_json)
+
+
+@cli.command()
+@_json_option
+@pass_ctx
+def validate(obj: Context, as_json: bool) -> None:
+    """Exit 1 when files changed or vanished after apply, versions clash or rollbacks lack."""
+    findings = commands.validate(obj.target(), obj.migrations)
+    failing = [f for f in findings if f.severity in ("error", "warning")]
+    if as_json:
+        _print_json({"findings": [f.as_dict() for f in findings]})
+    else:
+        for f in findings:
+            click.echo(f"{f.severity}: [{f.rule}] {f.one_line()}")
+        click.echo(f"{len(failing)} problem(s) found" if failing else "valid: no problems found")
+    sys.exit(1 if failing else 0)
+
+
+# -- sandbox ------------------------------------------------------------------------------
+@cli.group()
+def sandbox() -> None:
+    """The local embedded PostgreSQL server (state in $BILANTOOLS_HOME or ./.bilantools)."""
+
+
+def _box(obj: Context) -> Any:
+    box = commands.sandbox(pg_bin=obj.pg_bin)
+    click.echo(f"sandbox: {box.home}", err=True)
+    return box
+
+
+@sandbox.command("start")
+@pass_ctx
+def sandbox_start(obj: Context) -> None:
+    """Start the sandbox (initialising it on first use) and print its URL."""
+    click.echo(_box(obj).start())
+
+
+@sandbox.command("stop")
+@pass_ctx
+def sandbox_stop(obj: Context) -> None:
+    """Stop the sandbox server."""
+    click.echo("stopped" if _box(obj).stop() else "the sandbox was not running")
+
+
+@sandbox.command("status")
+@_json_option
+@pass_ctx
+def sandbox_status(obj: Context, as_json: bool) -> None:
+    """Is the sandbox running, on which port, which PostgreSQL version."""
+    info = _box(obj).status()
+    if as_json:
+        _print_json(info)
+    elif info["running"]:
+        click.echo(f"running: PostgreSQL {info['major']}, pid {info['pid']}, {info['url']}")
+    else:
+        click.echo("not running (start it with 'bilantools sandbox start')")
+
+
+@sandbox.command("url")
+@click.argument("dbname", required=False, default="bilancompetence")
+@pass_ctx
+def sandbox_url(obj: Context, dbname: str) -> None:
+    """Print the URL of a sandbox database (default: bilancompetence)."""
+    click.echo(_box(obj).url(dbname))
+
+
+@sandbox.command("reset")
+@pass_ctx
+def sandbox_reset(obj: Context) -> None:
+    """Delete every sandbox database and start afresh."""
+    click.echo(_box(obj).reset())
+
+
+@sandbox.command("new-db")
+@click.argument("name", required=False)
+@pass_ctx
+def sandbox_new_db(obj: Context, name: str | None) -> None:
+    """Create a fresh empty database and print only its URL."""
+    click.echo(_box(obj).new_db(name))
+
+
+# -- output helpers ----------------------------------------------------------------------
+def _confirm(target: Target, what: str, yes: bool) -> None:
+    """Ask before changing anything but the sandbox; refuse without a terminal."""
+    if yes or target.is_sandbox:
+        return
+    if not sys.stdin.isatty():
+        raise RefusedError(f"refusing to {what} {target.masked} without confirmation: pass --yes")
+    if not click.confirm(f"{what.capitalize()} {target.masked}?", default=False, err=True):
+        raise RefusedError("cancelled: nothing was changed")
+
+
+def _run(call: Callable[[ProgressHook | None], RunResult], as_json: bool) -> None:
+    bar = _ProgressBar(enabled=not as_json)
+    try:
+        result = call(bar)
+    except MigrationFailed as exc:
+        bar.close()
+        if as_json:
+            _print_json({"ok": False, "error": str(exc), "version": exc.version, "file": exc.file,
+                         "line": exc.line, "partial": exc.partial, "steps": []})
+        raise
+    bar.close()
+    if as_json:
+        _print_json({"ok": True, "error": None, **result.as_dict()})
+        return
+    for s in result.steps:
+        ms = f"{s.duration_ms} ms" if s.duration_ms is not None else ""
+        detail = f"  {s.detail}" if s.detail else ""
+        click.echo(f"{s.version}  {s.name:<40} {s.outcome:<16} {ms}{detail}")
+    verb = {"apply": "applied", "rollback": "rolled back", "baseline": "baselined",
+            "repair": "repaired"}[result.action]
+    if result.dry_run:
+        click.echo(f"dry run: {len(result.steps)} migration(s) checked, nothing was changed")
+    elif not result.steps:
+        click.echo(f"nothing to do: no migration {verb}")
+    else:
+        click.echo(f"{len(result.steps)} migration(s) {verb}")
+
+
+class _ProgressBar:
+    """A terminal progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar: Any = None
+
+    def __call__(self, event: str, m: Migration, index: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="migration", file=sys.stderr, leave=False)
+        if event == "start":
+            self.bar.set_description(m.label[:40])
+        else:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _print_status(result: Status) -> None:
+    rows = []
+    for m in result.migrations:
+        when = m.applied_at.strftime("%Y-%m-%d %H:%M:%S") if m.applied_at else ""
+        state = m.state + (" (half-way)" if m.partial else "")
+        rows.append([m.version, m.name, click.style(state, fg=STATE_COLOURS[m.state]), when,
+                     "" if m.execution_time_ms is None else str(m.execution_time_ms),
+                     m.applied_by or ""])
+    _print_table(["VERSION", "NAME", "STATE", "APPLIED AT", "MS", "BY"], rows)
+    for m in result.migrations:
+        if m.state == "failed" and m.error:
+            click.echo(f"{m.version} failed: {m.error}")
+    click.echo(result.summary())
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max([len(h)] + [len(click.unstyle(r[i])) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [c + " " * (w - len(click.unstyle(c))) for c, w in zip(cells, widths, strict=True)]
+        return "  ".join(padded).rstrip()
+
+    click.echo(line(headers))
+    for r in rows:
+        click.echo(line(r))
+
+
+def _plan_item(m: Migration) -> dict[str, Any]:
+    return {"version": m.version, "name": m.name, "file": str(m.path),
+            "transaction": m.transactional, "depends": list(m.depends)}
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, default=str))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: one line on stderr and the error's exit code for a BilanToolsError."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="bilantools",
+                 standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(redact(f"error: {exc.format_message()}"), err=True)
+        sys.exit(exc.exit_code)
+    except BilanToolsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except Exception:  # a bug: show it, masked, and say so
+        click.echo(redact(traceback.format_exc()), err=True)
+        click.echo("error: internal error in bilantools (see the traceback above); please report it",
+                   err=True)
+        sys.exit(2)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

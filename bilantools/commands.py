@@ -1,0 +1,145 @@
+"""The front door: one function per user-level operation.
+
+The CLI and the notebook widgets call these and nothing below them. Each takes the
+target (a `Target`, a URL, or None for DATABASE_URL / the sandbox) and the migrations
+directory, and returns plain results. Errors are `BilanToolsError`s whose message names
+the problem and the fix; nothing here prompts or prints.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bilantools.db.lock import DEFAULT_WAIT, MigrationLock
+from bilantools.db.runner import ProgressHook, Runner, RunResult, Status
+from bilantools.db.sandbox import Sandbox
+from bilantools.db.target import Target, parse_target
+from bilantools.errors import DatabaseError
+from bilantools.source.files import Migration, discover
+from bilantools.source.findings import Finding
+
+__all__ = [
+    "apply",
+    "baseline",
+    "plan",
+    "repair",
+    "resolve_target",
+    "rollback",
+    "sandbox",
+    "status",
+    "validate",
+]
+
+TargetLike = Target | str | None
+DEFAULT_MIGRATIONS = "migrations"
+
+
+def sandbox(home: Path | str | None = None, pg_bin: Path | str | None = None) -> Sandbox:
+    """The local sandbox server (started on demand by `resolve_target`)."""
+    return Sandbox(home, pg_bin)
+
+
+def resolve_target(db: TargetLike = None, pg_bin: Path | str | None = None,
+                   home: Path | str | None = None) -> Target:
+    """`db`, else DATABASE_URL, else the sandbox's default database (started if needed)."""
+    if isinstance(db, Target):
+        return db
+    box = Sandbox(home, pg_bin)
+    if db is None and os.environ.get("DATABASE_URL") is not None:
+        return parse_target(os.environ["DATABASE_URL"], "DATABASE_URL", _sandbox_port(box))
+    if db is not None:
+        return parse_target(db, "--db", _sandbox_port(box))
+    return parse_target(box.start(), "sandbox")
+
+
+def status(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS) -> Status:
+    """Each migration's state: applied, pending, failed, changed or missing-file."""
+    with _runner(target, migrations, "status") as runner:
+        return runner.status()
+
+
+def plan(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS,
+         to: str | None = None, step: int | None = None) -> list[Migration]:
+    """The migrations `apply` would run with the same arguments, in order."""
+    with _runner(target, migrations, "plan") as runner:
+        return runner.plan(to, step)
+
+
+def apply(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS,
+          to: str | None = None, step: int | None = None, dry_run: bool = False,
+          lock_wait: float = DEFAULT_WAIT, progress: ProgressHook | None = None) -> RunResult:
+    """Apply pending migrations (up to `to`, or the next `step`), each in its own transaction.
+
+    With `dry_run` everything runs in one transaction that is rolled back.
+    """
+    with _runner(target, migrations, "apply", lock_wait, progress) as runner:
+        return runner.apply(to, step, dry_run)
+
+
+def rollback(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS,
+             to: str | None = None, step: int | None = None, dry_run: bool = False,
+             lock_wait: float = DEFAULT_WAIT, progress: ProgressHook | None = None) -> RunResult:
+    """Run rollback scripts newest first: the last migration, `step` of them, or down to `to`
+    (which stays applied; ``to="0"`` rolls back everything)."""
+    with _runner(target, migrations, "rollback", lock_wait, progress) as runner:
+        return runner.rollback(to, step, dry_run)
+
+
+def baseline(to: str, target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS,
+             lock_wait: float = DEFAULT_WAIT) -> RunResult:
+    """Record migrations up to `to` as applied without running them."""
+    with _runner(target, migrations, "baseline", lock_wait) as runner:
+        return runner.baseline(to)
+
+
+def repair(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS,
+           lock_wait: float = DEFAULT_WAIT) -> RunResult:
+    """Clear failed rows and realign the checksums of edited files (logged as events)."""
+    with _runner(target, migrations, "repair", lock_wait) as runner:
+        return runner.repair()
+
+
+def validate(target: TargetLike = None,
+             migrations: Path | str = DEFAULT_MIGRATIONS) -> list[Finding]:
+    """Problems in the directory and in the history; empty when all is well."""
+    with _runner(target, migrations, "validate") as runner:
+        return runner.validate()
+
+
+@contextmanager
+def _runner(target: TargetLike, migrations: Path | str, action: str,
+            lock_wait: float | None = None, progress: ProgressHook | None = None) -> Iterator[Runner]:
+    import psycopg
+
+    found = discover(migrations)
+    resolved = resolve_target(target)
+    conn = resolved.connect(f"bilantools {action} {_whoami()}")
+    try:
+        runner = Runner(conn, found, resolved.masked, progress)
+        if lock_wait is None:
+            yield runner
+        else:
+            with MigrationLock(conn, resolved.masked, lock_wait):
+                yield runner
+    except psycopg.Error as exc:
+        from bilantools.db.runner import _server_message
+
+        raise DatabaseError(
+            f"{resolved.masked} refused the {action}: {_server_message(exc)}; check the "
+            "user's privileges and the server's state"
+        ) from None
+    finally:
+        conn.close()
+
+
+def _sandbox_port(box: Sandbox) -> int | None:
+    running = box.running()
+    return running.port if running else None
+
+
+def _whoami() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -1,0 +1,1 @@
+"""Everything that talks to PostgreSQL: targets, the sandbox, history, lock, runner."""

@@ -1,0 +1,198 @@
+"""The tracking table (the guide's schema_migrations), its functions, and the event log.
+
+`schema_migrations` keeps one row per version, as the guide and migration 029 define
+it; every change is also appended to `schema_migration_events`, so history can be
+reconstructed after rollbacks, repairs and retries. Reading history never creates
+anything: a read-only role can run `status`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.resources import files
+from typing import TYPE_CHECKING
+
+from bilantools.errors import RefusedError
+
+if TYPE_CHECKING:
+    import psycopg
+
+TRACKING_FUNCTIONS = (
+    "migration_applied(varchar)",
+    "record_migration(varchar,text,varchar,varchar,integer)",
+    "record_migration_failure(varchar,text,text)",
+    "get_migration_status()",
+)
+
+
+def tracking_sql() -> str:
+    return (files("bilantools.db") / "tracking.sql").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    version: str
+    description: str | None
+    checksum: str | None
+    applied_at: datetime | None
+    applied_by: str | None
+    execution_time_ms: int | None
+    success: bool
+    error_message: str | None
+    partial: bool  # a `transaction: off` migration that failed after committing statements
+
+    @property
+    def number(self) -> int | None:
+        return int(self.version) if self.version.isdigit() else None
+
+
+def tracking_state(conn: psycopg.Connection) -> tuple[bool, bool]:
+    """(schema_migrations exists with its functions, the event log exists)."""
+    row = conn.execute(
+        "SELECT to_regclass('schema_migrations') IS NOT NULL"
+        " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL"
+        " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL,"
+        " to_regclass('schema_migration_events') IS NOT NULL",
+        TRACKING_FUNCTIONS,
+    ).fetchone()
+    assert row is not None
+    return bool(row[0]), bool(row[1])
+
+
+def ensure_tracking(conn: psycopg.Connection) -> None:
+    """Create the tracking table, functions and event log when any is missing."""
+    import psycopg
+
+    if all(tracking_state(conn)):
+        return
+    try:
+        with conn.transaction():
+            conn.execute(tracking_sql())
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise RefusedError(
+            f"cannot create the tracking table: {exc.diag.message_primary}; run as the schema "
+            "owner or GRANT CREATE ON SCHEMA public to this user"
+        ) from None
+
+
+def read_history(conn: psycopg.Connection) -> tuple[bool, list[HistoryRow]]:
+    """(whether schema_migrations exists, its rows); reads only, creates nothing."""
+    row = conn.execute(
+        "SELECT to_regclass('schema_migrations') IS NOT NULL,"
+        " to_regclass('schema_migration_events') IS NOT NULL"
+    ).fetchone()
+    assert row is not None
+    has_table, has_events = bool(row[0]), bool(row[1])
+    if not has_table:
+        return False, []
+    partial = (
+        "EXISTS (SELECT 1 FROM schema_migration_events e WHERE e.version = m.version"
+        " AND e.action = 'apply' AND e.outcome = 'partial'"
+        " AND e.id = (SELECT max(id) FROM schema_migration_events x"
+        " WHERE x.version = m.version AND x.action = 'apply'))"
+        if has_events
+        else "false"
+    )
+    rows = conn.execute(
+        "SELECT m.version, m.description, m.checksum, m.applied_at, m.applied_by,"
+        " m.execution_time_ms, m.success, m.error_message, " + partial
+        + " FROM schema_migrations m ORDER BY m.id"
+    ).fetchall()
+    return True, [HistoryRow(*r) for r in rows]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who runs a change, for the event log."""
+
+    os_user: str
+    host: str
+    run_id: uuid.UUID
+    tool_version: str
+
+    @classmethod
+    def current(cls) -> Actor:
+        from bilantools import __version__
+
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = str(os.getuid())
+        return cls(user, socket.gethostname(), uuid.uuid4(), __version__)
+
+
+EVENT_COLUMNS = (
+    "run_id, version, action, outcome, os_user, host, duration_ms, checksum, detail, tool_version"
+)
+
+
+def record_event(
+    conn: psycopg.Connection,
+    actor: Actor,
+    version: str | None,
+    action: str,
+    outcome: str,
+    duration_ms: int | None = None,
+    checksum: str | None = None,
+    detail: str | None = None,
+) -> None:
+    conn.execute(
+        f"INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (actor.run_id, version, action, outcome, actor.os_user, actor.host, duration_ms,
+         checksum, detail, actor.tool_version),
+    )
+
+
+def record_success(
+    conn: psycopg.Connection,
+    actor: Actor,
+    version: str,
+    description: str,
+    checksum: str,
+    duration_ms: int,
+    action: str = "apply",
+) -> None:
+    """The guide's record_migration plus the event, in one statement (one round trip)."""
+    conn.execute(
+        "WITH tracked AS (SELECT record_migration(%s, %s, %s, current_user::varchar, %s))"
+        f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
+        " SELECT %s, %s, %s, 'success', %s, %s, %s, %s, NULL, %s FROM tracked",
+        (version, description, checksum, duration_ms,
+         actor.run_id, version, action, actor.os_user, actor.host, duration_ms, checksum,
+         actor.tool_version),
+    )
+
+
+def record_failure(
+    conn: psycopg.Connection,
+    actor: Actor,
+    version: str,
+    description: str,
+    checksum: str,
+    duration_ms: int,
+    error: str,
+    partial: bool,
+) -> None:
+    """The guide's record_migration_failure plus the event, in their own transaction."""
+    with conn.transaction():
+        conn.execute("SELECT record_migration_failure(%s, %s, %s)", (version, description, error))
+        record_event(conn, actor, version, "apply", "partial" if partial else "failure",
+                     duration_ms, checksum, error)
+
+
+def forget(conn: psycopg.Connection, actor: Actor, version: str, checksum: str | None,
+           duration_ms: int) -> None:
+    """Remove a version's row after its rollback script ran, and log the rollback."""
+    conn.execute(
+        "WITH gone AS (DELETE FROM schema_migrations WHERE version = %s RETURNING 1)"
+        f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
+        " VALUES (%s, %s, 'rollback', 'success', %s, %s, %s, %s, NULL, %s)",
+        (version, actor.run_id, version, actor.os_user, actor.host, duration_ms, checksum,
+         actor.tool_version),
+    )

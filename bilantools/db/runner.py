@@ -1,0 +1,474 @@
+"""Status, plan, apply, rollback, baseline, repair and validate against one connection.
+
+Each migration runs with its tracking row in one transaction, statement by statement
+so that a failure names the exact statement and line (as psql would). Every migration
+of a run but the last commits with ``synchronous_commit = off``; the last one (or the
+failure record) commits synchronously, which flushes the WAL of all earlier ones: the
+run is durable when it reports success, without one disk flush per migration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from bilantools.db import history
+from bilantools.errors import InputError, MigrationFailed, RefusedError
+from bilantools.source.files import Migration, MigrationSet, Script
+from bilantools.source.findings import Finding
+from bilantools.source.statements import Statement, check_runnable, split
+
+if TYPE_CHECKING:
+    import psycopg
+
+State = Literal["applied", "pending", "failed", "changed", "missing-file"]
+ProgressHook = Callable[[str, Migration, int, int], None]
+"""Called as hook(event, migration, index, total) with event 'start' or 'done'."""
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    version: str
+    name: str
+    state: State
+    applied_at: datetime | None = None
+    execution_time_ms: int | None = None
+    applied_by: str | None = None
+    error: str | None = None
+    partial: bool = False
+    file: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "name": self.name,
+            "state": self.state,
+            "applied_at": self.applied_at.isoformat() if self.applied_at else None,
+            "execution_time_ms": self.execution_time_ms,
+            "applied_by": self.applied_by,
+            "error": self.error,
+            "partial": self.partial,
+            "file": self.file,
+        }
+
+
+@dataclass(frozen=True)
+class Status:
+    target: str
+    migrations: list[MigrationStatus]
+    tracking: bool
+
+    def count(self, state: State) -> int:
+        return sum(1 for m in self.migrations if m.state == state)
+
+    def summary(self) -> str:
+        parts = [f"{self.count(s)} {s}" for s in ("applied", "pending", "failed", "changed",
+                                                 "missing-file") if self.count(s)]
+        return f"{len(self.migrations)} migrations: " + ", ".join(parts or ["none"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "migrations": [m.as_dict() for m in self.migrations]}
+
+
+@dataclass(frozen=True)
+class Step:
+    version: str
+    name: str
+    action: str  # apply | rollback | baseline | repair
+    outcome: str  # applied | rolled back | baselined | would apply | would roll back | failed | skipped | ...
+    duration_ms: int | None = None
+    statements: int | None = None
+    detail: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RunResult:
+    target: str
+    action: str
+    dry_run: bool = False
+    steps: list[Step] = field(default_factory=list)
+    run_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "action": self.action, "dry_run": self.dry_run,
+                "run_id": self.run_id, "steps": [s.as_dict() for s in self.steps]}
+
+
+class _DryRunDone(Exception):
+    """Unwinds the dry run's outer transaction so that nothing is kept."""
+
+
+class Runner:
+    """The migration engine for one connection and one migrations directory."""
+
+    def __init__(self, conn: psycopg.Connection, migrations: MigrationSet, target_label: str,
+                 progress: ProgressHook | None = None) -> None:
+        self.conn = conn
+        self.migrations = migrations
+        self.target_label = target_label
+        self.progress = progress
+        self.actor = history.Actor.current()
+
+    # -- reading ----------------------------------------------------------------------
+    def status(self) -> Status:
+        tracked, rows = history.read_history(self.conn)
+        by_number = {r.number if r.number is not None else r.version: r for r in rows}
+        result: list[MigrationStatus] = []
+        for m in self.migrations:
+            row = by_number.pop(m.number, None)
+            file = str(m.path)
+            if row is None:
+                result.append(MigrationStatus(m.version, m.name, "pending", file=file))
+                continue
+            if not row.success:
+                state: State = "failed"
+            elif row.checksum and row.checksum != m.checksum:
+                state = "changed"
+            else:
+                state = "applied"
+            result.append(MigrationStatus(
+                m.version, m.name, state, row.applied_at, row.execution_time_ms, row.applied_by,
+                row.error_message, row.partial, file))
+        for row in by_number.values():
+            result.append(MigrationStatus(
+                row.version, row.description or "", "missing-file", row.applied_at,
+                row.execution_time_ms, row.applied_by, row.error_message, row.partial))
+        result.sort(key=lambda s: (int(s.version) if s.version.isdigit() else 1 << 62, s.version))
+        return Status(self.target_label, result, tracked)
+
+    def plan(self, to: str | None = None, step: int | None = None) -> list[Migration]:
+        """The migrations `apply` would run, in order; refuses when an applied file changed."""
+        self.migrations.require_valid()
+        status = {s.version: s for s in self.status().migrations}
+        changed = [v for v, s in status.items() if s.state == "changed"]
+        if changed:
+            raise RefusedError(
+                f"migration(s) {', '.join(changed)} changed since they were applied (checksum "
+                "differs): restore the file(s), or run 'bilantools repair' if the edit is intentional"
+            )
+        todo = [m for m in self.migrations if status[m.version].state in ("pending", "failed")]
+        return _limit(todo, self.migrations, to, step, forward=True)
+
+    def rollback_plan(self, to: str | None = None, step: int | None = None) -> list[Migration]:
+        """Applied migrations to roll back, newest first; refuses a range with no script."""
+        self.migrations.require_valid()
+        states = {s.version: s for s in self.status().migrations}
+        done = [m for m in reversed(self.migrations.migrations)
+                if states[m.version].state in ("applied", "changed")]
+        if to is not None and to.isdigit() and int(to) == 0:
+            chosen = done if step is None else done[:step]
+        else:
+            chosen = _limit(done, self.migrations, to, 1 if to is None and step is None else step,
+                            forward=False)
+        lowest = min((m.number for m in chosen), default=None)
+        stranded = [s.version for s in states.values() if s.state == "missing-file"
+                    and lowest is not None and s.version.isdigit() and int(s.version) > lowest]
+        if stranded:
+            raise RefusedError(
+                f"migration(s) {', '.join(stranded)} are applied but their files are missing: "
+                "restore them before rolling back past them"
+            )
+        without = [m.label for m in chosen if m.rollback is None]
+        if without:
+            raise RefusedError(
+                f"no rollback script for {', '.join(without)}: add "
+                f"{without[0]}_rollback.sql (nothing was rolled back)"
+            )
+        return chosen
+
+    # -- changing -----------------------------------------------------------------------
+    def apply(self, to: str | None = None, step: int | None = None,
+              dry_run: bool = False) -> RunResult:
+        todo = self.plan(to, step)
+        prepared = [(m, self._prepare(m.script, m.transactional)) for m in todo]
+        result = RunResult(self.target_label, "apply", dry_run, run_id=str(self.actor.run_id))
+        if dry_run:
+            return self._dry_run(result, prepared)
+        if prepared:
+            history.ensure_tracking(self.conn)
+        for index, (m, statements) in enumerate(prepared):
+            self._hook("start", m, index, len(prepared))
+            last = index == len(prepared) - 1
+            result.steps.append(self._apply_one(m, statements, durable=last))
+            self._hook("done", m, index, len(prepared))
+        return result
+
+    def rollback(self, to: str | None = None, step: int | None = None,
+                 dry_run: bool = False) -> RunResult:
+        todo = self.rollback_plan(to, step)
+        prepared = []
+        for m in todo:
+            assert m.rollback is not None
+            prepared.append((m, self._prepare(m.rollback, True)))
+        result = RunResult(self.target_label, "rollback", dry_run, run_id=str(self.actor.run_id))
+        if dry_run:
+            return self._dry_run(result, prepared)
+        for index, (m, statements) in enumerate(prepared):
+            self._hook("start", m, index, len(prepared))
+            last = index == len(prepared) - 1
+            result.steps.append(self._rollback_one(m, statements, durable=last))
+            self._hook("done", m, index, len(prepared))
+        return result
+
+    def baseline(self, to: str) -> RunResult:
+        """Mark migrations up to `to` applied without running them (hand-migrated databases)."""
+        todo = self.plan(to=to)
+        history.ensure_tracking(self.conn)
+        result = RunResult(self.target_label, "baseline", run_id=str(self.actor.run_id))
+        with self.conn.transaction():
+            for m in todo:
+                history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, 0,
+                                       action="baseline")
+                result.steps.append(Step(m.version, m.name, "baseline", "baselined"))
+        return result
+
+    def repair(self) -> RunResult:
+        """Clear failed rows and realign checksums of edited files; both are logged."""
+        self.migrations.require_valid()
+        status = self.status()
+        result = RunResult(self.target_label, "repair", run_id=str(self.actor.run_id))
+        if not status.tracking:
+            return result
+        history.ensure_tracking(self.conn)
+        files = {m.version: m for m in self.migrations}
+        with self.conn.transaction():
+            for s in status.migrations:
+                if s.state == "failed" or (s.state == "missing-file" and s.error is not None):
+                    self.conn.execute("DELETE FROM schema_migrations WHERE version = %s AND NOT success",
+                                      (s.version,))
+                    detail = f"cleared failed row: {s.error}"
+                    history.record_event(self.conn, self.actor, s.version, "repair", "success",
+                                         detail=detail)
+                    result.steps.append(Step(s.version, s.name, "repair", "cleared failed row",
+                                             detail=s.error))
+                elif s.state == "changed":
+                    new = files[s.version].checksum
+                    self.conn.execute("UPDATE schema_migrations SET checksum = %s WHERE version = %s",
+                                      (new, s.version))
+                    history.record_event(self.conn, self.actor, s.version, "repair", "success",
+                                         checksum=new, detail="checksum realigned with the file")
+                    result.steps.append(Step(s.version, s.name, "repair", "checksum realigned"))
+        return result
+
+    def validate(self) -> list[Finding]:
+        """Directory problems plus history problems: edited, vanished and failed migrations."""
+        findings = list(self.migrations.findings)
+        for s in self.status().migrations:
+            file = s.file or str(self.migrations.directory)
+            if s.state == "changed":
+                findings.append(Finding(
+                    "checksum-mismatch", "error", file, None,
+                    f"migration {s.version} was edited after it was applied (checksum differs)",
+                    "restore the file, or run 'bilantools repair' if the edit is intentional"))
+            elif s.state == "missing-file":
+                findings.append(Finding(
+                    "missing-file", "error", file, None,
+                    f"migration {s.version} ({s.name}) is recorded in the database but has no file",
+                    "restore the file from version control"))
+            elif s.state == "failed":
+                findings.append(Finding(
+                    "failed-migration", "error", file, None,
+                    f"migration {s.version} failed{' half-way' if s.partial else ''}: {s.error}",
+                    "fix the file and run 'bilantools apply', or 'bilantools repair' to clear it"))
+        return findings
+
+    # -- internals ---------------------------------------------------------------------------
+    def _hook(self, event: str, m: Migration, index: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(event, m, index, total)
+
+    @staticmethod
+    def _prepare(script: Script, transactional: bool) -> list[Statement]:
+        statements = split(script)
+        if not statements:
+            raise InputError(f"{script.path} contains no SQL statement; write its SQL or remove it")
+        check_runnable(script, statements, transactional)
+        return statements
+
+    def _apply_one(self, m: Migration, statements: list[Statement], durable: bool = True) -> Step:
+        import psycopg
+
+        started = time.perf_counter()
+        if not m.transactional:
+            return self._apply_autocommit(m, statements, started)
+        done = 0
+        try:
+            with self.conn.transaction():
+                if not durable:
+                    self.conn.execute("SET LOCAL synchronous_commit = off")
+                for done, stmt in enumerate(statements):  # noqa: B007 (index kept for the error)
+                    self.conn.execute(stmt.text)
+                elapsed = _ms(started)
+                history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, elapsed)
+        except psycopg.Error as exc:
+            raise self._failed(m, m.script, statements, done, exc, started, partial=False) from None
+        return Step(m.version, m.name, "apply", "applied", elapsed, len(statements))
+
+    def _apply_autocommit(self, m: Migration, statements: list[Statement], started: float) -> Step:
+        import psycopg
+
+        for done, stmt in enumerate(statements):
+            try:
+                self.conn.execute(stmt.text)
+            except psycopg.Error as exc:
+                raise self._failed(m, m.script, statements, done, exc, started, partial=done > 0) from None
+        elapsed = _ms(started)
+        with self.conn.transaction():
+            history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, elapsed)
+        return Step(m.version, m.name, "apply", "applied", elapsed, len(statements))
+
+    def _rollback_one(self, m: Migration, statements: list[Statement], durable: bool = True) -> Step:
+        import psycopg
+
+        assert m.rollback is not None
+        started = time.perf_counter()
+        done = 0
+        try:
+            with self.conn.transaction():
+                if not durable:
+                    self.conn.execute("SET LOCAL synchronous_commit = off")
+                for done, stmt in enumerate(statements):  # noqa: B007
+                    self.conn.execute(stmt.text)
+                elapsed = _ms(started)
+                history.forget(self.conn, self.actor, m.version, m.checksum, elapsed)
+        except psycopg.Error as exc:
+            stmt = statements[done]
+            where = f"{m.rollback.path.name}:{_error_line(stmt, exc)}"
+            reason = _server_message(exc)
+            raise MigrationFailed(
+                f"rollback of {m.label} failed at {where}: {reason} (statement: {_excerpt(stmt.text)}); "
+                "its changes were rolled back and the migration stays applied: fix the rollback "
+                "script and run rollback again",
+                version=m.version, file=str(m.rollback.path), line=_error_line(stmt, exc),
+                statement=stmt.text, server_message=reason,
+            ) from None
+        return Step(m.version, m.name, "rollback", "rolled back", elapsed, len(statements))
+
+    def _failed(self, m: Migration, script: Script, statements: list[Statement], index: int,
+                exc: BaseException, started: float, partial: bool) -> MigrationFailed:
+        import psycopg
+
+        stmt = statements[index]
+        line = _error_line(stmt, exc)
+        reason = _server_message(exc)
+        where = f"{script.path.name}:{line}"
+        recorded = f"{reason} at {where} (statement {index + 1} of {len(statements)}: {_excerpt(stmt.text, 200)})"
+        if partial:
+            recorded = f"failed half-way, {index} of {len(statements)} statements committed: {recorded}"
+        note = ""
+        try:
+            history.ensure_tracking(self.conn)
+            history.record_failure(self.conn, self.actor, m.version, m.name, m.checksum,
+                                   _ms(started), recorded, partial)
+        except (psycopg.Error, RefusedError) as second:
+            note = f" (the failure could not be recorded: {_server_message(second)})"
+        if partial:
+            consequence = (f"it runs outside a transaction and {index} of {len(statements)} statements "
+                           "had committed: make the file safe to re-run (IF NOT EXISTS) or finish by hand, "
+                           "then run apply again")
+        else:
+            consequence = "its changes were rolled back and the failure recorded: fix the file and run apply again"
+        return MigrationFailed(
+            f"migration {m.label} failed at {where}: {reason} (statement: {_excerpt(stmt.text)}); "
+            f"{consequence}{note}",
+            version=m.version, file=str(script.path), line=line, statement=stmt.text,
+            server_message=reason, partial=partial,
+        )
+
+    def _dry_run(self, result: RunResult,
+                 prepared: list[tuple[Migration, list[Statement]]]) -> RunResult:
+        """Run everything inside one transaction and roll it back."""
+        try:
+            with self.conn.transaction():
+                history.ensure_tracking(self.conn)
+                for index, (m, statements) in enumerate(prepared):
+                    if result.action == "apply" and not m.transactional:
+                        result.steps.append(Step(m.version, m.name, "apply", "skipped", detail=(
+                            "runs outside a transaction ('-- transaction: off'): cannot be dry-run; "
+                            "the dry run stops here")))
+                        break
+                    self._hook("start", m, index, len(prepared))
+                    step = self._dry_step(m, statements, result.action)
+                    result.steps.append(step)
+                    self._hook("done", m, index, len(prepared))
+                    if step.outcome == "failed":
+                        break
+                raise _DryRunDone
+        except _DryRunDone:
+            pass
+        return result
+
+    def _dry_step(self, m: Migration, statements: list[Statement], action: str) -> Step:
+        """One migration (or rollback) inside a savepoint of the dry run's transaction."""
+        import psycopg
+
+        script = m.script if action == "apply" else m.rollback
+        assert script is not None
+        started = time.perf_counter()
+        done = 0
+        try:
+            with self.conn.transaction():
+                for done, stmt in enumerate(statements):  # noqa: B007
+                    self.conn.execute(stmt.text)
+                if action == "apply":
+                    history.record_success(self.conn, self.actor, m.version, m.name, m.checksum,
+                                           _ms(started))
+                else:
+                    self.conn.execute("DELETE FROM schema_migrations WHERE version = %s", (m.version,))
+        except psycopg.Error as exc:
+            stmt = statements[done]
+            return Step(m.version, m.name, action, "failed", _ms(started), done, detail=(
+                f"{script.path.name}:{_error_line(stmt, exc)}: {_server_message(exc)}"))
+        verb = "would apply" if action == "apply" else "would roll back"
+        return Step(m.version, m.name, action, verb, _ms(started), len(statements))
+
+
+def _limit(candidates: list[Migration], migrations: MigrationSet, to: str | None,
+           step: int | None, forward: bool) -> list[Migration]:
+    if to is not None and step is not None:
+        raise InputError("--to and --step cannot be used together; pass one of them")
+    if step is not None:
+        if step < 1:
+            raise InputError(f"--step {step}: pass a number of migrations of 1 or more")
+        return candidates[:step]
+    if to is None:
+        return candidates
+    position = {m.version: i for i, m in enumerate(migrations.migrations)}
+    limit = position[migrations.resolve(to).version]
+    if forward:
+        return [m for m in candidates if position[m.version] <= limit]
+    return [m for m in candidates if position[m.version] > limit]
+
+
+def _ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def _server_message(exc: BaseException) -> str:
+    from bilantools.secrets import redact
+
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    sqlstate = getattr(diag, "sqlstate", None)
+    text = f"ERROR {sqlstate}: {primary}" if primary and sqlstate else str(exc)
+    return redact(" ".join(text.split()))
+
+
+def _error_line(stmt: Statement, exc: BaseException) -> int:
+    """The file line of the error: the statement's line, refined by the server's position."""
+    diag = getattr(exc, "diag", None)
+    position = getattr(diag, "statement_position", None)
+    if position and str(position).isdigit():
+        return stmt.line + stmt.text.count("\n", 0, int(position) - 1)
+    return stmt.line
+
+
+def _excerpt(text: str, width: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."

@@ -1,0 +1,4 @@
+"""Migrations on disk: discovery, headers, checksums, statements, ordering.
+
+Nothing here talks to a database.
+"""

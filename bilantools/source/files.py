@@ -1,0 +1,277 @@
+"""Discovering migrations on disk: file names, encodings, checksums, headers, order.
+
+A directory is read in full and every problem becomes a `Finding`, so that `validate`
+can list them all; commands that change a database call `require_valid()` and stop at
+the first error before anything is sent to the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+from bilantools.errors import InputError
+from bilantools.source.findings import Finding
+from bilantools.source.headers import HeaderError, parse_headers
+
+FILE_NAME = re.compile(
+    r"^(?P<version>\d+)_(?P<slug>[A-Za-z0-9](?:[A-Za-z0-9_-]*?[A-Za-z0-9])?)(?P<rollback>_rollback)?\.sql$"
+)
+NAME_HINT = "name migrations NNN_slug.sql and their rollbacks NNN_slug_rollback.sql"
+
+
+def normalise(raw: bytes) -> str:
+    """Decode UTF-8, drop a byte order mark and turn CRLF/CR into LF.
+
+    Raises UnicodeDecodeError for bytes that are not UTF-8.
+    """
+    text = raw.decode("utf-8")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def checksum(text: str) -> str:
+    """SHA-256 of normalised text: a CRLF checkout or a BOM does not look like an edit."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Script:
+    """One SQL file, read and normalised."""
+
+    path: Path
+    text: str
+    checksum: str
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    script: Script
+    rollback: Script | None
+    depends: tuple[str, ...]
+    transactional: bool
+
+    @property
+    def number(self) -> int:
+        return int(self.version)
+
+    @property
+    def path(self) -> Path:
+        return self.script.path
+
+    @property
+    def checksum(self) -> str:
+        return self.script.checksum
+
+    @property
+    def label(self) -> str:
+        return f"{self.version}_{self.name}"
+
+
+@dataclass
+class MigrationSet:
+    """The migrations of one directory, in the order they apply."""
+
+    directory: Path
+    migrations: list[Migration] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Migration]:
+        return iter(self.migrations)
+
+    def __len__(self) -> int:
+        return len(self.migrations)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    def require_valid(self) -> None:
+        """Raise the first error (with a count of the others) before any database work."""
+        errors = self.errors
+        if errors:
+            more = f" (and {len(errors) - 1} more problem(s); run 'bilantools validate')" if len(
+                errors
+            ) > 1 else ""
+            raise InputError(errors[0].one_line() + more)
+
+    def find(self, version: str) -> Migration | None:
+        """The migration whose number equals `version` ('1' finds '001')."""
+        if not version.isdigit():
+            return None
+        number = int(version)
+        return next((m for m in self.migrations if m.number == number), None)
+
+    def resolve(self, version: str, flag: str = "--to") -> Migration:
+        found = self.find(version)
+        if found is None:
+            span = (
+                f"versions {self.migrations[0].version}..{self.migrations[-1].version}"
+                if self.migrations
+                else "no migrations"
+            )
+            raise InputError(
+                f"{flag} {version}: no migration has version {version} in {self.directory} "
+                f"({span}); pass one of those versions"
+            )
+        return found
+
+
+def discover(directory: Path | str) -> MigrationSet:
+    """Read every ``*.sql`` file of `directory`; problems become findings."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise InputError(
+            f"migrations directory {directory} {what}; pass --migrations DIR "
+            "(default ./migrations)"
+        )
+    found = MigrationSet(directory)
+    mains: dict[int, list[tuple[str, str, Script, int]]] = {}
+    rollbacks: dict[int, tuple[str, str, Script]] = {}
+    depends_raw: dict[int, tuple[str, ...]] = {}
+    modes: dict[int, bool] = {}
+
+    for path in sorted(directory.glob("*.sql")):
+        if not path.is_file():
+            continue
+        match = FILE_NAME.match(path.name)
+        if not match:
+            found.findings.append(
+                Finding("file-name", "error", str(path), None,
+                        f"migration file name '{path.name}' does not match NNN_slug.sql",
+                        f"rename it ({NAME_HINT}) or move it out of {directory}")
+            )
+            continue
+        script = _read(path, found.findings)
+        if script is None:
+            continue
+        version, slug = match["version"], match["slug"]
+        if match["rollback"]:
+            rollbacks[int(version)] = (version, slug, script)
+            continue
+        try:
+            headers = parse_headers(script.text)
+        except HeaderError as exc:
+            found.findings.append(Finding("header", "error", str(path), exc.line, str(exc), ""))
+            continue
+        mains.setdefault(int(version), []).append((version, slug, script, 0))
+        depends_raw[int(version)] = headers.depends
+        modes[int(version)] = headers.transactional
+
+    if not mains and not found.findings:
+        raise InputError(
+            f"no migrations in {directory}: it has no NNN_slug.sql file; "
+            "add migrations or pass --migrations DIR"
+        )
+
+    for number, entries in sorted(mains.items()):
+        if len(entries) > 1:
+            names = " and ".join(e[2].path.name for e in entries)
+            found.findings.append(
+                Finding("duplicate-version", "error", str(entries[1][2].path), None,
+                        f"two migrations share version {entries[0][0]}: {names}",
+                        "renumber one of them")
+            )
+    for number, (version, slug, script) in sorted(rollbacks.items()):
+        owner = mains.get(number)
+        if not owner:
+            found.findings.append(
+                Finding("orphan-rollback", "error", str(script.path), None,
+                        f"rollback {script.path.name} has no migration {version}_{slug}.sql",
+                        "add the migration or remove the rollback")
+            )
+        elif owner[0][1] != slug:
+            found.findings.append(
+                Finding("orphan-rollback", "error", str(script.path), None,
+                        f"rollback {script.path.name} does not match migration "
+                        f"{owner[0][2].path.name}",
+                        f"rename it {owner[0][0]}_{owner[0][1]}_rollback.sql")
+            )
+
+    built: dict[int, Migration] = {}
+    for number, entries in mains.items():
+        version, slug, script, _ = entries[0]
+        rollback = rollbacks.get(number)
+        matching = rollback[2] if rollback and rollback[1] == slug else None
+        if matching is None:
+            found.findings.append(
+                Finding("missing-rollback", "warning", str(script.path), None,
+                        f"migration {script.path.name} has no rollback script",
+                        f"add {version}_{slug}_rollback.sql")
+            )
+        deps: list[str] = []
+        for dep in depends_raw[number]:
+            target = mains.get(int(dep))
+            if target is None:
+                found.findings.append(
+                    Finding("unknown-dependency", "error", str(script.path), None,
+                            f"'-- depends: {dep}' names no migration in {directory}",
+                            "fix the '-- depends:' line")
+                )
+            elif int(dep) == number:
+                found.findings.append(
+                    Finding("dependency-cycle", "error", str(script.path), None,
+                            f"{script.path.name} depends on itself", "fix the '-- depends:' line")
+                )
+            else:
+                deps.append(target[0][0])
+        built[number] = Migration(version, slug, script, matching, tuple(deps), modes[number])
+
+    found.migrations = _order(built, found)
+    return found
+
+
+def _read(path: Path, findings: list[Finding]) -> Script | None:
+    raw = path.read_bytes()
+    try:
+        text = normalise(raw)
+    except UnicodeDecodeError as exc:
+        findings.append(
+            Finding("encoding", "error", str(path), None,
+                    f"{path.name} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+                    "save the file as UTF-8")
+        )
+        return None
+    if all(not line.strip() or line.strip().startswith("--") for line in text.split("\n")):
+        findings.append(
+            Finding("empty-file", "error", str(path), None,
+                    f"{path.name} contains no SQL", "write its SQL or remove the file")
+        )
+        return None
+    return Script(path, text, checksum(text))
+
+
+def _order(built: dict[int, Migration], found: MigrationSet) -> list[Migration]:
+    """Dependency order; among migrations that are ready, the lowest number first."""
+    by_version = {m.version: m for m in built.values()}
+    sorter: TopologicalSorter[str] = TopologicalSorter()
+    for m in built.values():
+        sorter.add(m.version, *m.depends)
+    try:
+        sorter.prepare()
+    except CycleError as exc:
+        cycle = " -> ".join(exc.args[1])
+        first = by_version[exc.args[1][0]]
+        found.findings.append(
+            Finding("dependency-cycle", "error", str(first.path), None,
+                    f"dependency cycle {cycle}", "fix the '-- depends:' lines")
+        )
+        return sorted(built.values(), key=lambda m: m.number)
+    ready: list[tuple[int, str]] = []
+    order: list[Migration] = []
+    while sorter.is_active():
+        for version in sorter.get_ready():
+            heapq.heappush(ready, (by_version[version].number, version))
+        number, version = heapq.heappop(ready)
+        order.append(by_version[version])
+        sorter.done(version)
+    return order
