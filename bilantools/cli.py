@@ -11,7 +11,6 @@ import json
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import click
@@ -24,8 +23,13 @@ from bilantools.errors import BilanToolsError, MigrationFailed, RefusedError
 from bilantools.secrets import redact
 from bilantools.source.files import Migration
 
-STATE_COLOURS = {"applied": "green", "pending": "yellow", "failed": "red", "changed": "magenta",
-                 "missing-file": "red"}
+STATE_COLOURS = {
+    "applied": "green",
+    "pending": "yellow",
+    "failed": "red",
+    "changed": "magenta",
+    "missing-file": "red",
+}
 
 
 class Context:
@@ -39,8 +43,9 @@ class Context:
         """Resolve once and announce it on stderr before anything else happens."""
         if self._target is None:
             self._target = commands.resolve_target(self.db, self.pg_bin)
-            click.echo(f"target: {self._target.masked} ({self._target.kind}, from {self._target.source})",
-                       err=True)
+            click.echo(
+                f"target: {self._target.masked} ({self._target.kind}, from {self._target.source})", err=True
+            )
         return self._target
 
 
@@ -49,10 +54,20 @@ pass_ctx = click.make_pass_decorator(Context)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", metavar="URL", help="Database URL (default: $DATABASE_URL, else the sandbox).")
-@click.option("--migrations", "migrations", default=commands.DEFAULT_MIGRATIONS, show_default=True,
-              metavar="DIR", help="Directory of NNN_slug.sql migrations.")
-@click.option("--pg-bin", metavar="DIR", envvar="BILANTOOLS_PG_BIN",
-              help="PostgreSQL server binaries for the sandbox (default: the embedded ones).")
+@click.option(
+    "--migrations",
+    "migrations",
+    default=commands.DEFAULT_MIGRATIONS,
+    show_default=True,
+    metavar="DIR",
+    help="Directory of NNN_slug.sql migrations.",
+)
+@click.option(
+    "--pg-bin",
+    metavar="DIR",
+    envvar="BILANTOOLS_PG_BIN",
+    help="PostgreSQL server binaries for the sandbox (default: the embedded ones).",
+)
 @click.version_option(__version__, prog_name="bilantools")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, migrations: str, pg_bin: str | None) -> None:
@@ -65,16 +80,20 @@ def _json_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _range_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--step", type=click.IntRange(min=1), metavar="N",
-                     help="Only the next N migrations.")(f)
+    f = click.option("--step", type=click.IntRange(min=1), metavar="N", help="Only the next N migrations.")(f)
     return click.option("--to", metavar="VERSION", help="Stop at this version.")(f)
 
 
 def _change_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--yes", is_flag=True, help="Do not ask for confirmation.")(f)
-    return click.option("--lock-wait", type=click.FloatRange(min=0), default=DEFAULT_WAIT,
-                        show_default=True, metavar="SECONDS",
-                        help="How long to wait for another run's migration lock.")(f)
+    return click.option(
+        "--lock-wait",
+        type=click.FloatRange(min=0),
+        default=DEFAULT_WAIT,
+        show_default=True,
+        metavar="SECONDS",
+        help="How long to wait for another run's migration lock.",
+    )(f)
 
 
 @cli.command()
@@ -102,8 +121,15 @@ def plan(obj: Context, to: str | None, step: int | None, as_json: bool) -> None:
     if not todo:
         click.echo("nothing to apply: the database is up to date")
         return
-    rows = [[m.version, m.name, "yes" if m.transactional else "no (statement by statement)",
-             ", ".join(m.depends) or "-"] for m in todo]
+    rows = [
+        [
+            m.version,
+            m.name,
+            "yes" if m.transactional else "no (statement by statement)",
+            ", ".join(m.depends) or "-",
+        ]
+        for m in todo
+    ]
     _print_table(["VERSION", "NAME", "TRANSACTION", "DEPENDS"], rows)
     click.echo(f"{len(todo)} migration(s) to apply")
 
@@ -114,14 +140,14 @@ def plan(obj: Context, to: str | None, step: int | None, as_json: bool) -> None:
 @_change_options
 @_json_option
 @pass_ctx
-def apply(obj: Context, to: str | None, step: int | None, dry_run: bool, lock_wait: float,
-          yes: bool, as_json: bool) -> None:
+def apply(
+    obj: Context, to: str | None, step: int | None, dry_run: bool, lock_wait: float, yes: bool, as_json: bool
+) -> None:
     """Apply pending migrations, each with its tracking row in one transaction."""
     target = obj.target()
     if not dry_run:
         _confirm(target, "apply migrations to", yes)
-    _run(lambda hook: commands.apply(target, obj.migrations, to, step, dry_run, lock_wait, hook),
-         as_json)
+    _run(lambda hook: commands.apply(target, obj.migrations, to, step, dry_run, lock_wait, hook), as_json)
 
 
 @cli.command()
@@ -130,14 +156,14 @@ def apply(obj: Context, to: str | None, step: int | None, dry_run: bool, lock_wa
 @_change_options
 @_json_option
 @pass_ctx
-def rollback(obj: Context, to: str | None, step: int | None, dry_run: bool, lock_wait: float,
-             yes: bool, as_json: bool) -> None:
+def rollback(
+    obj: Context, to: str | None, step: int | None, dry_run: bool, lock_wait: float, yes: bool, as_json: bool
+) -> None:
     """Roll back the last migration, N of them (--step) or down to a version (--to; 0 = all)."""
     target = obj.target()
     if not dry_run:
         _confirm(target, "roll back migrations on", yes)
-    _run(lambda hook: commands.rollback(target, obj.migrations, to, step, dry_run, lock_wait, hook),
-         as_json)
+    _run(lambda hook: commands.rollback(target, obj.migrations, to, step, dry_run, lock_wait, hook), as_json)
 
 
 @cli.command()
@@ -260,8 +286,17 @@ def _run(call: Callable[[ProgressHook | None], RunResult], as_json: bool) -> Non
     except MigrationFailed as exc:
         bar.close()
         if as_json:
-            _print_json({"ok": False, "error": str(exc), "version": exc.version, "file": exc.file,
-                         "line": exc.line, "partial": exc.partial, "steps": []})
+            _print_json(
+                {
+                    "ok": False,
+                    "error": str(exc),
+                    "version": exc.version,
+                    "file": exc.file,
+                    "line": exc.line,
+                    "partial": exc.partial,
+                    "steps": [],
+                }
+            )
         raise
     bar.close()
     if as_json:
@@ -271,8 +306,9 @@ def _run(call: Callable[[ProgressHook | None], RunResult], as_json: bool) -> Non
         ms = f"{s.duration_ms} ms" if s.duration_ms is not None else ""
         detail = f"  {s.detail}" if s.detail else ""
         click.echo(f"{s.version}  {s.name:<40} {s.outcome:<16} {ms}{detail}")
-    verb = {"apply": "applied", "rollback": "rolled back", "baseline": "baselined",
-            "repair": "repaired"}[result.action]
+    verb = {"apply": "applied", "rollback": "rolled back", "baseline": "baselined", "repair": "repaired"}[
+        result.action
+    ]
     if result.dry_run:
         click.echo(f"dry run: {len(result.steps)} migration(s) checked, nothing was changed")
     elif not result.steps:
@@ -310,9 +346,16 @@ def _print_status(result: Status) -> None:
     for m in result.migrations:
         when = m.applied_at.strftime("%Y-%m-%d %H:%M:%S") if m.applied_at else ""
         state = m.state + (" (half-way)" if m.partial else "")
-        rows.append([m.version, m.name, click.style(state, fg=STATE_COLOURS[m.state]), when,
-                     "" if m.execution_time_ms is None else str(m.execution_time_ms),
-                     m.applied_by or ""])
+        rows.append(
+            [
+                m.version,
+                m.name,
+                click.style(state, fg=STATE_COLOURS[m.state]),
+                when,
+                "" if m.execution_time_ms is None else str(m.execution_time_ms),
+                m.applied_by or "",
+            ]
+        )
     _print_table(["VERSION", "NAME", "STATE", "APPLIED AT", "MS", "BY"], rows)
     for m in result.migrations:
         if m.state == "failed" and m.error:
@@ -333,8 +376,13 @@ def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 def _plan_item(m: Migration) -> dict[str, Any]:
-    return {"version": m.version, "name": m.name, "file": str(m.path),
-            "transaction": m.transactional, "depends": list(m.depends)}
+    return {
+        "version": m.version,
+        "name": m.name,
+        "file": str(m.path),
+        "transaction": m.transactional,
+        "depends": list(m.depends),
+    }
 
 
 def _print_json(data: dict[str, Any]) -> None:
@@ -344,8 +392,7 @@ def _print_json(data: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: one line on stderr and the error's exit code for a BilanToolsError."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="bilantools",
-                 standalone_mode=False)
+        cli.main(args=list(argv) if argv is not None else None, prog_name="bilantools", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -357,8 +404,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except Exception:  # a bug: show it, masked, and say so
         click.echo(redact(traceback.format_exc()), err=True)
-        click.echo("error: internal error in bilantools (see the traceback above); please report it",
-                   err=True)
+        click.echo(
+            "error: internal error in bilantools (see the traceback above); please report it", err=True
+        )
         sys.exit(2)
     sys.exit(0)
 

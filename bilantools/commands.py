@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bilantools.db.diagnostics import server_message
 from bilantools.db.lock import DEFAULT_WAIT, MigrationLock
 from bilantools.db.runner import ProgressHook, Runner, RunResult, Status
 from bilantools.db.sandbox import Sandbox
@@ -43,8 +44,9 @@ def sandbox(home: Path | str | None = None, pg_bin: Path | str | None = None) ->
     return Sandbox(home, pg_bin)
 
 
-def resolve_target(db: TargetLike = None, pg_bin: Path | str | None = None,
-                   home: Path | str | None = None) -> Target:
+def resolve_target(
+    db: TargetLike = None, pg_bin: Path | str | None = None, home: Path | str | None = None
+) -> Target:
     """`db`, else DATABASE_URL, else the sandbox's default database (started if needed)."""
     if isinstance(db, Target):
         return db
@@ -62,16 +64,26 @@ def status(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATION
         return runner.status()
 
 
-def plan(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS,
-         to: str | None = None, step: int | None = None) -> list[Migration]:
+def plan(
+    target: TargetLike = None,
+    migrations: Path | str = DEFAULT_MIGRATIONS,
+    to: str | None = None,
+    step: int | None = None,
+) -> list[Migration]:
     """The migrations `apply` would run with the same arguments, in order."""
     with _runner(target, migrations, "plan") as runner:
         return runner.plan(to, step)
 
 
-def apply(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS,
-          to: str | None = None, step: int | None = None, dry_run: bool = False,
-          lock_wait: float = DEFAULT_WAIT, progress: ProgressHook | None = None) -> RunResult:
+def apply(
+    target: TargetLike = None,
+    migrations: Path | str = DEFAULT_MIGRATIONS,
+    to: str | None = None,
+    step: int | None = None,
+    dry_run: bool = False,
+    lock_wait: float = DEFAULT_WAIT,
+    progress: ProgressHook | None = None,
+) -> RunResult:
     """Apply pending migrations (up to `to`, or the next `step`), each in its own transaction.
 
     With `dry_run` everything runs in one transaction that is rolled back.
@@ -80,39 +92,54 @@ def apply(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS
         return runner.apply(to, step, dry_run)
 
 
-def rollback(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS,
-             to: str | None = None, step: int | None = None, dry_run: bool = False,
-             lock_wait: float = DEFAULT_WAIT, progress: ProgressHook | None = None) -> RunResult:
+def rollback(
+    target: TargetLike = None,
+    migrations: Path | str = DEFAULT_MIGRATIONS,
+    to: str | None = None,
+    step: int | None = None,
+    dry_run: bool = False,
+    lock_wait: float = DEFAULT_WAIT,
+    progress: ProgressHook | None = None,
+) -> RunResult:
     """Run rollback scripts newest first: the last migration, `step` of them, or down to `to`
     (which stays applied; ``to="0"`` rolls back everything)."""
     with _runner(target, migrations, "rollback", lock_wait, progress) as runner:
         return runner.rollback(to, step, dry_run)
 
 
-def baseline(to: str, target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS,
-             lock_wait: float = DEFAULT_WAIT) -> RunResult:
+def baseline(
+    to: str,
+    target: TargetLike = None,
+    migrations: Path | str = DEFAULT_MIGRATIONS,
+    lock_wait: float = DEFAULT_WAIT,
+) -> RunResult:
     """Record migrations up to `to` as applied without running them."""
     with _runner(target, migrations, "baseline", lock_wait) as runner:
         return runner.baseline(to)
 
 
-def repair(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS,
-           lock_wait: float = DEFAULT_WAIT) -> RunResult:
+def repair(
+    target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS, lock_wait: float = DEFAULT_WAIT
+) -> RunResult:
     """Clear failed rows and realign the checksums of edited files (logged as events)."""
     with _runner(target, migrations, "repair", lock_wait) as runner:
         return runner.repair()
 
 
-def validate(target: TargetLike = None,
-             migrations: Path | str = DEFAULT_MIGRATIONS) -> list[Finding]:
+def validate(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS) -> list[Finding]:
     """Problems in the directory and in the history; empty when all is well."""
     with _runner(target, migrations, "validate") as runner:
         return runner.validate()
 
 
 @contextmanager
-def _runner(target: TargetLike, migrations: Path | str, action: str,
-            lock_wait: float | None = None, progress: ProgressHook | None = None) -> Iterator[Runner]:
+def _runner(
+    target: TargetLike,
+    migrations: Path | str,
+    action: str,
+    lock_wait: float | None = None,
+    progress: ProgressHook | None = None,
+) -> Iterator[Runner]:
     import psycopg
 
     found = discover(migrations)
@@ -126,10 +153,8 @@ def _runner(target: TargetLike, migrations: Path | str, action: str,
             with MigrationLock(conn, resolved.masked, lock_wait):
                 yield runner
     except psycopg.Error as exc:
-        from bilantools.db.runner import _server_message
-
         raise DatabaseError(
-            f"{resolved.masked} refused the {action}: {_server_message(exc)}; check the "
+            f"{resolved.masked} refused the {action}: {server_message(exc)}; check the "
             "user's privileges and the server's state"
         ) from None
     finally:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 TRACKING_FUNCTIONS = (
     "migration_applied(varchar)",
-    "record_migration(varchar,text,varchar,varchar,integer)",
+    "record_migration(varchar,text,varchar,text,integer)",
     "record_migration_failure(varchar,text,text)",
     "get_migration_status()",
 )
@@ -100,7 +100,8 @@ def read_history(conn: psycopg.Connection) -> tuple[bool, list[HistoryRow]]:
     )
     rows = conn.execute(
         "SELECT m.version, m.description, m.checksum, m.applied_at, m.applied_by,"
-        " m.execution_time_ms, m.success, m.error_message, " + partial
+        " m.execution_time_ms, m.success, m.error_message, "
+        + partial
         + " FROM schema_migrations m ORDER BY m.id"
     ).fetchall()
     return True, [HistoryRow(*r) for r in rows]
@@ -126,9 +127,7 @@ class Actor:
         return cls(user, socket.gethostname(), uuid.uuid4(), __version__)
 
 
-EVENT_COLUMNS = (
-    "run_id, version, action, outcome, os_user, host, duration_ms, checksum, detail, tool_version"
-)
+EVENT_COLUMNS = "run_id, version, action, outcome, os_user, host, duration_ms, checksum, detail, tool_version"
 
 
 def record_event(
@@ -144,8 +143,18 @@ def record_event(
     conn.execute(
         f"INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (actor.run_id, version, action, outcome, actor.os_user, actor.host, duration_ms,
-         checksum, detail, actor.tool_version),
+        (
+            actor.run_id,
+            version,
+            action,
+            outcome,
+            actor.os_user,
+            actor.host,
+            duration_ms,
+            checksum,
+            detail,
+            actor.tool_version,
+        ),
     )
 
 
@@ -160,12 +169,23 @@ def record_success(
 ) -> None:
     """The guide's record_migration plus the event, in one statement (one round trip)."""
     conn.execute(
-        "WITH tracked AS (SELECT record_migration(%s, %s, %s, current_user::varchar, %s))"
+        "WITH tracked AS (SELECT record_migration(%s, %s, %s, current_user, %s))"
         f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
         " SELECT %s, %s, %s, 'success', %s, %s, %s, %s, NULL, %s FROM tracked",
-        (version, description, checksum, duration_ms,
-         actor.run_id, version, action, actor.os_user, actor.host, duration_ms, checksum,
-         actor.tool_version),
+        (
+            version,
+            description,
+            checksum,
+            duration_ms,
+            actor.run_id,
+            version,
+            action,
+            actor.os_user,
+            actor.host,
+            duration_ms,
+            checksum,
+            actor.tool_version,
+        ),
     )
 
 
@@ -182,17 +202,27 @@ def record_failure(
     """The guide's record_migration_failure plus the event, in their own transaction."""
     with conn.transaction():
         conn.execute("SELECT record_migration_failure(%s, %s, %s)", (version, description, error))
-        record_event(conn, actor, version, "apply", "partial" if partial else "failure",
-                     duration_ms, checksum, error)
+        record_event(
+            conn, actor, version, "apply", "partial" if partial else "failure", duration_ms, checksum, error
+        )
 
 
-def forget(conn: psycopg.Connection, actor: Actor, version: str, checksum: str | None,
-           duration_ms: int) -> None:
+def forget(
+    conn: psycopg.Connection, actor: Actor, version: str, checksum: str | None, duration_ms: int
+) -> None:
     """Remove a version's row after its rollback script ran, and log the rollback."""
     conn.execute(
         "WITH gone AS (DELETE FROM schema_migrations WHERE version = %s RETURNING 1)"
         f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
         " VALUES (%s, %s, 'rollback', 'success', %s, %s, %s, %s, NULL, %s)",
-        (version, actor.run_id, version, actor.os_user, actor.host, duration_ms, checksum,
-         actor.tool_version),
+        (
+            version,
+            actor.run_id,
+            version,
+            actor.os_user,
+            actor.host,
+            duration_ms,
+            checksum,
+            actor.tool_version,
+        ),
     )

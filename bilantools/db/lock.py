@@ -36,8 +36,10 @@ def holder(conn: psycopg.Connection) -> str:
     if row is None:
         return "a session that has since ended"
     pid, app, user, addr, since = row
-    return (f"pid {pid}, application '{app or '?'}', user {user}, from {addr or 'local socket'}, "
-            f"connected since {since} UTC")
+    return (
+        f"pid {pid}, application '{app or '?'}', user {user}, from {addr or 'local socket'}, "
+        f"connected since {since} UTC"
+    )
 
 
 class MigrationLock:

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from bilantools.db import history
+from bilantools.db.diagnostics import error_line, excerpt, server_message
 from bilantools.errors import InputError, MigrationFailed, RefusedError
 from bilantools.source.files import Migration, MigrationSet, Script
 from bilantools.source.findings import Finding
@@ -65,8 +66,11 @@ class Status:
         return sum(1 for m in self.migrations if m.state == state)
 
     def summary(self) -> str:
-        parts = [f"{self.count(s)} {s}" for s in ("applied", "pending", "failed", "changed",
-                                                 "missing-file") if self.count(s)]
+        parts = [
+            f"{self.count(s)} {s}"
+            for s in ("applied", "pending", "failed", "changed", "missing-file")
+            if self.count(s)
+        ]
         return f"{len(self.migrations)} migrations: " + ", ".join(parts or ["none"])
 
     def as_dict(self) -> dict[str, Any]:
@@ -96,8 +100,13 @@ class RunResult:
     run_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "action": self.action, "dry_run": self.dry_run,
-                "run_id": self.run_id, "steps": [s.as_dict() for s in self.steps]}
+        return {
+            "target": self.target,
+            "action": self.action,
+            "dry_run": self.dry_run,
+            "run_id": self.run_id,
+            "steps": [s.as_dict() for s in self.steps],
+        }
 
 
 class _DryRunDone(Exception):
@@ -107,8 +116,13 @@ class _DryRunDone(Exception):
 class Runner:
     """The migration engine for one connection and one migrations directory."""
 
-    def __init__(self, conn: psycopg.Connection, migrations: MigrationSet, target_label: str,
-                 progress: ProgressHook | None = None) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        migrations: MigrationSet,
+        target_label: str,
+        progress: ProgressHook | None = None,
+    ) -> None:
         self.conn = conn
         self.migrations = migrations
         self.target_label = target_label
@@ -132,13 +146,32 @@ class Runner:
                 state = "changed"
             else:
                 state = "applied"
-            result.append(MigrationStatus(
-                m.version, m.name, state, row.applied_at, row.execution_time_ms, row.applied_by,
-                row.error_message, row.partial, file))
+            result.append(
+                MigrationStatus(
+                    m.version,
+                    m.name,
+                    state,
+                    row.applied_at,
+                    row.execution_time_ms,
+                    row.applied_by,
+                    row.error_message,
+                    row.partial,
+                    file,
+                )
+            )
         for row in by_number.values():
-            result.append(MigrationStatus(
-                row.version, row.description or "", "missing-file", row.applied_at,
-                row.execution_time_ms, row.applied_by, row.error_message, row.partial))
+            result.append(
+                MigrationStatus(
+                    row.version,
+                    row.description or "",
+                    "missing-file",
+                    row.applied_at,
+                    row.execution_time_ms,
+                    row.applied_by,
+                    row.error_message,
+                    row.partial,
+                )
+            )
         result.sort(key=lambda s: (int(s.version) if s.version.isdigit() else 1 << 62, s.version))
         return Status(self.target_label, result, tracked)
 
@@ -159,16 +192,26 @@ class Runner:
         """Applied migrations to roll back, newest first; refuses a range with no script."""
         self.migrations.require_valid()
         states = {s.version: s for s in self.status().migrations}
-        done = [m for m in reversed(self.migrations.migrations)
-                if states[m.version].state in ("applied", "changed")]
+        done = [
+            m
+            for m in reversed(self.migrations.migrations)
+            if states[m.version].state in ("applied", "changed")
+        ]
         if to is not None and to.isdigit() and int(to) == 0:
             chosen = done if step is None else done[:step]
         else:
-            chosen = _limit(done, self.migrations, to, 1 if to is None and step is None else step,
-                            forward=False)
+            chosen = _limit(
+                done, self.migrations, to, 1 if to is None and step is None else step, forward=False
+            )
         lowest = min((m.number for m in chosen), default=None)
-        stranded = [s.version for s in states.values() if s.state == "missing-file"
-                    and lowest is not None and s.version.isdigit() and int(s.version) > lowest]
+        stranded = [
+            s.version
+            for s in states.values()
+            if s.state == "missing-file"
+            and lowest is not None
+            and s.version.isdigit()
+            and int(s.version) > lowest
+        ]
         if stranded:
             raise RefusedError(
                 f"migration(s) {', '.join(stranded)} are applied but their files are missing: "
@@ -183,8 +226,7 @@ class Runner:
         return chosen
 
     # -- changing -----------------------------------------------------------------------
-    def apply(self, to: str | None = None, step: int | None = None,
-              dry_run: bool = False) -> RunResult:
+    def apply(self, to: str | None = None, step: int | None = None, dry_run: bool = False) -> RunResult:
         todo = self.plan(to, step)
         prepared = [(m, self._prepare(m.script, m.transactional)) for m in todo]
         result = RunResult(self.target_label, "apply", dry_run, run_id=str(self.actor.run_id))
@@ -199,8 +241,7 @@ class Runner:
             self._hook("done", m, index, len(prepared))
         return result
 
-    def rollback(self, to: str | None = None, step: int | None = None,
-                 dry_run: bool = False) -> RunResult:
+    def rollback(self, to: str | None = None, step: int | None = None, dry_run: bool = False) -> RunResult:
         todo = self.rollback_plan(to, step)
         prepared = []
         for m in todo:
@@ -223,8 +264,9 @@ class Runner:
         result = RunResult(self.target_label, "baseline", run_id=str(self.actor.run_id))
         with self.conn.transaction():
             for m in todo:
-                history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, 0,
-                                       action="baseline")
+                history.record_success(
+                    self.conn, self.actor, m.version, m.name, m.checksum, 0, action="baseline"
+                )
                 result.steps.append(Step(m.version, m.name, "baseline", "baselined"))
         return result
 
@@ -240,19 +282,28 @@ class Runner:
         with self.conn.transaction():
             for s in status.migrations:
                 if s.state == "failed" or (s.state == "missing-file" and s.error is not None):
-                    self.conn.execute("DELETE FROM schema_migrations WHERE version = %s AND NOT success",
-                                      (s.version,))
+                    self.conn.execute(
+                        "DELETE FROM schema_migrations WHERE version = %s AND NOT success", (s.version,)
+                    )
                     detail = f"cleared failed row: {s.error}"
-                    history.record_event(self.conn, self.actor, s.version, "repair", "success",
-                                         detail=detail)
-                    result.steps.append(Step(s.version, s.name, "repair", "cleared failed row",
-                                             detail=s.error))
+                    history.record_event(self.conn, self.actor, s.version, "repair", "success", detail=detail)
+                    result.steps.append(
+                        Step(s.version, s.name, "repair", "cleared failed row", detail=s.error)
+                    )
                 elif s.state == "changed":
                     new = files[s.version].checksum
-                    self.conn.execute("UPDATE schema_migrations SET checksum = %s WHERE version = %s",
-                                      (new, s.version))
-                    history.record_event(self.conn, self.actor, s.version, "repair", "success",
-                                         checksum=new, detail="checksum realigned with the file")
+                    self.conn.execute(
+                        "UPDATE schema_migrations SET checksum = %s WHERE version = %s", (new, s.version)
+                    )
+                    history.record_event(
+                        self.conn,
+                        self.actor,
+                        s.version,
+                        "repair",
+                        "success",
+                        checksum=new,
+                        detail="checksum realigned with the file",
+                    )
                     result.steps.append(Step(s.version, s.name, "repair", "checksum realigned"))
         return result
 
@@ -262,20 +313,38 @@ class Runner:
         for s in self.status().migrations:
             file = s.file or str(self.migrations.directory)
             if s.state == "changed":
-                findings.append(Finding(
-                    "checksum-mismatch", "error", file, None,
-                    f"migration {s.version} was edited after it was applied (checksum differs)",
-                    "restore the file, or run 'bilantools repair' if the edit is intentional"))
+                findings.append(
+                    Finding(
+                        "checksum-mismatch",
+                        "error",
+                        file,
+                        None,
+                        f"migration {s.version} was edited after it was applied (checksum differs)",
+                        "restore the file, or run 'bilantools repair' if the edit is intentional",
+                    )
+                )
             elif s.state == "missing-file":
-                findings.append(Finding(
-                    "missing-file", "error", file, None,
-                    f"migration {s.version} ({s.name}) is recorded in the database but has no file",
-                    "restore the file from version control"))
+                findings.append(
+                    Finding(
+                        "missing-file",
+                        "error",
+                        file,
+                        None,
+                        f"migration {s.version} ({s.name}) is recorded in the database but has no file",
+                        "restore the file from version control",
+                    )
+                )
             elif s.state == "failed":
-                findings.append(Finding(
-                    "failed-migration", "error", file, None,
-                    f"migration {s.version} failed{' half-way' if s.partial else ''}: {s.error}",
-                    "fix the file and run 'bilantools apply', or 'bilantools repair' to clear it"))
+                findings.append(
+                    Finding(
+                        "failed-migration",
+                        "error",
+                        file,
+                        None,
+                        f"migration {s.version} failed{' half-way' if s.partial else ''}: {s.error}",
+                        "fix the file and run 'bilantools apply', or 'bilantools repair' to clear it",
+                    )
+                )
         return findings
 
     # -- internals ---------------------------------------------------------------------------
@@ -339,59 +408,89 @@ class Runner:
                 history.forget(self.conn, self.actor, m.version, m.checksum, elapsed)
         except psycopg.Error as exc:
             stmt = statements[done]
-            where = f"{m.rollback.path.name}:{_error_line(stmt, exc)}"
-            reason = _server_message(exc)
+            where = f"{m.rollback.path.name}:{error_line(stmt, exc)}"
+            reason = server_message(exc)
             raise MigrationFailed(
-                f"rollback of {m.label} failed at {where}: {reason} (statement: {_excerpt(stmt.text)}); "
+                f"rollback of {m.label} failed at {where}: {reason} (statement: {excerpt(stmt.text)}); "
                 "its changes were rolled back and the migration stays applied: fix the rollback "
                 "script and run rollback again",
-                version=m.version, file=str(m.rollback.path), line=_error_line(stmt, exc),
-                statement=stmt.text, server_message=reason,
+                version=m.version,
+                file=str(m.rollback.path),
+                line=error_line(stmt, exc),
+                statement=stmt.text,
+                server_message=reason,
             ) from None
         return Step(m.version, m.name, "rollback", "rolled back", elapsed, len(statements))
 
-    def _failed(self, m: Migration, script: Script, statements: list[Statement], index: int,
-                exc: BaseException, started: float, partial: bool) -> MigrationFailed:
+    def _failed(
+        self,
+        m: Migration,
+        script: Script,
+        statements: list[Statement],
+        index: int,
+        exc: BaseException,
+        started: float,
+        partial: bool,
+    ) -> MigrationFailed:
         import psycopg
 
         stmt = statements[index]
-        line = _error_line(stmt, exc)
-        reason = _server_message(exc)
+        line = error_line(stmt, exc)
+        reason = server_message(exc)
         where = f"{script.path.name}:{line}"
-        recorded = f"{reason} at {where} (statement {index + 1} of {len(statements)}: {_excerpt(stmt.text, 200)})"
+        recorded = (
+            f"{reason} at {where} (statement {index + 1} of {len(statements)}: {excerpt(stmt.text, 200)})"
+        )
         if partial:
             recorded = f"failed half-way, {index} of {len(statements)} statements committed: {recorded}"
         note = ""
         try:
             history.ensure_tracking(self.conn)
-            history.record_failure(self.conn, self.actor, m.version, m.name, m.checksum,
-                                   _ms(started), recorded, partial)
+            history.record_failure(
+                self.conn, self.actor, m.version, m.name, m.checksum, _ms(started), recorded, partial
+            )
         except (psycopg.Error, RefusedError) as second:
-            note = f" (the failure could not be recorded: {_server_message(second)})"
+            note = f" (the failure could not be recorded: {server_message(second)})"
         if partial:
-            consequence = (f"it runs outside a transaction and {index} of {len(statements)} statements "
-                           "had committed: make the file safe to re-run (IF NOT EXISTS) or finish by hand, "
-                           "then run apply again")
+            consequence = (
+                f"it runs outside a transaction and {index} of {len(statements)} statements "
+                "had committed: make the file safe to re-run (IF NOT EXISTS) or finish by hand, "
+                "then run apply again"
+            )
         else:
-            consequence = "its changes were rolled back and the failure recorded: fix the file and run apply again"
+            consequence = (
+                "its changes were rolled back and the failure recorded: fix the file and run apply again"
+            )
         return MigrationFailed(
-            f"migration {m.label} failed at {where}: {reason} (statement: {_excerpt(stmt.text)}); "
+            f"migration {m.label} failed at {where}: {reason} (statement: {excerpt(stmt.text)}); "
             f"{consequence}{note}",
-            version=m.version, file=str(script.path), line=line, statement=stmt.text,
-            server_message=reason, partial=partial,
+            version=m.version,
+            file=str(script.path),
+            line=line,
+            statement=stmt.text,
+            server_message=reason,
+            partial=partial,
         )
 
-    def _dry_run(self, result: RunResult,
-                 prepared: list[tuple[Migration, list[Statement]]]) -> RunResult:
+    def _dry_run(self, result: RunResult, prepared: list[tuple[Migration, list[Statement]]]) -> RunResult:
         """Run everything inside one transaction and roll it back."""
         try:
             with self.conn.transaction():
                 history.ensure_tracking(self.conn)
                 for index, (m, statements) in enumerate(prepared):
                     if result.action == "apply" and not m.transactional:
-                        result.steps.append(Step(m.version, m.name, "apply", "skipped", detail=(
-                            "runs outside a transaction ('-- transaction: off'): cannot be dry-run; "
-                            "the dry run stops here")))
+                        result.steps.append(
+                            Step(
+                                m.version,
+                                m.name,
+                                "apply",
+                                "skipped",
+                                detail=(
+                                    "runs outside a transaction ('-- transaction: off'): cannot be dry-run; "
+                                    "the dry run stops here"
+                                ),
+                            )
+                        )
                         break
                     self._hook("start", m, index, len(prepared))
                     step = self._dry_step(m, statements, result.action)
@@ -417,20 +516,27 @@ class Runner:
                 for done, stmt in enumerate(statements):  # noqa: B007
                     self.conn.execute(stmt.text)
                 if action == "apply":
-                    history.record_success(self.conn, self.actor, m.version, m.name, m.checksum,
-                                           _ms(started))
+                    history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, _ms(started))
                 else:
                     self.conn.execute("DELETE FROM schema_migrations WHERE version = %s", (m.version,))
         except psycopg.Error as exc:
             stmt = statements[done]
-            return Step(m.version, m.name, action, "failed", _ms(started), done, detail=(
-                f"{script.path.name}:{_error_line(stmt, exc)}: {_server_message(exc)}"))
+            return Step(
+                m.version,
+                m.name,
+                action,
+                "failed",
+                _ms(started),
+                done,
+                detail=(f"{script.path.name}:{error_line(stmt, exc)}: {server_message(exc)}"),
+            )
         verb = "would apply" if action == "apply" else "would roll back"
         return Step(m.version, m.name, action, verb, _ms(started), len(statements))
 
 
-def _limit(candidates: list[Migration], migrations: MigrationSet, to: str | None,
-           step: int | None, forward: bool) -> list[Migration]:
+def _limit(
+    candidates: list[Migration], migrations: MigrationSet, to: str | None, step: int | None, forward: bool
+) -> list[Migration]:
     if to is not None and step is not None:
         raise InputError("--to and --step cannot be used together; pass one of them")
     if step is not None:
@@ -448,27 +554,3 @@ def _limit(candidates: list[Migration], migrations: MigrationSet, to: str | None
 
 def _ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
-
-
-def _server_message(exc: BaseException) -> str:
-    from bilantools.secrets import redact
-
-    diag = getattr(exc, "diag", None)
-    primary = getattr(diag, "message_primary", None)
-    sqlstate = getattr(diag, "sqlstate", None)
-    text = f"ERROR {sqlstate}: {primary}" if primary and sqlstate else str(exc)
-    return redact(" ".join(text.split()))
-
-
-def _error_line(stmt: Statement, exc: BaseException) -> int:
-    """The file line of the error: the statement's line, refined by the server's position."""
-    diag = getattr(exc, "diag", None)
-    position = getattr(diag, "statement_position", None)
-    if position and str(position).isdigit():
-        return stmt.line + stmt.text.count("\n", 0, int(position) - 1)
-    return stmt.line
-
-
-def _excerpt(text: str, width: int = 80) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 3] + "..."

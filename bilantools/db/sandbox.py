@@ -98,8 +98,9 @@ class Sandbox:
         return found
 
     def major(self) -> int:
-        out = subprocess.run([str(self.bin_dir / "postgres"), "--version"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [str(self.bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True
+        ).stdout
         match = re.search(r"(\d+)(?:\.\d+)?", out)
         if not match:
             raise SandboxError(f"cannot read the PostgreSQL version from '{out.strip()}'")
@@ -147,13 +148,24 @@ class Sandbox:
         (base / "port").write_text(f"{port}\n")
         (base / "bin").write_text(f"{bin_dir}\n")
         result = self._run(
-            [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w",
-             "-t", "60", "-o", f"-p {port}", "start"], check=False,
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(base / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {port}",
+                "start",
+            ],
+            check=False,
         )
         if result.returncode != 0:
             raise SandboxError(
-                f"the sandbox server did not start: {_tail(base / 'server.log')}; "
-                f"see {base / 'server.log'}"
+                f"the sandbox server did not start: {_tail(base / 'server.log')}; see {base / 'server.log'}"
             )
         if fresh:
             self._create_database(DEFAULT_DB, None)
@@ -165,8 +177,10 @@ class Sandbox:
         if running is None:
             return False
         bin_dir = Path((running.data_dir.parent / "bin").read_text().strip())
-        result = self._run([str(bin_dir / "pg_ctl"), "-D", str(running.data_dir), "-m", "fast",
-                            "-w", "-t", "60", "stop"], check=False)
+        result = self._run(
+            [str(bin_dir / "pg_ctl"), "-D", str(running.data_dir), "-m", "fast", "-w", "-t", "60", "stop"],
+            check=False,
+        )
         if result.returncode != 0 and _alive(running.pid):
             raise SandboxError(f"the sandbox server did not stop: {result.stderr.strip()}")
         return True
@@ -217,7 +231,9 @@ class Sandbox:
             with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
                 conn.execute(query)
         except psycopg.errors.DuplicateDatabase:
-            raise InputError(f"database '{name}' already exists in the sandbox; choose another name") from None
+            raise InputError(
+                f"database '{name}' already exists in the sandbox; choose another name"
+            ) from None
         except psycopg.Error as exc:
             raise SandboxError(f"cannot create database '{name}': {' '.join(str(exc).split())}") from None
 
@@ -229,8 +245,19 @@ class Sandbox:
             _make_traversable(bin_dir)
             os.chown(base, owner[0], owner[1])
         result = self._run(
-            [str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-E", "UTF8",
-             "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256"], check=False,
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ],
+            check=False,
         )
         if result.returncode != 0:
             shutil.rmtree(data, ignore_errors=True)
@@ -241,11 +268,19 @@ class Sandbox:
 
     def _run(self, args: list[str], check: bool) -> subprocess.CompletedProcess[str]:
         owner = _service_user()
-        kwargs: dict[str, object] = {}
-        if owner is not None:
-            kwargs = {"user": owner[0], "group": owner[1], "extra_groups": [], "cwd": "/"}
-        return subprocess.run(args, capture_output=True, text=True, check=check,  # type: ignore[call-overload, no-any-return]
-                              stdin=subprocess.DEVNULL, **kwargs)
+        if owner is None:
+            return subprocess.run(args, capture_output=True, text=True, check=check, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            check=check,
+            stdin=subprocess.DEVNULL,
+            user=owner[0],
+            group=owner[1],
+            extra_groups=[],
+            cwd="/",
+        )
 
 
 def _service_user() -> tuple[int, int] | None:
@@ -263,8 +298,11 @@ def _service_user() -> tuple[int, int] | None:
     useradd = shutil.which("useradd")
     if useradd is None:
         raise SandboxError("running as root needs a non-root user for PostgreSQL: create a 'postgres' user")
-    subprocess.run([useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                    "bilantools"], check=True, capture_output=True)
+    subprocess.run(
+        [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "bilantools"],
+        check=True,
+        capture_output=True,
+    )
     entry = pwd.getpwnam("bilantools")
     return entry.pw_uid, entry.pw_gid
 

@@ -79,7 +79,9 @@ def parse_target(url: str, source: Source, sandbox_port: int | None = None) -> T
         params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
     except Exception as exc:  # psycopg raises ProgrammingError with libpq's reason
         reason = " ".join(str(exc).split())
-        raise InputError(f"malformed database URL {redact(url)} from {source}: {reason}; {URL_HINT}") from None
+        raise InputError(
+            f"malformed database URL {redact(url)} from {source}: {reason}; {URL_HINT}"
+        ) from None
     register(params.get("password"))
     is_sandbox = source == "sandbox" or (
         sandbox_port is not None

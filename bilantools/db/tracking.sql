@@ -1,5 +1,8 @@
 -- Tracking objects owned by the bilantools engine.
 --
+-- Signatures follow the guide's calls: record_migration('030', 'Add new feature', NULL,
+-- CURRENT_USER, 1500) passes CURRENT_USER (type name), hence applied_by is text.
+--
 -- The engine runs this script (idempotently) before the first migration, so that
 -- migration 001 is already tracked. Migration 029 creates the same table and the
 -- same four functions with the same definitions: running it changes nothing.
@@ -33,7 +36,7 @@ CREATE OR REPLACE FUNCTION record_migration(
     p_version varchar,
     p_description text,
     p_checksum varchar DEFAULT NULL,
-    p_applied_by varchar DEFAULT current_user,
+    p_applied_by text DEFAULT current_user,
     p_execution_time_ms integer DEFAULT NULL
 )
 RETURNS void

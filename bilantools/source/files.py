@@ -20,7 +20,7 @@ from bilantools.source.findings import Finding
 from bilantools.source.headers import HeaderError, parse_headers
 
 FILE_NAME = re.compile(
-    r"^(?P<version>\d+)_(?P<slug>[A-Za-z0-9](?:[A-Za-z0-9_-]*?[A-Za-z0-9])?)(?P<rollback>_rollback)?\.sql$"
+    r"^(?P<version>\d+)_(?P<slug>[A-Za-z0-9][A-Za-z0-9_-]*?)(?P<rollback>_rollback)?\.sql$"
 )
 NAME_HINT = "name migrations NNN_slug.sql and their rollbacks NNN_slug_rollback.sql"
 
@@ -98,9 +98,11 @@ class MigrationSet:
         """Raise the first error (with a count of the others) before any database work."""
         errors = self.errors
         if errors:
-            more = f" (and {len(errors) - 1} more problem(s); run 'bilantools validate')" if len(
-                errors
-            ) > 1 else ""
+            more = (
+                f" (and {len(errors) - 1} more problem(s); run 'bilantools validate')"
+                if len(errors) > 1
+                else ""
+            )
             raise InputError(errors[0].one_line() + more)
 
     def find(self, version: str) -> Migration | None:
@@ -131,8 +133,7 @@ def discover(directory: Path | str) -> MigrationSet:
     if not directory.is_dir():
         what = "is not a directory" if directory.exists() else "does not exist"
         raise InputError(
-            f"migrations directory {directory} {what}; pass --migrations DIR "
-            "(default ./migrations)"
+            f"migrations directory {directory} {what}; pass --migrations DIR (default ./migrations)"
         )
     found = MigrationSet(directory)
     mains: dict[int, list[tuple[str, str, Script, int]]] = {}
@@ -146,9 +147,14 @@ def discover(directory: Path | str) -> MigrationSet:
         match = FILE_NAME.match(path.name)
         if not match:
             found.findings.append(
-                Finding("file-name", "error", str(path), None,
-                        f"migration file name '{path.name}' does not match NNN_slug.sql",
-                        f"rename it ({NAME_HINT}) or move it out of {directory}")
+                Finding(
+                    "file-name",
+                    "error",
+                    str(path),
+                    None,
+                    f"migration file name '{path.name}' does not match NNN_slug.sql",
+                    f"rename it ({NAME_HINT}) or move it out of {directory}",
+                )
             )
             continue
         script = _read(path, found.findings)
@@ -173,28 +179,42 @@ def discover(directory: Path | str) -> MigrationSet:
             "add migrations or pass --migrations DIR"
         )
 
-    for number, entries in sorted(mains.items()):
+    for _, entries in sorted(mains.items()):
         if len(entries) > 1:
             names = " and ".join(e[2].path.name for e in entries)
             found.findings.append(
-                Finding("duplicate-version", "error", str(entries[1][2].path), None,
-                        f"two migrations share version {entries[0][0]}: {names}",
-                        "renumber one of them")
+                Finding(
+                    "duplicate-version",
+                    "error",
+                    str(entries[1][2].path),
+                    None,
+                    f"two migrations share version {entries[0][0]}: {names}",
+                    "renumber one of them",
+                )
             )
     for number, (version, slug, script) in sorted(rollbacks.items()):
         owner = mains.get(number)
         if not owner:
             found.findings.append(
-                Finding("orphan-rollback", "error", str(script.path), None,
-                        f"rollback {script.path.name} has no migration {version}_{slug}.sql",
-                        "add the migration or remove the rollback")
+                Finding(
+                    "orphan-rollback",
+                    "error",
+                    str(script.path),
+                    None,
+                    f"rollback {script.path.name} has no migration {version}_{slug}.sql",
+                    "add the migration or remove the rollback",
+                )
             )
         elif owner[0][1] != slug:
             found.findings.append(
-                Finding("orphan-rollback", "error", str(script.path), None,
-                        f"rollback {script.path.name} does not match migration "
-                        f"{owner[0][2].path.name}",
-                        f"rename it {owner[0][0]}_{owner[0][1]}_rollback.sql")
+                Finding(
+                    "orphan-rollback",
+                    "error",
+                    str(script.path),
+                    None,
+                    f"rollback {script.path.name} does not match migration {owner[0][2].path.name}",
+                    f"rename it {owner[0][0]}_{owner[0][1]}_rollback.sql",
+                )
             )
 
     built: dict[int, Migration] = {}
@@ -204,23 +224,39 @@ def discover(directory: Path | str) -> MigrationSet:
         matching = rollback[2] if rollback and rollback[1] == slug else None
         if matching is None:
             found.findings.append(
-                Finding("missing-rollback", "warning", str(script.path), None,
-                        f"migration {script.path.name} has no rollback script",
-                        f"add {version}_{slug}_rollback.sql")
+                Finding(
+                    "missing-rollback",
+                    "warning",
+                    str(script.path),
+                    None,
+                    f"migration {script.path.name} has no rollback script",
+                    f"add {version}_{slug}_rollback.sql",
+                )
             )
         deps: list[str] = []
         for dep in depends_raw[number]:
             target = mains.get(int(dep))
             if target is None:
                 found.findings.append(
-                    Finding("unknown-dependency", "error", str(script.path), None,
-                            f"'-- depends: {dep}' names no migration in {directory}",
-                            "fix the '-- depends:' line")
+                    Finding(
+                        "unknown-dependency",
+                        "error",
+                        str(script.path),
+                        None,
+                        f"'-- depends: {dep}' names no migration in {directory}",
+                        "fix the '-- depends:' line",
+                    )
                 )
             elif int(dep) == number:
                 found.findings.append(
-                    Finding("dependency-cycle", "error", str(script.path), None,
-                            f"{script.path.name} depends on itself", "fix the '-- depends:' line")
+                    Finding(
+                        "dependency-cycle",
+                        "error",
+                        str(script.path),
+                        None,
+                        f"{script.path.name} depends on itself",
+                        "fix the '-- depends:' line",
+                    )
                 )
             else:
                 deps.append(target[0][0])
@@ -236,15 +272,26 @@ def _read(path: Path, findings: list[Finding]) -> Script | None:
         text = normalise(raw)
     except UnicodeDecodeError as exc:
         findings.append(
-            Finding("encoding", "error", str(path), None,
-                    f"{path.name} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
-                    "save the file as UTF-8")
+            Finding(
+                "encoding",
+                "error",
+                str(path),
+                None,
+                f"{path.name} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+                "save the file as UTF-8",
+            )
         )
         return None
     if all(not line.strip() or line.strip().startswith("--") for line in text.split("\n")):
         findings.append(
-            Finding("empty-file", "error", str(path), None,
-                    f"{path.name} contains no SQL", "write its SQL or remove the file")
+            Finding(
+                "empty-file",
+                "error",
+                str(path),
+                None,
+                f"{path.name} contains no SQL",
+                "write its SQL or remove the file",
+            )
         )
         return None
     return Script(path, text, checksum(text))
@@ -262,8 +309,14 @@ def _order(built: dict[int, Migration], found: MigrationSet) -> list[Migration]:
         cycle = " -> ".join(exc.args[1])
         first = by_version[exc.args[1][0]]
         found.findings.append(
-            Finding("dependency-cycle", "error", str(first.path), None,
-                    f"dependency cycle {cycle}", "fix the '-- depends:' lines")
+            Finding(
+                "dependency-cycle",
+                "error",
+                str(first.path),
+                None,
+                f"dependency cycle {cycle}",
+                "fix the '-- depends:' lines",
+            )
         )
         return sorted(built.values(), key=lambda m: m.number)
     ready: list[tuple[int, str]] = []
@@ -271,7 +324,7 @@ def _order(built: dict[int, Migration], found: MigrationSet) -> list[Migration]:
     while sorter.is_active():
         for version in sorter.get_ready():
             heapq.heappush(ready, (by_version[version].number, version))
-        number, version = heapq.heappop(ready)
+        _number, version = heapq.heappop(ready)
         order.append(by_version[version])
         sorter.done(version)
     return order

@@ -1,0 +1,217 @@
+"""The CLI: output, --json shapes of the Interfaces contract, exit codes, confirmation,
+password masking."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from bilantools.db.sandbox import Sandbox
+from tests.conftest import tables
+
+pytestmark = pytest.mark.pg15
+PASSWORD = "S3cr3t-Pw_42"
+
+
+def test_status_table_and_target_first(cli: Any, db_url: str, basic: Path) -> None:
+    r = cli("--db", db_url, "--migrations", str(basic), "status")
+    assert r.code == 0
+    assert r.err.splitlines()[0].startswith(f"target: {db_url} (sandbox, from --db)")
+    lines = r.out.splitlines()
+    assert lines[0].split() == ["VERSION", "NAME", "STATE", "APPLIED", "AT", "MS", "BY"]
+    assert lines[1].split()[:3] == ["001", "create_people", "pending"]
+    assert lines[-1] == "3 migrations: 3 pending"
+
+
+def test_json_shapes(cli: Any, db_url: str, basic: Path) -> None:
+    base = ["--db", db_url, "--migrations", str(basic)]
+    plan = json.loads(cli(*base, "plan", "--json").out)
+    assert [m["version"] for m in plan["migrations"]] == ["001", "002", "003"]
+    assert plan["migrations"][2] == {
+        "version": "003",
+        "name": "seed_people",
+        "depends": ["001"],
+        "transaction": True,
+        "file": str(basic / "003_seed_people.sql"),
+    }
+    applied = cli(*base, "apply", "--to", "002", "--json")
+    assert applied.code == 0
+    data = json.loads(applied.out)
+    assert data["ok"] is True and [s["version"] for s in data["steps"]] == ["001", "002"]
+    status = json.loads(cli(*base, "status", "--json").out)
+    assert status["target"] == db_url
+    first = status["migrations"][0]
+    assert {"version", "name", "state", "applied_at", "execution_time_ms"} <= set(first)
+    assert (first["version"], first["name"], first["state"]) == ("001", "create_people", "applied")
+    assert isinstance(first["execution_time_ms"], int) and first["applied_at"].startswith("20")
+    assert status["migrations"][2]["state"] == "pending" and status["migrations"][2]["applied_at"] is None
+    valid = cli(*base, "validate", "--json")
+    assert valid.code == 0 and json.loads(valid.out) == {"findings": []}
+
+
+def test_failed_migration_exit_1_and_json(cli: Any, db_url: str, basic: Path) -> None:
+    (basic / "004_bad.sql").write_text("SELECT * FROM missing_table;\n")
+    r = cli("--db", db_url, "--migrations", str(basic), "apply", "--json")
+    assert r.code == 1
+    data = json.loads(r.out)
+    assert data["ok"] is False and data["version"] == "004" and data["line"] == 1
+    assert r.err.strip().splitlines()[-1].startswith("error: migration 004_bad failed at 004_bad.sql:1:")
+    r = cli("--db", db_url, "--migrations", str(basic), "status")
+    assert "004      bad            failed" in r.out and "004 failed: ERROR 42P01" in r.out
+    r = cli("--db", db_url, "--migrations", str(basic), "validate")
+    assert r.code == 1 and "[failed-migration]" in r.out
+
+
+def test_apply_and_rollback_text_output(cli: Any, db_url: str, basic: Path) -> None:
+    base = ["--db", db_url, "--migrations", str(basic)]
+    r = cli(*base, "apply", "--dry-run")
+    assert r.code == 0 and r.out.splitlines()[-1] == "dry run: 3 migration(s) checked, nothing was changed"
+    r = cli(*base, "apply")
+    assert r.code == 0 and r.out.splitlines()[-1] == "3 migration(s) applied"
+    r = cli(*base, "apply")
+    assert r.out.strip() == "nothing to do: no migration applied"
+    r = cli(*base, "rollback", "--step", "2")
+    assert r.code == 0 and r.out.splitlines()[-1] == "2 migration(s) rolled back"
+    r = cli(*base, "baseline", "--to", "003")
+    assert r.out.splitlines()[-1] == "2 migration(s) baselined"
+    r = cli(*base, "repair")
+    assert r.out.strip() == "nothing to do: no migration repaired"
+
+
+def test_other_targets_need_yes_without_a_terminal(
+    cli: Any, db_url: str, basic: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BILANTOOLS_HOME", str(tmp_path / "elsewhere"))  # not this server's sandbox
+    base = ["--db", db_url, "--migrations", str(basic)]
+    r = cli(*base, "apply")
+    assert r.code == 2
+    assert r.err.splitlines()[0] == f"target: {db_url} (database, from --db)"
+    assert (
+        r.err.splitlines()[-1]
+        == f"error: refusing to apply migrations to {db_url} without confirmation: pass --yes"
+    )
+    with psycopg.connect(db_url) as conn:
+        assert tables(conn) == []
+    for command in (["rollback"], ["baseline", "--to", "001"], ["repair"]):
+        assert cli(*base, *command).code == 2
+    assert cli(*base, "apply", "--dry-run").code == 0  # a dry run changes nothing: no confirmation
+    assert cli(*base, "apply", "--yes").code == 0
+
+
+def test_database_url_from_environment(
+    cli: Any, db_url: str, basic: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    r = cli("--migrations", str(basic), "status")
+    assert r.code == 0 and "from DATABASE_URL" in r.err.splitlines()[0]
+
+
+@pytest.fixture
+def app_role(db_url: str) -> str:
+    """A password-authenticated owner of the test database; returns its URL (with password)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        role_exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'bt_app'").fetchone()
+        if not role_exists:
+            conn.execute(f"CREATE ROLE bt_app LOGIN PASSWORD '{PASSWORD}'")
+        dbname = conn.info.dbname
+        conn.execute(f'ALTER DATABASE "{dbname}" OWNER TO bt_app')
+        conn.execute("GRANT ALL ON SCHEMA public TO bt_app")
+    return db_url.replace("postgres@", f"bt_app:{PASSWORD}@")
+
+
+def test_password_never_shown(cli: Any, app_role: str, basic: Path, tmp_path: Path) -> None:
+    masked = app_role.replace(PASSWORD, "***")
+    base = ["--db", app_role, "--migrations", str(basic)]
+    (basic / "004_bad.sql").write_text("SELECT * FROM missing_table;\n")
+    outputs = []
+    for command in (
+        ["status"],
+        ["status", "--json"],
+        ["plan", "--json"],
+        ["apply", "--dry-run"],
+        ["apply", "--yes"],
+        ["apply", "--yes", "--json"],
+        ["validate"],
+        ["repair", "--yes"],
+        ["rollback", "--yes", "--to", "0"],
+        ["baseline", "--to", "002", "--yes"],
+    ):
+        r = cli(*base, *command)
+        outputs.append(r.out + r.err)
+        assert masked in r.err.splitlines()[0]
+    wrong = app_role.replace(PASSWORD, "wrong-" + PASSWORD)
+    r = cli("--db", wrong, "--migrations", str(basic), "status")
+    assert r.code == 2
+    assert r.err.splitlines()[-1].startswith("error: cannot connect to postgresql://bt_app:***@")
+    assert 'password authentication failed for user "bt_app"; check the user name and password' in r.err
+    outputs.append(r.out + r.err)
+    for text in outputs:
+        assert PASSWORD not in text
+    with psycopg.connect(app_role) as conn:
+        logged = conn.execute(
+            "SELECT string_agg(coalesce(detail, ''), ' ') FROM schema_migration_events"
+        ).fetchone()
+        assert logged is not None and PASSWORD not in (logged[0] or "")
+        errors = conn.execute(
+            "SELECT string_agg(coalesce(error_message, ''), ' ') FROM schema_migrations"
+        ).fetchone()
+        assert errors is not None and PASSWORD not in (errors[0] or "")
+
+
+def test_sandbox_commands(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("BILANTOOLS_HOME", str(home))
+    pg_bin = os.environ.get("BILANTOOLS_TEST_PG_BIN")
+    flags = ["--pg-bin", pg_bin] if pg_bin else []
+    r = cli(*flags, "sandbox", "status")
+    assert r.code == 0 and r.out.startswith("not running")
+    try:
+        r = cli(*flags, "sandbox", "start")
+        url = r.out.strip()
+        assert (
+            r.code == 0
+            and url.startswith("postgresql://postgres@127.0.0.1:")
+            and url.endswith("/bilancompetence")
+        )
+        assert cli(*flags, "sandbox", "url").out.strip() == url
+        status = json.loads(cli(*flags, "sandbox", "status", "--json").out)
+        assert status["running"] and status["url"] == url
+        r = cli(*flags, "sandbox", "new-db", "scratch_1")
+        assert r.out == url.replace("/bilancompetence", "/scratch_1") + "\n"  # only the URL on stdout
+        with psycopg.connect(r.out.strip()) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == ("scratch_1",)
+        r = cli(*flags, "sandbox", "new-db", "scratch_1")
+        assert r.code == 2 and "already exists in the sandbox; choose another name" in r.err
+        r = cli(*flags, "sandbox", "new-db", "bad name;")
+        assert r.code == 2 and "invalid database name 'bad name;'" in r.err
+        generated = cli(*flags, "sandbox", "new-db").out.strip()
+        assert generated.rsplit("/", 1)[1].startswith("db_")
+        # the default target is the sandbox when neither --db nor DATABASE_URL is given
+        r = cli("--migrations", str(Path(__file__).parent / "fixtures" / "basic"), *flags, "apply")
+        assert r.code == 0 and "(sandbox, from sandbox)" in r.err
+        r = cli(*flags, "sandbox", "reset")
+        assert r.code == 0
+        with psycopg.connect(r.out.strip()) as conn:
+            assert tables(conn) == []
+            assert conn.execute(
+                "SELECT count(*) FROM pg_database WHERE datname = 'scratch_1'"
+            ).fetchone() == (0,)
+        assert cli(*flags, "sandbox", "stop").out.strip() == "stopped"
+        assert cli(*flags, "sandbox", "stop").out.strip() == "the sandbox was not running"
+        assert cli(*flags, "sandbox", "url").code == 2
+    finally:
+        Sandbox(home).stop()
+
+
+def test_version_and_help(cli: Any) -> None:
+    r = cli("--version")
+    assert r.code == 0 and r.out.startswith("bilantools, version ")
+    r = cli("--help")
+    for command in ("apply", "baseline", "plan", "repair", "rollback", "sandbox", "status", "validate"):
+        assert f"  {command} " in r.out
