@@ -83,6 +83,11 @@ def parse_target(url: str, source: Source, sandbox_port: int | None = None) -> T
             f"malformed database URL {redact(url)} from {source}: {reason}; {URL_HINT}"
         ) from None
     register(params.get("password"))
+    port = params.get("port", "")
+    if port and not all(p.strip().isdigit() for p in port.split(",")):
+        raise InputError(
+            f"malformed database URL {redact(url)} from {source}: port '{port}' is not a number; {URL_HINT}"
+        )
     is_sandbox = source == "sandbox" or (
         sandbox_port is not None
         and params.get("host", "") in LOCAL_HOSTS
@@ -105,7 +110,10 @@ def explain(exc: BaseException) -> str:
         hint = "create the database first, or fix its name in the URL"
     elif "role" in lowered and "does not exist" in lowered:
         hint = "check the user name in the URL"
-    elif any(s in lowered for s in ("refused", "translate host", "timeout", "no route", "unreachable")):
+    elif any(
+        s in lowered
+        for s in ("refused", "translate host", "resolve host", "timeout", "no route", "unreachable")
+    ):
         hint = "check the host and port, and that the server is running and reachable"
     else:
         hint = "check the URL and the server"

@@ -202,7 +202,7 @@ def discover(directory: Path | str) -> MigrationSet:
                     str(script.path),
                     None,
                     f"rollback {script.path.name} has no migration {version}_{slug}.sql",
-                    "add the migration or remove the rollback",
+                    "add the migration or remove it",
                 )
             )
         elif owner[0][1] != slug:
