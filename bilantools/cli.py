@@ -17,7 +17,7 @@ import click
 
 from bilantools import __version__, commands
 from bilantools.db.lock import DEFAULT_WAIT
-from bilantools.db.runner import ProgressHook, RunResult, Status
+from bilantools.db.runner import Progress, ProgressHook, RunResult, Status, Step
 from bilantools.db.target import Target
 from bilantools.errors import BilanToolsError, MigrationFailed, RefusedError
 from bilantools.secrets import redact
@@ -280,11 +280,12 @@ def _confirm(target: Target, what: str, yes: bool) -> None:
 
 
 def _run(call: Callable[[ProgressHook | None], RunResult], as_json: bool) -> None:
-    bar = _ProgressBar(enabled=not as_json)
+    """Run a changing command: one line per migration as it completes, then a summary."""
+    printer = _StepPrinter(quiet=as_json)
     try:
-        result = call(bar)
+        result = call(printer)
     except MigrationFailed as exc:
-        bar.close()
+        printer.close()
         if as_json:
             _print_json(
                 {
@@ -298,43 +299,54 @@ def _run(call: Callable[[ProgressHook | None], RunResult], as_json: bool) -> Non
                 }
             )
         raise
-    bar.close()
+    printer.close()
     if as_json:
         _print_json({"ok": True, "error": None, **result.as_dict()})
         return
-    for s in result.steps:
-        ms = f"{s.duration_ms} ms" if s.duration_ms is not None else ""
-        detail = f"  {s.detail}" if s.detail else ""
-        click.echo(f"{s.version}  {s.name:<40} {s.outcome:<16} {ms}{detail}")
-    verb = {"apply": "applied", "rollback": "rolled back", "baseline": "baselined", "repair": "repaired"}[
-        result.action
-    ]
+    if result.action in ("baseline", "repair"):
+        for step in result.steps:
+            click.echo(_step_line(step))
+    verb = {"apply": "applied", "rollback": "rolled back", "baseline": "baselined", "repair": "repaired"}
     if result.dry_run:
         click.echo(f"dry run: {len(result.steps)} migration(s) checked, nothing was changed")
     elif not result.steps:
-        click.echo(f"nothing to do: no migration {verb}")
+        click.echo(f"nothing to do: no migration {verb[result.action]}")
     else:
-        click.echo(f"{len(result.steps)} migration(s) {verb}")
+        click.echo(f"{len(result.steps)} migration(s) {verb[result.action]}")
 
 
-class _ProgressBar:
-    """A terminal progress bar on stderr, only when stderr is a terminal."""
+def _step_line(s: Step) -> str:
+    ms = f"{s.duration_ms} ms" if s.duration_ms is not None else ""
+    detail = f"  {s.detail}" if s.detail else ""
+    return f"{s.version}  {s.name:<40} {s.outcome:<16} {ms}{detail}".rstrip()
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+
+class _StepPrinter:
+    """Prints each migration's line as it completes; a tqdm bar on stderr when it is a terminal."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.use_bar = not quiet and sys.stderr.isatty()
         self.bar: Any = None
 
-    def __call__(self, event: str, m: Migration, index: int, total: int) -> None:
-        if not self.enabled:
+    def __call__(self, progress: Progress) -> None:
+        if self.quiet:
             return
-        if self.bar is None:
+        if self.use_bar and self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="migration", file=sys.stderr, leave=False)
-        if event == "start":
-            self.bar.set_description(m.label[:40])
-        else:
+            self.bar = tqdm(total=progress.total, unit="migration", file=sys.stderr, leave=False)
+        if progress.event == "start":
+            if self.bar is not None:
+                self.bar.set_description(progress.migration.label[:40])
+            return
+        assert progress.step is not None
+        line = _step_line(progress.step)
+        if self.bar is not None:
             self.bar.update(1)
+            self.bar.write(line, file=sys.stdout)
+        else:
+            click.echo(line)
 
     def close(self) -> None:
         if self.bar is not None:

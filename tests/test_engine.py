@@ -286,3 +286,22 @@ def test_unreachable_and_missing_database(db_url: str, basic: Path, server: obje
         commands.status(missing, basic)
     with pytest.raises(ConnectError, match="check the host and port"):
         commands.status("postgresql://postgres@127.0.0.1:1/x", basic)
+
+
+def test_progress_hook_sees_each_migration(db_url: str, basic: Path) -> None:
+    seen: list[tuple[str, str, int, int, str | None]] = []
+    commands.apply(
+        db_url,
+        basic,
+        progress=lambda p: seen.append(
+            (p.event, p.migration.version, p.index, p.total, p.step.outcome if p.step else None)
+        ),
+    )
+    assert seen == [
+        ("start", "001", 0, 3, None),
+        ("done", "001", 0, 3, "applied"),
+        ("start", "002", 1, 3, None),
+        ("done", "002", 1, 3, "applied"),
+        ("start", "003", 2, 3, None),
+        ("done", "003", 2, 3, "applied"),
+    ]

@@ -26,8 +26,20 @@ if TYPE_CHECKING:
     import psycopg
 
 State = Literal["applied", "pending", "failed", "changed", "missing-file"]
-ProgressHook = Callable[[str, Migration, int, int], None]
-"""Called as hook(event, migration, index, total) with event 'start' or 'done'."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a progress hook receives: 'start' before a migration, 'done' with its step."""
+
+    event: Literal["start", "done"]
+    migration: Migration
+    index: int
+    total: int
+    step: Step | None = None
+
+
+ProgressHook = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)
@@ -234,12 +246,7 @@ class Runner:
             return self._dry_run(result, prepared)
         if prepared:
             history.ensure_tracking(self.conn)
-        for index, (m, statements) in enumerate(prepared):
-            self._hook("start", m, index, len(prepared))
-            last = index == len(prepared) - 1
-            result.steps.append(self._apply_one(m, statements, durable=last))
-            self._hook("done", m, index, len(prepared))
-        return result
+        return self._run_all(result, prepared, self._apply_one)
 
     def rollback(self, to: str | None = None, step: int | None = None, dry_run: bool = False) -> RunResult:
         todo = self.rollback_plan(to, step)
@@ -250,12 +257,7 @@ class Runner:
         result = RunResult(self.target_label, "rollback", dry_run, run_id=str(self.actor.run_id))
         if dry_run:
             return self._dry_run(result, prepared)
-        for index, (m, statements) in enumerate(prepared):
-            self._hook("start", m, index, len(prepared))
-            last = index == len(prepared) - 1
-            result.steps.append(self._rollback_one(m, statements, durable=last))
-            self._hook("done", m, index, len(prepared))
-        return result
+        return self._run_all(result, prepared, self._rollback_one)
 
     def baseline(self, to: str) -> RunResult:
         """Mark migrations up to `to` applied without running them (hand-migrated databases)."""
@@ -348,9 +350,23 @@ class Runner:
         return findings
 
     # -- internals ---------------------------------------------------------------------------
-    def _hook(self, event: str, m: Migration, index: int, total: int) -> None:
+    def _run_all(
+        self,
+        result: RunResult,
+        prepared: list[tuple[Migration, list[Statement]]],
+        run_one: Callable[[Migration, list[Statement], bool], Step],
+    ) -> RunResult:
+        """Run each prepared script; only the last one of the run commits durably."""
+        for index, (m, statements) in enumerate(prepared):
+            self._report(Progress("start", m, index, len(prepared)))
+            step = run_one(m, statements, index == len(prepared) - 1)
+            result.steps.append(step)
+            self._report(Progress("done", m, index, len(prepared), step))
+        return result
+
+    def _report(self, progress: Progress) -> None:
         if self.progress is not None:
-            self.progress(event, m, index, total)
+            self.progress(progress)
 
     @staticmethod
     def _prepare(script: Script, transactional: bool) -> list[Statement]:
@@ -492,10 +508,10 @@ class Runner:
                             )
                         )
                         break
-                    self._hook("start", m, index, len(prepared))
+                    self._report(Progress("start", m, index, len(prepared)))
                     step = self._dry_step(m, statements, result.action)
                     result.steps.append(step)
-                    self._hook("done", m, index, len(prepared))
+                    self._report(Progress("done", m, index, len(prepared), step))
                     if step.outcome == "failed":
                         break
                 raise _DryRunDone
