@@ -1,0 +1,5 @@
+-- Rollback of migration 010: drops qualiopi_evidence_expiring() and the
+-- qualiopi_evidence table (with its indexes and trigger).
+
+DROP FUNCTION IF EXISTS qualiopi_evidence_expiring(uuid, integer);
+DROP TABLE IF EXISTS qualiopi_evidence;
