@@ -164,25 +164,30 @@ def record_success(
     version: str,
     description: str,
     checksum: str,
-    duration_ms: int,
+    duration_ms: int | None = None,
     action: str = "apply",
 ) -> None:
-    """The guide's record_migration plus the event, in one statement (one round trip)."""
+    """The guide's record_migration plus the event, in one statement (one round trip).
+
+    Without `duration_ms`, the duration is measured by the server from the start of the
+    current transaction, which is exact even when statements were pipelined.
+    """
     conn.execute(
-        "WITH tracked AS (SELECT record_migration(%s, %s, %s, current_user, %s))"
+        "WITH d AS (SELECT coalesce(%s::int,"
+        " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int) AS ms),"
+        " tracked AS (SELECT record_migration(%s, %s, %s, current_user, d.ms) FROM d)"
         f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
-        " SELECT %s, %s, %s, 'success', %s, %s, %s, %s, NULL, %s FROM tracked",
+        " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, NULL, %s FROM tracked, d",
         (
+            duration_ms,
             version,
             description,
             checksum,
-            duration_ms,
             actor.run_id,
             version,
             action,
             actor.os_user,
             actor.host,
-            duration_ms,
             checksum,
             actor.tool_version,
         ),
@@ -207,22 +212,12 @@ def record_failure(
         )
 
 
-def forget(
-    conn: psycopg.Connection, actor: Actor, version: str, checksum: str | None, duration_ms: int
-) -> None:
+def forget(conn: psycopg.Connection, actor: Actor, version: str, checksum: str | None) -> None:
     """Remove a version's row after its rollback script ran, and log the rollback."""
     conn.execute(
         "WITH gone AS (DELETE FROM schema_migrations WHERE version = %s RETURNING 1)"
         f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
-        " VALUES (%s, %s, 'rollback', 'success', %s, %s, %s, %s, NULL, %s)",
-        (
-            version,
-            actor.run_id,
-            version,
-            actor.os_user,
-            actor.host,
-            duration_ms,
-            checksum,
-            actor.tool_version,
-        ),
+        " VALUES (%s, %s, 'rollback', 'success', %s, %s,"
+        " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, %s, NULL, %s)",
+        (version, actor.run_id, version, actor.os_user, actor.host, checksum, actor.tool_version),
     )

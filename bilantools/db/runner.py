@@ -121,6 +121,15 @@ class RunResult:
         }
 
 
+class _StatementError(Exception):
+    """Statement number `index` of a script failed with `cause`."""
+
+    def __init__(self, index: int, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.index = index
+        self.cause = cause
+
+
 class _DryRunDone(Exception):
     """Unwinds the dry run's outer transaction so that nothing is kept."""
 
@@ -377,23 +386,20 @@ class Runner:
         return statements
 
     def _apply_one(self, m: Migration, statements: list[Statement], durable: bool = True) -> Step:
-        import psycopg
-
         started = time.perf_counter()
         if not m.transactional:
             return self._apply_autocommit(m, statements, started)
-        done = 0
         try:
-            with self.conn.transaction():
-                if not durable:
-                    self.conn.execute("SET LOCAL synchronous_commit = off")
-                for done, stmt in enumerate(statements):  # noqa: B007 (index kept for the error)
-                    self.conn.execute(stmt.text)
-                elapsed = _ms(started)
-                history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, elapsed)
-        except psycopg.Error as exc:
-            raise self._failed(m, m.script, statements, done, exc, started, partial=False) from None
-        return Step(m.version, m.name, "apply", "applied", elapsed, len(statements))
+            self._in_transaction(
+                statements,
+                durable,
+                lambda: history.record_success(self.conn, self.actor, m.version, m.name, m.checksum),
+            )
+        except _StatementError as err:
+            raise self._failed(
+                m, m.script, statements, err.index, err.cause, started, partial=False
+            ) from None
+        return Step(m.version, m.name, "apply", "applied", _ms(started), len(statements))
 
     def _apply_autocommit(self, m: Migration, statements: list[Statement], started: float) -> Step:
         import psycopg
@@ -409,34 +415,52 @@ class Runner:
         return Step(m.version, m.name, "apply", "applied", elapsed, len(statements))
 
     def _rollback_one(self, m: Migration, statements: list[Statement], durable: bool = True) -> Step:
-        import psycopg
-
         assert m.rollback is not None
         started = time.perf_counter()
-        done = 0
         try:
-            with self.conn.transaction():
-                if not durable:
-                    self.conn.execute("SET LOCAL synchronous_commit = off")
-                for done, stmt in enumerate(statements):  # noqa: B007
-                    self.conn.execute(stmt.text)
-                elapsed = _ms(started)
-                history.forget(self.conn, self.actor, m.version, m.checksum, elapsed)
-        except psycopg.Error as exc:
-            stmt = statements[done]
-            where = f"{m.rollback.path.name}:{error_line(stmt, exc)}"
-            reason = server_message(exc)
+            self._in_transaction(
+                statements, durable, lambda: history.forget(self.conn, self.actor, m.version, m.checksum)
+            )
+        except _StatementError as err:
+            stmt = statements[err.index]
+            line = error_line(stmt, err.cause)
+            reason = server_message(err.cause)
             raise MigrationFailed(
-                f"rollback of {m.label} failed at {where}: {reason} (statement: {excerpt(stmt.text)}); "
-                "its changes were rolled back and the migration stays applied: fix the rollback "
-                "script and run rollback again",
+                f"rollback of {m.label} failed at {m.rollback.path.name}:{line}: {reason} "
+                f"(statement: {excerpt(stmt.text)}); its changes were rolled back and the migration "
+                "stays applied: fix the rollback script and run rollback again",
                 version=m.version,
                 file=str(m.rollback.path),
-                line=error_line(stmt, exc),
+                line=line,
                 statement=stmt.text,
                 server_message=reason,
             ) from None
-        return Step(m.version, m.name, "rollback", "rolled back", elapsed, len(statements))
+        return Step(m.version, m.name, "rollback", "rolled back", _ms(started), len(statements))
+
+    def _in_transaction(self, statements: list[Statement], durable: bool, track: Callable[[], None]) -> None:
+        """BEGIN, the statements, the tracking change and COMMIT, sent as one pipeline.
+
+        One round trip per migration instead of one per statement; the server still runs
+        the statements in order and stops at the first error, and the statements before
+        it are the ones that returned a result, which tells which statement failed.
+        """
+        import psycopg
+
+        cursors: list[psycopg.Cursor[Any]] = []
+        try:
+            with self.conn.pipeline(), self.conn.transaction():
+                if not durable:
+                    self.conn.execute("SET LOCAL synchronous_commit = off")
+                for stmt in statements:
+                    cursor = self.conn.cursor()
+                    cursor.execute(stmt.text)
+                    cursors.append(cursor)
+                track()
+        except psycopg.Error as exc:
+            done = sum(1 for c in cursors if c.pgresult is not None)
+            if done >= len(statements):  # every statement ran: the tracking change failed
+                raise
+            raise _StatementError(done, exc) from None
 
     def _failed(
         self,

@@ -1,0 +1,131 @@
+"""A stable fingerprint of a schema, and the per-object details it is built from.
+
+Two databases with the same tables, columns (name, type, nullability, default),
+constraints, indexes, RLS flags, policies, triggers, functions (full definitions),
+views, sequences, types and extensions, and the same row count in every table, have the
+same fingerprint, whatever their OIDs, column order or history. Rollback round trips,
+drift and backup checks all compare these. One catalog query per kind of object, plus
+one query for every row count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import psycopg
+
+TRACKING_TABLES = ("schema_migrations", "schema_migration_events")
+
+# Each query returns (kind, name, detail) rows for the objects of schema %(schema)s.
+_QUERIES: tuple[str, ...] = (
+    """SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view'
+                             WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' END,
+              c.relname,
+              concat_ws(' ', 'rls=' || c.relrowsecurity, 'force=' || c.relforcerowsecurity,
+                        CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END)
+       FROM pg_class c
+       WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')""",
+    """SELECT 'column', c.relname || '.' || a.attname,
+              concat_ws(' ', format_type(a.atttypid, a.atttypmod),
+                        CASE WHEN a.attnotnull THEN 'not null' END,
+                        'default ' || pg_get_expr(d.adbin, d.adrelid),
+                        CASE WHEN a.attidentity <> '' THEN 'identity ' || a.attidentity::text END,
+                        CASE WHEN a.attgenerated <> '' THEN 'generated' END)
+       FROM pg_attribute a
+       JOIN pg_class c ON c.oid = a.attrelid
+       LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+       WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+         AND a.attnum > 0 AND NOT a.attisdropped""",
+    """SELECT 'constraint', c.relname || '.' || k.conname,
+              pg_get_constraintdef(k.oid) || CASE WHEN k.convalidated THEN '' ELSE ' (not valid)' END
+       FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+       WHERE k.connamespace = %(schema)s::regnamespace""",
+    """SELECT 'index', i.relname,
+              pg_get_indexdef(i.oid) || CASE WHEN x.indisvalid THEN '' ELSE ' (invalid)' END
+       FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+       WHERE i.relnamespace = %(schema)s::regnamespace""",
+    """SELECT 'policy', tablename || '.' || policyname,
+              concat_ws(' ', permissive, roles::text, cmd, 'using ' || qual, 'check ' || with_check)
+       FROM pg_policies WHERE schemaname = %(schema)s""",
+    """SELECT 'trigger', c.relname || '.' || t.tgname, pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text
+       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+       WHERE c.relnamespace = %(schema)s::regnamespace AND NOT t.tgisinternal""",
+    """SELECT 'function', p.oid::regprocedure::text, md5(pg_get_functiondef(p.oid))
+       FROM pg_proc p
+       WHERE p.pronamespace = %(schema)s::regnamespace AND p.prokind IN ('f', 'p', 'w')""",
+    """SELECT 'sequence', c.relname,
+              concat_ws(' ', format_type(s.seqtypid, NULL), s.seqincrement, s.seqmin, s.seqmax, s.seqcycle)
+       FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
+       WHERE c.relnamespace = %(schema)s::regnamespace""",
+    """SELECT 'type', t.typname,
+              concat_ws(' ', t.typtype,
+                        (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
+                         FROM pg_enum e WHERE e.enumtypid = t.oid),
+                        CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END)
+       FROM pg_type t
+       WHERE t.typnamespace = %(schema)s::regnamespace AND t.typtype IN ('e', 'd', 'c')
+         AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')""",
+    """SELECT 'extension', extname, extversion FROM pg_extension""",
+)
+
+ObjectKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """The hash and the (kind, name) -> detail map it was computed from."""
+
+    digest: str
+    objects: dict[ObjectKey, str]
+
+    def diff(self, other: Fingerprint) -> list[tuple[str, str, Literal["added", "removed", "changed"]]]:
+        """(kind, name, change) for each object that differs, `other` being the newer state."""
+        changes: list[tuple[str, str, Literal["added", "removed", "changed"]]] = []
+        for key in sorted(self.objects.keys() | other.objects.keys()):
+            if key not in other.objects:
+                changes.append((*key, "removed"))
+            elif key not in self.objects:
+                changes.append((*key, "added"))
+            elif self.objects[key] != other.objects[key]:
+                changes.append((*key, "changed"))
+        return changes
+
+
+def fingerprint(conn: psycopg.Connection, schema: str = "public", rows: bool = True) -> Fingerprint:
+    """Fingerprint `schema`; with `rows`, include every table's row count (tracking tables
+    excepted: their rows are history, not schema)."""
+    objects: dict[ObjectKey, str] = {}
+    params = {"schema": schema}
+    for query in _QUERIES:
+        for kind, name, detail in conn.execute(query, params).fetchall():
+            objects[(kind, name)] = detail or ""
+    if rows:
+        objects.update(_row_counts(conn, schema))
+    text = "\n".join(f"{k}\t{n}\t{d}" for (k, n), d in sorted(objects.items()))
+    return Fingerprint(hashlib.sha256(text.encode("utf-8")).hexdigest(), objects)
+
+
+def _row_counts(conn: psycopg.Connection, schema: str) -> dict[ObjectKey, str]:
+    from psycopg import sql
+
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = %s::regnamespace"
+            " AND relkind IN ('r', 'p') AND NOT relispartition ORDER BY relname",
+            (schema,),
+        ).fetchall()
+        if r[0] not in TRACKING_TABLES
+    ]
+    if not names:
+        return {}
+    query = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {}, count(*) FROM {}.{}").format(
+            sql.Literal(name), sql.Identifier(schema), sql.Identifier(name)
+        )
+        for name in names
+    )
+    return {("rows", name): str(count) for name, count in conn.execute(query).fetchall()}
