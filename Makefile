@@ -25,6 +25,7 @@ demo: $(VENV)/.installed
 	$(BIN)/bilantools sandbox start
 	$(BIN)/bilantools apply --yes
 	$(BIN)/bilantools status
+	$(BIN)/bilantools stats
 
 test: $(VENV)/.installed-dev lint typecheck pytest pytest-pg15
 

@@ -205,6 +205,31 @@ def validate(obj: Context, as_json: bool) -> None:
     sys.exit(1 if failing else 0)
 
 
+@cli.command()
+@_json_option
+@pass_ctx
+def stats(obj: Context, as_json: bool) -> None:
+    """The schema overview from the live database: totals and tables by category."""
+    result = commands.stats(obj.target(), obj.migrations)
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    labels = {
+        "tables": "tables",
+        "indexes": "indexes",
+        "rls_tables": "RLS-enabled tables",
+        "policies": "RLS policies",
+        "triggers": "triggers",
+        "functions": "functions",
+    }
+    click.echo("Database schema overview (live catalog, schema public)")
+    for key, label in labels.items():
+        click.echo(f"  {label:<20} {result.totals[key]:>5}")
+    click.echo("Table categories")
+    for index, (name, tables) in enumerate(result.categories, start=1):
+        click.echo(f"  {index:>2}. {name} ({len(tables)}): {', '.join(tables)}")
+
+
 # -- sandbox ------------------------------------------------------------------------------
 @cli.group()
 def sandbox() -> None:

@@ -13,15 +13,20 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bilantools.db.diagnostics import server_message
 from bilantools.db.lock import DEFAULT_WAIT, MigrationLock
 from bilantools.db.runner import ProgressHook, Runner, RunResult, Status
 from bilantools.db.sandbox import Sandbox
+from bilantools.db.stats import SchemaStats
 from bilantools.db.target import Target, parse_target
 from bilantools.errors import DatabaseError
 from bilantools.source.files import Migration, discover
 from bilantools.source.findings import Finding
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = [
     "apply",
@@ -31,6 +36,7 @@ __all__ = [
     "resolve_target",
     "rollback",
     "sandbox",
+    "stats",
     "status",
     "validate",
 ]
@@ -132,6 +138,34 @@ def validate(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATI
         return runner.validate()
 
 
+def stats(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS) -> SchemaStats:
+    """The guide's schema overview from the live catalog: totals and tables by category."""
+    from bilantools.db.stats import schema_stats
+    from bilantools.source.categories import load_categories
+
+    categories = load_categories(migrations)
+    with _connection(target, "stats") as (resolved, conn):
+        return schema_stats(conn, resolved.masked, categories)
+
+
+@contextmanager
+def _connection(target: TargetLike, action: str) -> Iterator[tuple[Target, psycopg.Connection]]:
+    """A connection named after the action; server refusals become one-line errors."""
+    import psycopg
+
+    resolved = resolve_target(target)
+    conn = resolved.connect(f"bilantools {action} {_whoami()}")
+    try:
+        yield resolved, conn
+    except psycopg.Error as exc:
+        raise DatabaseError(
+            f"{resolved.masked} refused the {action}: {server_message(exc)}; check the "
+            "user's privileges and the server's state"
+        ) from None
+    finally:
+        conn.close()
+
+
 @contextmanager
 def _runner(
     target: TargetLike,
@@ -140,25 +174,14 @@ def _runner(
     lock_wait: float | None = None,
     progress: ProgressHook | None = None,
 ) -> Iterator[Runner]:
-    import psycopg
-
     found = discover(migrations)
-    resolved = resolve_target(target)
-    conn = resolved.connect(f"bilantools {action} {_whoami()}")
-    try:
+    with _connection(target, action) as (resolved, conn):
         runner = Runner(conn, found, resolved.masked, progress)
         if lock_wait is None:
             yield runner
         else:
             with MigrationLock(conn, resolved.masked, lock_wait):
                 yield runner
-    except psycopg.Error as exc:
-        raise DatabaseError(
-            f"{resolved.masked} refused the {action}: {server_message(exc)}; check the "
-            "user's privileges and the server's state"
-        ) from None
-    finally:
-        conn.close()
 
 
 def _sandbox_port(box: Sandbox) -> int | None:
