@@ -1,0 +1,359 @@
+"""What each script creates, alters, drops and uses, read from PostgreSQL's parse trees.
+
+Statements are walked as pglast JSON trees. Static SQL inside ``DO`` blocks runs when the
+migration runs, so it counts like top-level SQL; the SQL inside PL/pgSQL function bodies
+runs only when the function is called, so its uses are marked `deferred` (a missing
+table there fails at run time, not at apply time). ``LANGUAGE sql`` bodies are checked
+by the server at creation, so their uses are not deferred. Dynamic SQL (``EXECUTE``)
+cannot be seen.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from bilantools.source.files import Script
+from bilantools.source.parsed import Node, parse_script
+
+RELATION_KINDS = ("table", "view", "sequence", "materialized view", "foreign table")
+# Kinds whose name is "table.child": they disappear with their table.
+TABLE_CHILDREN = ("column", "constraint", "trigger", "policy", "rls")
+
+_DROP_KINDS = {
+    "OBJECT_TABLE": "table",
+    "OBJECT_VIEW": "view",
+    "OBJECT_MATVIEW": "materialized view",
+    "OBJECT_SEQUENCE": "sequence",
+    "OBJECT_INDEX": "index",
+    "OBJECT_TYPE": "type",
+    "OBJECT_DOMAIN": "type",
+    "OBJECT_SCHEMA": "schema",
+    "OBJECT_EXTENSION": "extension",
+    "OBJECT_FUNCTION": "function",
+    "OBJECT_PROCEDURE": "function",
+    "OBJECT_ROUTINE": "function",
+    "OBJECT_TRIGGER": "trigger",
+    "OBJECT_POLICY": "policy",
+    "OBJECT_ROLE": "role",
+    "OBJECT_FOREIGN_TABLE": "foreign table",
+}
+
+
+@dataclass(frozen=True, order=True)
+class Obj:
+    """A database object: `kind` and a name ("users", "users.cv_url", "auth.uid")."""
+
+    kind: str
+    name: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Relations share one namespace: a view can satisfy a use of a 'table'."""
+        return ("relation", self.name) if self.kind in RELATION_KINDS else (self.kind, self.name)
+
+    @property
+    def table(self) -> str | None:
+        return self.name.rsplit(".", 1)[0] if self.kind in TABLE_CHILDREN else None
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class Use:
+    obj: Obj
+    line: int
+    statement: str
+    deferred: bool = False
+
+
+@dataclass
+class Effects:
+    """Everything one script does to the schema, with the line of the first occurrence."""
+
+    script: Script
+    creates: dict[Obj, int] = field(default_factory=dict)
+    replaces: dict[Obj, int] = field(default_factory=dict)  # CREATE OR REPLACE / IF NOT EXISTS
+    alters: dict[Obj, int] = field(default_factory=dict)
+    drops: dict[Obj, int] = field(default_factory=dict)
+    uses: list[Use] = field(default_factory=list)
+    seeds: dict[str, int] = field(default_factory=dict)  # table -> rows inserted (-1: unknown)
+    deletes: set[str] = field(default_factory=set)
+    index_tables: dict[str, str] = field(default_factory=dict)  # index -> its table
+
+    def dropped(self, obj: Obj) -> bool:
+        """Dropped directly, or with its table (columns, triggers, policies, indexes...)."""
+        if obj in self.drops or obj.key in {d.key for d in self.drops}:
+            return True
+        table = obj.table or (self.index_tables.get(obj.name) if obj.kind == "index" else None)
+        return table is not None and Obj("table", table) in self.drops
+
+
+def analyse_script(script: Script) -> Effects:
+    effects = Effects(script)
+    for stmt in parse_script(script):
+        _Statement(effects, stmt.line, stmt.text).visit(stmt.kind, stmt.node)
+    return effects
+
+
+def _name(parts: list[Node]) -> str:
+    names = [p["String"]["sval"] for p in parts if "String" in p]
+    if len(names) > 1 and names[0] == "public":
+        names = names[1:]
+    return ".".join(names[-2:])
+
+
+def _relation(rv: Node) -> str:
+    schema = rv.get("schemaname")
+    name = str(rv["relname"])
+    return name if schema in (None, "public") else f"{schema}.{name}"
+
+
+def _walk(node: Any) -> Iterator[tuple[str, Node]]:
+    """Every (type, fields) node below `node`, depth first.
+
+    pglast's JSON names a node's type only where the field may hold any node; a field of
+    a fixed type (a statement's "relation", a column's "typeName") holds the bare fields,
+    recognised here by their shape.
+    """
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                if key[:1].isupper():
+                    yield key, value
+                elif "relname" in value:
+                    yield "RangeVar", value
+                elif "names" in value and "typemod" in value:
+                    yield "TypeName", value
+                yield from _walk(value)
+            elif isinstance(value, list):
+                yield from _walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+
+
+class _Statement:
+    """Records one statement's effects into `effects`."""
+
+    def __init__(self, effects: Effects, line: int, text: str, runs: bool = True, deferred: bool = False) -> None:
+        self.e = effects
+        self.line = line
+        self.text = text
+        self.runs = runs  # executed by the migration itself (top level, DO blocks)
+        self.deferred = deferred  # in a PL/pgSQL body: resolved only when the function runs
+
+    # -- recording -----------------------------------------------------------------------
+    def create(self, kind: str, name: str, replace: bool = False) -> None:
+        obj = Obj(kind, name)
+        self.e.creates.setdefault(obj, self.line)
+        if replace:
+            self.e.replaces.setdefault(obj, self.line)
+
+    def use(self, kind: str, name: str) -> None:
+        self.e.uses.append(Use(Obj(kind, name), self.line, self.text, self.deferred))
+
+    def visit(self, kind: str, node: Node) -> None:
+        handler = getattr(self, f"_{kind}", None)
+        if handler is not None and self.runs:
+            handler(node)
+        self._uses(node)
+
+    def _uses(self, node: Node) -> None:
+        ctes = {n["ctename"] for t, n in _walk(node) if t == "CommonTableExpr"}
+        for kind, fields in _walk(node):
+            if kind == "RangeVar" and not (fields.get("schemaname") is None and fields["relname"] in ctes):
+                self.use("table", _relation(fields))
+            elif kind == "FuncCall":
+                self.use("function", _name(fields["funcname"]))
+            elif kind == "TypeName" and "names" in fields and not fields.get("pct_type"):
+                self.use("type", _name(fields["names"]))
+            elif kind == "TypeCast":
+                self._regclass(fields)
+            elif kind == "Constraint" and "pktable" in fields:
+                table = _relation(fields["pktable"])
+                for attr in fields.get("pk_attrs", []):
+                    self.use("column", f"{table}.{attr['String']['sval']}")
+
+    def _regclass(self, cast: Node) -> None:
+        """'bilans'::regclass names a relation in a string."""
+        names = [p["String"]["sval"] for p in cast.get("typeName", {}).get("names", []) if "String" in p]
+        value = cast.get("arg", {}).get("A_Const", {}).get("sval", {}).get("sval")
+        if names and names[-1] == "regclass" and isinstance(value, str):
+            self.use("table", value.removeprefix("public."))
+
+    # -- statements that create, alter or drop ---------------------------------------------
+    def _CreateStmt(self, node: Node) -> None:  # noqa: N802 (named after the parse node)
+        table = _relation(node["relation"])
+        self.create("table", table, replace=bool(node.get("if_not_exists")))
+        for element in node.get("tableElts", []):
+            if "ColumnDef" in element:
+                self._column(table, element["ColumnDef"], bool(node.get("if_not_exists")))
+            elif "Constraint" in element and element["Constraint"].get("conname"):
+                self.create("constraint", f"{table}.{element['Constraint']['conname']}")
+
+    def _column(self, table: str, column: Node, replace: bool) -> None:
+        self.create("column", f"{table}.{column['colname']}", replace=replace)
+        for constraint in column.get("constraints", []):
+            name = constraint.get("Constraint", {}).get("conname")
+            if name:
+                self.create("constraint", f"{table}.{name}")
+
+    def _IndexStmt(self, node: Node) -> None:  # noqa: N802
+        table = _relation(node["relation"])
+        if node.get("idxname"):
+            self.create("index", node["idxname"], replace=bool(node.get("if_not_exists")))
+            self.e.index_tables[node["idxname"]] = table
+        for param in node.get("indexParams", []):
+            column = param.get("IndexElem", {}).get("name")
+            if column:
+                self.use("column", f"{table}.{column}")
+
+    def _CreatePolicyStmt(self, node: Node) -> None:  # noqa: N802
+        self.create("policy", f"{_relation(node['table'])}.{node['policy_name']}")
+
+    def _CreateTrigStmt(self, node: Node) -> None:  # noqa: N802
+        self.create("trigger", f"{_relation(node['relation'])}.{node['trigname']}",
+                    replace=bool(node.get("replace")))
+        self.use("function", _name(node["funcname"]))
+
+    def _CreateFunctionStmt(self, node: Node) -> None:  # noqa: N802
+        self.create("function", _name(node["funcname"]), replace=bool(node.get("replace")))
+        options = {o["DefElem"]["defname"]: o["DefElem"].get("arg") for o in node.get("options", [])}
+        language = (options.get("language") or {}).get("String", {}).get("sval", "sql")
+        body = [p["String"]["sval"] for p in (options.get("as") or {}).get("List", {}).get("items", [])]
+        if language == "plpgsql":
+            self._plpgsql(self.text, runs=False, deferred=True)
+        elif language == "sql" and body:  # checked by the server at creation, run later
+            self._sql(body[0], runs=False, deferred=False)
+
+    def _DoStmt(self, node: Node) -> None:  # noqa: N802
+        for arg in node.get("args", []):
+            item = arg.get("DefElem", {})
+            if item.get("defname") == "as":
+                body = item["arg"]["String"]["sval"]
+                self._plpgsql(
+                    f"CREATE FUNCTION bilantools_do() RETURNS void LANGUAGE plpgsql AS $bt_do${body}$bt_do$",
+                    runs=True,
+                    deferred=False,
+                )
+
+    def _ViewStmt(self, node: Node) -> None:  # noqa: N802
+        self.create("view", _relation(node["view"]), replace=bool(node.get("replace")))
+
+    def _CreateTableAsStmt(self, node: Node) -> None:  # noqa: N802
+        kind = "materialized view" if node.get("objtype") == "OBJECT_MATVIEW" else "table"
+        self.create(kind, _relation(node["into"]["rel"]), replace=bool(node.get("if_not_exists")))
+
+    def _CreateSeqStmt(self, node: Node) -> None:  # noqa: N802
+        self.create("sequence", _relation(node["sequence"]), replace=bool(node.get("if_not_exists")))
+
+    def _CreateEnumStmt(self, node: Node) -> None:  # noqa: N802
+        self.create("type", _name(node["typeName"]))
+
+    def _CompositeTypeStmt(self, node: Node) -> None:  # noqa: N802
+        self.create("type", _relation(node["typevar"]))
+
+    def _CreateDomainStmt(self, node: Node) -> None:  # noqa: N802
+        self.create("type", _name(node["domainname"]))
+
+    def _CreateSchemaStmt(self, node: Node) -> None:  # noqa: N802
+        self.create("schema", node["schemaname"], replace=bool(node.get("if_not_exists")))
+
+    def _CreateExtensionStmt(self, node: Node) -> None:  # noqa: N802
+        self.create("extension", node["extname"], replace=bool(node.get("if_not_exists")))
+
+    def _CreateRoleStmt(self, node: Node) -> None:  # noqa: N802
+        self.create("role", node["role"])
+
+    def _AlterTableStmt(self, node: Node) -> None:  # noqa: N802
+        table = _relation(node["relation"])
+        for item in node.get("cmds", []):
+            cmd = item["AlterTableCmd"]
+            subtype, name = cmd["subtype"], cmd.get("name")
+            if subtype == "AT_AddColumn":
+                self._column(table, cmd["def"]["ColumnDef"], bool(cmd.get("missing_ok")))
+            elif subtype == "AT_DropColumn":
+                self.e.drops.setdefault(Obj("column", f"{table}.{name}"), self.line)
+            elif subtype == "AT_AddConstraint" and cmd["def"]["Constraint"].get("conname"):
+                self.create("constraint", f"{table}.{cmd['def']['Constraint']['conname']}")
+            elif subtype == "AT_DropConstraint":
+                self.e.drops.setdefault(Obj("constraint", f"{table}.{name}"), self.line)
+            elif subtype == "AT_EnableRowSecurity":
+                self.create("rls", f"{table}.rls")
+            elif subtype == "AT_DisableRowSecurity":
+                self.e.drops.setdefault(Obj("rls", f"{table}.rls"), self.line)
+            elif name:
+                self.e.alters.setdefault(Obj("column", f"{table}.{name}"), self.line)
+            else:
+                self.e.alters.setdefault(Obj("table", table), self.line)
+
+    def _DropStmt(self, node: Node) -> None:  # noqa: N802
+        kind = _DROP_KINDS.get(node["removeType"])
+        if kind is None:
+            return
+        for target in node.get("objects", []):
+            self.e.drops.setdefault(Obj(kind, _dropped_name(kind, target)), self.line)
+
+    def _InsertStmt(self, node: Node) -> None:  # noqa: N802
+        table = _relation(node["relation"])
+        rows = node.get("selectStmt", {}).get("SelectStmt", {}).get("valuesLists")
+        count = len(rows) if rows is not None else -1
+        previous = self.e.seeds.get(table, 0)
+        self.e.seeds[table] = -1 if -1 in (count, previous) else previous + count
+
+    def _DeleteStmt(self, node: Node) -> None:  # noqa: N802
+        self.e.deletes.add(_relation(node["relation"]))
+
+    def _TruncateStmt(self, node: Node) -> None:  # noqa: N802
+        for rel in node.get("relations", []):
+            self.e.deletes.add(_relation(rel["RangeVar"]))
+
+    # -- bodies ------------------------------------------------------------------------------
+    def _sql(self, text: str, runs: bool, deferred: bool) -> None:
+        from pglast import parser
+
+        try:
+            trees = json.loads(parser.parse_sql_json(text))["stmts"]
+        except parser.ParseError:
+            return
+        inner = _Statement(self.e, self.line, self.text, runs, deferred)
+        for tree in trees:
+            ((kind, node),) = tree["stmt"].items()
+            inner.visit(kind, node)
+
+    def _plpgsql(self, create_function: str, runs: bool, deferred: bool) -> None:
+        """Each SQL statement and expression of a PL/pgSQL body, parsed as SQL."""
+        from pglast import parser
+
+        try:
+            tree = json.loads(parser.parse_plpgsql_json(create_function))
+        except parser.ParseError:
+            return
+        for kind, fields in _walk(tree):
+            if kind != "PLpgSQL_expr":
+                continue
+            query, mode = fields.get("query", ""), fields.get("parseMode", 0)
+            if mode == 0:
+                self._sql(query, runs, deferred)
+            else:  # an expression or an assignment "x := expr"
+                self._sql("SELECT " + query.split(":=", 1)[-1], runs, deferred)
+
+
+def _dropped_name(kind: str, target: Node) -> str:
+    if "List" in target:
+        parts = target["List"]["items"]
+        if kind in ("trigger", "policy"):
+            names = [p["String"]["sval"] for p in parts]
+            return f"{'.'.join(n for n in names[:-1] if n != 'public')}.{names[-1]}"
+        return _name(parts)
+    if "ObjectWithArgs" in target:
+        return _name(target["ObjectWithArgs"]["objname"])
+    if "TypeName" in target:
+        return _name(target["TypeName"]["names"])
+    if "String" in target:
+        return str(target["String"]["sval"])
+    return json.dumps(target)

@@ -1,0 +1,199 @@
+"""The dependency graph of a migrations directory, and the ordering problems it shows.
+
+An inferred edge A -> B means B uses an object that A creates first; declared edges come
+from ``-- depends:``. Findings: forward references (B uses what only a later migration
+creates: it cannot apply in order), unresolved references (created by no migration and
+not provided by PostgreSQL or the project's allowlist), declared dependencies on a later
+number, gaps in the numbering, and rollbacks that do not undo their migration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bilantools.source.analysis import Effects, Obj, Use, analyse_script
+from bilantools.source.builtins import builtins
+from bilantools.source.files import Migration, MigrationSet
+from bilantools.source.findings import Finding
+
+# What a rollback must drop (or revert) when its migration creates it.
+UNDOABLE = ("table", "view", "materialized view", "sequence", "index", "type", "schema", "extension",
+            "function", "trigger", "policy", "column", "constraint", "rls", "role")
+
+
+@dataclass
+class Analysis:
+    """The directory's effects, graph and findings."""
+
+    migrations: MigrationSet
+    effects: dict[str, Effects] = field(default_factory=dict)
+    rollbacks: dict[str, Effects] = field(default_factory=dict)
+    inferred: dict[str, set[str]] = field(default_factory=dict)  # version -> versions it needs
+    declared: dict[str, set[str]] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    def edges(self) -> set[tuple[str, str, str]]:
+        """(from, to, how) with how 'inferred', 'declared' or 'both'."""
+        result = set()
+        for version in self.effects:
+            inferred, declared = self.inferred.get(version, set()), self.declared.get(version, set())
+            for dep in inferred | declared:
+                how = "both" if dep in inferred and dep in declared else (
+                    "inferred" if dep in inferred else "declared")
+                result.add((dep, version, how))
+        return result
+
+
+def analyse(migrations: MigrationSet, provided: frozenset[str] = frozenset()) -> Analysis:
+    """Analyse every migration and rollback of `migrations` (already discovered)."""
+    result = Analysis(migrations)
+    for m in migrations:
+        result.effects[m.version] = analyse_script(m.script)
+        if m.rollback is not None:
+            result.rollbacks[m.version] = analyse_script(m.rollback)
+        result.declared[m.version] = set(m.depends)
+    position = {m.version: i for i, m in enumerate(migrations)}
+    first: dict[tuple[str, str], str] = {}
+    for m in migrations:
+        for obj in result.effects[m.version].creates:
+            first.setdefault(obj.key, m.version)
+    known_tables = {name for kind, name in first if kind == "relation"}
+    for m in migrations:
+        result.inferred[m.version] = set()
+        reported: set[tuple[str, str]] = set()
+        for use in result.effects[m.version].uses:
+            creator = first.get(use.obj.key) or (
+                first.get(("relation", use.obj.name)) if use.obj.kind == "type" else None
+            )
+            if creator is None:
+                if use.obj.key not in reported and not _provided(use.obj, known_tables, provided):
+                    reported.add(use.obj.key)
+                    result.findings.append(_unresolved(m, use))
+            elif position[creator] < position[m.version]:
+                result.inferred[m.version].add(creator)
+            elif creator != m.version and use.obj.key not in reported:
+                reported.add(use.obj.key)
+                result.findings.append(_forward(m, use, migrations.find(creator)))
+        for dep in sorted(m.depends):
+            if int(dep) > m.number:
+                result.findings.append(Finding(
+                    "declared-dependency-order", "warning", str(m.path), None,
+                    f"{m.path.name} declares a dependency on {dep}, a later number: it runs out of "
+                    "numbering order", f"renumber {m.path.name} after {dep}, or drop the declaration"))
+    result.findings.extend(_gaps(migrations))
+    for m in migrations:
+        if m.version in result.rollbacks:
+            result.findings.extend(_inverse(m, result.effects, result.rollbacks[m.version], first))
+    return result
+
+
+def _provided(obj: Obj, known_tables: set[str], provided: frozenset[str]) -> bool:
+    """PostgreSQL itself, the project's allowlist, or a column of a table no migration makes."""
+    b = builtins()
+    schema, _, short = obj.name.rpartition(".")
+    if f"{obj.kind}:{obj.name}" in provided or (schema and f"schema:{schema}" in provided):
+        return True
+    if obj.kind == "column":
+        return obj.name.rsplit(".", 1)[0] not in known_tables
+    if schema in ("pg_catalog", "information_schema"):
+        return True
+    if schema:
+        return False
+    return {
+        "table": short in b["relations"],
+        "function": short in b["functions"],
+        "type": short in b["types"],
+        "schema": short in b["schemas"],
+    }.get(obj.kind, False)
+
+
+def _unresolved(m: Migration, use: Use) -> Finding:
+    schema = use.obj.name.rpartition(".")[0]
+    if schema and use.obj.kind != "column":
+        hint = (f"no migration creates schema {schema}: if the database provides it (a hosting "
+                f"provider's schema), add \"schema:{schema}\" to provided in [tool.bilantools]")
+    else:
+        hint = (f"create it in an earlier migration, or if it exists outside the migrations add "
+                f"\"{use.obj.kind}:{use.obj.name}\" to provided in [tool.bilantools]")
+    where = " (in a function body)" if use.deferred else ""
+    return Finding("unresolved-reference", "warning", str(m.path), use.line,
+                   f"{use.obj} is used{where} but no migration creates it and PostgreSQL does not "
+                   f"provide it (statement: {_excerpt(use.statement)})", hint)
+
+
+def _forward(m: Migration, use: Use, creator: Migration | None) -> Finding:
+    later = creator.path.name if creator else "a later migration"
+    if use.deferred:
+        return Finding("forward-reference-in-body", "warning", str(m.path), use.line,
+                       f"a function body in {m.path.name} uses {use.obj}, first created by {later}: "
+                       "calling it fails until that migration is applied",
+                       "move the function to that migration or later")
+    return Finding("forward-reference", "error", str(m.path), use.line,
+                   f"{m.path.name} uses {use.obj}, first created by {later}: it cannot apply in order "
+                   f"(statement: {_excerpt(use.statement)})",
+                   f"move the statement to {later} or after it, or create {use.obj} earlier")
+
+
+def _gaps(migrations: MigrationSet) -> list[Finding]:
+    numbers = sorted(m.number for m in migrations)
+    findings = []
+    for low, high in zip(numbers, numbers[1:], strict=False):
+        if high - low > 1:
+            missing = ", ".join(str(n) for n in range(low + 1, min(high, low + 4)))
+            more = ", ..." if high - low > 4 else ""
+            m = migrations.find(str(high))
+            assert m is not None
+            findings.append(Finding("numbering-gap", "info", str(m.path), None,
+                                    f"no migration numbered {missing}{more} before {m.path.name}",
+                                    "nothing to do if the numbers were skipped on purpose"))
+    return findings
+
+
+def _inverse(m: Migration, effects: dict[str, Effects], rollback: Effects,
+             first: dict[tuple[str, str], str]) -> list[Finding]:
+    """Does the rollback drop (or revert) what the migration creates, and only that?"""
+    assert m.rollback is not None
+    done = effects[m.version]
+    file = str(m.rollback.path)
+    findings = []
+    for obj, line in sorted(done.creates.items()):
+        if obj.kind not in UNDOABLE:
+            continue
+        earlier = first.get(obj.key) not in (None, m.version)
+        if earlier:  # redefined: the rollback must put the old definition back, or drop it
+            if obj not in rollback.creates and not rollback.dropped(obj):
+                findings.append(Finding(
+                    "rollback-incomplete", "warning", file, None,
+                    f"{m.path.name} redefines {obj} (line {line}) but its rollback does not restore it",
+                    f"re-create the previous definition of {obj} in {m.rollback.path.name}"))
+        elif not rollback.dropped(obj) and not _dropped_with_table(obj, done, rollback):
+            findings.append(Finding(
+                "rollback-incomplete", "warning", file, None,
+                f"{m.path.name} creates {obj} (line {line}) but its rollback does not drop it",
+                f"drop {obj} in {m.rollback.path.name}"))
+    for table, rows in sorted(done.seeds.items()):
+        if table not in rollback.deletes and not rollback.dropped(Obj("table", table)):
+            findings.append(Finding(
+                "rollback-incomplete", "warning", file, None,
+                f"{m.path.name} inserts {'rows' if rows < 0 else f'{rows} row(s)'} into {table} but "
+                "its rollback neither deletes them nor drops the table",
+                f"delete the seeded rows of {table} in {m.rollback.path.name}"))
+    created_keys = {o.key for o in done.creates} | {o.key for o in done.drops} | {o.key for o in done.alters}
+    for obj, line in sorted(rollback.drops.items()):
+        if obj.key not in created_keys and obj.kind in UNDOABLE:
+            findings.append(Finding(
+                "rollback-drops-foreign", "warning", file, line,
+                f"the rollback drops {obj}, which {m.path.name} does not create",
+                f"drop {obj} in the rollback of the migration that creates it"))
+    return findings
+
+
+def _dropped_with_table(obj: Obj, done: Effects, rollback: Effects) -> bool:
+    """An index dropped because its table is dropped by the rollback."""
+    table = done.index_tables.get(obj.name) if obj.kind == "index" else obj.table
+    return table is not None and rollback.dropped(Obj("table", table))
+
+
+def _excerpt(text: str, width: int = 70) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
