@@ -11,6 +11,7 @@ import json
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -110,10 +111,14 @@ def status(obj: Context, as_json: bool) -> None:
 
 @cli.command()
 @_range_options
+@click.option("--sql", "as_sql", is_flag=True, help="Print the exact SQL apply would run.")
 @_json_option
 @pass_ctx
-def plan(obj: Context, to: str | None, step: int | None, as_json: bool) -> None:
-    """List the migrations apply would run, in order."""
+def plan(obj: Context, to: str | None, step: int | None, as_sql: bool, as_json: bool) -> None:
+    """List the migrations apply would run, in order (or their SQL with --sql)."""
+    if as_sql:
+        click.echo(commands.plan_sql(obj.target(), obj.migrations, to, step), nl=False)
+        return
     todo = commands.plan(obj.target(), obj.migrations, to, step)
     if as_json:
         _print_json({"target": obj.target().masked, "migrations": [_plan_item(m) for m in todo]})
@@ -137,17 +142,28 @@ def plan(obj: Context, to: str | None, step: int | None, as_json: bool) -> None:
 @cli.command()
 @_range_options
 @click.option("--dry-run", is_flag=True, help="Run in a transaction that is rolled back.")
+@click.option("--force", is_flag=True, help="Apply despite forward references (never syntax errors).")
 @_change_options
 @_json_option
 @pass_ctx
 def apply(
-    obj: Context, to: str | None, step: int | None, dry_run: bool, lock_wait: float, yes: bool, as_json: bool
+    obj: Context,
+    to: str | None,
+    step: int | None,
+    dry_run: bool,
+    force: bool,
+    lock_wait: float,
+    yes: bool,
+    as_json: bool,
 ) -> None:
     """Apply pending migrations, each with its tracking row in one transaction."""
     target = obj.target()
     if not dry_run:
         _confirm(target, "apply migrations to", yes)
-    _run(lambda hook: commands.apply(target, obj.migrations, to, step, dry_run, lock_wait, hook), as_json)
+    _run(
+        lambda hook: commands.apply(target, obj.migrations, to, step, dry_run, lock_wait, hook, force),
+        as_json,
+    )
 
 
 @cli.command()
@@ -203,6 +219,74 @@ def validate(obj: Context, as_json: bool) -> None:
             click.echo(f"{f.severity}: [{f.rule}] {f.one_line()}")
         click.echo(f"{len(failing)} problem(s) found" if failing else "valid: no problems found")
     sys.exit(1 if failing else 0)
+
+
+@cli.command()
+@_json_option
+@pass_ctx
+def check(obj: Context, as_json: bool) -> None:
+    """Find every problem of the migrations directory, without a database; exit 1 on errors."""
+    report = commands.check(obj.migrations)
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        for f in report.findings:
+            where = f"{f.file}:{f.line}" if f.line else f.file
+            click.echo(f"{where}: {f.severity}: [{f.rule}] {f.message}")
+            if f.hint:
+                click.echo(f"    fix: {f.hint}")
+        counts = {s: sum(1 for f in report.findings if f.severity == s) for s in ("error", "warning", "info")}
+        click.echo(
+            f"{len(report.migrations)} migrations checked: {counts['error']} error(s), "
+            f"{counts['warning']} warning(s), {counts['info']} note(s)"
+        )
+    sys.exit(1 if report.errors else 0)
+
+
+@cli.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "dot", "svg", "png"]),
+    default="text",
+    show_default=True,
+    help="text, Graphviz dot source, or an image rendered by Graphviz.",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to this file.")
+@pass_ctx
+def graph(obj: Context, fmt: str, output: str | None) -> None:
+    """Draw the dependency graph: inferred and declared edges, forward references in red."""
+    analysis = commands.check(obj.migrations).analysis
+    if fmt == "text":
+        data: bytes = analysis.to_text().encode()
+    elif fmt == "dot":
+        data = analysis.to_dot().encode()
+    else:
+        data = _render(analysis.to_dot(), fmt)
+    if output:
+        Path(output).write_bytes(data)
+        click.echo(f"written: {output}", err=True)
+    elif fmt in ("svg", "png") and sys.stdout.isatty():
+        raise RefusedError(f"refusing to print a {fmt} image to the terminal: pass --output FILE")
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+
+
+def _render(dot_source: str, fmt: str) -> bytes:
+    """Graphviz's `dot` turns the source into an image."""
+    import shutil
+    import subprocess
+
+    dot = shutil.which("dot")
+    if dot is None:
+        raise RefusedError(
+            f"--format {fmt} needs Graphviz's dot program: install graphviz (apt-get install graphviz), "
+            "or use --format dot"
+        )
+    return subprocess.run(
+        [dot, f"-T{fmt}"], input=dot_source.encode(), capture_output=True, check=True
+    ).stdout
 
 
 @cli.command()

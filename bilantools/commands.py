@@ -28,10 +28,14 @@ from bilantools.source.findings import Finding
 if TYPE_CHECKING:
     import psycopg
 
+    from bilantools.source.check import CheckReport
+
 __all__ = [
     "apply",
     "baseline",
+    "check",
     "plan",
+    "plan_sql",
     "repair",
     "resolve_target",
     "rollback",
@@ -89,13 +93,35 @@ def apply(
     dry_run: bool = False,
     lock_wait: float = DEFAULT_WAIT,
     progress: ProgressHook | None = None,
+    force: bool = False,
 ) -> RunResult:
     """Apply pending migrations (up to `to`, or the next `step`), each in its own transaction.
 
-    With `dry_run` everything runs in one transaction that is rolled back.
+    A directory with errors (see `check`) is refused before anything runs; `force` lets
+    forward references through. With `dry_run` everything runs in one transaction that is
+    rolled back.
     """
     with _runner(target, migrations, "apply", lock_wait, progress) as runner:
-        return runner.apply(to, step, dry_run)
+        return runner.apply(to, step, dry_run, force)
+
+
+def plan_sql(
+    target: TargetLike = None,
+    migrations: Path | str = DEFAULT_MIGRATIONS,
+    to: str | None = None,
+    step: int | None = None,
+) -> str:
+    """The exact SQL `apply` would run, in order, with its transaction boundaries."""
+    with _runner(target, migrations, "plan") as runner:
+        return runner.plan_sql(to, step)
+
+
+def check(migrations: Path | str = DEFAULT_MIGRATIONS) -> CheckReport:
+    """Every problem of the migrations directory, found without a database."""
+    from bilantools.db.history import tracking_objects
+    from bilantools.source.check import check as check_directory
+
+    return check_directory(migrations, tracking_objects())
 
 
 def rollback(

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bilantools.errors import RefusedError
@@ -221,3 +222,17 @@ def forget(conn: psycopg.Connection, actor: Actor, version: str, checksum: str |
         " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, %s, NULL, %s)",
         (version, actor.run_id, version, actor.os_user, actor.host, checksum, actor.tool_version),
     )
+
+
+def tracking_objects() -> frozenset[str]:
+    """The objects the engine creates before migration 001, as "kind:name" strings.
+
+    Static analysis treats them as provided: a migration may declare them (029 does) and
+    its rollback must not drop them.
+    """
+    from bilantools.source.analysis import analyse_script
+    from bilantools.source.files import Script, checksum
+
+    text = tracking_sql()
+    effects = analyse_script(Script(Path("tracking.sql"), text, checksum(text)))
+    return frozenset(f"{o.kind}:{o.name}" for o in effects.creates if o.kind in ("table", "function"))

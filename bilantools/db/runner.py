@@ -209,6 +209,43 @@ class Runner:
         todo = [m for m in self.migrations if status[m.version].state in ("pending", "failed")]
         return _limit(todo, self.migrations, to, step, forward=True)
 
+    def refuse_errors(self, force: bool = False) -> None:
+        """Refuse a directory with errors before anything runs. `force` lets ordering errors
+        (forward references) through, never what the server or the engine cannot run."""
+        from bilantools.source.check import check
+
+        report = check(self.migrations.directory, history.tracking_objects(), lint_rules=False)
+        errors = [f for f in report.errors if not (force and f.rule == "forward-reference")]
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            bypass = " or pass --force" if all(f.rule == "forward-reference" for f in errors) else ""
+            raise InputError(
+                f"refusing to apply: {errors[0].one_line()}{more}; run 'bilantools check' to list every "
+                f"problem, fix them{bypass}"
+            )
+
+    def plan_sql(self, to: str | None = None, step: int | None = None) -> str:
+        """The SQL `apply` would send, in order, with its transaction boundaries."""
+        todo = self.plan(to, step)
+        lines = [f"-- bilantools apply on {self.target_label}: {len(todo)} migration(s)"]
+        for index, m in enumerate(todo):
+            statements = self._prepare(m.script, m.transactional)
+            lines.append(f"\n-- {m.path.name} (checksum {m.checksum[:12]})")
+            if m.transactional:
+                lines.append("BEGIN;")
+                if index < len(todo) - 1:
+                    lines.append("SET LOCAL synchronous_commit = off;  -- the run's last commit flushes")
+            else:
+                lines.append("-- transaction: off: each statement commits on its own")
+            lines.extend(f"{s.text};" for s in statements)
+            lines.append(
+                f"SELECT record_migration('{m.version}', '{m.name}', '{m.checksum}', current_user, "
+                "<elapsed ms>);  -- with one schema_migration_events row"
+            )
+            if m.transactional:
+                lines.append("COMMIT;")
+        return "\n".join(lines) + "\n"
+
     def rollback_plan(self, to: str | None = None, step: int | None = None) -> list[Migration]:
         """Applied migrations to roll back, newest first; refuses a range with no script."""
         self.migrations.require_valid()
@@ -247,8 +284,12 @@ class Runner:
         return chosen
 
     # -- changing -----------------------------------------------------------------------
-    def apply(self, to: str | None = None, step: int | None = None, dry_run: bool = False) -> RunResult:
+    def apply(
+        self, to: str | None = None, step: int | None = None, dry_run: bool = False, force: bool = False
+    ) -> RunResult:
         todo = self.plan(to, step)
+        if todo:
+            self.refuse_errors(force)
         prepared = [(m, self._prepare(m.script, m.transactional)) for m in todo]
         result = RunResult(self.target_label, "apply", dry_run, run_id=str(self.actor.run_id))
         if dry_run:

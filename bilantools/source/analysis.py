@@ -112,34 +112,62 @@ def _relation(rv: Node) -> str:
     return name if schema in (None, "public") else f"{schema}.{name}"
 
 
-def _walk(node: Any) -> Iterator[tuple[str, Node]]:
-    """Every (type, fields) node below `node`, depth first.
+def _walk(node: Any) -> list[tuple[str, Node]]:
+    """Every (type, fields) node below `node`, in document order.
 
     pglast's JSON names a node's type only where the field may hold any node; a field of
     a fixed type (a statement's "relation", a column's "typeName") holds the bare fields,
-    recognised here by their shape.
+    recognised here by their shape. Iterative: this is the analysis' hot loop.
     """
-    if isinstance(node, dict):
-        for key, value in node.items():
+    found: list[tuple[str, Node]] = []
+    stack: list[Any] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+            continue
+        if not isinstance(item, dict):
+            continue
+        children: list[Any] = []
+        for key, value in item.items():
             if isinstance(value, dict):
                 if key[:1].isupper():
-                    yield key, value
+                    found.append((key, value))
                 elif "relname" in value:
-                    yield "RangeVar", value
+                    found.append(("RangeVar", value))
                 elif "names" in value and "typemod" in value:
-                    yield "TypeName", value
-                yield from _walk(value)
+                    found.append(("TypeName", value))
+                children.append(value)
             elif isinstance(value, list):
-                yield from _walk(value)
+                children.append(value)
+        stack.extend(reversed(children))
+    return found
+
+
+def _own_columns(table: str, node: Any) -> Iterator[str]:
+    """Unqualified column names in an expression scoped to `table` (a CHECK, an index
+    expression, a policy), outside subqueries, whose columns belong to other tables."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("SubLink", "SelectStmt", "subselect"):
+                continue
+            if key == "ColumnRef":
+                fields = [f["String"]["sval"] for f in value.get("fields", []) if "String" in f]
+                if len(fields) == 1 or (len(fields) == 2 and fields[0] in ("new", "old")):
+                    yield f"{table}.{fields[-1]}"
+            elif isinstance(value, dict | list):
+                yield from _own_columns(table, value)
     elif isinstance(node, list):
         for item in node:
-            yield from _walk(item)
+            yield from _own_columns(table, item)
 
 
 class _Statement:
     """Records one statement's effects into `effects`."""
 
-    def __init__(self, effects: Effects, line: int, text: str, runs: bool = True, deferred: bool = False) -> None:
+    def __init__(
+        self, effects: Effects, line: int, text: str, runs: bool = True, deferred: bool = False
+    ) -> None:
         self.e = effects
         self.line = line
         self.text = text
@@ -163,8 +191,9 @@ class _Statement:
         self._uses(node)
 
     def _uses(self, node: Node) -> None:
-        ctes = {n["ctename"] for t, n in _walk(node) if t == "CommonTableExpr"}
-        for kind, fields in _walk(node):
+        nodes = _walk(node)
+        ctes = {n["ctename"] for t, n in nodes if t == "CommonTableExpr"}
+        for kind, fields in nodes:
             if kind == "RangeVar" and not (fields.get("schemaname") is None and fields["relname"] in ctes):
                 self.use("table", _relation(fields))
             elif kind == "FuncCall":
@@ -186,23 +215,31 @@ class _Statement:
             self.use("table", value.removeprefix("public."))
 
     # -- statements that create, alter or drop ---------------------------------------------
-    def _CreateStmt(self, node: Node) -> None:  # noqa: N802 (named after the parse node)
+    def _CreateStmt(self, node: Node) -> None:
         table = _relation(node["relation"])
         self.create("table", table, replace=bool(node.get("if_not_exists")))
         for element in node.get("tableElts", []):
             if "ColumnDef" in element:
                 self._column(table, element["ColumnDef"], bool(node.get("if_not_exists")))
-            elif "Constraint" in element and element["Constraint"].get("conname"):
-                self.create("constraint", f"{table}.{element['Constraint']['conname']}")
+            elif "Constraint" in element:
+                self._constraint(table, element["Constraint"])
+
+    def _constraint(self, table: str, constraint: Node) -> None:
+        if constraint.get("conname"):
+            self.create("constraint", f"{table}.{constraint['conname']}")
+        for key in ("keys", "fk_attrs"):
+            for attr in constraint.get(key, []):
+                self.use("column", f"{table}.{attr['String']['sval']}")
+        for column in _own_columns(table, constraint.get("raw_expr")):
+            self.use("column", column)
 
     def _column(self, table: str, column: Node, replace: bool) -> None:
         self.create("column", f"{table}.{column['colname']}", replace=replace)
         for constraint in column.get("constraints", []):
-            name = constraint.get("Constraint", {}).get("conname")
-            if name:
-                self.create("constraint", f"{table}.{name}")
+            if "Constraint" in constraint:
+                self._constraint(table, constraint["Constraint"])
 
-    def _IndexStmt(self, node: Node) -> None:  # noqa: N802
+    def _IndexStmt(self, node: Node) -> None:
         table = _relation(node["relation"])
         if node.get("idxname"):
             self.create("index", node["idxname"], replace=bool(node.get("if_not_exists")))
@@ -211,16 +248,23 @@ class _Statement:
             column = param.get("IndexElem", {}).get("name")
             if column:
                 self.use("column", f"{table}.{column}")
+        for column in _own_columns(table, [node.get("indexParams"), node.get("whereClause")]):
+            self.use("column", column)
 
-    def _CreatePolicyStmt(self, node: Node) -> None:  # noqa: N802
-        self.create("policy", f"{_relation(node['table'])}.{node['policy_name']}")
+    def _CreatePolicyStmt(self, node: Node) -> None:
+        table = _relation(node["table"])
+        self.create("policy", f"{table}.{node['policy_name']}")
+        for column in _own_columns(table, [node.get("qual"), node.get("with_check")]):
+            self.use("column", column)
 
-    def _CreateTrigStmt(self, node: Node) -> None:  # noqa: N802
-        self.create("trigger", f"{_relation(node['relation'])}.{node['trigname']}",
-                    replace=bool(node.get("replace")))
+    def _CreateTrigStmt(self, node: Node) -> None:
+        table = _relation(node["relation"])
+        self.create("trigger", f"{table}.{node['trigname']}", replace=bool(node.get("replace")))
         self.use("function", _name(node["funcname"]))
+        for column in _own_columns(table, node.get("whenClause")):
+            self.use("column", column)
 
-    def _CreateFunctionStmt(self, node: Node) -> None:  # noqa: N802
+    def _CreateFunctionStmt(self, node: Node) -> None:
         self.create("function", _name(node["funcname"]), replace=bool(node.get("replace")))
         options = {o["DefElem"]["defname"]: o["DefElem"].get("arg") for o in node.get("options", [])}
         language = (options.get("language") or {}).get("String", {}).get("sval", "sql")
@@ -230,7 +274,7 @@ class _Statement:
         elif language == "sql" and body:  # checked by the server at creation, run later
             self._sql(body[0], runs=False, deferred=False)
 
-    def _DoStmt(self, node: Node) -> None:  # noqa: N802
+    def _DoStmt(self, node: Node) -> None:
         for arg in node.get("args", []):
             item = arg.get("DefElem", {})
             if item.get("defname") == "as":
@@ -241,35 +285,35 @@ class _Statement:
                     deferred=False,
                 )
 
-    def _ViewStmt(self, node: Node) -> None:  # noqa: N802
+    def _ViewStmt(self, node: Node) -> None:
         self.create("view", _relation(node["view"]), replace=bool(node.get("replace")))
 
-    def _CreateTableAsStmt(self, node: Node) -> None:  # noqa: N802
+    def _CreateTableAsStmt(self, node: Node) -> None:
         kind = "materialized view" if node.get("objtype") == "OBJECT_MATVIEW" else "table"
         self.create(kind, _relation(node["into"]["rel"]), replace=bool(node.get("if_not_exists")))
 
-    def _CreateSeqStmt(self, node: Node) -> None:  # noqa: N802
+    def _CreateSeqStmt(self, node: Node) -> None:
         self.create("sequence", _relation(node["sequence"]), replace=bool(node.get("if_not_exists")))
 
-    def _CreateEnumStmt(self, node: Node) -> None:  # noqa: N802
+    def _CreateEnumStmt(self, node: Node) -> None:
         self.create("type", _name(node["typeName"]))
 
-    def _CompositeTypeStmt(self, node: Node) -> None:  # noqa: N802
+    def _CompositeTypeStmt(self, node: Node) -> None:
         self.create("type", _relation(node["typevar"]))
 
-    def _CreateDomainStmt(self, node: Node) -> None:  # noqa: N802
+    def _CreateDomainStmt(self, node: Node) -> None:
         self.create("type", _name(node["domainname"]))
 
-    def _CreateSchemaStmt(self, node: Node) -> None:  # noqa: N802
+    def _CreateSchemaStmt(self, node: Node) -> None:
         self.create("schema", node["schemaname"], replace=bool(node.get("if_not_exists")))
 
-    def _CreateExtensionStmt(self, node: Node) -> None:  # noqa: N802
+    def _CreateExtensionStmt(self, node: Node) -> None:
         self.create("extension", node["extname"], replace=bool(node.get("if_not_exists")))
 
-    def _CreateRoleStmt(self, node: Node) -> None:  # noqa: N802
+    def _CreateRoleStmt(self, node: Node) -> None:
         self.create("role", node["role"])
 
-    def _AlterTableStmt(self, node: Node) -> None:  # noqa: N802
+    def _AlterTableStmt(self, node: Node) -> None:
         table = _relation(node["relation"])
         for item in node.get("cmds", []):
             cmd = item["AlterTableCmd"]
@@ -278,8 +322,8 @@ class _Statement:
                 self._column(table, cmd["def"]["ColumnDef"], bool(cmd.get("missing_ok")))
             elif subtype == "AT_DropColumn":
                 self.e.drops.setdefault(Obj("column", f"{table}.{name}"), self.line)
-            elif subtype == "AT_AddConstraint" and cmd["def"]["Constraint"].get("conname"):
-                self.create("constraint", f"{table}.{cmd['def']['Constraint']['conname']}")
+            elif subtype == "AT_AddConstraint":
+                self._constraint(table, cmd["def"]["Constraint"])
             elif subtype == "AT_DropConstraint":
                 self.e.drops.setdefault(Obj("constraint", f"{table}.{name}"), self.line)
             elif subtype == "AT_EnableRowSecurity":
@@ -291,24 +335,24 @@ class _Statement:
             else:
                 self.e.alters.setdefault(Obj("table", table), self.line)
 
-    def _DropStmt(self, node: Node) -> None:  # noqa: N802
+    def _DropStmt(self, node: Node) -> None:
         kind = _DROP_KINDS.get(node["removeType"])
         if kind is None:
             return
         for target in node.get("objects", []):
             self.e.drops.setdefault(Obj(kind, _dropped_name(kind, target)), self.line)
 
-    def _InsertStmt(self, node: Node) -> None:  # noqa: N802
+    def _InsertStmt(self, node: Node) -> None:
         table = _relation(node["relation"])
         rows = node.get("selectStmt", {}).get("SelectStmt", {}).get("valuesLists")
         count = len(rows) if rows is not None else -1
         previous = self.e.seeds.get(table, 0)
         self.e.seeds[table] = -1 if -1 in (count, previous) else previous + count
 
-    def _DeleteStmt(self, node: Node) -> None:  # noqa: N802
+    def _DeleteStmt(self, node: Node) -> None:
         self.e.deletes.add(_relation(node["relation"]))
 
-    def _TruncateStmt(self, node: Node) -> None:  # noqa: N802
+    def _TruncateStmt(self, node: Node) -> None:
         for rel in node.get("relations", []):
             self.e.deletes.add(_relation(rel["RangeVar"]))
 

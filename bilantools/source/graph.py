@@ -9,16 +9,33 @@ number, gaps in the numbering, and rollbacks that do not undo their migration.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from bilantools.source.analysis import Effects, Obj, Use, analyse_script
 from bilantools.source.builtins import builtins
-from bilantools.source.files import Migration, MigrationSet
+from bilantools.source.files import Migration, MigrationSet, Script
 from bilantools.source.findings import Finding
+from bilantools.source.statements import SqlSyntaxError
 
 # What a rollback must drop (or revert) when its migration creates it.
-UNDOABLE = ("table", "view", "materialized view", "sequence", "index", "type", "schema", "extension",
-            "function", "trigger", "policy", "column", "constraint", "rls", "role")
+UNDOABLE = (
+    "table",
+    "view",
+    "materialized view",
+    "sequence",
+    "index",
+    "type",
+    "schema",
+    "extension",
+    "function",
+    "trigger",
+    "policy",
+    "column",
+    "constraint",
+    "rls",
+    "role",
+)
 
 
 @dataclass
@@ -30,7 +47,39 @@ class Analysis:
     rollbacks: dict[str, Effects] = field(default_factory=dict)
     inferred: dict[str, set[str]] = field(default_factory=dict)  # version -> versions it needs
     declared: dict[str, set[str]] = field(default_factory=dict)
+    forward: set[tuple[str, str]] = field(default_factory=set)  # (later creator, user)
     findings: list[Finding] = field(default_factory=list)
+
+    def to_dot(self) -> str:
+        """Graphviz source: inferred edges solid, declared-only dashed, forward references red."""
+        lines = ["digraph migrations {", "  rankdir=LR;", '  node [shape=box, fontname="Helvetica"];']
+        for m in self.migrations:
+            lines.append(f'  "{m.version}" [label="{m.version}\\n{m.name}"];')
+        for source, target, how in sorted(self.edges()):
+            style = ' [style=dashed, color="gray40"]' if how == "declared" else ""
+            lines.append(f'  "{source}" -> "{target}"{style};')
+        for creator, user in sorted(self.forward):
+            lines.append(f'  "{creator}" -> "{user}" [color=red, fontcolor=red, label="forward reference"];')
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def to_text(self) -> str:
+        """One line per migration: what it needs, and how that is known."""
+        lines = []
+        for m in self.migrations:
+            needs = sorted(self.inferred.get(m.version, set()) | self.declared.get(m.version, set()))
+            parts = []
+            for dep in needs:
+                how = [
+                    w
+                    for w, known in (("inferred", self.inferred), ("declared", self.declared))
+                    if dep in known[m.version]
+                ]
+                parts.append(f"{dep} ({'+'.join(how)})")
+            forward = sorted(c for c, u in self.forward if u == m.version)
+            tail = f"  FORWARD REFERENCE to {', '.join(forward)}" if forward else ""
+            lines.append(f"{m.version} {m.name}: needs {', '.join(parts) or 'nothing'}{tail}")
+        return "\n".join(lines) + "\n"
 
     def edges(self) -> set[tuple[str, str, str]]:
         """(from, to, how) with how 'inferred', 'declared' or 'both'."""
@@ -38,8 +87,11 @@ class Analysis:
         for version in self.effects:
             inferred, declared = self.inferred.get(version, set()), self.declared.get(version, set())
             for dep in inferred | declared:
-                how = "both" if dep in inferred and dep in declared else (
-                    "inferred" if dep in inferred else "declared")
+                how = (
+                    "both"
+                    if dep in inferred and dep in declared
+                    else ("inferred" if dep in inferred else "declared")
+                )
                 result.add((dep, version, how))
         return result
 
@@ -48,9 +100,9 @@ def analyse(migrations: MigrationSet, provided: frozenset[str] = frozenset()) ->
     """Analyse every migration and rollback of `migrations` (already discovered)."""
     result = Analysis(migrations)
     for m in migrations:
-        result.effects[m.version] = analyse_script(m.script)
+        result.effects[m.version] = _effects(m.script)
         if m.rollback is not None:
-            result.rollbacks[m.version] = analyse_script(m.rollback)
+            result.rollbacks[m.version] = _effects(m.rollback)
         result.declared[m.version] = set(m.depends)
     position = {m.version: i for i, m in enumerate(migrations)}
     first: dict[tuple[str, str], str] = {}
@@ -73,18 +125,39 @@ def analyse(migrations: MigrationSet, provided: frozenset[str] = frozenset()) ->
                 result.inferred[m.version].add(creator)
             elif creator != m.version and use.obj.key not in reported:
                 reported.add(use.obj.key)
+                result.forward.add((creator, m.version))
                 result.findings.append(_forward(m, use, migrations.find(creator)))
+        effects = result.effects[m.version]
+        for obj in [*effects.creates, *effects.alters, *effects.drops]:  # changes what others made
+            creator = first.get(obj.key)
+            if creator is not None and position[creator] < position[m.version]:
+                result.inferred[m.version].add(creator)
         for dep in sorted(m.depends):
             if int(dep) > m.number:
-                result.findings.append(Finding(
-                    "declared-dependency-order", "warning", str(m.path), None,
-                    f"{m.path.name} declares a dependency on {dep}, a later number: it runs out of "
-                    "numbering order", f"renumber {m.path.name} after {dep}, or drop the declaration"))
+                result.findings.append(
+                    Finding(
+                        "declared-dependency-order",
+                        "warning",
+                        str(m.path),
+                        None,
+                        f"{m.path.name} declares a dependency on {dep}, a later number: it runs out of "
+                        "numbering order",
+                        f"renumber {m.path.name} after {dep}, or drop the declaration",
+                    )
+                )
     result.findings.extend(_gaps(migrations))
     for m in migrations:
         if m.version in result.rollbacks:
-            result.findings.extend(_inverse(m, result.effects, result.rollbacks[m.version], first))
+            result.findings.extend(_inverse(m, result.effects, result.rollbacks[m.version], first, provided))
     return result
+
+
+def _effects(script: Script) -> Effects:
+    """A script's effects; none for a script with a syntax error (reported by `check`)."""
+    try:
+        return analyse_script(script)
+    except SqlSyntaxError:
+        return Effects(script)
 
 
 def _provided(obj: Obj, known_tables: set[str], provided: frozenset[str]) -> bool:
@@ -110,81 +183,144 @@ def _provided(obj: Obj, known_tables: set[str], provided: frozenset[str]) -> boo
 def _unresolved(m: Migration, use: Use) -> Finding:
     schema = use.obj.name.rpartition(".")[0]
     if schema and use.obj.kind != "column":
-        hint = (f"no migration creates schema {schema}: if the database provides it (a hosting "
-                f"provider's schema), add \"schema:{schema}\" to provided in [tool.bilantools]")
+        hint = (
+            f"no migration creates schema {schema}: if the database provides it (a hosting "
+            f'provider\'s schema), add "schema:{schema}" to provided in [tool.bilantools]'
+        )
     else:
-        hint = (f"create it in an earlier migration, or if it exists outside the migrations add "
-                f"\"{use.obj.kind}:{use.obj.name}\" to provided in [tool.bilantools]")
+        hint = (
+            f"create it in an earlier migration, or if it exists outside the migrations add "
+            f'"{use.obj.kind}:{use.obj.name}" to provided in [tool.bilantools]'
+        )
     where = " (in a function body)" if use.deferred else ""
-    return Finding("unresolved-reference", "warning", str(m.path), use.line,
-                   f"{use.obj} is used{where} but no migration creates it and PostgreSQL does not "
-                   f"provide it (statement: {_excerpt(use.statement)})", hint)
+    return Finding(
+        "unresolved-reference",
+        "warning",
+        str(m.path),
+        use.line,
+        f"{use.obj} is used{where} but no migration creates it and PostgreSQL does not "
+        f"provide it (statement: {_excerpt(use.statement)})",
+        hint,
+    )
 
 
 def _forward(m: Migration, use: Use, creator: Migration | None) -> Finding:
     later = creator.path.name if creator else "a later migration"
     if use.deferred:
-        return Finding("forward-reference-in-body", "warning", str(m.path), use.line,
-                       f"a function body in {m.path.name} uses {use.obj}, first created by {later}: "
-                       "calling it fails until that migration is applied",
-                       "move the function to that migration or later")
-    return Finding("forward-reference", "error", str(m.path), use.line,
-                   f"{m.path.name} uses {use.obj}, first created by {later}: it cannot apply in order "
-                   f"(statement: {_excerpt(use.statement)})",
-                   f"move the statement to {later} or after it, or create {use.obj} earlier")
+        return Finding(
+            "forward-reference-in-body",
+            "warning",
+            str(m.path),
+            use.line,
+            f"a function body in {m.path.name} uses {use.obj}, first created by {later}: "
+            "calling it fails until that migration is applied",
+            "move the function to that migration or later",
+        )
+    return Finding(
+        "forward-reference",
+        "error",
+        str(m.path),
+        use.line,
+        f"{m.path.name} uses {use.obj}, first created by {later}: it cannot apply in order "
+        f"(statement: {_excerpt(use.statement)})",
+        f"move the statement to {later} or after it, or create {use.obj} earlier",
+    )
 
 
 def _gaps(migrations: MigrationSet) -> list[Finding]:
     numbers = sorted(m.number for m in migrations)
     findings = []
-    for low, high in zip(numbers, numbers[1:], strict=False):
+    for low, high in itertools.pairwise(numbers):
         if high - low > 1:
             missing = ", ".join(str(n) for n in range(low + 1, min(high, low + 4)))
             more = ", ..." if high - low > 4 else ""
             m = migrations.find(str(high))
             assert m is not None
-            findings.append(Finding("numbering-gap", "info", str(m.path), None,
-                                    f"no migration numbered {missing}{more} before {m.path.name}",
-                                    "nothing to do if the numbers were skipped on purpose"))
+            findings.append(
+                Finding(
+                    "numbering-gap",
+                    "info",
+                    str(m.path),
+                    None,
+                    f"no migration numbered {missing}{more} before {m.path.name}",
+                    "nothing to do if the numbers were skipped on purpose",
+                )
+            )
     return findings
 
 
-def _inverse(m: Migration, effects: dict[str, Effects], rollback: Effects,
-             first: dict[tuple[str, str], str]) -> list[Finding]:
-    """Does the rollback drop (or revert) what the migration creates, and only that?"""
+def _inverse(
+    m: Migration,
+    effects: dict[str, Effects],
+    rollback: Effects,
+    first: dict[tuple[str, str], str],
+    provided: frozenset[str],
+) -> list[Finding]:
+    """Does the rollback drop (or revert) what the migration creates, and only that?
+
+    Objects provided outside the migrations (the tracking table the engine owns, the
+    project's allowlist) are not the rollback's to drop.
+    """
     assert m.rollback is not None
     done = effects[m.version]
     file = str(m.rollback.path)
     findings = []
     for obj, line in sorted(done.creates.items()):
-        if obj.kind not in UNDOABLE:
+        owner = Obj("table", obj.table) if obj.table else obj
+        if obj.kind not in UNDOABLE or f"{owner.kind}:{owner.name}" in provided:
             continue
         earlier = first.get(obj.key) not in (None, m.version)
         if earlier:  # redefined: the rollback must put the old definition back, or drop it
             if obj not in rollback.creates and not rollback.dropped(obj):
-                findings.append(Finding(
-                    "rollback-incomplete", "warning", file, None,
-                    f"{m.path.name} redefines {obj} (line {line}) but its rollback does not restore it",
-                    f"re-create the previous definition of {obj} in {m.rollback.path.name}"))
+                findings.append(
+                    Finding(
+                        "rollback-incomplete",
+                        "warning",
+                        file,
+                        None,
+                        f"{m.path.name} redefines {obj} (line {line}) but its rollback does not restore it",
+                        f"re-create the previous definition of {obj} in {m.rollback.path.name}",
+                    )
+                )
         elif not rollback.dropped(obj) and not _dropped_with_table(obj, done, rollback):
-            findings.append(Finding(
-                "rollback-incomplete", "warning", file, None,
-                f"{m.path.name} creates {obj} (line {line}) but its rollback does not drop it",
-                f"drop {obj} in {m.rollback.path.name}"))
+            findings.append(
+                Finding(
+                    "rollback-incomplete",
+                    "warning",
+                    file,
+                    None,
+                    f"{m.path.name} creates {obj} (line {line}) but its rollback does not drop it",
+                    f"drop {obj} in {m.rollback.path.name}",
+                )
+            )
     for table, rows in sorted(done.seeds.items()):
+        if f"table:{table}" in provided:
+            continue
         if table not in rollback.deletes and not rollback.dropped(Obj("table", table)):
-            findings.append(Finding(
-                "rollback-incomplete", "warning", file, None,
-                f"{m.path.name} inserts {'rows' if rows < 0 else f'{rows} row(s)'} into {table} but "
-                "its rollback neither deletes them nor drops the table",
-                f"delete the seeded rows of {table} in {m.rollback.path.name}"))
+            findings.append(
+                Finding(
+                    "rollback-incomplete",
+                    "warning",
+                    file,
+                    None,
+                    f"{m.path.name} inserts {'rows' if rows < 0 else f'{rows} row(s)'} into {table} but "
+                    "its rollback neither deletes them nor drops the table",
+                    f"delete the seeded rows of {table} in {m.rollback.path.name}",
+                )
+            )
     created_keys = {o.key for o in done.creates} | {o.key for o in done.drops} | {o.key for o in done.alters}
     for obj, line in sorted(rollback.drops.items()):
         if obj.key not in created_keys and obj.kind in UNDOABLE:
-            findings.append(Finding(
-                "rollback-drops-foreign", "warning", file, line,
-                f"the rollback drops {obj}, which {m.path.name} does not create",
-                f"drop {obj} in the rollback of the migration that creates it"))
+            findings.append(
+                Finding(
+                    "rollback-drops-foreign",
+                    "warning",
+                    file,
+                    line,
+                    f"the rollback drops {obj}, which {m.path.name} does not create",
+                    f"drop {obj} in the rollback of the migration that creates it",
+                )
+            )
     return findings
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bilantools.errors import InputError
 from bilantools.source.files import Script
+from bilantools.source.findings import Finding
 
 _TX_CONTROL = re.compile(
     r"^(BEGIN|COMMIT|END|ROLLBACK|ABORT|START\s+TRANSACTION|SAVEPOINT|RELEASE|PREPARE\s+TRANSACTION)\b", re.I
@@ -26,6 +27,30 @@ _NO_TRANSACTION = re.compile(
 )
 
 
+class SqlSyntaxError(InputError):
+    """A script the PostgreSQL parser rejects; nothing of it may run."""
+
+    def __init__(self, script: Script, line: int, col: int, reason: str) -> None:
+        super().__init__(
+            f"{script.path}:{line}:{col}: syntax error: {reason}; fix the SQL "
+            "(nothing was sent to the database)"
+        )
+        self.path = script.path
+        self.line = line
+        self.col = col
+        self.reason = reason
+
+    def finding(self) -> Finding:
+        return Finding(
+            "syntax-error",
+            "error",
+            str(self.path),
+            self.line,
+            f"syntax error at column {self.col}: {self.reason}",
+            "fix the SQL; the server would reject the whole file",
+        )
+
+
 @dataclass(frozen=True)
 class Statement:
     text: str
@@ -35,7 +60,7 @@ class Statement:
 def split(script: Script) -> list[Statement]:
     """The statements of `script`, each with its starting line.
 
-    Raises InputError with file:line:col and the parser's message on a syntax error.
+    Raises SqlSyntaxError (file:line:col and the parser's message) on a syntax error.
     """
     from pglast import parser
 
@@ -46,28 +71,47 @@ def split(script: Script) -> list[Statement]:
         offset = exc.args[1] if len(exc.args) > 1 else 0  # 0-based character index
         line = text.count("\n", 0, offset) + 1
         col = offset - (text.rfind("\n", 0, offset) + 1) + 1
-        raise InputError(
-            f"{script.path}:{line}:{col}: syntax error: {exc.args[0]}; fix the SQL "
-            "(nothing was sent to the database)"
-        ) from None
+        raise SqlSyntaxError(script, line, col, str(exc.args[0])) from None
     return [Statement(text[s], text.count("\n", 0, s.start) + 1) for s in slices]
 
 
-def check_runnable(script: Script, statements: list[Statement], transactional: bool) -> None:
-    """Refuse statements the runner cannot run as the file's header says it should."""
+def runnable_findings(script: Script, statements: list[Statement], transactional: bool) -> list[Finding]:
+    """Statements the runner cannot run as the file's header says it should."""
+    findings = []
     for stmt in statements:
         head = stmt.text.lstrip()
         if _TX_CONTROL.match(head):
-            raise InputError(
-                f"{script.path}:{stmt.line}: '{_first_words(head)}' controls the transaction, which "
-                "bilantools owns (one transaction per migration); remove BEGIN/COMMIT from the file"
+            findings.append(
+                Finding(
+                    "transaction-control",
+                    "error",
+                    str(script.path),
+                    stmt.line,
+                    f"'{_first_words(head)}' controls the transaction, which bilantools owns (one "
+                    "transaction per migration)",
+                    "remove BEGIN/COMMIT from the file",
+                )
             )
-        if transactional and _NO_TRANSACTION.match(head):
-            raise InputError(
-                f"{script.path}:{stmt.line}: '{_first_words(head)}' cannot run inside a transaction; "
-                "add the header line '-- transaction: off' to the file (it then runs statement by "
-                "statement, outside a transaction)"
+        elif transactional and _NO_TRANSACTION.match(head):
+            findings.append(
+                Finding(
+                    "needs-transaction-off",
+                    "error",
+                    str(script.path),
+                    stmt.line,
+                    f"'{_first_words(head)}' cannot run inside a transaction",
+                    "add the header line '-- transaction: off' to the file (it then runs statement by "
+                    "statement, outside a transaction)",
+                )
             )
+    return findings
+
+
+def check_runnable(script: Script, statements: list[Statement], transactional: bool) -> None:
+    """Raise the first statement the runner cannot run (see `runnable_findings`)."""
+    findings = runnable_findings(script, statements, transactional)
+    if findings:
+        raise InputError(findings[0].one_line())
 
 
 def _first_words(text: str, count: int = 4) -> str:

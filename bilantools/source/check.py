@@ -1,0 +1,98 @@
+"""`check`: every problem of a migrations directory, found without a database.
+
+Merges, in one report sorted by file and line: the directory's own problems (names,
+encodings, versions, headers, rollbacks), syntax errors from the PostgreSQL parser,
+statements that cannot run as the header says, the dependency graph's findings
+(forward and unresolved references, ordering, rollbacks that do not undo), and the lint
+rules (idempotency; squawk's lock and rewrite rules). Rules switched off in
+``[tool.bilantools] disable`` or by a ``-- bilantools: ignore`` comment are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bilantools.source.config import CheckConfig, load_config, suppressed_rules
+from bilantools.source.files import MigrationSet, Script, discover
+from bilantools.source.findings import Finding
+from bilantools.source.graph import Analysis, analyse
+from bilantools.source.parsed import parse_script
+from bilantools.source.statements import SqlSyntaxError, Statement, runnable_findings
+
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    migrations: MigrationSet
+    analysis: Analysis
+    findings: list[Finding]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"findings": [f.as_dict() for f in self.findings]}
+
+
+def check(
+    directory: Path | str,
+    provided: frozenset[str] = frozenset(),
+    config: CheckConfig | None = None,
+    lint_rules: bool = True,
+) -> CheckReport:
+    """Analyse `directory`; `provided` adds objects that exist outside the migrations."""
+    found = discover(directory)
+    config = config or load_config(Path(directory).absolute())
+    findings = list(found.findings)
+    findings.extend(script_findings(found))
+    analysis = analyse(found, provided | config.provided)
+    findings.extend(analysis.findings)
+    if lint_rules:
+        from bilantools.source.lint import lint
+
+        findings.extend(lint(found, config))
+    kept = _apply_switches(findings, found, config)
+    kept.sort(key=lambda f: (f.file, f.line or 0, SEVERITY_ORDER[f.severity], f.rule, f.message))
+    return CheckReport(found, analysis, kept)
+
+
+def script_findings(found: MigrationSet) -> list[Finding]:
+    """Syntax errors, and statements that cannot run the way their file says."""
+    findings = []
+    for m in found:
+        for script, transactional in ((m.script, m.transactional), (m.rollback, True)):
+            if script is None:
+                continue
+            try:
+                parsed = parse_script(script)
+            except SqlSyntaxError as exc:
+                findings.append(exc.finding())
+                continue
+            statements = [Statement(p.text, p.line) for p in parsed]
+            findings.extend(runnable_findings(script, statements, transactional))
+    return findings
+
+
+def _apply_switches(findings: list[Finding], found: MigrationSet, config: CheckConfig) -> list[Finding]:
+    scripts: dict[str, Script] = {}
+    for m in found:
+        scripts[str(m.path)] = m.script
+        if m.rollback is not None:
+            scripts[str(m.rollback.path)] = m.rollback
+    kept = []
+    seen = set()
+    for f in findings:
+        if f.rule in config.disabled or (f.rule.startswith("squawk:") and "squawk" in config.disabled):
+            continue
+        script = scripts.get(f.file)
+        if f.line and script is not None and f.rule in suppressed_rules(script.text, f.line):
+            continue
+        key = (f.rule, f.file, f.line, f.message)
+        if key not in seen:
+            seen.add(key)
+            kept.append(f)
+    return kept

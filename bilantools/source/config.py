@@ -1,0 +1,107 @@
+"""Project settings for the checks, and per-statement ignore comments.
+
+Settings live in the ``[tool.bilantools]`` table of the nearest ``pyproject.toml``, so a
+project keeps them next to its other tool settings and in version control::
+
+    [tool.bilantools]
+    disable = ["drop-without-if-exists", "squawk:prefer-text-field"]  # "squawk" alone: all squawk rules
+    provided = ["schema:auth", "function:auth.uid", "extension:pgcrypto"]  # exist outside the migrations
+
+One statement's findings are switched off by a comment on the statement's first line or on
+the ``--`` comment lines directly above it (a blank line ends that block), so the reason can
+sit next to the exception instead of disabling a rule for the whole project::
+
+    -- users is created empty by this very migration, no lock to fear:
+    -- bilantools: ignore squawk:require-concurrent-index-creation, create-index-not-idempotent
+    CREATE INDEX users_email ON users (email);
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bilantools.errors import InputError
+
+_KEYS = ("disable", "provided")
+_IGNORE = re.compile(r"--\s*bilantools:\s*ignore\s+([\w:.-]+(?:\s*,\s*[\w:.-]+)*)", re.I)
+_PROVIDED = re.compile(r"^[a-z][a-z_]*:\S(.*\S)?$")
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    disabled: frozenset[str] = frozenset()
+    provided: frozenset[str] = frozenset()
+
+
+def load_config(start: Path) -> CheckConfig:
+    """The settings of the nearest ``pyproject.toml`` in `start` or its parents.
+
+    No file, or a file without ``[tool.bilantools]``, gives the defaults: a project does
+    not need a configuration to be checked. Bad values raise InputError naming the fix.
+    """
+    start = start.resolve()
+    for directory in (start, *start.parents) if start.is_dir() else start.parents:
+        path = directory / "pyproject.toml"
+        if path.is_file():
+            return _parse(path)
+    return CheckConfig()
+
+
+def _parse(path: Path) -> CheckConfig:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{path} cannot be read as TOML ({exc}); fix the file") from None
+    tool = data.get("tool", {})
+    table = tool.get("bilantools") if isinstance(tool, dict) else None
+    if table is None:
+        return CheckConfig()
+    if not isinstance(table, dict):
+        raise InputError(f"{path}: tool.bilantools must be a table; write it as [tool.bilantools]")
+    unknown = sorted(set(table) - set(_KEYS))
+    if unknown:
+        raise InputError(
+            f"{path}: [tool.bilantools] has unknown key(s) {', '.join(unknown)}; "
+            f"the keys are {', '.join(_KEYS)}"
+        )
+    disabled = _strings(path, "disable", table.get("disable", []), '["drop-without-if-exists"]')
+    provided = _strings(path, "provided", table.get("provided", []), '["schema:auth", "function:auth.uid"]')
+    for entry in sorted(provided):
+        if not _PROVIDED.match(entry):
+            raise InputError(
+                f"{path}: [tool.bilantools] provided entry {entry!r} is not 'kind:name'; "
+                'write it like "schema:auth" or "function:auth.uid"'
+            )
+    return CheckConfig(disabled=disabled, provided=provided)
+
+
+def _strings(path: Path, key: str, value: Any, example: str) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise InputError(
+            f"{path}: [tool.bilantools] {key} must be a list of non-empty strings; "
+            f"write e.g. {key} = {example}"
+        )
+    return frozenset(v.strip() for v in value)
+
+
+def suppressed_rules(script_text: str, statement_line: int) -> frozenset[str]:
+    """Rule ids switched off for the statement starting at 1-based `statement_line`."""
+    if "bilantools" not in script_text:  # the common case: no need to split the file
+        return frozenset()
+    lines = script_text.split("\n")
+    index = statement_line - 1
+    candidates = [lines[index]] if 0 <= index < len(lines) else []
+    above = index - 1
+    while 0 <= above < len(lines) and lines[above].lstrip().startswith("--"):
+        candidates.append(lines[above])
+        above -= 1
+    rules: set[str] = set()
+    for line in candidates:
+        for match in _IGNORE.finditer(line):
+            rules.update(rule.strip().lower() for rule in match[1].split(","))
+    return frozenset(rules)

@@ -1,0 +1,405 @@
+"""Lint of migration and rollback scripts: idempotency, plus squawk's lock and rewrite rules.
+
+Idempotency is ours: a database migrated by hand with psql may already hold a migration's
+objects, so re-running it must not fail with "already exists" (and a rollback re-run must
+not fail with "does not exist"). Locks, table rewrites and unsafe constraints are squawk's
+(the ``squawk-cli`` wheel): its rules are maintained upstream and are not repeated here.
+
+squawk runs as one process per transaction mode present (usually one), started before our
+own pass so that both run at the same time. Transactional migrations and every rollback
+(the runner always wraps rollbacks in a transaction) are linted with
+``--assume-in-transaction``: squawk then knows the file is atomic and that a table created
+earlier in it is new and empty, which silences re-run and lock warnings that cannot happen;
+``-- transaction: off`` files get ``--no-assume-in-transaction``, or squawk would wrongly
+flag their ``CREATE INDEX CONCURRENTLY``. squawk runs in the migrations directory, so a
+``.squawk.toml`` there or above it applies.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import shutil
+import subprocess
+import sysconfig
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bilantools.errors import InputError
+from bilantools.source.config import CheckConfig, suppressed_rules
+from bilantools.source.files import MigrationSet, Script
+from bilantools.source.findings import Finding, Severity
+from bilantools.source.parsed import Node, ParsedStatement, parse_script
+
+SQUAWK_TIMEOUT_S = 120
+_OBJECT_WORDS = {
+    "MATVIEW": "MATERIALIZED VIEW",
+    "FOREIGN_TABLE": "FOREIGN TABLE",
+    "EVENT_TRIGGER": "EVENT TRIGGER",
+    "FDW": "FOREIGN DATA WRAPPER",
+    "FOREIGN_SERVER": "SERVER",
+    "ACCESS_METHOD": "ACCESS METHOD",
+    "OPCLASS": "OPERATOR CLASS",
+    "OPFAMILY": "OPERATOR FAMILY",
+    "STATISTIC_EXT": "STATISTICS",
+    "TSCONFIGURATION": "TEXT SEARCH CONFIGURATION",
+    "TSDICTIONARY": "TEXT SEARCH DICTIONARY",
+    "TSPARSER": "TEXT SEARCH PARSER",
+    "TSTEMPLATE": "TEXT SEARCH TEMPLATE",
+}
+
+
+@dataclass(frozen=True)
+class _Target:
+    script: Script
+    in_transaction: bool  # the runner wraps every rollback in a transaction
+    what: str  # "migration" or "rollback", for messages
+
+
+def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
+    """Findings over every migration and rollback script, ordered by file, line and rule."""
+    targets: dict[str, _Target] = {}
+    for m in migrations:
+        targets[str(m.script.path)] = _Target(m.script, m.transactional, "migration")
+        if m.rollback is not None:
+            targets[str(m.rollback.path)] = _Target(m.rollback, True, "rollback")
+    squawk = None if "squawk" in config.disabled else _start_squawk(migrations.directory, targets)
+
+    findings: list[Finding] = []
+    # Per parsed file, each statement's first line and ignore comments, in file order.
+    spans: dict[str, list[tuple[int, frozenset[str]]]] = {}
+    for file, target in targets.items():
+        try:
+            statements = parse_script(target.script)
+        except InputError as exc:  # the message already holds file:line:col and the fix
+            findings.append(Finding("syntax-error", "error", file, None, str(exc), ""))
+            continue
+        spans[file] = [(s.line, suppressed_rules(target.script.text, s.line)) for s in statements]
+        ignored = dict(spans[file])
+        for stmt, rule, message, hint in _idempotency(statements, target.what):
+            if not _switched_off(rule, ignored[stmt.line]):
+                findings.append(Finding(rule, "warning", file, stmt.line, message, hint))
+
+    if isinstance(squawk, Finding):
+        findings.append(squawk)
+    elif squawk is not None:
+        findings.extend(_squawk_findings(squawk, migrations.directory, spans))
+    kept = [f for f in findings if not _switched_off(f.rule, config.disabled)]
+    return sorted(kept, key=lambda f: (f.file, f.line or 0, f.rule, f.message, f.hint))
+
+
+def _switched_off(rule: str, off: frozenset[str]) -> bool:
+    return rule in off or (rule.startswith("squawk:") and "squawk" in off)
+
+
+# --- idempotency -------------------------------------------------------------------------
+
+
+def _idempotency(
+    statements: tuple[ParsedStatement, ...], what: str
+) -> Iterator[tuple[ParsedStatement, str, str, str]]:
+    """(statement, rule, message, hint) for each statement that fails when the file is re-run.
+
+    A CREATE POLICY/TRIGGER is safe after any DROP of the same object earlier in the file:
+    a DROP lacking IF EXISTS is reported once, by drop-without-if-exists.
+    """
+    fails = f"fails when the {what} is re-run"
+    dropped: set[tuple[str, str, str]] = set()  # (POLICY|TRIGGER, name, table without schema)
+    for stmt in statements:
+        node, kind = stmt.node, stmt.kind
+        if kind == "CreateStmt" and not node.get("if_not_exists"):
+            name = _rel(node["relation"])
+            yield (
+                stmt,
+                "create-table-not-idempotent",
+                f"CREATE TABLE {name} without IF NOT EXISTS {fails}",
+                f"write CREATE TABLE IF NOT EXISTS {name}",
+            )
+        elif kind == "CreateTableAsStmt" and not node.get("if_not_exists"):
+            name = _rel(node["into"]["rel"])
+            rule, words = (
+                ("create-object-not-idempotent", "MATERIALIZED VIEW")
+                if node.get("objtype") == "OBJECT_MATVIEW"
+                else ("create-table-not-idempotent", "TABLE")
+            )
+            yield (
+                stmt,
+                rule,
+                f"CREATE {words} {name} AS without IF NOT EXISTS {fails}",
+                f"write CREATE {words} IF NOT EXISTS {name} AS ...",
+            )
+        elif kind == "IndexStmt" and not node.get("if_not_exists"):
+            words = "CREATE UNIQUE INDEX" if node.get("unique") else "CREATE INDEX"
+            words += " CONCURRENTLY" if node.get("concurrent") else ""
+            table, index = _rel(node["relation"]), node.get("idxname")
+            yield (
+                stmt,
+                "create-index-not-idempotent",
+                f"{words} {index or '(unnamed)'} ON {table} without IF NOT EXISTS {fails}",
+                f"write {words} IF NOT EXISTS {index} ON {table}"
+                if index
+                else f"name the index and write {words} IF NOT EXISTS <name> ON {table}",
+            )
+        elif kind == "AlterTableStmt":
+            yield from ((stmt, *problem) for problem in _alter_table(node, fails))
+        elif kind in ("CreatePolicyStmt", "CreateTrigStmt"):
+            what_obj = "POLICY" if kind == "CreatePolicyStmt" else "TRIGGER"
+            name = node["policy_name"] if what_obj == "POLICY" else node["trigname"]
+            relation = node["table"] if what_obj == "POLICY" else node["relation"]
+            if node.get("replace") or (what_obj, name, relation["relname"]) in dropped:
+                continue
+            table = _rel(relation)
+            drop = f"DROP {what_obj} IF EXISTS {name} ON {table};"
+            alternative = (
+                " (or CREATE OR REPLACE TRIGGER, PostgreSQL 14+)"
+                if what_obj == "TRIGGER" and not node.get("isconstraint")
+                else ""
+            )
+            yield (
+                stmt,
+                f"create-{what_obj.lower()}-without-drop",
+                f"CREATE {what_obj} {name} ON {table} is not preceded by a DROP {what_obj} IF EXISTS "
+                f"of it and {fails}",
+                f"write {drop} just before it{alternative}",
+            )
+        elif kind == "CreateFunctionStmt" and not node.get("replace"):
+            words = "PROCEDURE" if node.get("is_procedure") else "FUNCTION"
+            name = ".".join(_strings(node["funcname"]))
+            yield (
+                stmt,
+                "create-function-not-replace",
+                f"CREATE {words} {name} without OR REPLACE {fails}",
+                f"write CREATE OR REPLACE {words} {name}",
+            )
+        elif kind == "ViewStmt" and not node.get("replace"):
+            name = _rel(node["view"])
+            yield (
+                stmt,
+                "create-object-not-idempotent",
+                f"CREATE VIEW {name} without OR REPLACE {fails}",
+                f"write CREATE OR REPLACE VIEW {name}",
+            )
+        elif kind in ("CreateSchemaStmt", "CreateSeqStmt", "CreateExtensionStmt") and not node.get(
+            "if_not_exists"
+        ):
+            words, name = _created(kind, node)
+            yield (
+                stmt,
+                "create-object-not-idempotent",
+                f"CREATE {words} {name} without IF NOT EXISTS {fails}",
+                f"write CREATE {words} IF NOT EXISTS {name}",
+            )
+        elif kind == "DropStmt":
+            words = _object_words(node["removeType"])
+            objects = ", ".join(_object_name(words, obj) for obj in node.get("objects", []))
+            if words in ("POLICY", "TRIGGER"):
+                for obj in node.get("objects", []):
+                    *owner, dropped_name = _strings(obj["List"]["items"])
+                    dropped.add((words, dropped_name, owner[-1]))
+            if not node.get("missing_ok"):
+                words += " CONCURRENTLY" if node.get("concurrent") else ""
+                yield (
+                    stmt,
+                    "drop-without-if-exists",
+                    f"DROP {words} {objects} without IF EXISTS {fails}",
+                    f"write DROP {words} IF EXISTS {objects}",
+                )
+        elif kind == "DropRoleStmt" and not node.get("missing_ok"):
+            roles = ", ".join(r["RoleSpec"].get("rolename", "?") for r in node["roles"])
+            yield (
+                stmt,
+                "drop-without-if-exists",
+                f"DROP ROLE {roles} without IF EXISTS {fails}",
+                f"write DROP ROLE IF EXISTS {roles}",
+            )
+
+
+def _alter_table(node: Node, fails: str) -> Iterator[tuple[str, str, str]]:
+    words = f"ALTER {_object_words(node.get('objtype', 'OBJECT_TABLE'))} {_rel(node['relation'])}"
+    for item in node.get("cmds", []):
+        cmd = item["AlterTableCmd"]
+        if cmd.get("missing_ok"):
+            continue
+        if cmd["subtype"] == "AT_AddColumn":
+            column = cmd["def"]["ColumnDef"]["colname"]
+            yield (
+                "add-column-not-idempotent",
+                f"{words} ADD COLUMN {column} without IF NOT EXISTS {fails}",
+                f"write {words} ADD COLUMN IF NOT EXISTS {column}",
+            )
+        elif cmd["subtype"] in ("AT_DropColumn", "AT_DropConstraint"):
+            sub = "COLUMN" if cmd["subtype"] == "AT_DropColumn" else "CONSTRAINT"
+            yield (
+                "drop-without-if-exists",
+                f"{words} DROP {sub} {cmd['name']} without IF EXISTS {fails}",
+                f"write {words} DROP {sub} IF EXISTS {cmd['name']}",
+            )
+
+
+def _created(kind: str, node: Node) -> tuple[str, str]:
+    if kind == "CreateSchemaStmt":
+        return "SCHEMA", node.get("schemaname") or node["authrole"]["RoleSpec"].get("rolename", "?")
+    if kind == "CreateSeqStmt":
+        return "SEQUENCE", _rel(node["sequence"])
+    return "EXTENSION", str(node["extname"])
+
+
+def _rel(range_var: Node) -> str:
+    return ".".join(p for p in (range_var.get("schemaname"), range_var["relname"]) if p)
+
+
+def _strings(items: list[Node]) -> list[str]:
+    return [str(item["String"]["sval"]) for item in items if "String" in item]
+
+
+def _object_words(object_type: str) -> str:
+    """OBJECT_MATVIEW -> MATERIALIZED VIEW: the SQL words of a parse tree's object type."""
+    short = object_type.removeprefix("OBJECT_")
+    return _OBJECT_WORDS.get(short, short.replace("_", " "))
+
+
+def _object_name(words: str, obj: Node) -> str:
+    """An object of a DROP as written in SQL (function argument types as PostgreSQL names them)."""
+    if "String" in obj:
+        return str(obj["String"]["sval"])
+    if "List" in obj:
+        *owner, name = _strings(obj["List"]["items"])
+        if words in ("POLICY", "TRIGGER", "RULE"):
+            return f"{name} ON {'.'.join(owner)}"
+        return ".".join([*owner, name])
+    if "TypeName" in obj:
+        return _type_name(obj["TypeName"])
+    if "ObjectWithArgs" in obj:
+        func = obj["ObjectWithArgs"]
+        name = ".".join(_strings(func["objname"]))
+        if func.get("args_unspecified"):
+            return name
+        args = ", ".join(_type_name(arg["TypeName"]) for arg in func.get("objargs", []) if "TypeName" in arg)
+        return f"{name}({args})"
+    return "..."
+
+
+def _type_name(type_name: Node) -> str:
+    names = [n for n in _strings(type_name["names"]) if n != "pg_catalog"]
+    return ".".join(names) + "[]" * len(type_name.get("arrayBounds", []))
+
+
+# --- squawk ------------------------------------------------------------------------------
+
+
+def squawk_binary() -> str | None:
+    """The squawk executable: pip puts the wheel's binary in this interpreter's scripts dir."""
+    return shutil.which("squawk", path=sysconfig.get_path("scripts")) or shutil.which("squawk")
+
+
+def _start_squawk(directory: Path, targets: dict[str, _Target]) -> list[subprocess.Popen[str]] | Finding:
+    """Start squawk on every script, one process per transaction mode; a Finding if it cannot run.
+
+    Paths are given relative to the migrations directory (bare file names: no glob
+    characters, which squawk would expand) and squawk reports them back as given.
+    """
+    binary = squawk_binary()
+    if binary is None:
+        return Finding(
+            "squawk-missing",
+            "warning",
+            str(directory),
+            None,
+            "squawk is not installed, so lock, table-rewrite and constraint rules were not checked",
+            "install it in the environment that runs bilantools: pip install squawk-cli",
+        )
+    runs = []
+    for in_transaction in (True, False):
+        names = [
+            os.path.relpath(f, directory) for f, t in targets.items() if t.in_transaction == in_transaction
+        ]
+        if not names:
+            continue
+        flag = "--assume-in-transaction" if in_transaction else "--no-assume-in-transaction"
+        try:
+            runs.append(
+                subprocess.Popen(
+                    [binary, "--reporter", "json", flag, *names],
+                    cwd=directory,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    encoding="utf-8",
+                    errors="replace",
+                )
+            )
+        except OSError as exc:
+            _collect(runs)
+            return _squawk_failed(directory, f"{binary} cannot be started: {exc}")
+    return runs
+
+
+def _collect(runs: list[subprocess.Popen[str]]) -> list[tuple[str, str, int]]:
+    """(stdout, stderr, exit code) of each run; a run that hangs is killed."""
+    results = []
+    for run in runs:
+        try:
+            stdout, stderr = run.communicate(timeout=SQUAWK_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            stdout, stderr = run.communicate()
+            stderr = f"no answer after {SQUAWK_TIMEOUT_S} s"
+        results.append((stdout, stderr, run.returncode))
+    return results
+
+
+def _squawk_failed(directory: Path, reason: str) -> Finding:
+    return Finding(
+        "squawk-failed",
+        "warning",
+        str(directory),
+        None,
+        f"squawk did not check the migrations ({reason})",
+        "run 'squawk --reporter json FILE.sql' in the migrations directory to see why, or disable 'squawk'",
+    )
+
+
+def _squawk_findings(
+    runs: list[subprocess.Popen[str]], directory: Path, spans: dict[str, list[tuple[int, frozenset[str]]]]
+) -> list[Finding]:
+    """squawk's violations as findings, or one squawk-failed finding if squawk misbehaves."""
+    findings = []
+    for stdout, stderr, code in _collect(runs):
+        try:
+            violations = json.loads(stdout)
+        except ValueError:
+            violations = None
+        if not isinstance(violations, list):
+            reason = stderr.strip().split("\n")[0] or "no JSON on its output"
+            return [_squawk_failed(directory, f"exit code {code}: {reason}")]
+        for violation in violations:
+            finding = _from_squawk(violation, directory, spans)
+            if finding is not None:
+                findings.append(finding)
+    return findings
+
+
+def _from_squawk(
+    violation: dict[str, Any], directory: Path, spans: dict[str, list[tuple[int, frozenset[str]]]]
+) -> Finding | None:
+    """One squawk violation as a Finding; None when an ignore comment or a duplicate drops it."""
+    file = str(directory / violation["file"])
+    line = int(violation["line"]) + 1  # squawk counts lines from 0
+    rule = f"squawk:{violation['rule_name']}"
+    severity: Severity = "error" if violation.get("level") == "Error" else "warning"
+    message, hint = str(violation["message"]), str(violation.get("help") or "")
+    if violation["rule_name"] == "syntax-error":
+        if file not in spans:  # PostgreSQL's parser rejected the file too: already reported
+            return None
+        severity = "warning"  # PostgreSQL accepts the SQL: squawk's own parser is behind
+        message = f"squawk cannot parse this statement ({message}), so its rules skipped it"
+        hint = "upgrade squawk-cli; the SQL is valid for PostgreSQL"
+    statements = spans.get(file, [])
+    index = bisect.bisect_right(statements, line, key=lambda span: span[0]) - 1
+    if index >= 0 and _switched_off(rule, statements[index][1]):
+        return None
+    return Finding(rule, severity, file, line, message, hint)
