@@ -16,6 +16,7 @@ class Finding:
     line: int | None
     message: str
     hint: str
+    column: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -23,4 +24,6 @@ class Finding:
     def one_line(self) -> str:
         """The message and its fix, as the CLI prints it."""
         where = f"{self.file}:{self.line}: " if self.line else ""
+        if self.line and self.column:
+            where = f"{self.file}:{self.line}:{self.column}: "
         return f"{where}{self.message}; {self.hint}" if self.hint else f"{where}{self.message}"

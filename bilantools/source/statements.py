@@ -46,8 +46,9 @@ class SqlSyntaxError(InputError):
             "error",
             str(self.path),
             self.line,
-            f"syntax error at column {self.col}: {self.reason}",
+            f"syntax error: {self.reason}",
             "fix the SQL; the server would reject the whole file",
+            self.col,
         )
 
 
