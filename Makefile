@@ -49,6 +49,7 @@ pytest-pg15: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/apply_overhead.py
+	$(BIN)/python bench/analysis.py
 
 clean-sandbox:
 	-$(BIN)/bilantools sandbox stop
