@@ -20,7 +20,7 @@ from bilantools.db.diagnostics import error_line, excerpt, server_message
 from bilantools.errors import InputError, MigrationFailed, RefusedError
 from bilantools.source.files import Migration, MigrationSet, Script
 from bilantools.source.findings import Finding
-from bilantools.source.statements import Statement, check_runnable, split
+from bilantools.source.statements import Statement, check_runnable
 
 if TYPE_CHECKING:
     import psycopg
@@ -214,7 +214,13 @@ class Runner:
         (forward references) through, never what the server or the engine cannot run."""
         from bilantools.source.check import check
 
-        report = check(self.migrations.directory, history.tracking_objects(), lint_rules=False)
+        report = check(
+            self.migrations.directory,
+            history.tracking_objects(),
+            lint_rules=False,
+            rollbacks=False,
+            found=self.migrations,
+        )
         errors = [f for f in report.errors if not (force and f.rule == "forward-reference")]
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -420,7 +426,9 @@ class Runner:
 
     @staticmethod
     def _prepare(script: Script, transactional: bool) -> list[Statement]:
-        statements = split(script)
+        from bilantools.source.parsed import parse_script
+
+        statements = [Statement(p.text, p.line) for p in parse_script(script)]
         if not statements:
             raise InputError(f"{script.path} contains no SQL statement; write its SQL or remove it")
         check_runnable(script, statements, transactional)

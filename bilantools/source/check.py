@@ -43,13 +43,20 @@ def check(
     provided: frozenset[str] = frozenset(),
     config: CheckConfig | None = None,
     lint_rules: bool = True,
+    rollbacks: bool = True,
+    found: MigrationSet | None = None,
 ) -> CheckReport:
-    """Analyse `directory`; `provided` adds objects that exist outside the migrations."""
-    found = discover(directory)
+    """Analyse `directory`; `provided` adds objects that exist outside the migrations.
+
+    `apply` passes ``lint_rules=False, rollbacks=False``: it needs only what would make
+    the forward scripts fail, and it runs before every apply (with the `found` set it has
+    already read).
+    """
+    found = found or discover(directory)
     config = config or load_config(Path(directory).absolute())
     findings = list(found.findings)
-    findings.extend(script_findings(found))
-    analysis = analyse(found, provided | config.provided)
+    findings.extend(script_findings(found, rollbacks))
+    analysis = analyse(found, provided | config.provided, rollbacks)
     findings.extend(analysis.findings)
     if lint_rules:
         from bilantools.source.lint import lint
@@ -60,12 +67,12 @@ def check(
     return CheckReport(found, analysis, kept)
 
 
-def script_findings(found: MigrationSet) -> list[Finding]:
+def script_findings(found: MigrationSet, rollbacks: bool = True) -> list[Finding]:
     """Syntax errors, and statements that cannot run the way their file says."""
     findings = []
     for m in found:
         for script, transactional in ((m.script, m.transactional), (m.rollback, True)):
-            if script is None:
+            if script is None or (script is m.rollback and not rollbacks):
                 continue
             try:
                 parsed = parse_script(script)

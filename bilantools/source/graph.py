@@ -96,12 +96,14 @@ class Analysis:
         return result
 
 
-def analyse(migrations: MigrationSet, provided: frozenset[str] = frozenset()) -> Analysis:
-    """Analyse every migration and rollback of `migrations` (already discovered)."""
+def analyse(
+    migrations: MigrationSet, provided: frozenset[str] = frozenset(), rollbacks: bool = True
+) -> Analysis:
+    """Analyse every migration (and, with `rollbacks`, every rollback) of `migrations`."""
     result = Analysis(migrations)
     for m in migrations:
         result.effects[m.version] = _effects(m.script)
-        if m.rollback is not None:
+        if m.rollback is not None and rollbacks:
             result.rollbacks[m.version] = _effects(m.rollback)
         result.declared[m.version] = set(m.depends)
     position = {m.version: i for i, m in enumerate(migrations)}

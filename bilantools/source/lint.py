@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import re
 import shutil
 import subprocess
 import sysconfig
@@ -28,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bilantools.errors import InputError
 from bilantools.source.config import CheckConfig, suppressed_rules
 from bilantools.source.files import MigrationSet, Script
 from bilantools.source.findings import Finding, Severity
 from bilantools.source.parsed import Node, ParsedStatement, parse_script
+from bilantools.source.statements import SqlSyntaxError
 
 SQUAWK_TIMEOUT_S = 120
 _OBJECT_WORDS = {
@@ -59,6 +60,14 @@ class _Target:
     what: str  # "migration" or "rollback", for messages
 
 
+@dataclass(frozen=True)
+class _Span:
+    """A statement's first line and the rules its ignore comments switch off."""
+
+    line: int
+    suppressed: frozenset[str]
+
+
 def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
     """Findings over every migration and rollback script, ordered by file, line and rule."""
     targets: dict[str, _Target] = {}
@@ -69,16 +78,15 @@ def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
     squawk = None if "squawk" in config.disabled else _start_squawk(migrations.directory, targets)
 
     findings: list[Finding] = []
-    # Per parsed file, each statement's first line and ignore comments, in file order.
-    spans: dict[str, list[tuple[int, frozenset[str]]]] = {}
+    spans: dict[str, list[_Span]] = {}
     for file, target in targets.items():
         try:
             statements = parse_script(target.script)
-        except InputError as exc:  # the message already holds file:line:col and the fix
-            findings.append(Finding("syntax-error", "error", file, None, str(exc), ""))
+        except SqlSyntaxError as exc:
+            findings.append(exc.finding())
             continue
-        spans[file] = [(s.line, suppressed_rules(target.script.text, s.line)) for s in statements]
-        ignored = dict(spans[file])
+        spans[file] = [_Span(s.line, suppressed_rules(target.script.text, s.line)) for s in statements]
+        ignored = {span.line: span.suppressed for span in spans[file]}
         for stmt, rule, message, hint in _idempotency(statements, target.what):
             if not _switched_off(rule, ignored[stmt.line]):
                 findings.append(Finding(rule, "warning", file, stmt.line, message, hint))
@@ -86,9 +94,9 @@ def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
     if isinstance(squawk, Finding):
         findings.append(squawk)
     elif squawk is not None:
-        findings.extend(_squawk_findings(squawk, migrations.directory, spans))
+        findings.extend(_squawk_findings(squawk, migrations.directory, targets, spans))
     kept = [f for f in findings if not _switched_off(f.rule, config.disabled)]
-    return sorted(kept, key=lambda f: (f.file, f.line or 0, f.rule, f.message, f.hint))
+    return sorted(kept, key=lambda f: (f.file, f.line or 0, f.rule, f.column or 0, f.message, f.hint))
 
 
 def _switched_off(rule: str, off: frozenset[str]) -> bool:
@@ -194,27 +202,37 @@ def _idempotency(
             )
         elif kind == "DropStmt":
             words = _object_words(node["removeType"])
-            objects = ", ".join(_object_name(words, obj) for obj in node.get("objects", []))
             if words in ("POLICY", "TRIGGER"):
-                for obj in node.get("objects", []):
+                for obj in node["objects"]:
                     *owner, dropped_name = _strings(obj["List"]["items"])
                     dropped.add((words, dropped_name, owner[-1]))
             if not node.get("missing_ok"):
                 words += " CONCURRENTLY" if node.get("concurrent") else ""
-                yield (
-                    stmt,
-                    "drop-without-if-exists",
-                    f"DROP {words} {objects} without IF EXISTS {fails}",
-                    f"write DROP {words} IF EXISTS {objects}",
-                )
+                yield (stmt, "drop-without-if-exists", *_drop_without_if_exists(stmt.text, words, fails))
         elif kind == "DropRoleStmt" and not node.get("missing_ok"):
-            roles = ", ".join(r["RoleSpec"].get("rolename", "?") for r in node["roles"])
             yield (
                 stmt,
                 "drop-without-if-exists",
-                f"DROP ROLE {roles} without IF EXISTS {fails}",
-                f"write DROP ROLE IF EXISTS {roles}",
+                *_drop_without_if_exists(stmt.text, "ROLE|USER|GROUP", fails),
             )
+
+
+def _drop_without_if_exists(text: str, words: str, fails: str) -> tuple[str, str]:
+    """Message and hint quoting the DROP as written: its own spelling of names and argument types.
+
+    `words` are the object type's keywords (a regex alternation for roles), after which
+    IF EXISTS goes.
+    """
+    flat = " ".join(text.split())
+    quoted = flat if len(flat) <= 100 else flat[:99] + "…"
+    pattern = r"\s+".join(words.split(" ")) if "|" not in words else f"(?:{words})"
+    head = re.match(rf"DROP\s+{pattern}\s+", flat, re.I)
+    hint = (
+        f"write {head[0]}IF EXISTS {flat[head.end() :]}"
+        if head and len(flat) <= 100
+        else f"write IF EXISTS after DROP {words.split('|')[0]}"
+    )
+    return f"{quoted} without IF EXISTS {fails}", hint
 
 
 def _alter_table(node: Node, fails: str) -> Iterator[tuple[str, str, str]]:
@@ -241,7 +259,12 @@ def _alter_table(node: Node, fails: str) -> Iterator[tuple[str, str, str]]:
 
 def _created(kind: str, node: Node) -> tuple[str, str]:
     if kind == "CreateSchemaStmt":
-        return "SCHEMA", node.get("schemaname") or node["authrole"]["RoleSpec"].get("rolename", "?")
+        if "schemaname" in node:
+            return "SCHEMA", str(node["schemaname"])
+        role = node["authrole"]  # CREATE SCHEMA AUTHORIZATION role
+        return "SCHEMA", "AUTHORIZATION " + str(
+            role.get("rolename") or role["roletype"].removeprefix("ROLESPEC_")
+        )
     if kind == "CreateSeqStmt":
         return "SEQUENCE", _rel(node["sequence"])
     return "EXTENSION", str(node["extname"])
@@ -259,32 +282,6 @@ def _object_words(object_type: str) -> str:
     """OBJECT_MATVIEW -> MATERIALIZED VIEW: the SQL words of a parse tree's object type."""
     short = object_type.removeprefix("OBJECT_")
     return _OBJECT_WORDS.get(short, short.replace("_", " "))
-
-
-def _object_name(words: str, obj: Node) -> str:
-    """An object of a DROP as written in SQL (function argument types as PostgreSQL names them)."""
-    if "String" in obj:
-        return str(obj["String"]["sval"])
-    if "List" in obj:
-        *owner, name = _strings(obj["List"]["items"])
-        if words in ("POLICY", "TRIGGER", "RULE"):
-            return f"{name} ON {'.'.join(owner)}"
-        return ".".join([*owner, name])
-    if "TypeName" in obj:
-        return _type_name(obj["TypeName"])
-    if "ObjectWithArgs" in obj:
-        func = obj["ObjectWithArgs"]
-        name = ".".join(_strings(func["objname"]))
-        if func.get("args_unspecified"):
-            return name
-        args = ", ".join(_type_name(arg["TypeName"]) for arg in func.get("objargs", []) if "TypeName" in arg)
-        return f"{name}({args})"
-    return "..."
-
-
-def _type_name(type_name: Node) -> str:
-    names = [n for n in _strings(type_name["names"]) if n != "pg_catalog"]
-    return ".".join(names) + "[]" * len(type_name.get("arrayBounds", []))
 
 
 # --- squawk ------------------------------------------------------------------------------
@@ -364,10 +361,14 @@ def _squawk_failed(directory: Path, reason: str) -> Finding:
 
 
 def _squawk_findings(
-    runs: list[subprocess.Popen[str]], directory: Path, spans: dict[str, list[tuple[int, frozenset[str]]]]
+    runs: list[subprocess.Popen[str]],
+    directory: Path,
+    targets: dict[str, _Target],
+    spans: dict[str, list[_Span]],
 ) -> list[Finding]:
     """squawk's violations as findings, or one squawk-failed finding if squawk misbehaves."""
     findings = []
+    lines: dict[str, list[str]] = {}
     for stdout, stderr, code in _collect(runs):
         try:
             violations = json.loads(stdout)
@@ -377,29 +378,35 @@ def _squawk_findings(
             reason = stderr.strip().split("\n")[0] or "no JSON on its output"
             return [_squawk_failed(directory, f"exit code {code}: {reason}")]
         for violation in violations:
-            finding = _from_squawk(violation, directory, spans)
+            file = str(directory / violation["file"])
+            if file not in lines:  # squawk names the files as it was given them
+                lines[file] = targets[file].script.text.split("\n") if file in targets else []
+            finding = _from_squawk(violation, file, lines[file], spans.get(file))
             if finding is not None:
                 findings.append(finding)
     return findings
 
 
 def _from_squawk(
-    violation: dict[str, Any], directory: Path, spans: dict[str, list[tuple[int, frozenset[str]]]]
+    violation: dict[str, Any], file: str, lines: list[str], spans: list[_Span] | None
 ) -> Finding | None:
-    """One squawk violation as a Finding; None when an ignore comment or a duplicate drops it."""
-    file = str(directory / violation["file"])
-    line = int(violation["line"]) + 1  # squawk counts lines from 0
+    """One squawk violation as a Finding; None when an ignore comment or a duplicate drops it.
+
+    `spans` is None for a file PostgreSQL's parser rejected.
+    """
+    line = int(violation["line"]) + 1  # squawk counts lines from 0 and columns in bytes from 0
+    text = lines[line - 1] if line <= len(lines) else ""
+    column = len(text.encode()[: int(violation["column"])].decode(errors="ignore")) + 1
     rule = f"squawk:{violation['rule_name']}"
     severity: Severity = "error" if violation.get("level") == "Error" else "warning"
     message, hint = str(violation["message"]), str(violation.get("help") or "")
     if violation["rule_name"] == "syntax-error":
-        if file not in spans:  # PostgreSQL's parser rejected the file too: already reported
+        if spans is None:  # already reported, by PostgreSQL's own parser
             return None
-        severity = "warning"  # PostgreSQL accepts the SQL: squawk's own parser is behind
+        severity = "warning"  # PostgreSQL accepts the SQL: squawk's parser is behind
         message = f"squawk cannot parse this statement ({message}), so its rules skipped it"
         hint = "upgrade squawk-cli; the SQL is valid for PostgreSQL"
-    statements = spans.get(file, [])
-    index = bisect.bisect_right(statements, line, key=lambda span: span[0]) - 1
-    if index >= 0 and _switched_off(rule, statements[index][1]):
+    index = bisect.bisect_right(spans or [], line, key=lambda span: span.line) - 1
+    if spans and index >= 0 and _switched_off(rule, spans[index].suppressed):
         return None
-    return Finding(rule, severity, file, line, message, hint)
+    return Finding(rule, severity, file, line, message, hint, column)
