@@ -86,14 +86,18 @@ def script_findings(found: MigrationSet, rollbacks: bool = True) -> list[Finding
 
 def _apply_switches(findings: list[Finding], found: MigrationSet, config: CheckConfig) -> list[Finding]:
     scripts: dict[str, Script] = {}
+    history: set[str] = set()  # files at or before squawk-after: no lock/rewrite advice
     for m in found:
         scripts[str(m.path)] = m.script
         if m.rollback is not None:
             scripts[str(m.rollback.path)] = m.rollback
+        if config.squawk_after is not None and m.number <= config.squawk_after:
+            history.update(str(s.path) for s in (m.script, m.rollback) if s is not None)
     kept = []
     seen = set()
     for f in findings:
-        if f.rule in config.disabled or (f.rule.startswith("squawk:") and "squawk" in config.disabled):
+        squawk = f.rule.startswith("squawk:")
+        if f.rule in config.disabled or (squawk and ("squawk" in config.disabled or f.file in history)):
             continue
         script = scripts.get(f.file)
         if f.line and script is not None and f.rule in suppressed_rules(script.text, f.line):

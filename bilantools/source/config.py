@@ -6,6 +6,11 @@ project keeps them next to its other tool settings and in version control::
     [tool.bilantools]
     disable = ["drop-without-if-exists", "squawk:prefer-text-field"]  # "squawk" alone: all squawk rules
     provided = ["schema:auth", "function:auth.uid", "extension:pgcrypto"]  # exist outside the migrations
+    squawk-after = "029"  # squawk's lock and rewrite rules only for later migrations
+
+``squawk-after`` is the line between history and new work: migrations up to that version
+have run in production already (or build tables that were empty when they ran), so
+advice on locks and rewrites no longer applies to them; every later migration gets it.
 
 One statement's findings are switched off by a comment on the statement's first line or on
 the ``--`` comment lines directly above it (a blank line ends that block), so the reason can
@@ -26,7 +31,7 @@ from typing import Any
 
 from bilantools.errors import InputError
 
-_KEYS = ("disable", "provided")
+_KEYS = ("disable", "provided", "squawk-after")
 _IGNORE = re.compile(r"--\s*bilantools:\s*ignore\s+([\w:.-]+(?:\s*,\s*[\w:.-]+)*)", re.I)
 _PROVIDED = re.compile(r"^[a-z][a-z_]*:\S(.*\S)?$")
 
@@ -35,6 +40,7 @@ _PROVIDED = re.compile(r"^[a-z][a-z_]*:\S(.*\S)?$")
 class CheckConfig:
     disabled: frozenset[str] = frozenset()
     provided: frozenset[str] = frozenset()
+    squawk_after: int | None = None
 
 
 def load_config(start: Path) -> CheckConfig:
@@ -77,7 +83,13 @@ def _parse(path: Path) -> CheckConfig:
                 f"{path}: [tool.bilantools] provided entry {entry!r} is not 'kind:name'; "
                 'write it like "schema:auth" or "function:auth.uid"'
             )
-    return CheckConfig(disabled=disabled, provided=provided)
+    after = table.get("squawk-after")
+    if after is not None and not (isinstance(after, str) and after.isdigit()):
+        raise InputError(
+            f"{path}: [tool.bilantools] squawk-after must be a version string; "
+            'write e.g. squawk-after = "029"'
+        )
+    return CheckConfig(disabled=disabled, provided=provided, squawk_after=int(after) if after else None)
 
 
 def _strings(path: Path, key: str, value: Any, example: str) -> frozenset[str]:

@@ -60,6 +60,21 @@ class _Target:
     what: str  # "migration" or "rollback", for messages
 
 
+# squawk rules that forbid what a rollback exists to do (drop what its migration made), or
+# advise what it cannot do (CONCURRENTLY, inside the transaction every rollback runs in).
+ROLLBACK_DUTIES = frozenset(
+    {
+        "ban-drop-table",
+        "ban-drop-column",
+        "ban-drop-function",
+        "ban-drop-view",
+        "ban-drop-constraint",
+        "ban-drop-not-null",
+        "require-concurrent-index-deletion",
+    }
+)
+
+
 @dataclass(frozen=True)
 class _Span:
     """A statement's first line and the rules its ignore comments switch off."""
@@ -118,7 +133,10 @@ def _idempotency(
     dropped: set[tuple[str, str, str]] = set()  # (POLICY|TRIGGER, name, table without schema)
     for stmt in statements:
         node, kind = stmt.node, stmt.kind
-        if kind == "CreateStmt" and not node.get("if_not_exists"):
+        temporary = (
+            kind == "CreateStmt" and node["relation"]["relpersistence"] == "t"
+        )  # gone with its session
+        if kind == "CreateStmt" and not node.get("if_not_exists") and not temporary:
             name = _rel(node["relation"])
             yield (
                 stmt,
@@ -379,6 +397,9 @@ def _squawk_findings(
             return [_squawk_failed(directory, f"exit code {code}: {reason}")]
         for violation in violations:
             file = str(directory / violation["file"])
+            target = targets.get(file)
+            if target is not None and target.what == "rollback" and violation["rule_name"] in ROLLBACK_DUTIES:
+                continue
             if file not in lines:  # squawk names the files as it was given them
                 lines[file] = targets[file].script.text.split("\n") if file in targets else []
             finding = _from_squawk(violation, file, lines[file], spans.get(file))
