@@ -423,3 +423,29 @@ def test_the_projects_migrations_lint(squawk: None) -> None:
     migrations = discover(REPO / "migrations")
     findings = lint(migrations, load_config(REPO / "migrations"))
     assert all(f.severity == "warning" and f.line and f.file.startswith(str(REPO)) for f in findings)
+
+
+def test_squawk_after_keeps_lock_advice_for_new_migrations_only(tmp_path: Path, squawk: None) -> None:
+    from bilantools.source.check import check
+
+    directory = tmp_path / "m"
+    write(directory, EXISTING_TABLE)
+    (tmp_path / "pyproject.toml").write_text('[tool.bilantools]\nsquawk-after = "001"\n')
+    report = check(directory)
+    squawked = {(Path(f.file).name, f.rule) for f in report.findings if f.rule.startswith("squawk:")}
+    assert ("002_required.sql", "squawk:adding-required-field") in squawked
+    (tmp_path / "pyproject.toml").write_text('[tool.bilantools]\nsquawk-after = "002"\n')
+    assert [f for f in check(directory).findings if f.rule.startswith("squawk:")] == []
+
+
+def test_rollbacks_may_drop_what_their_migration_made(tmp_path: Path, squawk: None) -> None:
+    migrations = write(
+        tmp_path / "m",
+        {
+            "001_t.sql": "CREATE TABLE IF NOT EXISTS t (id bigint, c text);\n",
+            "001_t_rollback.sql": "ALTER TABLE t DROP COLUMN IF EXISTS c;\nDROP TABLE IF EXISTS t;\n",
+        },
+    )
+    rollback = str(tmp_path / "m" / "001_t_rollback.sql")
+    rules = {f.rule for f in lint(migrations, CheckConfig()) if f.file == rollback}
+    assert not {"squawk:ban-drop-table", "squawk:ban-drop-column"} & rules
