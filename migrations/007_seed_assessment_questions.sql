@@ -11,6 +11,12 @@
 --
 -- Seeds are idempotent: the natural key is the question code
 -- (ON CONFLICT (code) DO NOTHING), so edits made later by admins are kept.
+--
+-- The two banks are reference data standing on their own (set_updated_at()
+-- of 001 only); nothing of 006 (assessment drafts) is involved, so the
+-- guide's order 006 -> 007 is declared rather than inferred.
+--
+-- depends: 006
 
 CREATE TABLE IF NOT EXISTS values_questions (
     id              uuid        PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -4,6 +4,13 @@
 -- indicator: procedures, records, documents, links. Evidence may be tied to a
 -- bilan (e.g. an émargement sheet) and has a validity period; the function
 -- qualiopi_evidence_expiring(org, days) lists evidence to renew before an audit.
+--
+-- Evidence is filed under the organization's status row of its indicator
+-- (organization_qualiopi_status, 009): the foreign key (organization_id,
+-- indicator_id) guarantees that an organization only files proofs for
+-- indicators it tracks (initialize_qualiopi_status() creates the rows), and a
+-- status row that still has evidence cannot be deleted on its own (deleting
+-- the organization removes both).
 
 CREATE TABLE IF NOT EXISTS qualiopi_evidence (
     id              uuid         PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -27,7 +34,9 @@ CREATE TABLE IF NOT EXISTS qualiopi_evidence (
     updated_at      timestamptz  NOT NULL DEFAULT now(),
     CONSTRAINT qualiopi_evidence_content_check
         CHECK (file_url IS NOT NULL OR external_url IS NOT NULL OR description IS NOT NULL),
-    CONSTRAINT qualiopi_evidence_validity_check CHECK (valid_until >= valid_from)
+    CONSTRAINT qualiopi_evidence_validity_check CHECK (valid_until >= valid_from),
+    CONSTRAINT qualiopi_evidence_status_fkey FOREIGN KEY (organization_id, indicator_id)
+        REFERENCES organization_qualiopi_status (organization_id, indicator_id)
 );
 
 CREATE INDEX IF NOT EXISTS idx_qualiopi_evidence_org_indicator

@@ -5,6 +5,14 @@
 -- through a one-time access token. survey_responses: one row per question.
 -- A trigger stamps sent_at/completed_at on status changes; calculate_nps()
 -- computes the Net Promoter Score of an organization over a period.
+--
+-- Survey results are Qualiopi evidence (indicators 30-32, and 2 for the
+-- published satisfaction rate): qualiopi_evidence (010) gets survey_id, the
+-- survey an evidence row of type 'survey' stands for. The foreign key
+-- (survey_id, organization_id) keeps the survey in the evidence's
+-- organization, and a survey filed as evidence cannot be deleted on its own
+-- (deleting the organization removes both). The rollback removes the column:
+-- evidence rows stay, without their survey link.
 
 CREATE TABLE IF NOT EXISTS satisfaction_surveys (
     id              uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -26,7 +34,10 @@ CREATE TABLE IF NOT EXISTS satisfaction_surveys (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT satisfaction_surveys_completed_check
         CHECK (status <> 'completed' OR completed_at IS NOT NULL),
-    CONSTRAINT satisfaction_surveys_expiry_check CHECK (expires_at > sent_at)
+    CONSTRAINT satisfaction_surveys_expiry_check CHECK (expires_at > sent_at),
+    -- target of the (survey_id, organization_id) foreign keys of qualiopi_evidence
+    -- (below) and document_archive (012): a survey stays in its organization
+    CONSTRAINT satisfaction_surveys_id_organization_key UNIQUE (id, organization_id)
 );
 
 COMMENT ON COLUMN satisfaction_surveys.nps_score IS
@@ -112,3 +123,26 @@ $fn$;
 
 COMMENT ON FUNCTION calculate_nps(uuid, timestamptz, timestamptz) IS
     'Net Promoter Score (-100..100) of the completed surveys of an organization, optional period [from, to).';
+
+-- Survey results as Qualiopi evidence (010).
+ALTER TABLE qualiopi_evidence ADD COLUMN IF NOT EXISTS survey_id uuid;
+DO $do$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                   WHERE conrelid = 'qualiopi_evidence'::regclass
+                     AND conname = 'qualiopi_evidence_survey_id_fkey') THEN
+        ALTER TABLE qualiopi_evidence ADD CONSTRAINT qualiopi_evidence_survey_id_fkey
+            FOREIGN KEY (survey_id, organization_id)
+            REFERENCES satisfaction_surveys (id, organization_id);
+    END IF;
+END;
+$do$;
+ALTER TABLE qualiopi_evidence
+    DROP CONSTRAINT IF EXISTS qualiopi_evidence_survey_type_check,
+    ADD CONSTRAINT qualiopi_evidence_survey_type_check
+        CHECK (survey_id IS NULL OR evidence_type = 'survey');
+CREATE INDEX IF NOT EXISTS idx_qualiopi_evidence_survey_id
+    ON qualiopi_evidence (survey_id) WHERE survey_id IS NOT NULL;
+
+COMMENT ON COLUMN qualiopi_evidence.survey_id IS
+    'Satisfaction survey (011) whose results this evidence presents (evidence_type survey).';

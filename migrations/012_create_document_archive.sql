@@ -7,6 +7,11 @@
 -- (append-only, protected by protect_append_only_log() from 002).
 -- Functions: log_document_access() records an access for the current user,
 -- purge_expired_document_archive() deletes archives past retention.
+-- An archived survey (document_type 'survey': the exported answers of a
+-- satisfaction survey of 011, proof for Qualiopi indicator 30) names its
+-- survey in survey_id. The foreign key (survey_id, organization_id) keeps it in
+-- the archive's organization; the archived copy outlives the survey row
+-- (ON DELETE SET NULL (survey_id), PostgreSQL 15+).
 -- Besides the Qualiopi chain (011) it needs 002 (app_current_user_id(),
 -- protect_append_only_log()).
 --
@@ -18,6 +23,7 @@ CREATE TABLE IF NOT EXISTS document_archive (
     bilan_id        uuid         REFERENCES bilans (id) ON DELETE SET NULL,
     document_id     uuid         REFERENCES documents (id) ON DELETE SET NULL,
     beneficiary_id  uuid         REFERENCES users (id) ON DELETE SET NULL,
+    survey_id       uuid,
     document_type   varchar(30)  NOT NULL
         CHECK (document_type IN ('convention', 'synthesis', 'attendance_sheet', 'cv',
                                  'certificate', 'action_plan', 'invoice', 'survey',
@@ -32,7 +38,10 @@ CREATE TABLE IF NOT EXISTS document_archive (
     retention_until date         NOT NULL DEFAULT (current_date + interval '5 years')::date,
     legal_hold      boolean      NOT NULL DEFAULT false,
     created_at      timestamptz  NOT NULL DEFAULT now(),
-    updated_at      timestamptz  NOT NULL DEFAULT now()
+    updated_at      timestamptz  NOT NULL DEFAULT now(),
+    CONSTRAINT document_archive_survey_id_fkey FOREIGN KEY (survey_id, organization_id)
+        REFERENCES satisfaction_surveys (id, organization_id) ON DELETE SET NULL (survey_id),
+    CONSTRAINT document_archive_survey_type_check CHECK (survey_id IS NULL OR document_type = 'survey')
 );
 
 CREATE TABLE IF NOT EXISTS document_access_log (
@@ -51,6 +60,8 @@ CREATE INDEX IF NOT EXISTS idx_document_archive_organization_id
 CREATE INDEX IF NOT EXISTS idx_document_archive_bilan_id ON document_archive (bilan_id);
 CREATE INDEX IF NOT EXISTS idx_document_archive_document_id ON document_archive (document_id);
 CREATE INDEX IF NOT EXISTS idx_document_archive_beneficiary_id ON document_archive (beneficiary_id);
+CREATE INDEX IF NOT EXISTS idx_document_archive_survey_id
+    ON document_archive (survey_id) WHERE survey_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS idx_document_archive_archived_by ON document_archive (archived_by);
 CREATE INDEX IF NOT EXISTS idx_document_archive_retention
     ON document_archive (retention_until) WHERE NOT legal_hold;

@@ -8,6 +8,18 @@
 -- dimension; the poles alternate between option A and option B to avoid a
 -- response bias. Results are stored in test_results (020).
 --
+-- Scoring uses the key of this bank (the pole of each option):
+--   mbti_score(answers)   answers {"MBTI-EI-01": "A", ...} -> votes per pole
+--                         {"E": n, "I": n, ...} and the four-letter type
+--                         (ties go to I, N, F, P, the usual MBTI convention;
+--                         NULL while a dimension has no answer);
+--   test_results_score()  BEFORE INSERT OR UPDATE OF status, answers trigger
+--                         on test_results: when a test is completed, stores
+--                         its scores and result_code.
+-- Migration 022 extends test_results_score() to RIASEC. It is therefore
+-- created here only when absent, so re-running 021 after 022 keeps the
+-- extended version (the rollback of 022 restores this one).
+--
 -- Seed is idempotent: natural key code (MBTI-<dimension>-<nn>),
 -- ON CONFLICT DO NOTHING.
 
@@ -137,3 +149,58 @@ INSERT INTO mbti_questions (code, dimension, question_text, option_a_text, optio
     ('MBTI-JP-12', 'JP', 'On vous reproche parfois...',
         'de remettre les choses à plus tard', 'P', 'd''être trop rigide', 'J', 48)
 ON CONFLICT (code) DO NOTHING;
+
+-- Scoring of a completed MBTI questionnaire.
+CREATE OR REPLACE FUNCTION mbti_score(p_answers jsonb, OUT scores jsonb, OUT result_code varchar)
+LANGUAGE sql STABLE
+AS $fn$
+    WITH votes AS (
+        SELECT CASE upper(a.value) WHEN 'A' THEN q.option_a_pole
+                                   WHEN 'B' THEN q.option_b_pole END::text AS pole
+        FROM jsonb_each_text(p_answers) AS a
+        JOIN mbti_questions q ON q.code = a.key
+    ),
+    tally AS (
+        SELECT p.pole, p.dimension_order, p.wins_ties, count(v.pole) AS votes
+        FROM (VALUES ('E', 1, false), ('I', 1, true), ('S', 2, false), ('N', 2, true),
+                     ('T', 3, false), ('F', 3, true), ('J', 4, false), ('P', 4, true))
+             AS p (pole, dimension_order, wins_ties)
+        LEFT JOIN votes v ON v.pole = p.pole
+        GROUP BY p.pole, p.dimension_order, p.wins_ties
+    ),
+    preferred AS (
+        SELECT DISTINCT ON (t.dimension_order) t.dimension_order, t.pole, t.votes
+        FROM tally t
+        ORDER BY t.dimension_order, t.votes DESC, t.wins_ties DESC
+    )
+    SELECT (SELECT jsonb_object_agg(t.pole, t.votes) FROM tally t),
+           (SELECT CASE WHEN bool_and(p.votes > 0)
+                        THEN string_agg(p.pole, '' ORDER BY p.dimension_order) END
+            FROM preferred p);
+$fn$;
+
+COMMENT ON FUNCTION mbti_score(jsonb) IS
+    'Votes per MBTI pole and four-letter type of answers {question code: "A" | "B"}.';
+
+DO $do$
+BEGIN
+    IF to_regprocedure('test_results_score()') IS NULL THEN
+        CREATE FUNCTION test_results_score()
+        RETURNS trigger
+        LANGUAGE plpgsql
+        AS $fn$
+BEGIN
+    IF NEW.status = 'completed' AND NEW.test_type = 'mbti' THEN
+        SELECT s.scores, s.result_code INTO NEW.scores, NEW.result_code
+        FROM mbti_score(NEW.answers) AS s;
+    END IF;
+    RETURN NEW;
+END;
+$fn$;
+    END IF;
+END;
+$do$;
+
+DROP TRIGGER IF EXISTS trg_test_results_score ON test_results;
+CREATE TRIGGER trg_test_results_score BEFORE INSERT OR UPDATE OF status, answers ON test_results
+    FOR EACH ROW EXECUTE FUNCTION test_results_score();

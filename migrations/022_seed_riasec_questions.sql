@@ -7,6 +7,15 @@
 -- (« Cette activité me plairait... »). The three highest types give the
 -- Holland code stored in test_results.result_code (020).
 --
+-- Scoring, next to the MBTI scoring of 021:
+--   riasec_score(answers)  answers {"RIASEC-R-01": 4, ...} (ratings 1-5) ->
+--                          total per type {"R": n, ..., "C": n} and the
+--                          Holland code of the (up to) three highest types,
+--                          ties in hexagon order R, I, A, S, E, C;
+--   test_results_score()   the scoring trigger function of 021, extended so
+--                          that completed RIASEC tests are scored as well.
+-- The rollback restores the 021 version of test_results_score().
+--
 -- Seed is idempotent: natural key code (RIASEC-<type>-<nn>),
 -- ON CONFLICT DO NOTHING.
 
@@ -82,3 +91,51 @@ INSERT INTO riasec_questions (code, category, question_text, display_order) VALU
     ('RIASEC-E-08', 'E', 'Vous fixer des objectifs ambitieux et les atteindre.', 47),
     ('RIASEC-C-08', 'C', 'Rédiger des comptes rendus structurés.', 48)
 ON CONFLICT (code) DO NOTHING;
+
+-- Scoring of a completed RIASEC inventory.
+CREATE OR REPLACE FUNCTION riasec_score(p_answers jsonb, OUT scores jsonb, OUT result_code varchar)
+LANGUAGE sql STABLE
+AS $fn$
+    WITH ratings AS (
+        SELECT x.category, x.rating
+        FROM (SELECT q.category::text AS category,
+                     CASE WHEN jsonb_typeof(a.value) = 'number' THEN (a.value)::numeric END AS rating
+              FROM jsonb_each(p_answers) AS a
+              JOIN riasec_questions q ON q.code = a.key) AS x
+        WHERE x.rating BETWEEN 1 AND 5
+    ),
+    tally AS (
+        SELECT t.category, t.hexagon_order, coalesce(sum(r.rating), 0) AS total
+        FROM (VALUES ('R', 1), ('I', 2), ('A', 3), ('S', 4), ('E', 5), ('C', 6))
+             AS t (category, hexagon_order)
+        LEFT JOIN ratings r ON r.category = t.category
+        GROUP BY t.category, t.hexagon_order
+    ),
+    ranked AS (
+        SELECT t.category, row_number() OVER (ORDER BY t.total DESC, t.hexagon_order) AS rank
+        FROM tally t
+        WHERE t.total > 0
+    )
+    SELECT (SELECT jsonb_object_agg(t.category, t.total) FROM tally t),
+           (SELECT string_agg(k.category, '' ORDER BY k.rank) FROM ranked k WHERE k.rank <= 3);
+$fn$;
+
+COMMENT ON FUNCTION riasec_score(jsonb) IS
+    'Total per RIASEC type and Holland code (three highest types) of answers {question code: 1-5}.';
+
+-- Extends the scoring trigger function of 021 to RIASEC.
+CREATE OR REPLACE FUNCTION test_results_score()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    IF NEW.status = 'completed' AND NEW.test_type = 'mbti' THEN
+        SELECT s.scores, s.result_code INTO NEW.scores, NEW.result_code
+        FROM mbti_score(NEW.answers) AS s;
+    ELSIF NEW.status = 'completed' AND NEW.test_type = 'riasec' THEN
+        SELECT s.scores, s.result_code INTO NEW.scores, NEW.result_code
+        FROM riasec_score(NEW.answers) AS s;
+    END IF;
+    RETURN NEW;
+END;
+$fn$;

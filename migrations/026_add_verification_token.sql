@@ -6,6 +6,10 @@
 -- is unique. audit_row_change() (002) strips the token from the audit trail.
 -- (027 moves verification to a dedicated, hashed token table and copies the
 -- pending tokens.)
+-- Like the other fixes (023-025) it is independent: it only touches users
+-- (001/002); the guide's order 025 -> 026 is declared, not inferred.
+--
+-- depends: 025
 
 ALTER TABLE users ADD COLUMN IF NOT EXISTS email_verification_token varchar(128);
 ALTER TABLE users ADD COLUMN IF NOT EXISTS email_verification_token_expires_at timestamptz;

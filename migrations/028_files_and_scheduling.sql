@@ -4,6 +4,8 @@
 --    (optionally about one bilan); messages.conversation_id links the messages
 --    of 001 to their thread and a trigger keeps conversations.last_message_at
 --    current. Row level security: participants plus the rules of 002.
+--    user_preferences (027) gets chat_notifications: how a user wants to hear
+--    about new messages ('instant', 'daily_digest' or 'off').
 -- 2. files (020): link to an assessment, SHA-256 checksum, soft deletion.
 -- 3. assessment_documents: the documents attached to an assessment (CV,
 --    diplomas, reports...), joining files (020) and assessments (018). The guide
@@ -86,6 +88,17 @@ CREATE POLICY conversations_write ON conversations FOR ALL
            OR app_can_write(beneficiary_id, organization_id))
     WITH CHECK (consultant_id = app_current_user_id()
            OR app_can_write(beneficiary_id, organization_id));
+
+-- Chat notification preference (user_preferences of 027).
+ALTER TABLE user_preferences
+    ADD COLUMN IF NOT EXISTS chat_notifications varchar(15) NOT NULL DEFAULT 'instant';
+ALTER TABLE user_preferences
+    DROP CONSTRAINT IF EXISTS user_preferences_chat_notifications_check,
+    ADD CONSTRAINT user_preferences_chat_notifications_check
+        CHECK (chat_notifications IN ('instant', 'daily_digest', 'off'));
+
+COMMENT ON COLUMN user_preferences.chat_notifications IS
+    'New messages of a conversation: notified at once, in a daily digest, or not at all.';
 
 -- 2. files
 ALTER TABLE files ADD COLUMN IF NOT EXISTS assessment_id uuid;

@@ -1,6 +1,6 @@
 -- Rollback of migration 028: undoes, in reverse order, the scheduling columns,
--- assessment_documents, the files columns, the messages link and trigger, and
--- the conversations table with its policies.
+-- assessment_documents, the files columns, the chat notification preference,
+-- the messages link and trigger, and the conversations table with its policies.
 
 -- 4. scheduling
 ALTER TABLE session_bookings DROP CONSTRAINT IF EXISTS session_bookings_meeting_url_check;
@@ -24,6 +24,8 @@ ALTER TABLE files DROP COLUMN IF EXISTS checksum_sha256;
 ALTER TABLE files DROP COLUMN IF EXISTS assessment_id;
 
 -- 1. conversations
+ALTER TABLE user_preferences DROP CONSTRAINT IF EXISTS user_preferences_chat_notifications_check;
+ALTER TABLE user_preferences DROP COLUMN IF EXISTS chat_notifications;
 DROP POLICY IF EXISTS conversations_write ON conversations;
 DROP POLICY IF EXISTS conversations_select ON conversations;
 DROP TRIGGER IF EXISTS trg_messages_touch_conversation ON messages;
