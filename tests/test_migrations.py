@@ -5,6 +5,7 @@ they build, rollback round trips, idempotent re-runs, and 029's tracking objects
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -210,7 +211,7 @@ def test_the_guide_chains_come_out_of_the_sql() -> None:
     assert analysis.findings == []
     inferred, declared = set(), set()
     for chain in GUIDE_CHAINS:
-        for before, after in zip(chain, chain[1:], strict=False):
+        for before, after in itertools.pairwise(chain):
             if before in analysis.inferred[after]:
                 inferred.add((before, after))
             elif before in analysis.declared[after]:
