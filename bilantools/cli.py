@@ -85,6 +85,21 @@ def _range_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--to", metavar="VERSION", help="Stop at this version.")(f)
 
 
+def _backup_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--backup-dir",
+        default=commands.DEFAULT_BACKUP_DIR,
+        show_default=True,
+        metavar="DIR",
+        help="Where the automatic backup goes.",
+    )(f)
+    return click.option(
+        "--no-backup",
+        is_flag=True,
+        help="Skip the full backup taken before changing a database other than the sandbox.",
+    )(f)
+
+
 def _change_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--yes", is_flag=True, help="Do not ask for confirmation.")(f)
     return click.option(
@@ -143,6 +158,7 @@ def plan(obj: Context, to: str | None, step: int | None, as_sql: bool, as_json: 
 @_range_options
 @click.option("--dry-run", is_flag=True, help="Run in a transaction that is rolled back.")
 @click.option("--force", is_flag=True, help="Apply despite forward references (never syntax errors).")
+@_backup_options
 @_change_options
 @_json_option
 @pass_ctx
@@ -152,6 +168,8 @@ def apply(
     step: int | None,
     dry_run: bool,
     force: bool,
+    no_backup: bool,
+    backup_dir: str,
     lock_wait: float,
     yes: bool,
     as_json: bool,
@@ -161,7 +179,18 @@ def apply(
     if not dry_run:
         _confirm(target, "apply migrations to", yes)
     _run(
-        lambda hook: commands.apply(target, obj.migrations, to, step, dry_run, lock_wait, hook, force),
+        lambda hook: commands.apply(
+            target,
+            obj.migrations,
+            to,
+            step,
+            dry_run,
+            lock_wait,
+            hook,
+            force,
+            backup=False if no_backup else None,
+            backup_dir=backup_dir,
+        ),
         as_json,
     )
 
@@ -169,17 +198,39 @@ def apply(
 @cli.command()
 @_range_options
 @click.option("--dry-run", is_flag=True, help="Run in a transaction that is rolled back.")
+@_backup_options
 @_change_options
 @_json_option
 @pass_ctx
 def rollback(
-    obj: Context, to: str | None, step: int | None, dry_run: bool, lock_wait: float, yes: bool, as_json: bool
+    obj: Context,
+    to: str | None,
+    step: int | None,
+    dry_run: bool,
+    no_backup: bool,
+    backup_dir: str,
+    lock_wait: float,
+    yes: bool,
+    as_json: bool,
 ) -> None:
     """Roll back the last migration, N of them (--step) or down to a version (--to; 0 = all)."""
     target = obj.target()
     if not dry_run:
         _confirm(target, "roll back migrations on", yes)
-    _run(lambda hook: commands.rollback(target, obj.migrations, to, step, dry_run, lock_wait, hook), as_json)
+    _run(
+        lambda hook: commands.rollback(
+            target,
+            obj.migrations,
+            to,
+            step,
+            dry_run,
+            lock_wait,
+            hook,
+            backup=False if no_backup else None,
+            backup_dir=backup_dir,
+        ),
+        as_json,
+    )
 
 
 @cli.command()
@@ -312,6 +363,183 @@ def stats(obj: Context, as_json: bool) -> None:
     click.echo("Table categories")
     for index, (name, tables) in enumerate(result.categories, start=1):
         click.echo(f"  {index:>2}. {name} ({len(tables)}): {', '.join(tables)}")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--schema-only", is_flag=True, help="Structure only, no rows.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["custom", "plain", "directory"]),
+    default="custom",
+    show_default=True,
+    help="pg_dump's output format.",
+)
+@click.option(
+    "--out",
+    default=commands.DEFAULT_BACKUP_DIR,
+    show_default=True,
+    metavar="DIR",
+    help="Directory of the backups.",
+)
+@_json_option
+@click.pass_context
+def backup(ctx: click.Context, schema_only: bool, fmt: str, out: str, as_json: bool) -> None:
+    """Take a backup (pg_dump + sidecar); or list, prune, verify, diff them."""
+    ctx.meta["backup_dir"] = out
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: Context = ctx.find_object(Context)  # type: ignore[assignment]
+    target = obj.target()
+    bar = _BytesBar(enabled=not as_json)
+    try:
+        taken = commands.backup(target, out, schema_only, fmt, obj.pg_bin, bar)
+    finally:
+        bar.close()
+    if as_json:
+        _print_json(taken.as_dict())
+        return
+    click.echo(
+        f"{taken.file} ({_human(taken.bytes)}, {taken.meta['kind']}, {taken.meta['format']}) "
+        f"in {taken.meta['duration_ms'] / 1000:.1f} s"
+    )
+    click.echo(
+        f"sidecar: {taken.sidecar} (sha256 {taken.sha256[:16]}..., migration "
+        f"{taken.meta['migration_version'] or 'none'})"
+    )
+
+
+@backup.command("list")
+@_json_option
+@click.pass_context
+def backup_list(ctx: click.Context, as_json: bool) -> None:
+    """The backups of the directory, newest first."""
+    found = commands.backup_list(ctx.meta["backup_dir"])
+    if as_json:
+        _print_json(
+            {
+                "backups": [
+                    b.as_dict()
+                    | {
+                        "created_at": b.meta.get("created_at"),
+                        "database": b.meta.get("database"),
+                        "verified": b.meta.get("verified"),
+                    }
+                    for b in found
+                ]
+            }
+        )
+        return
+    rows = []
+    for b in found:
+        verified = b.meta.get("verified") or {}
+        rows.append(
+            [
+                str(b.meta.get("created_at", "")),
+                str(b.meta.get("database", "")),
+                str(b.meta["kind"]),
+                _human(b.bytes),
+                str(b.meta.get("migration_version") or "-"),
+                "no" if verified.get("ok") is None else "ok" if verified["ok"] else "FAILED",
+                b.file.name,
+            ]
+        )
+    _print_table(["WHEN (UTC)", "DATABASE", "KIND", "SIZE", "VERSION", "VERIFIED", "FILE"], rows)
+    click.echo(f"{len(found)} backup(s) in {ctx.meta['backup_dir']}")
+
+
+@backup.command("prune")
+@click.option("--keep", type=click.IntRange(min=1), required=True, metavar="N", help="Backups to keep.")
+@click.pass_context
+def backup_prune(ctx: click.Context, keep: int) -> None:
+    """Delete all but the newest N backups."""
+    removed = commands.backup_prune(ctx.meta["backup_dir"], keep)
+    for path in removed:
+        click.echo(f"removed {path}")
+    click.echo(f"{len(removed)} backup(s) removed, {keep} kept at most")
+
+
+@backup.command("verify")
+@click.argument("file", type=click.Path())
+@_json_option
+@pass_ctx
+def backup_verify(obj: Context, file: str, as_json: bool) -> None:
+    """Restore FILE into a fresh sandbox database and compare it with its sidecar."""
+    result = commands.backup_verify(file, obj.pg_bin)
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        for missing in result.missing:
+            click.echo(f"missing in the sandbox: {missing} (objects needing it were not restored as dumped)")
+        for difference in result.differences:
+            click.echo(f"DIFFERENT: {difference}")
+        click.echo(f"{file}: {'OK' if result.ok else 'FAILED'}")
+    sys.exit(0 if result.ok else 1)
+
+
+@backup.command("diff")
+@click.argument("file", type=click.Path())
+@_json_option
+@pass_ctx
+def backup_diff(obj: Context, file: str, as_json: bool) -> None:
+    """Compare FILE's sidecar with the target database as it is now; exit 1 on differences."""
+    differences = commands.backup_diff(file, obj.target())
+    if as_json:
+        _print_json({"file": file, "differences": differences})
+    else:
+        for difference in differences:
+            click.echo(difference)
+        click.echo(f"{len(differences)} difference(s)" if differences else "no difference")
+    sys.exit(1 if differences else 0)
+
+
+@cli.command()
+@click.argument("file", type=click.Path())
+@click.option(
+    "--clean", is_flag=True, help="Drop and replace what the backup contains in a non-empty database."
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def restore(obj: Context, file: str, clean: bool, yes: bool) -> None:
+    """Restore a backup FILE into the target database."""
+    target = obj.target()
+    _confirm(target, f"restore {Path(file).name} into", yes)
+    missing = commands.restore(file, target, clean, obj.pg_bin)
+    for item in missing:
+        click.echo(
+            f"warning: the target lacks {item}; objects needing it were not restored as dumped", err=True
+        )
+    click.echo(f"restored {file} into {target.masked}")
+
+
+class _BytesBar:
+    """Bytes written by pg_dump, on stderr when it is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar: Any = None
+
+    def __call__(self, written: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(unit="B", unit_scale=True, desc="pg_dump", file=sys.stderr, leave=False)
+        self.bar.update(written - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
 
 
 # -- sandbox ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,16 +28,23 @@ from bilantools.source.findings import Finding
 if TYPE_CHECKING:
     import psycopg
 
+    from bilantools.db.backup import Backup, Verification
     from bilantools.source.check import CheckReport
 
 __all__ = [
     "apply",
+    "backup",
+    "backup_diff",
+    "backup_list",
+    "backup_prune",
+    "backup_verify",
     "baseline",
     "check",
     "plan",
     "plan_sql",
     "repair",
     "resolve_target",
+    "restore",
     "rollback",
     "sandbox",
     "stats",
@@ -47,6 +54,7 @@ __all__ = [
 
 TargetLike = Target | str | None
 DEFAULT_MIGRATIONS = "migrations"
+DEFAULT_BACKUP_DIR = "backups"
 
 
 def sandbox(home: Path | str | None = None, pg_bin: Path | str | None = None) -> Sandbox:
@@ -94,15 +102,19 @@ def apply(
     lock_wait: float = DEFAULT_WAIT,
     progress: ProgressHook | None = None,
     force: bool = False,
+    backup: bool | None = None,
+    backup_dir: Path | str = DEFAULT_BACKUP_DIR,
 ) -> RunResult:
     """Apply pending migrations (up to `to`, or the next `step`), each in its own transaction.
 
     A directory with errors (see `check`) is refused before anything runs; `force` lets
     forward references through. With `dry_run` everything runs in one transaction that is
-    rolled back.
+    rolled back. Any target but the sandbox gets a full backup in `backup_dir` before the
+    first change (`backup=False` skips it, `True` forces it); the events name it.
     """
     with _runner(target, migrations, "apply", lock_wait, progress) as runner:
-        return runner.apply(to, step, dry_run, force)
+        hook = _backup_hook(runner, backup, backup_dir)
+        return runner.apply(to, step, dry_run, force, before_changes=hook)
 
 
 def plan_sql(
@@ -132,11 +144,80 @@ def rollback(
     dry_run: bool = False,
     lock_wait: float = DEFAULT_WAIT,
     progress: ProgressHook | None = None,
+    backup: bool | None = None,
+    backup_dir: Path | str = DEFAULT_BACKUP_DIR,
 ) -> RunResult:
     """Run rollback scripts newest first: the last migration, `step` of them, or down to `to`
-    (which stays applied; ``to="0"`` rolls back everything)."""
+    (which stays applied; ``to="0"`` rolls back everything). Backs up first like `apply`."""
     with _runner(target, migrations, "rollback", lock_wait, progress) as runner:
-        return runner.rollback(to, step, dry_run)
+        return runner.rollback(to, step, dry_run, before_changes=_backup_hook(runner, backup, backup_dir))
+
+
+def backup(
+    target: TargetLike = None,
+    out: Path | str = DEFAULT_BACKUP_DIR,
+    schema_only: bool = False,
+    fmt: str = "custom",
+    pg_bin: Path | str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Backup:
+    """pg_dump `target` into `out` with a sidecar (versions, SHA-256, fingerprint, row counts)."""
+    from bilantools.db import backup as backups
+
+    return backups.take(resolve_target(target), out, schema_only, fmt, pg_bin, progress)  # type: ignore[arg-type]
+
+
+def backup_list(out: Path | str = DEFAULT_BACKUP_DIR) -> list[Backup]:
+    """The backups of `out`, newest first."""
+    from bilantools.db import backup as backups
+
+    return backups.listing(out)
+
+
+def backup_prune(out: Path | str = DEFAULT_BACKUP_DIR, keep: int = 5) -> list[Path]:
+    """Delete all but the newest `keep` backups of `out`."""
+    from bilantools.db import backup as backups
+
+    return backups.prune(out, keep)
+
+
+def backup_verify(file: Path | str, pg_bin: Path | str | None = None) -> Verification:
+    """Restore `file` into a fresh sandbox database and compare it with its sidecar."""
+    from bilantools.db import backup as backups
+
+    return backups.verify(file, Sandbox(), pg_bin)
+
+
+def backup_diff(file: Path | str, target: TargetLike = None) -> list[str]:
+    """What differs between the backup's sidecar and the target as it is now."""
+    from bilantools.db import backup as backups
+
+    loaded = backups.load(file)
+    with _connection(target, "backup diff") as (_, conn):
+        return backups.compare(loaded, conn)
+
+
+def restore(
+    file: Path | str, target: TargetLike = None, clean: bool = False, pg_bin: Path | str | None = None
+) -> list[str]:
+    """Restore `file` into the target (empty unless `clean`); returns the roles and extensions
+    the target lacked."""
+    from bilantools.db import backup as backups
+
+    return backups.restore(file, resolve_target(target), clean, pg_bin)
+
+
+def _backup_hook(runner: Runner, wanted: bool | None, out: Path | str) -> Callable[[], str] | None:
+    """The automatic backup before changes: on by default for anything but the sandbox."""
+    if wanted is False or (wanted is None and runner.target.is_sandbox):
+        return None
+
+    def take_backup() -> str:
+        from bilantools.db import backup as backups
+
+        return str(backups.take(runner.target, out).file)
+
+    return take_backup
 
 
 def baseline(
@@ -202,7 +283,7 @@ def _runner(
 ) -> Iterator[Runner]:
     found = discover(migrations)
     with _connection(target, action) as (resolved, conn):
-        runner = Runner(conn, found, resolved.masked, progress)
+        runner = Runner(conn, found, resolved, progress)
         if lock_wait is None:
             yield runner
         else:

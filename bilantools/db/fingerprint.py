@@ -11,6 +11,7 @@ one query for every row count.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -42,7 +43,8 @@ _QUERIES: tuple[str, ...] = (
     """SELECT 'constraint', c.relname || '.' || k.conname,
               pg_get_constraintdef(k.oid) || CASE WHEN k.convalidated THEN '' ELSE ' (not valid)' END
        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
-       WHERE k.connamespace = %(schema)s::regnamespace""",
+       WHERE k.connamespace = %(schema)s::regnamespace
+         AND k.contype <> 'n'  -- PostgreSQL 18 lists NOT NULL here too; columns carry it""",
     """SELECT 'index', i.relname,
               pg_get_indexdef(i.oid) || CASE WHEN x.indisvalid THEN '' ELSE ' (invalid)' END
        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
@@ -73,6 +75,21 @@ _QUERIES: tuple[str, ...] = (
 
 ObjectKey = tuple[str, str]
 
+# Casts the server adds or moves when it re-parses its own output (a dump restored):
+# `status IN ('a')` on a varchar column is stored as `(status)::text = ANY ((ARRAY[...])::text[])`
+# when created and as `... ANY (ARRAY[('a'::varchar)::text])` after a restore. Same meaning.
+_CAST = re.compile(
+    r"::(?:\"[^\"]+\"|character varying|timestamp with(?:out)? time zone|time with(?:out)? time zone"
+    r"|double precision|bit varying|[a-z_][a-z0-9_.]*)(?:\(\d+(?:,\d+)?\))?(?:\[\])*",
+    re.I,
+)
+_EXPRESSION_KINDS = ("constraint", "index", "policy")
+
+
+def _normalise(detail: str) -> str:
+    """An expression without casts, parentheses and spaces: stable across dump and restore."""
+    return re.sub(r"[()\s]", "", _CAST.sub("", detail))
+
 
 @dataclass(frozen=True)
 class Fingerprint:
@@ -101,7 +118,7 @@ def fingerprint(conn: psycopg.Connection, schema: str = "public", rows: bool = T
     params = {"schema": schema}
     for query in _QUERIES:
         for kind, name, detail in conn.execute(query, params).fetchall():
-            objects[(kind, name)] = detail or ""
+            objects[(kind, name)] = _normalise(detail or "") if kind in _EXPRESSION_KINDS else detail or ""
     if rows:
         objects.update(_row_counts(conn, schema))
     text = "\n".join(f"{k}\t{n}\t{d}" for (k, n), d in sorted(objects.items()))

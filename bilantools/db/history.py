@@ -53,12 +53,13 @@ class HistoryRow:
 
 
 def tracking_state(conn: psycopg.Connection) -> tuple[bool, bool]:
-    """(schema_migrations exists with its functions, the event log exists)."""
+    """(schema_migrations exists with its functions, the event log exists in its current form)."""
     row = conn.execute(
         "SELECT to_regclass('schema_migrations') IS NOT NULL"
         " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL"
         " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL,"
-        " to_regclass('schema_migration_events') IS NOT NULL",
+        " EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('schema_migration_events')"
+        " AND attname = 'backup' AND NOT attisdropped)",
         TRACKING_FUNCTIONS,
     ).fetchone()
     assert row is not None
@@ -116,6 +117,7 @@ class Actor:
     host: str
     run_id: uuid.UUID
     tool_version: str
+    backup: str | None = None  # the backup taken before this run's changes
 
     @classmethod
     def current(cls) -> Actor:
@@ -128,7 +130,9 @@ class Actor:
         return cls(user, socket.gethostname(), uuid.uuid4(), __version__)
 
 
-EVENT_COLUMNS = "run_id, version, action, outcome, os_user, host, duration_ms, checksum, detail, tool_version"
+EVENT_COLUMNS = (
+    "run_id, version, action, outcome, os_user, host, duration_ms, checksum, detail, tool_version, backup"
+)
 
 
 def record_event(
@@ -143,7 +147,7 @@ def record_event(
 ) -> None:
     conn.execute(
         f"INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             actor.run_id,
             version,
@@ -155,6 +159,7 @@ def record_event(
             checksum,
             detail,
             actor.tool_version,
+            actor.backup,
         ),
     )
 
@@ -178,7 +183,7 @@ def record_success(
         " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int) AS ms),"
         " tracked AS (SELECT record_migration(%s, %s, %s, current_user, d.ms) FROM d)"
         f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
-        " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, NULL, %s FROM tracked, d",
+        " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, NULL, %s, %s FROM tracked, d",
         (
             duration_ms,
             version,
@@ -191,6 +196,7 @@ def record_success(
             actor.host,
             checksum,
             actor.tool_version,
+            actor.backup,
         ),
     )
 
@@ -219,8 +225,17 @@ def forget(conn: psycopg.Connection, actor: Actor, version: str, checksum: str |
         "WITH gone AS (DELETE FROM schema_migrations WHERE version = %s RETURNING 1)"
         f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
         " VALUES (%s, %s, 'rollback', 'success', %s, %s,"
-        " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, %s, NULL, %s)",
-        (version, actor.run_id, version, actor.os_user, actor.host, checksum, actor.tool_version),
+        " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, %s, NULL, %s, %s)",
+        (
+            version,
+            actor.run_id,
+            version,
+            actor.os_user,
+            actor.host,
+            checksum,
+            actor.tool_version,
+            actor.backup,
+        ),
     )
 
 

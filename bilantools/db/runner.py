@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,6 +24,8 @@ from bilantools.source.statements import Statement, check_runnable
 
 if TYPE_CHECKING:
     import psycopg
+
+    from bilantools.db.target import Target
 
 State = Literal["applied", "pending", "failed", "changed", "missing-file"]
 
@@ -110,6 +112,7 @@ class RunResult:
     dry_run: bool = False
     steps: list[Step] = field(default_factory=list)
     run_id: str | None = None
+    backup: str | None = None  # the backup taken before the first change
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +120,7 @@ class RunResult:
             "action": self.action,
             "dry_run": self.dry_run,
             "run_id": self.run_id,
+            "backup": self.backup,
             "steps": [s.as_dict() for s in self.steps],
         }
 
@@ -141,12 +145,13 @@ class Runner:
         self,
         conn: psycopg.Connection,
         migrations: MigrationSet,
-        target_label: str,
+        target: Target,
         progress: ProgressHook | None = None,
     ) -> None:
         self.conn = conn
         self.migrations = migrations
-        self.target_label = target_label
+        self.target = target
+        self.target_label = target.masked
         self.progress = progress
         self.actor = history.Actor.current()
 
@@ -291,8 +296,16 @@ class Runner:
 
     # -- changing -----------------------------------------------------------------------
     def apply(
-        self, to: str | None = None, step: int | None = None, dry_run: bool = False, force: bool = False
+        self,
+        to: str | None = None,
+        step: int | None = None,
+        dry_run: bool = False,
+        force: bool = False,
+        before_changes: Callable[[], str] | None = None,
     ) -> RunResult:
+        """Apply pending migrations. `before_changes` runs once everything is checked and
+        before the first change (the automatic backup); what it returns (the backup file)
+        is recorded with every event of the run."""
         todo = self.plan(to, step)
         if todo:
             self.refuse_errors(force)
@@ -301,10 +314,17 @@ class Runner:
         if dry_run:
             return self._dry_run(result, prepared)
         if prepared:
+            self._before_changes(before_changes, result)
             history.ensure_tracking(self.conn)
         return self._run_all(result, prepared, self._apply_one)
 
-    def rollback(self, to: str | None = None, step: int | None = None, dry_run: bool = False) -> RunResult:
+    def rollback(
+        self,
+        to: str | None = None,
+        step: int | None = None,
+        dry_run: bool = False,
+        before_changes: Callable[[], str] | None = None,
+    ) -> RunResult:
         todo = self.rollback_plan(to, step)
         prepared = []
         for m in todo:
@@ -313,7 +333,14 @@ class Runner:
         result = RunResult(self.target_label, "rollback", dry_run, run_id=str(self.actor.run_id))
         if dry_run:
             return self._dry_run(result, prepared)
+        if prepared:
+            self._before_changes(before_changes, result)
         return self._run_all(result, prepared, self._rollback_one)
+
+    def _before_changes(self, hook: Callable[[], str] | None, result: RunResult) -> None:
+        if hook is not None:
+            result.backup = hook()
+            self.actor = replace(self.actor, backup=result.backup)
 
     def baseline(self, to: str) -> RunResult:
         """Mark migrations up to `to` applied without running them (hand-migrated databases)."""

@@ -114,5 +114,8 @@ CREATE TABLE IF NOT EXISTS schema_migration_events (
     duration_ms integer,
     checksum    varchar(64),
     detail      text,
-    tool_version varchar(50)
+    tool_version varchar(50),
+    backup      text
 );
+-- The backup taken before the change (bilantools backup), added after the first release.
+ALTER TABLE schema_migration_events ADD COLUMN IF NOT EXISTS backup text;

@@ -1,0 +1,465 @@
+"""Backups that can be proven: pg_dump with a sidecar, verification by restore, restore.
+
+A backup is ``<dir>/<database>_<UTC time>_<full|schema>.<dump|sql|dir>`` (mode 0600) and
+its sidecar ``<file>.json``: server and pg_dump versions, size, SHA-256, duration, the
+migration version, the schema fingerprint with its per-object details, and for a full
+backup the row count of every table. The fingerprint and the counts are read inside the
+very snapshot pg_dump dumps (``pg_export_snapshot`` + ``--snapshot``), so they describe
+exactly what is in the file even while the database is being written to.
+
+`verify` restores into a fresh sandbox database and compares with the sidecar; `diff`
+compares the sidecar with a live database. A failed dump leaves no file behind: pg_dump
+writes to a hidden ``.partial`` name that is renamed only on success.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from bilantools.db.fingerprint import Fingerprint, fingerprint
+from bilantools.db.pgtools import choose, connection_env, require_writable
+from bilantools.db.sandbox import Sandbox
+from bilantools.db.target import Target
+from bilantools.errors import BilanToolsError, InputError, RefusedError
+from bilantools.secrets import redact
+
+Format = Literal["custom", "plain", "directory"]
+EXTENSIONS: dict[str, str] = {"custom": "dump", "plain": "sql", "directory": "dir"}
+DEFAULT_DIR = "backups"
+ProgressHook = Callable[[int], None]  # called with the bytes written so far
+
+
+class BackupError(BilanToolsError):
+    """pg_dump, pg_restore or psql failed; nothing partial was kept."""
+
+
+@dataclass(frozen=True)
+class Backup:
+    file: Path
+    sidecar: Path
+    meta: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return str(self.meta["sha256"])
+
+    @property
+    def bytes(self) -> int:
+        return int(self.meta["bytes"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": str(self.file),
+            "sidecar": str(self.sidecar),
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "kind": self.meta["kind"],
+            "format": self.meta["format"],
+            "duration_ms": self.meta["duration_ms"],
+            "migration_version": self.meta["migration_version"],
+        }
+
+
+@dataclass
+class Verification:
+    file: Path
+    ok: bool
+    differences: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # roles/extensions the restore lacked
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": str(self.file),
+            "ok": self.ok,
+            "differences": self.differences,
+            "missing": self.missing,
+        }
+
+
+# -- taking a backup ----------------------------------------------------------------------------
+def take(
+    target: Target,
+    out_dir: Path | str = DEFAULT_DIR,
+    schema_only: bool = False,
+    fmt: Format = "custom",
+    pg_bin: Path | str | None = None,
+    progress: ProgressHook | None = None,
+) -> Backup:
+    """Dump `target` into `out_dir`; the sidecar describes exactly what the dump holds."""
+    if fmt not in EXTENSIONS:
+        raise InputError(f"--format {fmt}: choose custom, plain or directory")
+    out = Path(out_dir).absolute()
+    require_writable(out)
+    kind = "schema" if schema_only else "full"
+    conn = target.connect("bilantools backup")
+    try:
+        server_major = conn.info.server_version // 10000
+        pg_dump = choose("pg_dump", server_major, pg_bin)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        final = out / f"{_safe(target.dbname)}_{stamp}_{kind}.{EXTENSIONS[fmt]}"
+        partial = out / f".{final.name}.partial"
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()
+        assert snapshot is not None
+        described = fingerprint(conn, rows=False)
+        counts = {} if schema_only else _row_counts(conn)
+        migration_version = _migration_version(conn)
+        server_version = conn.execute("SHOW server_version").fetchone()
+        args = [
+            str(pg_dump.path),
+            "--format",
+            fmt,
+            "--file",
+            str(partial),
+            "--snapshot",
+            snapshot[0],
+            "--no-password",
+        ]
+        if schema_only:
+            args.append("--schema-only")
+        started = time.perf_counter()
+        try:
+            _run_dump(target, args, partial, progress)
+        except BaseException:
+            _remove(partial)
+            raise
+        duration_ms = int((time.perf_counter() - started) * 1000)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    _protect(partial)
+    partial.rename(final)
+    meta = {
+        "file": final.name,
+        "database": target.dbname,
+        "target": target.masked,
+        "kind": kind,
+        "format": fmt,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "server_version": server_version[0] if server_version else None,
+        "pg_dump": str(pg_dump.path),
+        "pg_dump_version": pg_dump.version,
+        "bytes": _size(final),
+        "sha256": _sha256(final),
+        "duration_ms": duration_ms,
+        "migration_version": migration_version,
+        "fingerprint": described.digest,
+        "objects": _details(described),
+        "row_counts": counts,
+        "verified": None,
+    }
+    sidecar = _sidecar(final)
+    _write_json(sidecar, meta)
+    return Backup(final, sidecar, meta)
+
+
+def _run_dump(target: Target, args: list[str], partial: Path, progress: ProgressHook | None) -> None:
+    with connection_env(target) as (conninfo, env):
+        process = subprocess.Popen(
+            [*args, "--dbname", conninfo],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        while process.poll() is None:
+            if progress is not None:
+                progress(_size(partial))
+            time.sleep(0.2)
+        stderr = process.stderr.read() if process.stderr else ""
+    if process.returncode != 0:
+        raise BackupError(f"pg_dump failed: {_last_error(stderr)}; nothing was kept")
+
+
+# -- reading backups ------------------------------------------------------------------------------
+def load(file: Path | str) -> Backup:
+    """A backup and its sidecar; a clear error when the sidecar is missing or unreadable."""
+    path = Path(file)
+    sidecar = _sidecar(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist; pass a backup file ('bilantools backup list' shows them)")
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(
+            f"{path} has no sidecar {sidecar.name}: verify compares against it; take backups with "
+            "'bilantools backup'"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"{sidecar} cannot be read ({exc}); restore it from where you keep backups"
+        ) from None
+    return Backup(path, sidecar, meta)
+
+
+def listing(out_dir: Path | str = DEFAULT_DIR) -> list[Backup]:
+    """Every backup of `out_dir` that has a sidecar, newest first."""
+    found = []
+    for sidecar in Path(out_dir).glob("*.json"):
+        file = sidecar.with_name(sidecar.name.removesuffix(".json"))
+        try:
+            found.append(Backup(file, sidecar, json.loads(sidecar.read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            continue
+    return sorted(found, key=lambda b: str(b.meta.get("created_at", "")), reverse=True)
+
+
+def prune(out_dir: Path | str = DEFAULT_DIR, keep: int = 5) -> list[Path]:
+    """Delete all but the newest `keep` backups (with their sidecars); returns what went."""
+    if keep < 1:
+        raise InputError(f"--keep {keep}: keep at least 1 backup")
+    removed = []
+    for backup in listing(out_dir)[keep:]:
+        _remove(backup.file)
+        backup.sidecar.unlink(missing_ok=True)
+        removed.append(backup.file)
+    return removed
+
+
+# -- proving a backup -----------------------------------------------------------------------------
+def verify(file: Path | str, sandbox: Sandbox, pg_bin: Path | str | None = None) -> Verification:
+    """Restore into a fresh sandbox database and compare with the sidecar."""
+    backup = load(file)
+    result = Verification(backup.file, ok=False)
+    actual = _sha256(backup.file)
+    if actual != backup.sha256:
+        result.differences.append(
+            f"{backup.file.name} changed since it was taken: SHA-256 {actual[:12]}... is not the "
+            f"recorded {backup.sha256[:12]}... (truncated or corrupted); it cannot be trusted"
+        )
+        _record_verification(backup, result)
+        return result
+    url = sandbox.new_db("verify_" + os.urandom(4).hex())
+    from bilantools.db.target import parse_target
+
+    scratch = parse_target(url, "sandbox")
+    try:
+        result.missing, errors = _restore_into(backup, scratch, clean=False, pg_bin=pg_bin)
+        result.differences.extend(errors)
+        if not errors:
+            with scratch.connect("bilantools verify") as conn:
+                result.differences.extend(compare(backup, conn))
+    finally:
+        _drop_database(sandbox, scratch.dbname)
+    result.ok = not result.differences
+    _record_verification(backup, result)
+    return result
+
+
+def compare(backup: Backup, conn: Any) -> list[str]:
+    """Differences between the backup's sidecar and the database behind `conn`."""
+    now = fingerprint(conn, rows=False)
+    differences = []
+    if now.digest != backup.meta["fingerprint"]:
+        recorded = backup.meta.get("objects", {})
+        current = _details(now)
+        for key in sorted(recorded.keys() | current.keys()):
+            if key not in current:
+                differences.append(f"{key.replace(chr(9), ' ')}: in the backup, not in the database")
+            elif key not in recorded:
+                differences.append(f"{key.replace(chr(9), ' ')}: in the database, not in the backup")
+            elif recorded[key] != current[key]:
+                differences.append(f"{key.replace(chr(9), ' ')}: differs")
+        if not differences:
+            differences.append("schema fingerprint differs")
+    if backup.meta["kind"] == "full":
+        counts = _row_counts(conn)
+        for table, rows in sorted(backup.meta.get("row_counts", {}).items()):
+            if counts.get(table) != rows:
+                differences.append(f"table {table}: {rows} row(s) in the backup, {counts.get(table)} now")
+    return differences
+
+
+# -- restoring ------------------------------------------------------------------------------------
+def restore(
+    file: Path | str, target: Target, clean: bool = False, pg_bin: Path | str | None = None
+) -> list[str]:
+    """Restore into `target`; refuses a non-empty database unless `clean`. Returns what the
+    target lacked (roles, extensions) for objects that could not be restored as dumped."""
+    backup = load(file)
+    if _sha256(backup.file) != backup.sha256:
+        raise RefusedError(
+            f"{backup.file.name} does not match its recorded SHA-256 (truncated or corrupted): "
+            "refusing to restore it"
+        )
+    with target.connect("bilantools restore") as conn:
+        objects = conn.execute(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'"
+            " AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')"
+        ).fetchone()
+    if objects and objects[0] and not clean:
+        raise RefusedError(
+            f"{target.masked} is not empty ({objects[0]} relations): restore into an empty "
+            "database, or pass --clean to drop and replace what the backup contains"
+        )
+    if clean and backup.meta["format"] == "plain":
+        raise RefusedError(
+            "--clean needs a custom or directory backup (a plain SQL dump cannot drop "
+            "what it replaces): restore into an empty database instead"
+        )
+    missing, errors = _restore_into(backup, target, clean, pg_bin)
+    if errors:
+        raise BackupError(f"restore into {target.masked} failed: {errors[0]}")
+    return missing
+
+
+def _restore_into(
+    backup: Backup, target: Target, clean: bool, pg_bin: Path | str | None
+) -> tuple[list[str], list[str]]:
+    """(missing roles/extensions, real errors) of restoring `backup` into `target`."""
+    with target.connect("bilantools restore") as conn:
+        server_major = conn.info.server_version // 10000
+    dump_major = int(re.match(r"\d+", str(backup.meta.get("pg_dump_version", "0"))).group())  # type: ignore[union-attr]
+    if backup.meta["format"] == "plain":
+        program = choose("psql", 0, pg_bin)
+        args = [str(program.path), "-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", str(backup.file)]
+    else:
+        program = choose("pg_restore", max(server_major, dump_major), pg_bin)
+        args = [str(program.path), "--no-owner", "--no-privileges", "--no-password", str(backup.file)]
+        if clean:
+            args[1:1] = ["--clean", "--if-exists"]
+    with connection_env(target) as (conninfo, env):
+        flag = "--dbname"
+        completed = subprocess.run(
+            [*args[:1], flag, conninfo, *args[1:]], env=env, capture_output=True, text=True
+        )
+    return _classify(completed.stderr)
+
+
+_MISSING = (
+    (re.compile(r'role "([^"]+)" does not exist'), "role {}"),
+    (re.compile(r'extension "([^"]+)" is not available'), "extension {}"),
+    (re.compile(r'could not open extension control file ".*/([^/]+)\.control"'), "extension {}"),
+)
+
+
+def _classify(stderr: str) -> tuple[list[str], list[str]]:
+    missing: list[str] = []
+    errors: list[str] = []
+    for line in stderr.splitlines():
+        if "ERROR" not in line and "error:" not in line:
+            continue
+        for pattern, label in _MISSING:
+            match = pattern.search(line)
+            if match:
+                name = label.format(match[1])
+                if name not in missing:
+                    missing.append(name)
+                break
+        else:
+            if "errors ignored on restore" not in line:
+                errors.append(redact(" ".join(line.split())))
+    return missing, errors
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def _row_counts(conn: Any) -> dict[str, int]:
+    counted = fingerprint(conn, rows=True)
+    return {name: int(detail) for (kind, name), detail in counted.objects.items() if kind == "rows"}
+
+
+def _migration_version(conn: Any) -> str | None:
+    if conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,):
+        return None
+    row = conn.execute(
+        "SELECT version FROM schema_migrations WHERE success ORDER BY applied_at DESC, id DESC LIMIT 1"
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def _details(described: Fingerprint) -> dict[str, str]:
+    return {
+        f"{kind}\t{name}": hashlib.md5(detail.encode()).hexdigest()
+        for (kind, name), detail in described.objects.items()
+    }
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "database"
+
+
+def _files(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def _size(path: Path) -> int:
+    try:
+        return sum(p.stat().st_size for p in _files(path)) if path.exists() else 0
+    except OSError:
+        return 0
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    for file in _files(path):
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _protect(path: Path) -> None:
+    """0600 files (0700 directories): a dump holds every row of the database."""
+    if path.is_dir():
+        path.chmod(0o700)
+        for file in _files(path):
+            file.chmod(0o600)
+    else:
+        path.chmod(0o600)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+    partial.rename(path)
+
+
+def _record_verification(backup: Backup, result: Verification) -> None:
+    meta = dict(backup.meta)
+    meta["verified"] = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "ok": result.ok,
+        "differences": result.differences[:50],
+        "missing": result.missing,
+    }
+    _write_json(backup.sidecar, meta)
+
+
+def _drop_database(sandbox: Sandbox, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(sandbox.url("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _last_error(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return redact(" ".join(lines[-1].split())) if lines else "no message"
