@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,13 +27,18 @@ TEMPLATE = "bt_template"
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    home = tmp_path_factory.mktemp("sandbox-home")
+def server() -> Iterator[Sandbox]:
+    # Not under pytest's tmp_path: pytest deletes old base directories of its runs, which
+    # would pull the data directory from under a server of a run still going.
+    home = Path(tempfile.mkdtemp(prefix="bilantools-test-server-"))
     box = Sandbox(home, pg_bin=os.environ.get("BILANTOOLS_TEST_PG_BIN") or None)
-    box.start()
-    box.new_db(TEMPLATE)
-    yield box
-    box.stop()
+    try:
+        box.start()
+        box.new_db(TEMPLATE)
+        yield box
+    finally:
+        box.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

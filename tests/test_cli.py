@@ -4,6 +4,8 @@ password masking."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +167,7 @@ def test_password_never_shown(cli: Any, app_role: str, basic: Path, tmp_path: Pa
 def test_sandbox_commands(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    home = tmp_path / "home"
+    home = Path(tempfile.mkdtemp(prefix="bilantools-test-home-"))  # outside pytest's rotating tmp
     monkeypatch.setenv("BILANTOOLS_HOME", str(home))
     pg_bin = os.environ.get("BILANTOOLS_TEST_PG_BIN")
     flags = ["--pg-bin", pg_bin] if pg_bin else []
@@ -207,6 +209,7 @@ def test_sandbox_commands(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert cli(*flags, "sandbox", "url").code == 2
     finally:
         Sandbox(home).stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_version_and_help(cli: Any) -> None:
