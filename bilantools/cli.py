@@ -288,7 +288,7 @@ def check(obj: Context, as_json: bool) -> None:
                 click.echo(f"    fix: {f.hint}")
         counts = {s: sum(1 for f in report.findings if f.severity == s) for s in ("error", "warning", "info")}
         click.echo(
-            f"{len(report.migrations)} migrations checked: {counts['error']} error(s), "
+            f"{len(report.migrations)} migration(s) checked: {counts['error']} error(s), "
             f"{counts['warning']} warning(s), {counts['info']} note(s)"
         )
     sys.exit(1 if report.errors else 0)

@@ -59,7 +59,22 @@ class Obj:
         return self.name.rsplit(".", 1)[0] if self.kind in TABLE_CHILDREN else None
 
     def __str__(self) -> str:
+        if self.kind == "rls":
+            return f"row level security on {self.table}"
         return f"{self.kind} {self.name}"
+
+    def undo_sql(self) -> str:
+        """The statement a rollback uses to take this object away."""
+        table, _, short = self.name.rpartition(".")
+        return {
+            "column": f"ALTER TABLE {table} DROP COLUMN IF EXISTS {short}",
+            "constraint": f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {short}",
+            "policy": f"DROP POLICY IF EXISTS {short} ON {table}",
+            "trigger": f"DROP TRIGGER IF EXISTS {short} ON {table}",
+            "rls": f"ALTER TABLE {self.table} DISABLE ROW LEVEL SECURITY",
+            "materialized view": f"DROP MATERIALIZED VIEW IF EXISTS {self.name}",
+            "foreign table": f"DROP FOREIGN TABLE IF EXISTS {self.name}",
+        }.get(self.kind, f"DROP {self.kind.upper()} IF EXISTS {self.name}")
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,8 @@ class Effects:
     seeds: dict[str, int] = field(default_factory=dict)  # table -> rows inserted (-1: unknown)
     deletes: set[str] = field(default_factory=set)
     index_tables: dict[str, str] = field(default_factory=dict)  # index -> its table
+    renames: dict[str, str] = field(default_factory=dict)  # new table name -> old
+    broken: bool = False  # the script has a syntax error: its effects are unknown
 
     def dropped(self, obj: Obj) -> bool:
         """Dropped directly, or with its table (columns, triggers, policies, indexes...)."""
@@ -334,6 +351,19 @@ class _Statement:
                 self.e.alters.setdefault(Obj("column", f"{table}.{name}"), self.line)
             else:
                 self.e.alters.setdefault(Obj("table", table), self.line)
+
+    def _RenameStmt(self, node: Node) -> None:
+        """A renamed table or column is a new name for what exists (the old name is gone)."""
+        if "relation" not in node:
+            return
+        table = _relation(node["relation"])
+        if node.get("renameType") == "OBJECT_COLUMN":
+            self.create("column", f"{table}.{node['newname']}")
+            self.e.drops.setdefault(Obj("column", f"{table}.{node['subname']}"), self.line)
+        elif node.get("renameType") == "OBJECT_TABLE":
+            self.create("table", node["newname"])
+            self.e.renames[node["newname"]] = table
+            self.e.drops.setdefault(Obj("table", table), self.line)
 
     def _DropStmt(self, node: Node) -> None:
         kind = _DROP_KINDS.get(node["removeType"])

@@ -137,7 +137,8 @@ def discover(directory: Path | str) -> MigrationSet:
         )
     found = MigrationSet(directory)
     mains: dict[int, list[tuple[str, str, Script, int]]] = {}
-    rollbacks: dict[int, tuple[str, str, Script]] = {}
+    rollbacks: dict[tuple[int, str], tuple[str, str, Script]] = {}
+    rejected: set[tuple[int, str]] = set()  # migrations with their own finding (unreadable, header)
     depends_raw: dict[int, tuple[str, ...]] = {}
     modes: dict[int, bool] = {}
 
@@ -157,17 +158,21 @@ def discover(directory: Path | str) -> MigrationSet:
                 )
             )
             continue
+        version, slug = match["version"], match["slug"]
         script = _read(path, found.findings)
         if script is None:
+            if not match["rollback"]:
+                rejected.add((int(version), slug))
             continue
-        version, slug = match["version"], match["slug"]
         if match["rollback"]:
-            rollbacks[int(version)] = (version, slug, script)
+            rollbacks[(int(version), slug)] = (version, slug, script)
             continue
         try:
             headers = parse_headers(script.text)
         except HeaderError as exc:
-            found.findings.append(Finding("header", "error", str(path), exc.line, str(exc), ""))
+            message, _, hint = str(exc).partition("; ")
+            found.findings.append(Finding("header", "error", str(path), exc.line, message, hint))
+            rejected.add((int(version), slug))
             continue
         mains.setdefault(int(version), []).append((version, slug, script, 0))
         depends_raw[int(version)] = headers.depends
@@ -192,9 +197,11 @@ def discover(directory: Path | str) -> MigrationSet:
                     "renumber one of them",
                 )
             )
-    for number, (version, slug, script) in sorted(rollbacks.items()):
-        owner = mains.get(number)
-        if not owner:
+    for (number, slug), (version, _, script) in sorted(rollbacks.items()):
+        owners = mains.get(number, [])
+        if any(entry[1] == slug for entry in owners) or (number, slug) in rejected:
+            continue
+        if not owners:
             found.findings.append(
                 Finding(
                     "orphan-rollback",
@@ -205,23 +212,24 @@ def discover(directory: Path | str) -> MigrationSet:
                     "add the migration or remove it",
                 )
             )
-        elif owner[0][1] != slug:
+        else:
+            owner = owners[0]
             found.findings.append(
                 Finding(
                     "orphan-rollback",
                     "error",
                     str(script.path),
                     None,
-                    f"rollback {script.path.name} does not match migration {owner[0][2].path.name}",
-                    f"rename it {owner[0][0]}_{owner[0][1]}_rollback.sql",
+                    f"rollback {script.path.name} does not match migration {owner[2].path.name}",
+                    f"rename it {owner[0]}_{owner[1]}_rollback.sql",
                 )
             )
 
     built: dict[int, Migration] = {}
     for number, entries in mains.items():
         version, slug, script, _ = entries[0]
-        rollback = rollbacks.get(number)
-        matching = rollback[2] if rollback and rollback[1] == slug else None
+        rollback = rollbacks.get((number, slug))
+        matching = rollback[2] if rollback else None
         if matching is None:
             found.findings.append(
                 Finding(

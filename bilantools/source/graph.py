@@ -18,6 +18,9 @@ from bilantools.source.files import Migration, MigrationSet, Script
 from bilantools.source.findings import Finding
 from bilantools.source.statements import SqlSyntaxError
 
+# Objects a later migration can replace (CREATE OR REPLACE, DROP + CREATE): the rollback must
+# then put the earlier definition back. Re-creating a table IF NOT EXISTS replaces nothing.
+REDEFINABLE = ("function", "view", "materialized view", "trigger", "policy", "constraint")
 # What a rollback must drop (or revert) when its migration creates it.
 UNDOABLE = (
     "table",
@@ -109,9 +112,17 @@ def analyse(
     position = {m.version: i for i, m in enumerate(migrations)}
     first: dict[tuple[str, str], str] = {}
     for m in migrations:
-        for obj in result.effects[m.version].creates:
+        effects = result.effects[m.version]
+        for new, old in effects.renames.items():  # the renamed table's columns keep existing
+            for kind, name in list(first):
+                if kind == "column" and name.startswith(f"{old}."):
+                    first.setdefault(("column", f"{new}.{name[len(old) + 1 :]}"), m.version)
+        for obj in effects.creates:
             first.setdefault(obj.key, m.version)
     known_tables = {name for kind, name in first if kind == "relation"}
+    # Functions and types of an extension are unknown here: trust them once one is created.
+    if any(kind == "extension" for kind, _ in first):
+        provided = provided | {"extension-objects"}
     for m in migrations:
         result.inferred[m.version] = set()
         reported: set[tuple[str, str]] = set()
@@ -127,6 +138,8 @@ def analyse(
                 result.inferred[m.version].add(creator)
             elif creator != m.version and use.obj.key not in reported:
                 reported.add(use.obj.key)
+                if use.obj.kind == "column" and _table_is_later(use.obj, first, position, m.version):
+                    continue  # the table's own forward reference says it all
                 result.forward.add((creator, m.version))
                 result.findings.append(_forward(m, use, migrations.find(creator)))
         effects = result.effects[m.version]
@@ -155,11 +168,18 @@ def analyse(
 
 
 def _effects(script: Script) -> Effects:
-    """A script's effects; none for a script with a syntax error (reported by `check`)."""
+    """A script's effects; unknown (`broken`) for a syntax error, which `check` reports."""
     try:
         return analyse_script(script)
     except SqlSyntaxError:
-        return Effects(script)
+        return Effects(script, broken=True)
+
+
+def _table_is_later(
+    column: Obj, first: dict[tuple[str, str], str], position: dict[str, int], version: str
+) -> bool:
+    creator = first.get(("relation", column.name.rsplit(".", 1)[0]))
+    return creator is not None and position[creator] > position[version]
 
 
 def _provided(obj: Obj, known_tables: set[str], provided: frozenset[str]) -> bool:
@@ -171,6 +191,8 @@ def _provided(obj: Obj, known_tables: set[str], provided: frozenset[str]) -> boo
     if obj.kind == "column":
         return obj.name.rsplit(".", 1)[0] not in known_tables
     if schema in ("pg_catalog", "information_schema"):
+        return True
+    if obj.kind in ("function", "type") and "extension-objects" in provided:
         return True
     if schema:
         return False
@@ -231,10 +253,11 @@ def _forward(m: Migration, use: Use, creator: Migration | None) -> Finding:
 
 def _gaps(migrations: MigrationSet) -> list[Finding]:
     numbers = sorted(m.number for m in migrations)
+    width = max((len(m.version) for m in migrations), default=3)
     findings = []
     for low, high in itertools.pairwise(numbers):
         if high - low > 1:
-            missing = ", ".join(str(n) for n in range(low + 1, min(high, low + 4)))
+            missing = ", ".join(str(n).zfill(width) for n in range(low + 1, min(high, low + 4)))
             more = ", ..." if high - low > 4 else ""
             m = migrations.find(str(high))
             assert m is not None
@@ -265,23 +288,30 @@ def _inverse(
     """
     assert m.rollback is not None
     done = effects[m.version]
-    file = str(m.rollback.path)
+    if done.broken or rollback.broken:  # a syntax error: what either does is unknown
+        return []
+    file, name = str(m.rollback.path), m.rollback.path.name
     findings = []
+    created_tables = {o.name for o in done.creates if o.kind == "table" and first.get(o.key) == m.version}
     for obj, line in sorted(done.creates.items()):
         owner = Obj("table", obj.table) if obj.table else obj
         if obj.kind not in UNDOABLE or f"{owner.kind}:{owner.name}" in provided:
             continue
-        earlier = first.get(obj.key) not in (None, m.version)
-        if earlier:  # redefined: the rollback must put the old definition back, or drop it
-            if obj not in rollback.creates and not rollback.dropped(obj):
+        table = done.index_tables.get(obj.name) if obj.kind == "index" else obj.table
+        if table in created_tables:
+            continue  # goes with its table, about which the finding (if any) is
+        if first.get(obj.key) not in (None, m.version):
+            if obj.kind in REDEFINABLE and obj not in rollback.creates:
+                verb = "drops it instead of restoring" if rollback.dropped(obj) else "does not restore"
                 findings.append(
                     Finding(
                         "rollback-incomplete",
                         "warning",
                         file,
                         None,
-                        f"{m.path.name} redefines {obj} (line {line}) but its rollback does not restore it",
-                        f"re-create the previous definition of {obj} in {m.rollback.path.name}",
+                        f"{m.path.name} redefines {obj} (line {line}) but its rollback {verb} the previous "
+                        f"definition from {first[obj.key]}",
+                        f"re-create the previous definition of {obj} in {name}",
                     )
                 )
         elif not rollback.dropped(obj) and not _dropped_with_table(obj, done, rollback):
@@ -292,7 +322,7 @@ def _inverse(
                     file,
                     None,
                     f"{m.path.name} creates {obj} (line {line}) but its rollback does not drop it",
-                    f"drop {obj} in {m.rollback.path.name}",
+                    f"add {obj.undo_sql()}; to {name}",
                 )
             )
     for table, rows in sorted(done.seeds.items()):
@@ -307,7 +337,7 @@ def _inverse(
                     None,
                     f"{m.path.name} inserts {'rows' if rows < 0 else f'{rows} row(s)'} into {table} but "
                     "its rollback neither deletes them nor drops the table",
-                    f"delete the seeded rows of {table} in {m.rollback.path.name}",
+                    f"delete the seeded rows of {table} in {name}",
                 )
             )
     created_keys = {o.key for o in done.creates} | {o.key for o in done.drops} | {o.key for o in done.alters}

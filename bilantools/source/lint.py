@@ -218,6 +218,20 @@ def _idempotency(
                 f"CREATE {words} {name} without IF NOT EXISTS {fails}",
                 f"write CREATE {words} IF NOT EXISTS {name}",
             )
+        elif kind in ("CreateEnumStmt", "CompositeTypeStmt", "CreateDomainStmt"):
+            # CREATE TYPE/DOMAIN has no IF NOT EXISTS: only a guard makes it re-runnable.
+            name = (
+                _rel(node["typevar"])
+                if kind == "CompositeTypeStmt"
+                else ".".join(_strings(node["typeName" if kind == "CreateEnumStmt" else "domainname"]))
+            )
+            words = "DOMAIN" if kind == "CreateDomainStmt" else "TYPE"
+            yield (
+                stmt,
+                "create-object-not-idempotent",
+                f"CREATE {words} {name} fails when the {what} is re-run (it has no IF NOT EXISTS)",
+                f"create it in a DO block that first checks pg_type for {name}",
+            )
         elif kind == "DropStmt":
             words = _object_words(node["removeType"])
             if words in ("POLICY", "TRIGGER"):

@@ -21,7 +21,7 @@ _TX_CONTROL = re.compile(
 _NO_TRANSACTION = re.compile(
     r"^(CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY|DROP\s+INDEX\s+CONCURRENTLY|REINDEX\b.*\bCONCURRENTLY"
     r"|VACUUM|CREATE\s+DATABASE|DROP\s+DATABASE|ALTER\s+SYSTEM|CREATE\s+TABLESPACE"
-    r"|DROP\s+TABLESPACE|CLUSTER\s*;?$|ALTER\s+TYPE\s+\S+\s+ADD\s+VALUE"
+    r"|DROP\s+TABLESPACE|CLUSTER\s*;?$"
     r"|(CREATE|ALTER)\s+SUBSCRIPTION|DROP\s+SUBSCRIPTION)",
     re.I | re.S,
 )
@@ -115,5 +115,5 @@ def check_runnable(script: Script, statements: list[Statement], transactional: b
         raise InputError(findings[0].one_line())
 
 
-def _first_words(text: str, count: int = 4) -> str:
+def _first_words(text: str, count: int = 6) -> str:
     return " ".join(text.split()[:count])
