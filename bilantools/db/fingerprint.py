@@ -83,11 +83,15 @@ _CAST = re.compile(
     r"|double precision|bit varying|[a-z_][a-z0-9_.]*)(?:\(\d+(?:,\d+)?\))?(?:\[\])*",
     re.I,
 )
-_EXPRESSION_KINDS = ("constraint", "index", "policy")
+_EXPRESSION_KINDS = ("constraint", "index", "policy", "view", "materialized view")
 
 
-def _normalise(detail: str) -> str:
-    """An expression without casts, parentheses and spaces: stable across dump and restore."""
+def _normalise(detail: str, kind: str) -> str:
+    """An expression without casts, parentheses and spaces: stable across dump and restore.
+    View bodies also lose their column qualifiers, which PostgreSQL 18 no longer prints
+    when they are unambiguous (`m.version` becomes `version`)."""
+    if kind in ("view", "materialized view"):
+        detail = re.sub(r"\b[a-z_][a-z0-9_]*\.(?=[a-z_\"])", "", detail)
     return re.sub(r"[()\s]", "", _CAST.sub("", detail))
 
 
@@ -118,7 +122,9 @@ def fingerprint(conn: psycopg.Connection, schema: str = "public", rows: bool = T
     params = {"schema": schema}
     for query in _QUERIES:
         for kind, name, detail in conn.execute(query, params).fetchall():
-            objects[(kind, name)] = _normalise(detail or "") if kind in _EXPRESSION_KINDS else detail or ""
+            objects[(kind, name)] = (
+                _normalise(detail or "", kind) if kind in _EXPRESSION_KINDS else detail or ""
+            )
     if rows:
         objects.update(_row_counts(conn, schema))
     text = "\n".join(f"{k}\t{n}\t{d}" for (k, n), d in sorted(objects.items()))
