@@ -291,3 +291,20 @@ def test_backup_of_pg15_restores_into_pg18(pg15: Sandbox, server: Sandbox, tmp_p
     result = backups.verify(taken.file, server)
     assert result.ok, result.differences
     assert target_major >= 15
+
+
+def test_cli_restore_and_verify(cli: Any, migrated: str, server: Sandbox, tmp_path: Path) -> None:
+    taken = backups.take(parse_target(migrated, "--db"), tmp_path)
+    empty = server.new_db("cli_restore_" + os.urandom(3).hex())
+    r = cli("--db", empty, "restore", str(taken.file), "--yes")
+    assert r.code == 0 and r.err.splitlines()[0].startswith(f"target: {empty}")
+    assert r.out.strip() == f"restored {taken.file} into {empty}"
+    r = cli("--db", empty, "restore", str(taken.file), "--yes")
+    assert r.code == 2 and "is not empty" in r.err and "pass --clean" in r.err
+    r = cli("backup", "verify", str(taken.file), "--json")
+    assert r.code == 0 and json.loads(r.out) == {
+        "file": str(taken.file),
+        "ok": True,
+        "differences": [],
+        "missing": [],
+    }
