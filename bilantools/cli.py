@@ -273,6 +273,104 @@ def validate(obj: Context, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--all", "show_all", is_flag=True, help="List every object, not only the problems.")
+@_json_option
+@pass_ctx
+def verify(obj: Context, show_all: bool, as_json: bool) -> None:
+    """Per applied migration, the objects it creates: ok, missing or changed; exit 1 if not all ok."""
+    result = commands.verify(obj.target(), obj.migrations)
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        rows = [
+            [r.migration, r.kind, r.name, r.status.upper() if r.status != "ok" else "ok", r.found]
+            for r in result.rows
+            if show_all or r.status != "ok"
+        ]
+        if rows:
+            _print_table(["MIGRATION", "KIND", "NAME", "STATUS", "FOUND"], rows)
+        _print_table(
+            ["MIGRATION", "OBJECTS", "OK", "MISSING", "CHANGED"],
+            [[str(v) for v in s.values()] for s in result.summary()],
+        )
+        problems = sum(1 for r in result.rows if r.status != "ok")
+        click.echo(
+            f"{len(result.rows)} objects verified: " + (f"{problems} problem(s)" if problems else "all ok")
+        )
+    sys.exit(0 if result.ok else 1)
+
+
+@cli.command()
+@_json_option
+@pass_ctx
+def drift(obj: Context, as_json: bool) -> None:
+    """Objects no migration creates, and created ones that are absent or changed; exit 1 if any."""
+    found = commands.drift(obj.target(), obj.migrations)
+    if as_json:
+        _print_json(found)
+    else:
+        labels = {
+            "unexpected": "not created by any migration",
+            "absent": "created by a migration, absent",
+            "changed": "definition differs from the migrations",
+        }
+        for key, label in labels.items():
+            for item in found[key]:
+                click.echo(f"{item}: {label}")
+        total = sum(len(v) for v in found.values())
+        click.echo(f"{total} difference(s)" if total else "no drift")
+    sys.exit(1 if any(found.values()) else 0)
+
+
+@cli.command()
+@_json_option
+@pass_ctx
+def detect(obj: Context, as_json: bool) -> None:
+    """For a database migrated by hand: each migration's share of objects present, and the
+    version to baseline. Writes nothing."""
+    found = commands.detect(obj.target(), obj.migrations)
+    if as_json:
+        _print_json(found.as_dict())
+        return
+    rows = [
+        [
+            s["version"],
+            s["name"],
+            str(s["objects"]),
+            str(s["present"]),
+            "-" if s["share"] is None else f"{s['share']:.0%}",
+        ]
+        for s in found.shares
+    ]
+    _print_table(["VERSION", "NAME", "OBJECTS", "PRESENT", "SHARE"], rows)
+    if found.suggested:
+        click.echo(f"suggested: bilantools baseline --to {found.suggested}")
+    else:
+        click.echo("no migration is fully present: nothing to baseline; apply from the start")
+
+
+@cli.command()
+@click.option("--details", is_flag=True, help="Also list every object and its detail hash.")
+@_json_option
+@pass_ctx
+def fingerprint(obj: Context, details: bool, as_json: bool) -> None:
+    """A stable hash of the schema (the one round trips and backups compare)."""
+    import hashlib
+
+    found = commands.fingerprint(obj.target())
+    objects = {
+        f"{k}\t{n}": hashlib.md5(d.encode()).hexdigest() for (k, n), d in sorted(found.objects.items())
+    }
+    if as_json:
+        _print_json({"fingerprint": found.digest, **({"objects": objects} if details else {})})
+        return
+    if details:
+        for key, digest in objects.items():
+            click.echo(f"{key.replace(chr(9), ' ')}  {digest}")
+    click.echo(found.digest)
+
+
+@cli.command()
 @_json_option
 @pass_ctx
 def check(obj: Context, as_json: bool) -> None:

@@ -28,8 +28,12 @@ from bilantools.source.findings import Finding
 if TYPE_CHECKING:
     import psycopg
 
-    from bilantools.db.backup import Backup, Verification
+    from bilantools.db.backup import Backup
+    from bilantools.db.backup import Verification as BackupVerification
+    from bilantools.db.fingerprint import Fingerprint
+    from bilantools.db.verify import Detection, Verification
     from bilantools.source.check import CheckReport
+    from bilantools.source.graph import Analysis
 
 __all__ = [
     "apply",
@@ -40,6 +44,9 @@ __all__ = [
     "backup_verify",
     "baseline",
     "check",
+    "detect",
+    "drift",
+    "fingerprint",
     "plan",
     "plan_sql",
     "repair",
@@ -50,6 +57,7 @@ __all__ = [
     "stats",
     "status",
     "validate",
+    "verify",
 ]
 
 TargetLike = Target | str | None
@@ -181,7 +189,7 @@ def backup_prune(out: Path | str = DEFAULT_BACKUP_DIR, keep: int = 5) -> list[Pa
     return backups.prune(out, keep)
 
 
-def backup_verify(file: Path | str, pg_bin: Path | str | None = None) -> Verification:
+def backup_verify(file: Path | str, pg_bin: Path | str | None = None) -> BackupVerification:
     """Restore `file` into a fresh sandbox database and compare it with its sidecar."""
     from bilantools.db import backup as backups
 
@@ -205,6 +213,77 @@ def restore(
     from bilantools.db import backup as backups
 
     return backups.restore(file, resolve_target(target), clean, pg_bin)
+
+
+def fingerprint(target: TargetLike = None) -> Fingerprint:
+    """The schema fingerprint (and its per-object details) of the target."""
+    from bilantools.db.fingerprint import fingerprint as take
+
+    with _connection(target, "fingerprint") as (_, conn):
+        return take(conn, rows=False)
+
+
+def verify(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS) -> Verification:
+    """Per applied migration, each object it creates: ok, missing or changed.
+
+    The expected schema is built by applying the same migrations to a scratch sandbox
+    database, so implicit objects and exact definitions are known.
+    """
+    from bilantools.db import verify as checks
+    from bilantools.db.fingerprint import fingerprint as take
+
+    with _runner(target, migrations, "verify") as runner:
+        applied = [s.version for s in runner.status().migrations if s.state in ("applied", "changed")]
+        live = take(runner.conn, rows=False)
+    reference = _reference(migrations, applied[-1] if applied else None)
+    analysis = _analysis(migrations)
+    return checks.verify_tables(runner.target_label, live, reference, checks.owners(analysis, reference))
+
+
+def drift(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS) -> dict[str, list[str]]:
+    """Objects no applied migration creates, and created ones that are absent or changed."""
+    from bilantools.db import verify as checks
+    from bilantools.db.fingerprint import fingerprint as take
+
+    with _runner(target, migrations, "drift") as runner:
+        applied = [s.version for s in runner.status().migrations if s.state in ("applied", "changed")]
+        live = take(runner.conn, rows=False)
+    return checks.drift(live, _reference(migrations, applied[-1] if applied else None))
+
+
+def detect(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS) -> Detection:
+    """For a database migrated by hand: the share of each migration's objects present, and
+    the version to pass to `baseline --to`. Reads only."""
+    from bilantools.db import verify as checks
+    from bilantools.db.fingerprint import fingerprint as take
+
+    with _connection(target, "detect") as (_, conn):
+        live = take(conn, rows=False)
+    return checks.detect(_analysis(migrations), live)
+
+
+def _analysis(migrations: Path | str) -> Analysis:
+    from bilantools.db.history import tracking_objects
+    from bilantools.source.graph import analyse
+
+    return analyse(discover(migrations), tracking_objects())
+
+
+def _reference(migrations: Path | str, upto: str | None) -> Fingerprint:
+    """The fingerprint of a scratch sandbox database migrated up to `upto`."""
+    from bilantools.db.fingerprint import Fingerprint
+    from bilantools.db.fingerprint import fingerprint as take
+
+    if upto is None:
+        return Fingerprint("", {})
+    box = Sandbox()
+    url = box.new_db("bt_reference_" + os.urandom(4).hex())
+    try:
+        apply(url, migrations, to=upto, backup=False)
+        with parse_target(url, "sandbox").connect("bilantools reference") as conn:
+            return take(conn, rows=False)
+    finally:
+        box.drop_db(url.rsplit("/", 1)[1])
 
 
 def _backup_hook(runner: Runner, wanted: bool | None, out: Path | str) -> Callable[[], str] | None:

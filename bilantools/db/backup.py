@@ -251,7 +251,7 @@ def verify(file: Path | str, sandbox: Sandbox, pg_bin: Path | str | None = None)
             with scratch.connect("bilantools verify") as conn:
                 result.differences.extend(compare(backup, conn))
     finally:
-        _drop_database(sandbox, scratch.dbname)
+        sandbox.drop_db(scratch.dbname)
     result.ok = not result.differences
     _record_verification(backup, result)
     return result
@@ -450,14 +450,6 @@ def _record_verification(backup: Backup, result: Verification) -> None:
         "missing": result.missing,
     }
     _write_json(backup.sidecar, meta)
-
-
-def _drop_database(sandbox: Sandbox, name: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(sandbox.url("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _last_error(stderr: str) -> str:

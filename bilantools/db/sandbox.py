@@ -208,6 +208,14 @@ class Sandbox:
         self._create_database(name, template)
         return self.url(name)
 
+    def drop_db(self, name: str) -> None:
+        """Drop a sandbox database, closing its connections."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
     def status(self) -> dict[str, object]:
         running = self.running()
         return {

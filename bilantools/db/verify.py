@@ -1,0 +1,248 @@
+"""Verification tables, drift and adoption: the live schema against what the files build.
+
+The reference for "what the migrations create" is not a guess from the SQL: bilantools
+builds it, by applying the same migrations to a scratch sandbox database and taking its
+fingerprint, so implicit objects (primary key indexes, serial sequences, constraint names
+PostgreSQL chose) are expected too. The static analysis says which migration created
+each object, for the per-migration tables and for `detect`, which works from the files
+alone because a hand-migrated database has no reliable history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bilantools.db.fingerprint import Fingerprint
+from bilantools.source.analysis import Obj
+from bilantools.source.graph import Analysis
+
+Status = Literal["ok", "missing", "changed"]
+ENGINE_ONLY = "schema_migration_events"  # the engine's own log: no migration creates it
+# Fingerprint kinds that stand for schema objects (row counts are not objects).
+OBJECT_KINDS = (
+    "table",
+    "view",
+    "materialized view",
+    "sequence",
+    "column",
+    "index",
+    "constraint",
+    "policy",
+    "trigger",
+    "function",
+    "type",
+    "extension",
+)
+
+
+@dataclass(frozen=True)
+class VerifyRow:
+    migration: str
+    kind: str
+    name: str
+    status: Status
+    expected: str = "present"
+    found: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "migration": self.migration,
+            "kind": self.kind,
+            "name": self.name,
+            "status": self.status,
+            "expected": self.expected,
+            "found": self.found,
+        }
+
+
+@dataclass
+class Verification:
+    target: str
+    rows: list[VerifyRow] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == "ok" for r in self.rows)
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per migration: objects checked, ok, missing, changed."""
+        per: dict[str, dict[str, Any]] = {}
+        for r in self.rows:
+            entry = per.setdefault(
+                r.migration, {"migration": r.migration, "objects": 0, "ok": 0, "missing": 0, "changed": 0}
+            )
+            entry["objects"] += 1
+            entry[r.status] += 1
+        return [per[k] for k in sorted(per)]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "ok": self.ok,
+            "rows": [r.as_dict() for r in self.rows],
+            "summary": self.summary(),
+        }
+
+
+def owners(analysis: Analysis, reference: Fingerprint) -> dict[tuple[str, str], str]:
+    """Which migration each object of the reference schema comes from.
+
+    Named objects come from the migration whose SQL creates them (the last one that
+    redefines them); implicit ones (a primary key's index, a serial's sequence) from the
+    migration that creates their table.
+    """
+    by_name: dict[tuple[str, str], str] = {}
+    tables: dict[str, str] = {}
+    for version, effects in analysis.effects.items():
+        for obj in effects.creates:
+            key = _key(obj)
+            by_name[key] = version
+            if obj.key[0] == "relation":
+                tables.setdefault(obj.name, version)
+    result: dict[tuple[str, str], str] = {}
+    for kind, name in reference.objects:
+        if kind not in OBJECT_KINDS or ENGINE_ONLY in (name, _table_of(kind, name, reference)):
+            continue
+        if (kind, name) == ("extension", "plpgsql"):  # every database has it
+            continue
+        key = (kind, name.split("(")[0] if kind == "function" else name)
+        owner = by_name.get(key) or by_name.get(("relation", name))
+        if owner is None:
+            table = _table_of(kind, name, reference)
+            owner = tables.get(table) if table else None
+        result[(kind, name)] = owner or "?"
+    return result
+
+
+def verify_tables(
+    target: str, live: Fingerprint, reference: Fingerprint, owner: dict[tuple[str, str], str]
+) -> Verification:
+    """One row per object the applied migrations create: ok, missing or changed."""
+    result = Verification(target)
+    for key in sorted(owner, key=lambda k: (owner[k], k)):
+        kind, name = key
+        expected = reference.objects[key]
+        if key not in live.objects:
+            result.rows.append(
+                VerifyRow(owner[key], kind, name, "missing", expected="present", found="absent")
+            )
+        elif live.objects[key] != expected:
+            result.rows.append(
+                VerifyRow(
+                    owner[key],
+                    kind,
+                    name,
+                    "changed",
+                    expected=_short(expected),
+                    found=_short(live.objects[key]),
+                )
+            )
+        else:
+            result.rows.append(VerifyRow(owner[key], kind, name, "ok", found="present"))
+    return result
+
+
+def drift(live: Fingerprint, reference: Fingerprint) -> dict[str, list[str]]:
+    """Objects in the database that no migration creates, and created ones that are absent
+    (a changed definition shows in both the verification table and here as 'changed')."""
+    keys = [k for k in live.objects.keys() | reference.objects.keys() if k[0] in OBJECT_KINDS]
+    unexpected = sorted(f"{k} {n}" for k, n in keys if (k, n) not in reference.objects)
+    absent = sorted(f"{k} {n}" for k, n in keys if (k, n) not in live.objects)
+    changed = sorted(
+        f"{k} {n}"
+        for k, n in keys
+        if (k, n) in live.objects
+        and (k, n) in reference.objects
+        and live.objects[(k, n)] != reference.objects[(k, n)]
+    )
+    return {"unexpected": unexpected, "absent": absent, "changed": changed}
+
+
+@dataclass(frozen=True)
+class Detection:
+    shares: list[dict[str, Any]]  # per migration: version, name, objects, present, share
+    suggested: str | None  # the version to pass to `baseline --to`, None when nothing is there
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"migrations": self.shares, "suggested_baseline": self.suggested}
+
+
+def detect(analysis: Analysis, live: Fingerprint) -> Detection:
+    """How much of each migration is in a database migrated by hand, and where to baseline.
+
+    The suggestion is the last version V such that everything 1..V leaves behind (the
+    net state, after later drops and renames) is present; the share per migration is
+    measured against what it leaves behind at that point.
+    """
+    present = _live_names(live)
+    order = list(analysis.effects)
+    states: list[set[tuple[tuple[str, str], str]]] = []
+    state: dict[tuple[str, str], str] = {}
+    for version in order:
+        effects = analysis.effects[version]
+        for obj in effects.drops:
+            state.pop(_key(obj), None)
+        for obj in effects.creates:
+            if obj.kind in ("rls", "role", "schema"):
+                continue
+            state[_key(obj)] = version
+        states.append(set(state.items()))
+    suggested = None
+    for index, version in enumerate(order):
+        expected = {key for key, _ in states[index]}
+        if expected and expected <= present:
+            suggested = version
+    horizon = order.index(suggested) if suggested else -1
+    shares = []
+    for index, version in enumerate(order):
+        at = states[max(index, horizon)]
+        mine = {key for key, owner in at if owner == version}
+        found = len(mine & present)
+        shares.append(
+            {
+                "version": version,
+                "name": analysis.migrations.find(version).name  # type: ignore[union-attr]
+                if analysis.migrations.find(version)
+                else "",
+                "objects": len(mine),
+                "present": found,
+                "share": round(found / len(mine), 3) if mine else None,
+            }
+        )
+    return Detection(shares, suggested)
+
+
+def _key(obj: Obj) -> tuple[str, str]:
+    return ("relation", obj.name) if obj.key[0] == "relation" else (obj.kind, obj.name)
+
+
+def _live_names(live: Fingerprint) -> set[tuple[str, str]]:
+    """Fingerprint keys in the analysis' naming: relations unified, functions without arguments."""
+    names = set()
+    for kind, name in live.objects:
+        if kind in ("table", "view", "materialized view", "sequence"):
+            names.add(("relation", name))
+        elif kind == "function":
+            names.add(("function", name.split("(")[0]))
+        elif kind in OBJECT_KINDS:
+            names.add((kind, name))
+    return names
+
+
+def _table_of(kind: str, name: str, reference: Fingerprint) -> str | None:
+    if kind in ("column", "constraint", "policy", "trigger"):
+        return name.rsplit(".", 1)[0]
+    if kind == "index":
+        definition = reference.objects.get((kind, name), "")
+        marker = "ONpublic."
+        if marker in definition:
+            return definition.split(marker, 1)[1].split("USING", 1)[0]
+        return None
+    if kind == "sequence" and name.endswith("_seq"):
+        return name.rsplit("_", 2)[0]
+    return None
+
+
+def _short(detail: str, width: int = 120) -> str:
+    return detail if len(detail) <= width else detail[: width - 3] + "..."

@@ -1,0 +1,143 @@
+"""Verification tables, drift, fingerprint and detect, on the 29 migrations, with things
+broken on purpose."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from bilantools import commands
+from bilantools.db.fingerprint import fingerprint
+from bilantools.db.sandbox import embedded_bin
+from bilantools.source.files import discover
+from tests.conftest import tables
+
+pytestmark = pytest.mark.pg15
+MIGRATIONS = Path(__file__).parent.parent / "migrations"
+
+
+@pytest.fixture
+def migrated(db_url: str) -> str:
+    commands.apply(db_url, MIGRATIONS)
+    return db_url
+
+
+def problems(url: str) -> list[tuple[str, str, str, str]]:
+    return [
+        (r.migration, r.kind, r.name, r.status)
+        for r in commands.verify(url, MIGRATIONS).rows
+        if r.status != "ok"
+    ]
+
+
+def test_fully_migrated_database_verifies(cli: Any, migrated: str) -> None:
+    result = commands.verify(migrated, MIGRATIONS)
+    assert result.ok and len(result.rows) > 1000
+    assert {r.migration for r in result.rows} == {f"{n:03d}" for n in range(1, 30)} - {"019"}
+    assert commands.drift(migrated, MIGRATIONS) == {"unexpected": [], "absent": [], "changed": []}
+    r = cli("--db", migrated, "--migrations", str(MIGRATIONS), "verify", "--json")
+    data = json.loads(r.out)
+    assert r.code == 0 and data["ok"] is True
+    assert {"migration", "kind", "name", "status"} <= set(data["rows"][0])
+    assert [s["migration"] for s in data["summary"]][:2] == ["001", "002"]
+    r = cli("--db", migrated, "--migrations", str(MIGRATIONS), "drift")
+    assert (r.code, r.out.strip()) == (0, "no drift")
+    r = cli("--db", migrated, "fingerprint", "--json")
+    with psycopg.connect(migrated) as conn:
+        assert json.loads(r.out) == {"fingerprint": fingerprint(conn, rows=False).digest}
+
+
+def test_a_dropped_index(cli: Any, migrated: str, conn: psycopg.Connection) -> None:
+    before = fingerprint(conn, rows=False)
+    conn.execute("DROP INDEX idx_messages_conversation_id")
+    assert problems(migrated) == [("028", "index", "idx_messages_conversation_id", "missing")]
+    assert commands.drift(migrated, MIGRATIONS) == {
+        "unexpected": [],
+        "absent": ["index idx_messages_conversation_id"],
+        "changed": [],
+    }
+    assert before.diff(fingerprint(conn, rows=False)) == [
+        ("index", "idx_messages_conversation_id", "removed")
+    ]
+    r = cli("--db", migrated, "--migrations", str(MIGRATIONS), "verify")
+    assert r.code == 1 and "idx_messages_conversation_id  MISSING" in r.out
+    assert r.out.strip().endswith("objects verified: 1 problem(s)")
+
+
+def test_row_level_security_disabled(migrated: str, conn: psycopg.Connection) -> None:
+    conn.execute("ALTER TABLE bilans DISABLE ROW LEVEL SECURITY")
+    assert problems(migrated) == [("001", "table", "bilans", "changed")]
+    assert commands.drift(migrated, MIGRATIONS)["changed"] == ["table bilans"]
+    row = next(r for r in commands.verify(migrated, MIGRATIONS).rows if r.status == "changed")
+    assert "rls=true" in row.expected and "rls=false" in row.found
+
+
+def test_a_stray_table(cli: Any, migrated: str, conn: psycopg.Connection) -> None:
+    conn.execute("CREATE TABLE notes_by_hand (id int PRIMARY KEY, body text)")
+    assert problems(migrated) == []  # nothing a migration creates is missing or changed
+    assert commands.drift(migrated, MIGRATIONS) == {
+        "unexpected": [
+            "column notes_by_hand.body",
+            "column notes_by_hand.id",
+            "constraint notes_by_hand.notes_by_hand_pkey",
+            "index notes_by_hand_pkey",
+            "table notes_by_hand",
+        ],
+        "absent": [],
+        "changed": [],
+    }
+    r = cli("--db", migrated, "--migrations", str(MIGRATIONS), "drift")
+    assert r.code == 1 and "table notes_by_hand: not created by any migration" in r.out
+
+
+def test_an_edited_function_body(migrated: str, conn: psycopg.Connection) -> None:
+    conn.execute(
+        "CREATE OR REPLACE FUNCTION set_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN NEW.updated_at := clock_timestamp(); RETURN NEW; END $$"
+    )
+    assert problems(migrated) == [("001", "function", "set_updated_at()", "changed")]
+    assert commands.drift(migrated, MIGRATIONS)["changed"] == ["function set_updated_at()"]
+
+
+def psql_apply(url: str, upto: int) -> None:
+    """Run the files with psql as the guide's runbook does: no tracking table."""
+    binary = embedded_bin()
+    psql = str(binary / "psql") if binary else shutil.which("psql")
+    assert psql, "psql is needed to build a hand-migrated database"
+    for m in discover(MIGRATIONS):
+        if m.number <= upto:
+            subprocess.run(
+                [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(m.path), url],
+                check=True,
+                capture_output=True,
+            )
+
+
+@pytest.mark.parametrize("upto", [29, 17])
+def test_detect_suggests_the_baseline(cli: Any, db_url: str, conn: psycopg.Connection, upto: int) -> None:
+    psql_apply(db_url, upto)
+    before = fingerprint(conn)
+    found = commands.detect(db_url, MIGRATIONS)
+    assert found.suggested == f"{upto:03d}"
+    shares = {s["version"]: s["share"] for s in found.shares}
+    assert all(shares[f"{n:03d}"] in (1.0, None) for n in range(1, upto + 1))
+    if upto < 29:
+        assert shares["018"] == 0.0 and shares["027"] == 0.0
+    assert fingerprint(conn) == before  # detect writes nothing
+    assert "schema_migration_events" not in tables(conn)
+    r = cli("--db", db_url, "--migrations", str(MIGRATIONS), "detect")
+    assert r.code == 0 and r.out.strip().endswith(f"suggested: bilantools baseline --to {upto:03d}")
+    # the suggestion is the one to use: after baseline, nothing is pending up to it
+    commands.baseline(f"{upto:03d}", db_url, MIGRATIONS)
+    assert commands.verify(db_url, MIGRATIONS).ok
+
+
+def test_detect_on_an_empty_database(db_url: str) -> None:
+    found = commands.detect(db_url, MIGRATIONS)
+    assert found.suggested is None and all(s["share"] in (0.0, None) for s in found.shares)
