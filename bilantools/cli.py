@@ -640,6 +640,61 @@ def _human(size: int) -> str:
     return f"{size} B"
 
 
+@cli.group()
+def runbook() -> None:
+    """Execute the curated notebooks with papermill; each run is kept under runs/."""
+
+
+@runbook.command("run")
+@click.argument("name")
+@click.option(
+    "-p",
+    "--parameter",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A notebook parameter (repeatable); never a connection or password.",
+)
+@click.option("--notebooks", default="notebooks", show_default=True, metavar="DIR")
+@click.option("--runs", default="runs", show_default=True, metavar="DIR", help="Where executed copies go.")
+@pass_ctx
+def runbook_run(obj: Context, name: str, pairs: tuple[str, ...], notebooks: str, runs: str) -> None:
+    """Execute runbook NAME (e.g. 02 or 02_apply_stepwise) against the target."""
+    from bilantools import runbooks
+
+    parameters = runbooks.parse_parameters(list(pairs))
+    record = runbooks.run(name, obj.target(), parameters, notebooks, runs)
+    click.echo(
+        f"{record.notebook}: {record.meta['outcome']} in {record.meta['duration_s']} s; "
+        f"executed copy: {record.executed}" + (f" (and {record.html})" if record.html else "")
+    )
+
+
+@runbook.command("list")
+@click.option("--runs", default="runs", show_default=True, metavar="DIR")
+@_json_option
+def runbook_list(runs: str, as_json: bool) -> None:
+    """Past runs, newest first."""
+    from bilantools import runbooks
+
+    found = runbooks.history(runs)
+    if as_json:
+        _print_json({"runs": found})
+        return
+    rows = [
+        [
+            r.get("started_at", ""),
+            r.get("notebook", ""),
+            r.get("target", ""),
+            r.get("outcome", ""),
+            str(r.get("duration_s", "")),
+            r["executed"],
+        ]
+        for r in found
+    ]
+    _print_table(["WHEN (UTC)", "RUNBOOK", "TARGET", "OUTCOME", "SECONDS", "EXECUTED COPY"], rows)
+
+
 # -- sandbox ------------------------------------------------------------------------------
 @cli.group()
 def sandbox() -> None:

@@ -1,0 +1,174 @@
+"""Runbooks: the curated notebooks executed with papermill, each run kept as an audit record.
+
+`run("02_apply_stepwise", parameters)` executes ``notebooks/02_apply_stepwise.ipynb``
+against the current target and writes ``runs/<UTC time>_<notebook>.ipynb`` (the executed
+copy, with papermill's record of parameters, timings and any error), an HTML rendering
+beside it, and ``.json`` with the outcome. The database reaches the kernel through the
+``DATABASE_URL`` environment variable, never as a parameter: papermill stores
+parameters verbatim in the executed copy. Every text of the executed copy is passed
+through the password masking before it is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bilantools.db.target import Target
+from bilantools.errors import BilanToolsError, InputError
+from bilantools.secrets import redact
+
+DEFAULT_NOTEBOOKS = "notebooks"
+DEFAULT_RUNS = "runs"
+_SECRET_KEYS = re.compile(r"password|passwd|secret|token|dsn|url|conninfo", re.I)
+
+
+class RunbookFailed(BilanToolsError):
+    """A cell of the runbook raised; the executed copy shows where."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    notebook: str
+    executed: Path
+    html: Path | None
+    meta: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "notebook": self.notebook,
+            "executed": str(self.executed),
+            "html": str(self.html) if self.html else None,
+            **self.meta,
+        }
+
+
+def find(name: str, notebooks: Path | str = DEFAULT_NOTEBOOKS) -> Path:
+    """`name` as given, or the one notebook whose name starts with it ("02" finds 02_apply_stepwise)."""
+    directory = Path(notebooks)
+    exact = directory / (name if name.endswith(".ipynb") else f"{name}.ipynb")
+    if exact.is_file():
+        return exact
+    matches = sorted(p for p in directory.glob(f"{name}*.ipynb") if not p.name.startswith("."))
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(p.stem for p in sorted(directory.glob("*.ipynb"))) or "none"
+    what = "matches several" if matches else "matches no"
+    raise InputError(f"runbook '{name}' {what} notebook in {directory}; choose one of: {known}")
+
+
+def parse_parameters(pairs: list[str]) -> dict[str, Any]:
+    """key=value pairs; values read as JSON when they can be (numbers, booleans), else text."""
+    parameters: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise InputError(f"parameter '{pair}' is not key=value; write e.g. -p to=017")
+        if _SECRET_KEYS.search(key):
+            raise InputError(
+                f"parameter '{key}' looks like a connection or a secret: papermill stores parameters in "
+                "the executed copy; pass the database through DATABASE_URL or --db instead"
+            )
+        try:
+            parameters[key] = json.loads(value)
+        except ValueError:
+            parameters[key] = value
+    return parameters
+
+
+def run(
+    name: str,
+    target: Target,
+    parameters: dict[str, Any] | None = None,
+    notebooks: Path | str = DEFAULT_NOTEBOOKS,
+    runs: Path | str = DEFAULT_RUNS,
+) -> RunRecord:
+    """Execute a runbook against `target`; the executed copy is kept even when a cell fails."""
+    import papermill
+
+    source = find(name, notebooks)
+    out = Path(runs)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    executed = out / f"{stamp}_{source.stem}.ipynb"
+    env_before = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = target.conninfo
+    started = time.perf_counter()
+    error: str | None = None
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(executed),
+            parameters=parameters or {},
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(source.parent),
+        )
+    except papermill.PapermillExecutionError as exc:
+        error = f"cell {exc.exec_count} ({exc.ename}): {redact(' '.join(str(exc.evalue).split()))}"
+    finally:
+        if env_before is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = env_before
+    duration = round(time.perf_counter() - started, 1)
+    _scrub(executed)
+    html = _html(executed)
+    meta = {
+        "started_at": stamp,
+        "target": target.masked,
+        "parameters": parameters or {},
+        "outcome": "failed" if error else "succeeded",
+        "error": error,
+        "duration_s": duration,
+    }
+    sidecar = executed.with_suffix(".json")
+    sidecar.write_text(json.dumps({"notebook": source.stem, **meta}, indent=1), encoding="utf-8")
+    record = RunRecord(source.stem, executed, html, meta)
+    if error:
+        raise RunbookFailed(f"runbook {source.stem} failed at {error}; executed copy: {executed}")
+    return record
+
+
+def history(runs: Path | str = DEFAULT_RUNS) -> list[dict[str, Any]]:
+    """Past runs, newest first, from their .json records."""
+    records = []
+    for path in sorted(Path(runs).glob("*.json"), reverse=True):
+        try:
+            records.append(
+                {**json.loads(path.read_text(encoding="utf-8")), "executed": str(path.with_suffix(".ipynb"))}
+            )
+        except (OSError, ValueError):
+            continue
+    return records
+
+
+def _scrub(executed: Path) -> None:
+    """Mask any password that reached an output (a URL printed by a cell, a traceback)."""
+    if executed.exists():
+        text = executed.read_text(encoding="utf-8")
+        masked = redact(text)
+        if masked != text:
+            executed.write_text(masked, encoding="utf-8")
+
+
+def _html(executed: Path) -> Path | None:
+    """An HTML rendering for people who will not open a notebook; None without nbconvert."""
+    try:
+        from nbconvert import HTMLExporter
+    except ImportError:
+        return None
+    import nbformat
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(executed), as_version=4))
+    html = executed.with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    return html
