@@ -129,8 +129,10 @@ def test_unwritable_directory_fails_before_pg_dump(
 def test_failed_dump_leaves_nothing(migrated: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = backups._run_dump
 
-    def broken(target: Any, args: list[str], partial: Path, progress: Any) -> None:
-        real(target, [*args, "--table", "no_such_table_anywhere", "--strict-names"], partial, progress)
+    def broken(target: Any, args: list[str], partial: Path, progress: Any, during: Any) -> str | None:
+        return real(
+            target, [*args, "--table", "no_such_table_anywhere", "--strict-names"], partial, progress, during
+        )
 
     monkeypatch.setattr(backups, "_run_dump", broken)
     with pytest.raises(

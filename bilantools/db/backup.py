@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,25 +113,24 @@ def take(
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()
         assert snapshot is not None
-        described = fingerprint(conn, rows=False)
-        counts = {} if schema_only else _row_counts(conn)
-        migration_version = _migration_version(conn)
-        server_version = conn.execute("SHOW server_version").fetchone()
-        args = [
-            str(pg_dump.path),
-            "--format",
-            fmt,
-            "--file",
-            str(partial),
-            "--snapshot",
-            snapshot[0],
-            "--no-password",
-        ]
+        args = [str(pg_dump.path), "--format", fmt, "--snapshot", snapshot[0], "--no-password"]
         if schema_only:
             args.append("--schema-only")
+        if fmt == "directory":  # the other formats stream through us, hashed on the way
+            args += ["--file", str(partial)]
+        described: dict[str, Any] = {}
+
+        def describe() -> None:
+            """Read in the dump's own snapshot while pg_dump works on the other core."""
+            described["fingerprint"] = fingerprint(conn, rows=False)
+            described["counts"] = {} if schema_only else row_counts(conn)
+            described["migration_version"] = _migration_version(conn)
+            version = conn.execute("SHOW server_version").fetchone()
+            described["server_version"] = version[0] if version else None
+
         started = time.perf_counter()
         try:
-            _run_dump(target, args, partial, progress)
+            digest = _run_dump(target, args, partial, progress, describe)
         except BaseException:
             _remove(partial)
             raise
@@ -147,16 +147,16 @@ def take(
         "kind": kind,
         "format": fmt,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "server_version": server_version[0] if server_version else None,
+        "server_version": described["server_version"],
         "pg_dump": str(pg_dump.path),
         "pg_dump_version": pg_dump.version,
         "bytes": _size(final),
-        "sha256": _sha256(final),
+        "sha256": digest or _sha256(final),
         "duration_ms": duration_ms,
-        "migration_version": migration_version,
-        "fingerprint": described.digest,
-        "objects": _details(described),
-        "row_counts": counts,
+        "migration_version": described["migration_version"],
+        "fingerprint": described["fingerprint"].digest,
+        "objects": _details(described["fingerprint"]),
+        "row_counts": described["counts"],
         "verified": None,
     }
     sidecar = _sidecar(final)
@@ -164,22 +164,60 @@ def take(
     return Backup(final, sidecar, meta)
 
 
-def _run_dump(target: Target, args: list[str], partial: Path, progress: ProgressHook | None) -> None:
+def _run_dump(
+    target: Target,
+    args: list[str],
+    partial: Path,
+    progress: ProgressHook | None,
+    during: Callable[[], None],
+) -> str | None:
+    """Run pg_dump; `during` runs meanwhile. Returns the SHA-256 of what pg_dump wrote on
+    its standard output (None when it wrote a directory itself)."""
+    streamed = "--file" not in args
+    digest = hashlib.sha256()
+    written = [0]
     with connection_env(target) as (conninfo, env):
         process = subprocess.Popen(
             [*args, "--dbname", conninfo],
             env=env,
-            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            text=True,
+            stdout=subprocess.PIPE if streamed else subprocess.DEVNULL,
         )
+        errors: list[bytes] = []
+        drain = threading.Thread(
+            target=lambda: errors.append(process.stderr.read() if process.stderr else b"")
+        )
+        drain.start()
+        copier = None
+        if streamed:
+            copier = threading.Thread(target=_copy, args=(process, partial, digest, written))
+            copier.start()
+        during()
         while process.poll() is None:
             if progress is not None:
-                progress(_size(partial))
-            time.sleep(0.2)
-        stderr = process.stderr.read() if process.stderr else ""
+                progress(written[0] if streamed else _size(partial))
+            time.sleep(0.1)
+        if copier is not None:
+            copier.join()
+        drain.join()
     if process.returncode != 0:
-        raise BackupError(f"pg_dump failed: {_last_error(stderr)}; nothing was kept")
+        raise BackupError(
+            f"pg_dump failed: {_last_error(b''.join(errors).decode(errors='replace'))}; nothing was kept"
+        )
+    if progress is not None:
+        progress(written[0] if streamed else _size(partial))
+    return digest.hexdigest() if streamed else None
+
+
+def _copy(process: subprocess.Popen[bytes], partial: Path, digest: Any, written: list[int]) -> None:
+    """pg_dump's output into the partial file (0600 from the start), hashed on the way."""
+    assert process.stdout is not None
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        for block in iter(lambda: process.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
+            digest.update(block)
+            handle.write(block)
+            written[0] += len(block)
 
 
 # -- reading backups ------------------------------------------------------------------------------
@@ -274,7 +312,7 @@ def compare(backup: Backup, conn: Any) -> list[str]:
         if not differences:
             differences.append("schema fingerprint differs")
     if backup.meta["kind"] == "full":
-        counts = _row_counts(conn)
+        counts = row_counts(conn)
         for table, rows in sorted(backup.meta.get("row_counts", {}).items()):
             if counts.get(table) != rows:
                 differences.append(f"table {table}: {rows} row(s) in the backup, {counts.get(table)} now")
@@ -365,9 +403,11 @@ def _classify(stderr: str) -> tuple[list[str], list[str]]:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def _row_counts(conn: Any) -> dict[str, int]:
-    counted = fingerprint(conn, rows=True)
-    return {name: int(detail) for (kind, name), detail in counted.objects.items() if kind == "rows"}
+def row_counts(conn: Any) -> dict[str, int]:
+    """Exact row counts of every table (tracking tables excepted), in one query."""
+    from bilantools.db.fingerprint import count_rows
+
+    return {name: int(detail) for (_, name), detail in count_rows(conn, "public").items()}
 
 
 def _migration_version(conn: Any) -> str | None:

@@ -126,12 +126,12 @@ def fingerprint(conn: psycopg.Connection, schema: str = "public", rows: bool = T
                 _normalise(detail or "", kind) if kind in _EXPRESSION_KINDS else detail or ""
             )
     if rows:
-        objects.update(_row_counts(conn, schema))
+        objects.update(count_rows(conn, schema))
     text = "\n".join(f"{k}\t{n}\t{d}" for (k, n), d in sorted(objects.items()))
     return Fingerprint(hashlib.sha256(text.encode("utf-8")).hexdigest(), objects)
 
 
-def _row_counts(conn: psycopg.Connection, schema: str) -> dict[ObjectKey, str]:
+def count_rows(conn: psycopg.Connection, schema: str) -> dict[ObjectKey, str]:
     from psycopg import sql
 
     names = [
