@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from bilantools.db.diagnostics import server_message
 from bilantools.db.lock import DEFAULT_WAIT, MigrationLock
-from bilantools.db.runner import ProgressHook, Runner, RunResult, Status
+from bilantools.db.runner import MigrationStatus, Progress, ProgressHook, Runner, RunResult, Status, Step
 from bilantools.db.sandbox import Sandbox
 from bilantools.db.stats import SchemaStats
 from bilantools.db.target import Target, parse_target
@@ -36,6 +36,12 @@ if TYPE_CHECKING:
     from bilantools.source.graph import Analysis
 
 __all__ = [
+    "MigrationStatus",
+    "Progress",
+    "RunResult",
+    "Status",
+    "Step",
+    "Target",
     "apply",
     "backup",
     "backup_diff",
@@ -53,6 +59,7 @@ __all__ = [
     "resolve_target",
     "restore",
     "rollback",
+    "rollback_plan",
     "sandbox",
     "stats",
     "status",
@@ -142,6 +149,17 @@ def check(migrations: Path | str = DEFAULT_MIGRATIONS) -> CheckReport:
     from bilantools.source.check import check as check_directory
 
     return check_directory(migrations, tracking_objects())
+
+
+def rollback_plan(
+    target: TargetLike = None,
+    migrations: Path | str = DEFAULT_MIGRATIONS,
+    to: str | None = None,
+    step: int | None = None,
+) -> list[Migration]:
+    """The migrations `rollback` would roll back, newest first, without running anything."""
+    with _runner(target, migrations, "plan") as runner:
+        return runner.rollback_plan(to, step)
 
 
 def rollback(

@@ -111,7 +111,7 @@ def owners(analysis: Analysis, reference: Fingerprint) -> dict[tuple[str, str], 
         if owner is None:
             table = _table_of(kind, name, reference)
             owner = tables.get(table) if table else None
-        result[(kind, name)] = owner or "?"
+        result[(kind, name)] = owner or ("engine" if _engine(kind, name, reference) else "?")
     return result
 
 
@@ -211,6 +211,18 @@ def detect(analysis: Analysis, live: Fingerprint) -> Detection:
             }
         )
     return Detection(shares, suggested)
+
+
+def _engine(kind: str, name: str, reference: Fingerprint) -> bool:
+    """The tracking table and functions the engine creates when no migration declares them."""
+    if kind == "function":
+        return name.split("(")[0] in (
+            "migration_applied",
+            "record_migration",
+            "record_migration_failure",
+            "get_migration_status",
+        )
+    return "schema_migrations" in (name, _table_of(kind, name, reference))
 
 
 def _key(obj: Obj) -> tuple[str, str]:

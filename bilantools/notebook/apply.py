@@ -1,0 +1,139 @@
+"""Applying migrations from a notebook, one at a time or up to a chosen version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ipywidgets as widgets
+
+from bilantools import BilanToolsError, commands
+from bilantools.db.runner import Status
+from bilantools.notebook import log
+from bilantools.notebook.panel import Confirmation, Panel, TargetLike
+from bilantools.notebook.runs import RunProgress
+from bilantools.notebook.status import MigrationTable
+
+
+class ApplyPanel(Panel):
+    """Buttons "Apply next" and "Apply to selected", a --dry-run checkbox, a progress bar and the log.
+
+    On anything but the sandbox the first click only plans: it shows "Confirm: apply N
+    migration(s) to <target>", and the confirm button runs exactly that plan (refused if
+    the plan changed in between, e.g. a colleague applied something). A dry run never
+    asks, as on the command line. `commands.apply` takes the automatic backup itself.
+    """
+
+    def __init__(
+        self,
+        target: TargetLike = None,
+        migrations: Path | str = "migrations",
+        table: MigrationTable | None = None,
+        backup_dir: Path | str = "backups",
+    ) -> None:
+        super().__init__(target, migrations)
+        self.backup_dir = Path(backup_dir)
+        self.table = table if table is not None else MigrationTable(self._wanted_target(), migrations)
+        self.next_button = widgets.Button(
+            description="Apply next", button_style="primary", icon="step-forward"
+        )
+        self.to_button = widgets.Button(
+            description="Apply to selected", button_style="primary", icon="forward"
+        )
+        self.selected = widgets.Dropdown(description="Up to", options=[], layout=widgets.Layout(width="50%"))
+        self.dry_run = widgets.Checkbox(value=False, description="--dry-run (roll back at the end)")
+        self.runner = RunProgress(self.log)
+        self.progress = self.runner.bar
+        self.confirmation = Confirmation(self)
+        self.confirm = self.confirmation.confirm
+        self.cancel = self.confirmation.cancel
+        self.confirm_box = self.confirmation.box
+        self.on_click(self.next_button, lambda: self.request(step=1))
+        self.on_click(self.to_button, self._request_selected)
+        self.table.on_refresh(self._update_options)
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.next_button, self.selected, self.to_button]),
+                self.dry_run,
+                self.progress,
+                self.confirm_box,
+                self.table.html,
+                self.log,
+            ]
+        )
+
+    def _wanted_target(self) -> TargetLike:
+        """The resolved target when there is one, so the shared table does not resolve again."""
+        return self._target if self._target is not None else self._wanted
+
+    def _update_options(self, status: Status) -> None:
+        previous = self.selected.value
+        options = self.table.options(("pending", "failed"))
+        self.selected.options = options
+        versions = [v for _, v in options]
+        self.selected.value = previous if previous in versions else (versions[-1] if versions else None)
+
+    def _request_selected(self) -> None:
+        if self.selected.value is None:
+            log.info(self.log, "nothing to apply: no migration is pending")
+            return
+        self.request(to=str(self.selected.value))
+
+    def request(self, to: str | None = None, step: int | None = None) -> None:
+        """What a click does: run now (sandbox, dry run) or ask for confirmation first."""
+        self.confirmation.disarm()
+        dry_run = bool(self.dry_run.value)
+        target = self.target
+        if dry_run or target.is_sandbox:
+            self._run(to, step, dry_run, None)
+            return
+        planned = [m.version for m in commands.plan(target, self.migrations, to=to, step=step)]
+        if not planned:
+            log.info(self.log, "nothing to apply: every migration is applied")
+            return
+        self.confirmation.ask(
+            f"Confirm: apply {len(planned)} migration(s) to {target.masked}",
+            lambda: self._run(to, step, False, planned),
+        )
+
+    def _run(self, to: str | None, step: int | None, dry_run: bool, planned: list[str] | None) -> None:
+        target = self.target
+        if planned is not None:
+            now = [m.version for m in commands.plan(target, self.migrations, to=to, step=step)]
+            if now != planned:
+                log.error(
+                    self.log,
+                    f"the plan changed since confirmation was asked ({', '.join(planned) or 'nothing'} "
+                    f"-> {', '.join(now) or 'nothing'}): nothing was applied; click again for the new plan",
+                )
+                self.table.refresh()
+                return
+        what = f"up to {to}" if to is not None else f"next {step}"
+        log.info(self.log, f"{'dry run: ' if dry_run else ''}apply {what} on {target.masked}")
+        self.runner.start()
+        try:
+            result = commands.apply(
+                target,
+                self.migrations,
+                to=to,
+                step=step,
+                dry_run=dry_run,
+                progress=self.runner,
+                backup_dir=self.backup_dir,
+            )
+        except BilanToolsError:
+            self.runner.fail()
+            self.table.refresh()
+            raise
+        self.runner.finish(result)
+        if result.backup:
+            log.info(self.log, f"backup taken before the first change: {result.backup}")
+        done = [s for s in result.steps if s.outcome in ("applied", "would apply")]
+        if dry_run:
+            failed = [s for s in result.steps if s.outcome == "failed"]
+            summary = f"dry run: {len(done)} migration(s) would apply; everything was rolled back"
+            (log.warning if failed else log.success)(self.log, summary)
+        elif not result.steps:
+            log.info(self.log, "nothing to apply: every migration is applied")
+        else:
+            log.success(self.log, f"applied {len(done)} migration(s) to {target.masked}")
+        self.table.refresh()
