@@ -439,28 +439,36 @@ def _render(dot_source: str, fmt: str) -> bytes:
 
 
 @cli.command()
+@click.option(
+    "--exact-rows",
+    is_flag=True,
+    help="Count every table's rows (scans them; needs the owner or BYPASSRLS) instead of estimates.",
+)
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Also write the charts as PNG files into DIR.",
+)
 @_json_option
 @pass_ctx
-def stats(obj: Context, as_json: bool) -> None:
-    """The schema overview from the live database: totals and tables by category."""
-    result = commands.stats(obj.target(), obj.migrations)
+def stats(obj: Context, exact_rows: bool, plots_dir: str | None, as_json: bool) -> None:
+    """The schema overview: totals, categories with sizes, flags, largest tables and indexes."""
+    from bilantools.db.stats import render_text
+
+    result = commands.stats(obj.target(), obj.migrations, exact_rows=exact_rows)
+    if plots_dir:
+        try:
+            from bilantools.db.plots import save_all
+        except ImportError:
+            raise RefusedError("--plots needs matplotlib: pip install 'bilantools[notebooks]'") from None
+        for path in save_all(result, plots_dir):
+            click.echo(f"written: {path}", err=True)
     if as_json:
         _print_json(result.as_dict())
         return
-    labels = {
-        "tables": "tables",
-        "indexes": "indexes",
-        "rls_tables": "RLS-enabled tables",
-        "policies": "RLS policies",
-        "triggers": "triggers",
-        "functions": "functions",
-    }
-    click.echo("Database schema overview (live catalog, schema public)")
-    for key, label in labels.items():
-        click.echo(f"  {label:<20} {result.totals[key]:>5}")
-    click.echo("Table categories")
-    for index, (name, tables) in enumerate(result.categories, start=1):
-        click.echo(f"  {index:>2}. {name} ({len(tables)}): {', '.join(tables)}")
+    click.echo(render_text(result), nl=False)
 
 
 @cli.group(invoke_without_command=True)

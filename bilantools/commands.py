@@ -342,14 +342,17 @@ def validate(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATI
         return runner.validate()
 
 
-def stats(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS) -> SchemaStats:
-    """The guide's schema overview from the live catalog: totals and tables by category."""
+def stats(
+    target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS, exact_rows: bool = False
+) -> SchemaStats:
+    """The guide's schema overview from the live catalog: totals, categories with sizes,
+    flags, the largest tables and indexes (row counts estimated unless `exact_rows`)."""
     from bilantools.db.stats import schema_stats
     from bilantools.source.categories import load_categories
 
     categories = load_categories(migrations)
     with _connection(target, "stats") as (resolved, conn):
-        return schema_stats(conn, resolved.masked, categories)
+        return schema_stats(conn, resolved.masked, categories, exact_rows=exact_rows)
 
 
 @contextmanager
