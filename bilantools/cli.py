@@ -349,6 +349,23 @@ def detect(obj: Context, as_json: bool) -> None:
         click.echo("no migration is fully present: nothing to baseline; apply from the start")
 
 
+@cli.command("inspect")
+@click.argument("kind", type=click.Choice([k.replace("_", "-") for k in commands.INSPECTIONS]))
+@_json_option
+@pass_ctx
+def inspect_command(obj: Context, kind: str, as_json: bool) -> None:
+    """Inspect the live catalog: tables (sizes), indexes (unused, duplicate), RLS, functions..."""
+    frame = commands.inspect(kind.replace("-", "_"), obj.target())
+    if as_json:
+        click.echo(
+            json.dumps({"kind": kind, "rows": frame.to_dict("records")}, ensure_ascii=False, default=str)
+        )
+    elif frame.empty:
+        click.echo(f"no {kind}")
+    else:
+        click.echo(frame.to_string(index=False))
+
+
 @cli.command()
 @click.option("--details", is_flag=True, help="Also list every object and its detail hash.")
 @_json_option

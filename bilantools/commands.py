@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bilantools.db.diagnostics import server_message
 from bilantools.db.lock import DEFAULT_WAIT, MigrationLock
@@ -21,7 +21,7 @@ from bilantools.db.runner import MigrationStatus, Progress, ProgressHook, Runner
 from bilantools.db.sandbox import Sandbox
 from bilantools.db.stats import SchemaStats
 from bilantools.db.target import Target, parse_target
-from bilantools.errors import DatabaseError
+from bilantools.errors import DatabaseError, InputError
 from bilantools.source.files import Migration, discover
 from bilantools.source.findings import Finding
 
@@ -53,6 +53,7 @@ __all__ = [
     "detect",
     "drift",
     "fingerprint",
+    "inspect",
     "plan",
     "plan_sql",
     "repair",
@@ -231,6 +232,31 @@ def restore(
     from bilantools.db import backup as backups
 
     return backups.restore(file, resolve_target(target), clean, pg_bin)
+
+
+INSPECTIONS = (
+    "tables",
+    "columns",
+    "indexes",
+    "constraints",
+    "foreign_keys_without_index",
+    "rls",
+    "policies",
+    "triggers",
+    "functions",
+    "sequences",
+    "extensions",
+)
+
+
+def inspect(kind: str, target: TargetLike = None) -> Any:
+    """One catalog inspection (see bilantools.db.catalog) as a pandas DataFrame."""
+    from bilantools.db import catalog
+
+    if kind not in INSPECTIONS:
+        raise InputError(f"cannot inspect '{kind}': choose one of {', '.join(INSPECTIONS)}")
+    with _connection(target, "inspect") as (_, conn):
+        return getattr(catalog, kind)(conn)
 
 
 def fingerprint(target: TargetLike = None) -> Fingerprint:
