@@ -71,7 +71,9 @@ def test_a_dropped_index(cli: Any, migrated: str, conn: psycopg.Connection) -> N
 
 
 def test_row_level_security_disabled(migrated: str, conn: psycopg.Connection) -> None:
+    before = fingerprint(conn, rows=False)
     conn.execute("ALTER TABLE bilans DISABLE ROW LEVEL SECURITY")
+    assert before.diff(fingerprint(conn, rows=False)) == [("table", "bilans", "changed")]
     assert problems(migrated) == [("001", "table", "bilans", "changed")]
     assert commands.drift(migrated, MIGRATIONS)["changed"] == ["table bilans"]
     row = next(r for r in commands.verify(migrated, MIGRATIONS).rows if r.status == "changed")
@@ -79,7 +81,15 @@ def test_row_level_security_disabled(migrated: str, conn: psycopg.Connection) ->
 
 
 def test_a_stray_table(cli: Any, migrated: str, conn: psycopg.Connection) -> None:
+    before = fingerprint(conn, rows=False)
     conn.execute("CREATE TABLE notes_by_hand (id int PRIMARY KEY, body text)")
+    assert [(k, n) for k, n, change in before.diff(fingerprint(conn, rows=False)) if change == "added"] == [
+        ("column", "notes_by_hand.body"),
+        ("column", "notes_by_hand.id"),
+        ("constraint", "notes_by_hand.notes_by_hand_pkey"),
+        ("index", "notes_by_hand_pkey"),
+        ("table", "notes_by_hand"),
+    ]
     assert problems(migrated) == []  # nothing a migration creates is missing or changed
     assert commands.drift(migrated, MIGRATIONS) == {
         "unexpected": [
@@ -97,10 +107,12 @@ def test_a_stray_table(cli: Any, migrated: str, conn: psycopg.Connection) -> Non
 
 
 def test_an_edited_function_body(migrated: str, conn: psycopg.Connection) -> None:
+    before = fingerprint(conn, rows=False)
     conn.execute(
         "CREATE OR REPLACE FUNCTION set_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$"
         " BEGIN NEW.updated_at := clock_timestamp(); RETURN NEW; END $$"
     )
+    assert before.diff(fingerprint(conn, rows=False)) == [("function", "set_updated_at()", "changed")]
     assert problems(migrated) == [("001", "function", "set_updated_at()", "changed")]
     assert commands.drift(migrated, MIGRATIONS)["changed"] == ["function set_updated_at()"]
 
