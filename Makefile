@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PG15   ?= /usr/lib/postgresql/15/bin
 
-.PHONY: demo test lint typecheck pytest pytest-pg15 bench clean-sandbox
+.PHONY: demo test lint typecheck pytest pytest-pg15 pytest-notebooks bench lab clean-sandbox
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ demo: $(VENV)/.installed
 	$(BIN)/bilantools status
 	$(BIN)/bilantools stats
 
-test: $(VENV)/.installed-dev lint typecheck pytest pytest-pg15
+test: $(VENV)/.installed-dev lint typecheck pytest pytest-pg15 pytest-notebooks
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check bilantools tests bench
@@ -54,6 +54,20 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/apply_overhead.py
 	$(BIN)/python bench/analysis.py
 
+# JupyterLab on the runbooks, with the sandbox running (the notebooks use it unless
+# DATABASE_URL names another database).
+lab: $(VENV)/.installed-dev
+	$(BIN)/bilantools sandbox start
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
 clean-sandbox:
 	-$(BIN)/bilantools sandbox stop
 	rm -rf .bilantools
+
+# The curated runbooks (notebooks/0*.ipynb) executed afresh and compared cell by cell with
+# their stored outputs, in a sandbox of their own that is stopped and deleted afterwards.
+pytest-notebooks: $(VENV)/.installed-dev
+	@home=$$(mktemp -d); \
+	BILANTOOLS_HOME=$$home TQDM_DISABLE=1 $(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env \
+		--nbval-sanitize-with notebooks/nbval-sanitize.cfg notebooks; status=$$?; \
+	BILANTOOLS_HOME=$$home $(BIN)/bilantools sandbox stop >/dev/null 2>&1; rm -rf $$home; exit $$status

@@ -314,8 +314,10 @@ def compare(backup: Backup, conn: Any) -> list[str]:
     if backup.meta["kind"] == "full":
         counts = row_counts(conn)
         for table, rows in sorted(backup.meta.get("row_counts", {}).items()):
-            if counts.get(table) != rows:
-                differences.append(f"table {table}: {rows} row(s) in the backup, {counts.get(table)} now")
+            current = counts.get(table)
+            if current != rows:
+                state = "the table is gone now" if current is None else f"{current} now"
+                differences.append(f"table {table}: {rows} row(s) in the backup, {state}")
     return differences
 
 

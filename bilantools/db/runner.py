@@ -9,8 +9,10 @@ run is durable when it reports success, without one disk flush per migration.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -524,7 +526,7 @@ class Runner:
 
         cursors: list[psycopg.Cursor[Any]] = []
         try:
-            with self.conn.pipeline(), self.conn.transaction():
+            with _quiet_pipeline_abort(), self.conn.pipeline(), self.conn.transaction():
                 if not durable:
                     self.conn.execute("SET LOCAL synchronous_commit = off")
                 for stmt in statements:
@@ -666,6 +668,28 @@ def _limit(
     if forward:
         return [m for m in candidates if position[m.version] <= limit]
     return [m for m in candidates if position[m.version] > limit]
+
+
+@contextmanager
+def _quiet_pipeline_abort() -> Iterator[None]:
+    """psycopg logs "error ignored terminating <Pipeline ...>: pipeline aborted" when a
+    statement of the pipeline failed; the failure itself is reported, the log line is noise."""
+    quiet = _DropMessage("pipeline aborted")
+    logger = logging.getLogger("psycopg")
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 def _ms(started: float) -> int:
