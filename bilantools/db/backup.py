@@ -314,9 +314,9 @@ def compare(backup: Backup, conn: Any) -> list[str]:
     if backup.meta["kind"] == "full":
         counts = row_counts(conn)
         for table, rows in sorted(backup.meta.get("row_counts", {}).items()):
-            current = counts.get(table)
-            if current != rows:
-                state = "the table is gone now" if current is None else f"{current} now"
+            live = counts.get(table)
+            if live != rows:
+                state = "the table is gone now" if live is None else f"{live} now"
                 differences.append(f"table {table}: {rows} row(s) in the backup, {state}")
     return differences
 
