@@ -300,7 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             *(f"- **{k}**: {v}" for k, v in info.items()),
             *schema_lines,
             "",
-            f"Reproduce: `.venv/bin/python bench/catalog_scale.py --tables {args.tables} --runs {args.runs}`",
+            f"Reproduce: `.venv/bin/python bench/catalog_scale.py --tables {args.tables} --runs {args.runs}"
+            + (f" --pg-bin {args.pg_bin}" if args.pg_bin else "")
+            + (f" --out {args.out}" if args.out != RESULTS_FILE else "")
+            + "`",
             "",
             "## Time and queries per call",
             "",

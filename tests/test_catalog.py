@@ -140,8 +140,8 @@ def test_indexes_of_the_migrated_schema(db: psycopg.Connection) -> None:
     # Freshly migrated: at most the unique keys the seeds' ON CONFLICT probed were scanned
     # (when the migrating session has flushed its statistics), so every index that
     # enforces nothing is unused.
-    assert frame[frame.scans > 0].unique.all()
-    assert (frame.unused == ~frame.unique).all()
+    assert frame[frame.scans > 0]["unique"].all()
+    assert (frame.unused == ~frame["unique"]).all()
     # Two single-column indexes of the migrations are the left prefix of a longer one.
     prefixes = frame[frame.redundant_prefix_of.notna()]
     assert dict(zip(prefixes["index"], prefixes.redundant_prefix_of, strict=True)) == {
@@ -375,13 +375,29 @@ def test_duplicate_and_prefix_indexes(db: psycopg.Connection) -> None:
     assert summary["indexes"] == 218 + 11
 
 
+def test_exclusion_constraint_index_is_not_unused(db: psycopg.Connection) -> None:
+    db.execute(
+        "CREATE TABLE rooms (id int PRIMARY KEY, during tstzrange, EXCLUDE USING gist (during WITH &&))"
+    )
+    db.execute("CREATE INDEX rooms_during ON rooms USING gist (during)")
+    rows = by(catalog.indexes(db), "index")
+    backing = rows.loc["rooms_during_excl"]
+    # Not unique and never scanned, but it enforces the constraint: not "unused".
+    assert (backing["unique"], backing.scans, backing.unused) == (False, 0, False)
+    assert rows.loc["rooms_during", "unused"]
+    # Same method and column: the plain index duplicates the constraint's, which is kept.
+    assert rows.loc["rooms_during", "duplicate_of"] == "rooms_during_excl"
+    con = by(catalog.constraints(db), "name").loc["rooms_during_excl"]
+    assert (con.type, con.definition) == ("exclusion", "EXCLUDE USING gist (during WITH &&)")
+
+
 def test_invalid_index_is_reported(db: psycopg.Connection) -> None:
     db.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
     db.execute("INSERT INTO notes VALUES (1, 'same'), (2, 'same')")
     with pytest.raises(psycopg.errors.UniqueViolation):
         db.execute("CREATE UNIQUE INDEX CONCURRENTLY notes_body_key ON notes (body)")
     row = by(catalog.indexes(db), "index").loc["notes_body_key"]
-    assert not row.valid and row.unique
+    assert not row.valid and row["unique"]
     assert catalog.summary(db)["invalid_indexes"] == 1
 
 
@@ -586,9 +602,12 @@ def test_table_without_primary_key_and_partitioned_table(db: psycopg.Connection)
     assert events.total_bytes == sizes[0] + sizes[1]
     # Indexes are listed where they hold data: the partitioned index has no storage and no
     # scans of its own, so it is never "unused"; the partitions' own indexes are listed.
+    db.execute("CREATE INDEX events_at ON events (at)")
     idx = catalog.indexes(db)
-    parent = by(idx, "index").loc["events_pkey"]
-    assert (parent.bytes, parent.primary, parent.unused) == (0, True, False)
+    rows = by(idx, "index")
+    assert (rows.loc["events_at", "bytes"], rows.loc["events_at", "unused"]) == (0, False)
+    assert rows.loc["events_2025_at_idx", "unused"] and rows.loc["events_2025_at_idx", "bytes"] > 0
+    assert (rows.loc["events_pkey", "primary"], rows.loc["events_pkey", "unused"]) == (True, False)
     assert set(idx[idx["table"].str.startswith("events")]["table"]) == {
         "events",
         "events_2025",
