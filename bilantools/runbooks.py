@@ -114,6 +114,8 @@ def run(
         )
     except papermill.PapermillExecutionError as exc:
         error = f"cell {exc.exec_count} ({exc.ename}): {redact(' '.join(str(exc.evalue).split()))}"
+    except ValueError as exc:  # papermill's word for a notebook it cannot run (no kernel, no language)
+        raise InputError(f"cannot run {source}: {redact(str(exc))}; open it in Jupyter and save it") from None
     finally:
         if env_before is None:
             os.environ.pop("DATABASE_URL", None)
