@@ -193,10 +193,13 @@ def _run_dump(
             copier = threading.Thread(target=_copy, args=(process, partial, digest, written))
             copier.start()
         during()
-        while process.poll() is None:
-            if progress is not None:
-                progress(written[0] if streamed else _size(partial))
-            time.sleep(0.1)
+        while True:
+            try:
+                process.wait(timeout=0.1)
+                break
+            except subprocess.TimeoutExpired:
+                if progress is not None:
+                    progress(written[0] if streamed else _size(partial))
         if copier is not None:
             copier.join()
         drain.join()
@@ -218,6 +221,8 @@ def _copy(process: subprocess.Popen[bytes], partial: Path, digest: Any, written:
             digest.update(block)
             handle.write(block)
             written[0] += len(block)
+        handle.flush()
+        os.fsync(handle.fileno())  # a backup reported as taken must survive a crash
 
 
 # -- reading backups ------------------------------------------------------------------------------
@@ -480,7 +485,19 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=1, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
     partial.rename(path)
+    _sync_directory(path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make renames in `directory` durable."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _record_verification(backup: Backup, result: Verification) -> None:
