@@ -64,7 +64,6 @@ def voila(db_url: str) -> Iterator[str]:
             f"--port={port}",
             "--no-browser",
             "--Voila.ip=127.0.0.1",
-            ,
         ],
         cwd=NOTEBOOK.parent,
         env=env,
