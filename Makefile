@@ -36,11 +36,10 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy bilantools
 
 # Tests that need Debian's PostgreSQL 15 binaries run only where they are installed.
-# The browser test (tests/test_browser.py) is not run yet: it does not pass (see its docstring).
 pytest: $(VENV)/.installed-dev
-	@if [ -x "$(PG15)/postgres" ]; then $(BIN)/pytest -m "not browser"; \
+	@if [ -x "$(PG15)/postgres" ]; then $(BIN)/pytest; \
 	else echo "PostgreSQL 15 binaries not found in $(PG15): cross-version tests not run"; \
-	     $(BIN)/pytest -m "not needs_system_pg15 and not browser"; fi
+	     $(BIN)/pytest -m "not needs_system_pg15"; fi
 
 # The engine tests again on the system's PostgreSQL 15 when it is installed
 # (Debian's postgresql-15); the main run above uses the embedded PostgreSQL 18.

@@ -3,12 +3,7 @@ package, driven by Playwright), where clicking "Apply next" applies exactly one 
 
 Chromium comes from the system (`apt-get install chromium`, done by .ci/run); no browser is
 downloaded. A missing Chromium fails the test with the command that installs it.
-
-NOT YET PASSING, so `make test` deselects the `browser` marker: the runbook renders in
-Chromium with its Apply panel (checked by hand with the same Voila/Playwright set-up), but
-inside pytest the wait for the "Apply next" button timed out; an earlier version piped
-Voila's stderr without reading it, which can block Voila. Run it with
-`pytest -m browser tests/test_browser.py`.
+Voila's output goes to /dev/null: a pipe nobody reads fills up and blocks Voila.
 """
 
 from __future__ import annotations
