@@ -1,0 +1,363 @@
+"""Shared helpers of the harsh fault tests (concurrency, killed runners, server crashes).
+
+* `CliRun`: a real `bilantools` subprocess whose stdout and stderr lines are collected as
+  they arrive, so a test can act (SIGKILL it, stop the server) after the N-th migration
+  the CLI printed, and knows exactly what the CLI claimed before the fault.
+* `build_references`: the schema fingerprint after each k = 0..n migrations, taken once
+  per server and corpus while one in-process `apply` runs (its progress hook fires after
+  each migration has committed).
+* `settled`: after a fault, the database must be in the state of some k: tracking rows
+  are exactly the first k migrations, all successful, and the fingerprint is reference k.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from bilantools import commands
+from bilantools.db import history
+from bilantools.db.fingerprint import Fingerprint, fingerprint
+from bilantools.db.runner import Progress
+from bilantools.db.sandbox import Sandbox
+from bilantools.source.files import discover
+
+REPO = Path(__file__).resolve().parents[2]
+MIGRATIONS = REPO / "migrations"
+CLI = str(Path(sys.executable).parent / "bilantools")
+LOCK_MESSAGE = "error: another run holds the migration lock on "
+# One line per migration, printed by the CLI once the migration (or its rollback) committed.
+STEP_LINE = re.compile(r"^(\d+)  \S+ +(applied|rolled back)( |$)")  # not "29 migration(s) applied"
+RUNNER_SESSIONS = "application_name LIKE 'bilantools %%'"
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    """The environment of a CLI subprocess: `home` is the sandbox of the server under test,
+    so a --db URL on it counts as the sandbox (no confirmation, no automatic backup)."""
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1", "BILANTOOLS_HOME": str(home)}
+    for name in ("DATABASE_URL", "BILANTOOLS_PG_BIN", "BILANTOOLS_FAULTS_SEED"):
+        env.pop(name, None)
+    return env
+
+
+class CliRun:
+    """`bilantools --db URL --migrations DIR ARGS...` running in the background."""
+
+    def __init__(self, url: str, migrations: Path, *args: str, home: Path) -> None:
+        self.args = ["--db", url, "--migrations", str(migrations), *args]
+        self.started = time.monotonic()
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self.step_times: list[float] = []  # seconds after the start, one per step line
+        self._changed = threading.Condition()
+        self._open = 2
+        self.proc = subprocess.Popen(
+            [CLI, *self.args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=cli_env(home),
+        )
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.out, True), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.err, False), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream: object, lines: list[str], steps: bool) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            with self._changed:
+                lines.append(line.rstrip("\n"))
+                if steps and STEP_LINE.match(line):
+                    self.step_times.append(time.monotonic() - self.started)
+                self._changed.notify_all()
+        with self._changed:
+            self._open -= 1
+            self._changed.notify_all()
+
+    @property
+    def steps(self) -> int:
+        """How many migrations the CLI has printed as applied (or rolled back) so far."""
+        with self._changed:
+            return len(self.step_times)
+
+    def step_versions(self) -> list[str]:
+        with self._changed:
+            return [m[1] for line in self.out if (m := STEP_LINE.match(line))]
+
+    def wait_steps(self, count: int, timeout: float) -> bool:
+        """Wait until `count` step lines are printed; False when the output ended first."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.step_times) < count:
+                if self._open == 0:
+                    return False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{self}: no {count} step lines after {timeout:g}s: {self.out}")
+                self._changed.wait(left)
+        return True
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+
+    def finish(self, timeout: float = 120) -> int:
+        """Wait for the process and its output; returns the exit code (-9 when killed)."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"{self} still running after {timeout:g}s; stdout {self.out}") from None
+        for reader in self._readers:
+            reader.join(timeout=10)
+        return code
+
+    def close(self) -> None:
+        """Kill and reap it if still running (a test's finally)."""
+        self.kill()
+        with suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+    @property
+    def last_err(self) -> str:
+        lines = [line for line in self.err if line.strip()]
+        return lines[-1] if lines else ""
+
+    @property
+    def last_out(self) -> str:
+        lines = [line for line in self.out if line.strip()]
+        return lines[-1] if lines else ""
+
+    def __str__(self) -> str:
+        return "bilantools " + " ".join(a if "://" not in a else "URL" for a in self.args)
+
+
+@contextmanager
+def running(*runs: CliRun) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for run in runs:
+            run.close()
+
+
+@contextmanager
+def scratch_db(box: Sandbox, template: str | None, prefix: str = "f") -> Iterator[tuple[str, str]]:
+    """A fresh database (a copy of `template`); dropped afterwards. Yields (name, URL)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    url = box.new_db(name, template=template)
+    try:
+        yield name, url
+    finally:
+        # the server may be down (a crash test failing): its data directory goes anyway
+        with suppress(psycopg.OperationalError):
+            box.drop_db(name)
+
+
+def wait_runner_gone(box: Sandbox, dbname: str, timeout: float = 30) -> None:
+    """Wait until no bilantools session is left on `dbname`. A killed client's backend goes
+    on with what it had already received (a pipelined migration may still commit), so the
+    state is read only once it has ended."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(box.url("postgres"), autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                f"SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND {RUNNER_SESSIONS}",
+                (dbname,),
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the runner's session on {dbname} is still there after {timeout}s")
+            time.sleep(0.02)
+
+
+def wait_runner_connected(box: Sandbox, dbname: str, run: CliRun, timeout: float = 30) -> bool:
+    """Wait until the CLI has a session on `dbname`; False if it ended first."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(box.url("postgres"), autocommit=True) as conn:
+        while run.proc.poll() is None:
+            row = conn.execute(
+                f"SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND {RUNNER_SESSIONS}",
+                (dbname,),
+            ).fetchone()
+            if row is not None and row[0] > 0:
+                return True
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{run} has no session on {dbname} after {timeout}s: {run.err}")
+            time.sleep(0.005)
+    return False
+
+
+def runner_in_write_transaction(monitor: psycopg.Connection, dbname: str) -> bool:
+    """Whether the runner's session is inside a transaction that has written something."""
+    row = monitor.execute(
+        f"SELECT coalesce(bool_or(backend_xid IS NOT NULL), false) FROM pg_stat_activity"
+        f" WHERE datname = %s AND {RUNNER_SESSIONS}",
+        (dbname,),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+@dataclass
+class Corpus:
+    """A migrations directory with its reference fingerprints after each k = 0..n."""
+
+    directory: Path
+    versions: list[str]
+    references: list[Fingerprint]
+    template: str  # a database with every migration applied (the state to roll back from)
+    step_gaps: dict[str, list[float]] = field(default_factory=dict)  # per CLI action, see calibrate
+
+    @property
+    def n(self) -> int:
+        return len(self.versions)
+
+
+_CORPORA: dict[tuple[str, str], Corpus] = {}
+
+
+def build_references(box: Sandbox, directory: Path, empty_template: str | None = None) -> Corpus:
+    """Apply `directory` once in-process on a fresh database, fingerprinting (from another
+    session) the tracked empty database and the state after each committed migration.
+    The database is kept, fully applied, as the template of rollback rounds. Cached per
+    server and directory."""
+    key = (str(box.home), str(directory))
+    if key in _CORPORA:
+        return _CORPORA[key]
+    versions = [m.version for m in discover(directory)]
+    name = f"ref_{uuid.uuid4().hex[:12]}"
+    url = box.new_db(name, template=empty_template)
+    references: list[Fingerprint] = []
+    with psycopg.connect(url, autocommit=True) as monitor:
+
+        def take(progress: Progress) -> None:
+            if progress.event == "done" or progress.index == 0:  # start of the first, then each done
+                references.append(fingerprint(monitor))
+
+        result = commands.apply(url, directory, backup=False, progress=take)
+    assert [s.version for s in result.steps] == versions, result.steps
+    assert len(references) == len(versions) + 1
+    corpus = Corpus(directory, versions, references, name)
+    _CORPORA[key] = corpus
+    return corpus
+
+
+def calibrate(box: Sandbox, corpus: Corpus, action: str, home: Path) -> list[float]:
+    """One uninterrupted CLI run (`apply`, or `rollback --to 0` from the full state): the
+    seconds from the start to the first step line, then between step lines. Kill and crash
+    moments are drawn within these gaps (timings choose moments, nothing asserts them)."""
+    if action in corpus.step_gaps:
+        return corpus.step_gaps[action]
+    template = corpus.template if action == "rollback" else None
+    args = ["apply", "--yes"] if action == "apply" else ["rollback", "--to", "0", "--yes"]
+    with scratch_db(box, template, "cal") as (_, url):
+        run = CliRun(url, corpus.directory, *args, home=home)
+        with running(run):
+            code = run.finish()
+        assert code == 0, (run.out, run.err)
+        assert run.steps == corpus.n, run.out
+    times = [0.0, *run.step_times]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    corpus.step_gaps[action] = gaps
+    return gaps
+
+
+def tracking_rows(conn: psycopg.Connection) -> list[tuple[str, bool]]:
+    """(version, success) of every schema_migrations row, by version number."""
+    row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if not (row and row[0]):
+        return []
+    rows = conn.execute("SELECT version, success FROM schema_migrations").fetchall()
+    return sorted(((str(v), bool(s)) for v, s in rows), key=lambda r: (int(r[0]), r[0]))
+
+
+def describe_diff(reference: Fingerprint, found: Fingerprint, limit: int = 12) -> str:
+    changes = reference.diff(found)
+    shown = ", ".join(f"{kind} {name} {change}" for kind, name, change in changes[:limit])
+    more = f" and {len(changes) - limit} more" if len(changes) > limit else ""
+    return f"{len(changes)} difference(s): {shown}{more}"
+
+
+def matching_k(corpus: Corpus, found: Fingerprint) -> list[int]:
+    return [k for k, ref in enumerate(corpus.references) if ref.digest == found.digest]
+
+
+def settled(url: str, corpus: Corpus, context: str) -> int:
+    """Assert the database is exactly in the state after some k migrations and return k:
+    tracking rows are the first k migrations, all successful, nothing else, and the schema
+    fingerprint (tracking tables created on both sides) is reference k."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        history.ensure_tracking(conn)
+        rows = tracking_rows(conn)
+        found = fingerprint(conn)
+    k = sum(1 for _, success in rows if success)
+    expected = [(v, True) for v in corpus.versions[:k]]
+    assert rows == expected, f"{context}: tracking rows {rows} are not the first {k} migrations"
+    reference = corpus.references[k]
+    assert found.digest == reference.digest, (
+        f"{context}: tracking says {k} applied but the schema is not the one after {k} migrations "
+        f"(it matches k = {matching_k(corpus, found)}): {describe_diff(reference, found)}"
+    )
+    return k
+
+
+def assert_complete(url: str, corpus: Corpus, context: str) -> None:
+    """Status: every migration applied; fingerprint: the full reference."""
+    status = commands.status(url, corpus.directory)
+    states = [(m.version, m.state) for m in status.migrations]
+    assert states == [(v, "applied") for v in corpus.versions], f"{context}: status {states}"
+    assert settled(url, corpus, context) == corpus.n
+
+
+def immediate_stop(box: Sandbox, timeout: float = 60) -> None:
+    """`pg_ctl stop -m immediate` on the sandbox's data directory, as the directory's owner
+    (the server's user when we are root): every backend dies at once, no checkpoint."""
+    found = box.running()
+    assert found is not None, "the crash server is not running"
+    bin_dir = Path((found.data_dir.parent / "bin").read_text().strip())
+    owner = found.data_dir.stat()
+    as_owner: dict[str, object] = {}
+    if os.geteuid() == 0 and owner.st_uid != 0:
+        as_owner = {"user": owner.st_uid, "group": owner.st_gid, "extra_groups": [], "cwd": "/"}
+    result = subprocess.run(
+        [str(bin_dir / "pg_ctl"), "-D", str(found.data_dir), "-m", "immediate", "-w", "-t", "60", "stop"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        **as_owner,  # type: ignore[arg-type]
+    )
+    assert result.returncode == 0, f"pg_ctl stop -m immediate failed: {result.stderr.strip()}"
+
+
+def seeded(name: str) -> tuple[int, Callable[[str], str]]:
+    """A seed (BILANTOOLS_FAULTS_SEED, else random) and a function that tags messages with it."""
+    seed = int(os.environ.get("BILANTOOLS_FAULTS_SEED") or int.from_bytes(os.urandom(4), "big"))
+    print(f"{name}: seed {seed} (BILANTOOLS_FAULTS_SEED={seed} replays the same choices)")
+
+    def tag(message: str) -> str:
+        return f"[{name}, seed {seed}] {message}"
+
+    return seed, tag

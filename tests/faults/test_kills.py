@@ -1,0 +1,288 @@
+"""SIGKILL the runner at random moments: the history never lies about the schema.
+
+Three situations, scale(10, 60) kills in all:
+
+* `apply --yes` of the real 29 migrations, killed before the first one, inside one's
+  transaction or between two;
+* `rollback --to 0 --yes` of the same 29 from the fully migrated state;
+* `apply --yes` of a small corpus whose third migration is `-- transaction: off`: several
+  idempotent statements with `SELECT pg_sleep(...)` between them, so kills land inside it.
+
+After each kill (once the killed client's server session has ended: a pipelined migration
+may still commit after its client died) the database is in the state after some k
+migrations (fingerprint = reference k, tracking = exactly the first k, all successful), or
+the `transaction: off` migration is recorded as failed half-way. A following `apply`
+then finishes the job: every migration applied, fingerprint = the full reference.
+
+Kill moments: the test waits for the CLI to print its m-th migration line (m drawn at
+random), then sleeps a random fraction of the gap a calibration run measured before the
+next line. Each kill is classified by where it landed, from the state it left.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+
+import psycopg
+import pytest
+
+from bilantools import commands
+from bilantools.db.sandbox import Sandbox
+from bilantools.source.files import discover
+from tests.conftest import TEMPLATE
+from tests.faults.conftest import FULL, Figures, scale
+from tests.faults.harness import (
+    MIGRATIONS,
+    CliRun,
+    Corpus,
+    assert_complete,
+    build_references,
+    calibrate,
+    runner_in_write_transaction,
+    running,
+    scratch_db,
+    seeded,
+    settled,
+    tracking_rows,
+    wait_runner_gone,
+)
+
+TOTAL_KILLS = scale(10, 60)
+APPLY_KILLS = scale(4, 22)
+ROLLBACK_KILLS = scale(3, 18)
+TXOFF_KILLS = TOTAL_KILLS - APPLY_KILLS - ROLLBACK_KILLS
+NON_TRANSACTIONAL = "003"
+
+BEFORE_FIRST = "before the first migration (k = 0)"
+BETWEEN = "between or inside transactional migrations (0 < k < n)"
+AFTER_LAST = "after the last migration committed (k = n)"
+PARTIAL = "inside the transaction: off migration (failed half-way)"
+ROLLBACK_CLASSES = {
+    "before": "before the first rollback (k = n)",
+    "between": "between or inside rollbacks (0 < k < n)",
+    "after": "after the last rollback committed (k = 0)",
+}
+
+SYNTHETIC = {
+    "001_accounts.sql": (
+        "-- Accounts.\n"
+        "CREATE TABLE accounts (id int PRIMARY KEY, email text NOT NULL);\n"
+        "SELECT pg_sleep(0.05);\n"
+        "INSERT INTO accounts VALUES (1, 'a@example.org'), (2, 'b@example.org');\n"
+    ),
+    "001_accounts_rollback.sql": "DROP TABLE accounts;\n",
+    "002_sessions.sql": (
+        "-- Sessions.\n"
+        "CREATE TABLE sessions (id int PRIMARY KEY, account_id int REFERENCES accounts (id));\n"
+        "SELECT pg_sleep(0.05);\n"
+        "CREATE INDEX sessions_account_id ON sessions (account_id);\n"
+    ),
+    "002_sessions_rollback.sql": "DROP TABLE sessions;\n",
+    "003_concurrent_indexes.sql": (
+        "-- Indexes built without blocking writes, and a new table: several idempotent\n"
+        "-- statements, each committing on its own.\n"
+        "-- transaction: off\n"
+        "CREATE TABLE IF NOT EXISTS audit (id int PRIMARY KEY, account_id int, note text);\n"
+        "SELECT pg_sleep(0.12);\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS accounts_email ON accounts (email);\n"
+        "SELECT pg_sleep(0.12);\n"
+        "INSERT INTO audit VALUES (1, 1, 'created') ON CONFLICT (id) DO NOTHING;\n"
+        "SELECT pg_sleep(0.12);\n"
+        "ALTER TABLE audit ADD COLUMN IF NOT EXISTS at timestamptz;\n"
+        "SELECT pg_sleep(0.12);\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS audit_account_id ON audit (account_id);\n"
+    ),
+    "003_concurrent_indexes_rollback.sql": "DROP TABLE audit;\nDROP INDEX accounts_email;\n",
+    "004_sessions_audit.sql": (
+        "-- Sessions are audited.\n"
+        "ALTER TABLE sessions ADD COLUMN audit_id int REFERENCES audit (id);\n"
+        "SELECT pg_sleep(0.05);\n"
+        "CREATE INDEX sessions_audit_id ON sessions (audit_id);\n"
+    ),
+    "004_sessions_audit_rollback.sql": "ALTER TABLE sessions DROP COLUMN audit_id;\n",
+}
+
+
+@pytest.fixture(scope="module")
+def real(server: Sandbox) -> Corpus:
+    corpus = build_references(server, MIGRATIONS, TEMPLATE)
+    calibrate(server, corpus, "apply", server.home)
+    calibrate(server, corpus, "rollback", server.home)
+    return corpus
+
+
+@pytest.fixture(scope="module")
+def synthetic(server: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Corpus:
+    directory = tmp_path_factory.mktemp("kills") / "migrations"
+    directory.mkdir()
+    for name, text in SYNTHETIC.items():
+        (directory / name).write_text(text)
+    corpus = build_references(server, directory, TEMPLATE)
+    assert corpus.versions == ["001", "002", "003", "004"]
+    calibrate(server, corpus, "apply", server.home)
+    return corpus
+
+
+def kill_at(server: Sandbox, dbname: str, run: CliRun, after_steps: int, delay: float) -> tuple[bool, bool]:
+    """Wait for `after_steps` step lines, sleep `delay`, SIGKILL. Returns (the kill landed
+    in a live run, the runner's session was inside a write transaction just before)."""
+    if not run.wait_steps(after_steps, timeout=60):
+        return False, False
+    time.sleep(delay)
+    with psycopg.connect(server.url("postgres"), autocommit=True) as monitor:
+        in_transaction = runner_in_write_transaction(monitor, dbname)
+        run.kill()
+    code = run.finish(timeout=60)
+    if code == 0:
+        return False, False
+    assert code == -9, f"{run} exited {code} before the kill: {run.err}"
+    wait_runner_gone(server, dbname)
+    return True, in_transaction
+
+
+def resume(server: Sandbox, url: str, corpus: Corpus, context: str) -> None:
+    """A following `apply` finishes the job."""
+    run = CliRun(url, corpus.directory, "apply", "--yes", home=server.home)
+    with running(run):
+        code = run.finish(timeout=120)
+    assert code == 0, f"{context}: the resuming apply failed: {run.err}"
+    assert_complete(url, corpus, f"{context}, after the resuming apply")
+
+
+def moment(rng: random.Random, gaps: list[float], after: int) -> float:
+    """A delay within the gap a calibration run measured after step line `after`."""
+    return rng.uniform(0, gaps[after])
+
+
+def test_kill_apply_real_migrations(server: Sandbox, real: Corpus, figures: Figures) -> None:
+    seed, tag = seeded("kill apply")
+    rng = random.Random(seed)
+    gaps = real.step_gaps["apply"]
+    classes: Counter[str] = Counter()
+    kills = attempts = 0
+    while kills < APPLY_KILLS:
+        attempts += 1
+        assert attempts <= 3 * APPLY_KILLS, tag(f"only {kills} kills landed in {attempts} attempts")
+        # one kill in five aims before or at the first migration, the others at any later one
+        after = 0 if kills % 5 == 0 else rng.randrange(1, real.n)
+        delay = moment(rng, gaps, after)
+        with scratch_db(server, TEMPLATE, "kill") as (name, url):
+            run = CliRun(url, real.directory, "apply", "--yes", home=server.home)
+            with running(run):
+                landed, in_transaction = kill_at(server, name, run, after, delay)
+            if not landed:
+                figures.add("kills: missed (the run finished first)")
+                continue
+            context = tag(f"apply killed {delay:.3f}s after step line {after} (printed {run.steps})")
+            k = settled(url, real, context)
+            assert k >= run.steps, tag(f"{context}: {run.steps} printed as applied but only {k} are")
+            where = BEFORE_FIRST if k == 0 else AFTER_LAST if k == real.n else BETWEEN
+            classes[where] += 1
+            figures.add(f"kills: apply (29 migrations), {where}")
+            if in_transaction:
+                figures.add("kills: the runner's session was inside a write transaction")
+            resume(server, url, real, context)
+            figures.add("kills: resumed by a following apply")
+            kills += 1
+    figures.add("kills: total", kills)
+    if FULL:
+        for where in (BEFORE_FIRST, BETWEEN):
+            assert classes[where] > 0, tag(f"no kill landed {where}: {dict(classes)}")
+
+
+def test_kill_rollback_real_migrations(server: Sandbox, real: Corpus, figures: Figures) -> None:
+    seed, tag = seeded("kill rollback")
+    rng = random.Random(seed)
+    gaps = real.step_gaps["rollback"]
+    classes: Counter[str] = Counter()
+    kills = attempts = 0
+    while kills < ROLLBACK_KILLS:
+        attempts += 1
+        assert attempts <= 3 * ROLLBACK_KILLS, tag(f"only {kills} kills landed in {attempts} attempts")
+        after = 0 if kills % 6 == 0 else rng.randrange(1, real.n)
+        delay = moment(rng, gaps, after)
+        with scratch_db(server, real.template, "kill") as (name, url):
+            run = CliRun(url, real.directory, "rollback", "--to", "0", "--yes", home=server.home)
+            with running(run):
+                landed, in_transaction = kill_at(server, name, run, after, delay)
+            if not landed:
+                figures.add("kills: missed (the run finished first)")
+                continue
+            context = tag(f"rollback killed {delay:.3f}s after step line {after} (printed {run.steps})")
+            k = settled(url, real, context)
+            assert k <= real.n - run.steps, tag(f"{context}: {run.steps} printed as rolled back, {k} left")
+            key = "before" if k == real.n else "after" if k == 0 else "between"
+            classes[key] += 1
+            figures.add(f"kills: rollback (29 migrations), {ROLLBACK_CLASSES[key]}")
+            if in_transaction:
+                figures.add("kills: the runner's session was inside a write transaction")
+            resume(server, url, real, context)
+            figures.add("kills: resumed by a following apply")
+            kills += 1
+    figures.add("kills: total", kills)
+    if FULL:
+        assert classes["between"] > 0, tag(f"no rollback kill landed between migrations: {dict(classes)}")
+
+
+def test_kill_inside_transaction_off_migration(server: Sandbox, synthetic: Corpus, figures: Figures) -> None:
+    seed, tag = seeded("kill transaction: off")
+    rng = random.Random(seed)
+    gaps = synthetic.step_gaps["apply"]
+    position = synthetic.versions.index(NON_TRANSACTIONAL)
+    classes: Counter[str] = Counter()
+    kills = attempts = 0
+    while kills < TXOFF_KILLS:
+        attempts += 1
+        assert attempts <= 3 * TXOFF_KILLS, tag(f"only {kills} kills landed in {attempts} attempts")
+        # every other kill aims inside the `transaction: off` migration, the rest anywhere
+        after = position if kills % 2 == 0 else rng.randrange(0, synthetic.n)
+        delay = moment(rng, gaps, after)
+        with scratch_db(server, TEMPLATE, "kill") as (name, url):
+            run = CliRun(url, synthetic.directory, "apply", "--yes", home=server.home)
+            with running(run):
+                landed, in_transaction = kill_at(server, name, run, after, delay)
+            if not landed:
+                figures.add("kills: missed (the run finished first)")
+                continue
+            context = tag(f"apply killed {delay:.3f}s after step line {after} (printed {run.steps})")
+            status = commands.status(url, synthetic.directory)
+            states = {m.version: m for m in status.migrations}
+            interrupted = states[NON_TRANSACTIONAL]
+            if interrupted.state == "failed":
+                assert interrupted.partial, tag(f"{context}: {NON_TRANSACTIONAL} failed but not half-way")
+                with psycopg.connect(url, autocommit=True) as conn:
+                    rows = tracking_rows(conn)
+                expected = [(v, True) for v in synthetic.versions[:position]] + [(NON_TRANSACTIONAL, False)]
+                assert rows == expected, tag(f"{context}: tracking rows {rows}, expected {expected}")
+                assert [states[v].state for v in synthetic.versions[position + 1 :]] == ["pending"], tag(
+                    f"{context}: {status.migrations}"
+                )
+                where = PARTIAL
+            else:
+                # no trace of 003: it must not have started (its first statement creates
+                # `audit`, which `settled` would find in a schema tracked as k <= 2)
+                k = settled(url, synthetic, context)
+                assert k >= run.steps, tag(f"{context}: {run.steps} printed as applied but only {k} are")
+                where = BEFORE_FIRST if k == 0 else AFTER_LAST if k == synthetic.n else BETWEEN
+            classes[where] += 1
+            figures.add(f"kills: transaction: off corpus, {where}")
+            if in_transaction:
+                figures.add("kills: the runner's session was inside a write transaction")
+            resume(server, url, synthetic, context)
+            figures.add("kills: resumed by a following apply")
+            kills += 1
+    figures.add("kills: total", kills)
+    if FULL:
+        assert classes[PARTIAL] > 0, tag(f"no kill landed inside the transaction: off migration: {classes}")
+
+
+def test_synthetic_corpus_is_what_the_kills_assume(synthetic: Corpus) -> None:
+    """The kills inside 003 rely on it running outside a transaction, statement by statement,
+    and on the corpus passing the checks `apply` runs first."""
+    report = commands.check(synthetic.directory)
+    assert not report.errors, report.errors
+    modes = {m.version: m.transactional for m in discover(synthetic.directory)}
+    assert modes == {"001": True, "002": True, NON_TRANSACTIONAL: False, "004": True}
+    assert synthetic.step_gaps["apply"][synthetic.versions.index(NON_TRANSACTIONAL)] > 0.4
