@@ -341,11 +341,17 @@ def _read_int(path: Path) -> int | None:
 
 
 def _free_port(preferred: int | None) -> int:
-    """The preferred port when it is free (stable URLs across restarts), else any free one."""
+    """The preferred port when it is free (stable URLs across restarts), else any free one.
+
+    The probe sets SO_REUSEADDR as the server does on its listening socket: after a crash
+    or an immediate stop the server's side of its old connections lingers in TIME_WAIT on
+    that port, which would make a plain bind fail and move the sandbox to another port
+    although the server itself can listen there again."""
     for candidate in (preferred, 0):
         if candidate is None:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((HOST, candidate))
             except OSError:
