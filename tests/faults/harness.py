@@ -33,6 +33,7 @@ from bilantools.db import history
 from bilantools.db.fingerprint import Fingerprint, fingerprint
 from bilantools.db.runner import Progress
 from bilantools.db.sandbox import Sandbox
+from bilantools.errors import SandboxError
 from bilantools.source.files import discover
 
 REPO = Path(__file__).resolve().parents[2]
@@ -171,7 +172,7 @@ def scratch_db(box: Sandbox, template: str | None, prefix: str = "f") -> Iterato
         yield name, url
     finally:
         # the server may be down (a crash test failing): its data directory goes anyway
-        with suppress(psycopg.OperationalError):
+        with suppress(psycopg.OperationalError, SandboxError):
             box.drop_db(name)
 
 
@@ -338,16 +339,17 @@ def immediate_stop(box: Sandbox, timeout: float = 60) -> None:
     assert found is not None, "the crash server is not running"
     bin_dir = Path((found.data_dir.parent / "bin").read_text().strip())
     owner = found.data_dir.stat()
-    as_owner: dict[str, object] = {}
-    if os.geteuid() == 0 and owner.st_uid != 0:
-        as_owner = {"user": owner.st_uid, "group": owner.st_gid, "extra_groups": [], "cwd": "/"}
+    as_owner = os.geteuid() == 0 and owner.st_uid != 0
     result = subprocess.run(
         [str(bin_dir / "pg_ctl"), "-D", str(found.data_dir), "-m", "immediate", "-w", "-t", "60", "stop"],
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
-        **as_owner,  # type: ignore[arg-type]
+        user=owner.st_uid if as_owner else None,
+        group=owner.st_gid if as_owner else None,
+        extra_groups=[] if as_owner else None,
+        cwd="/" if as_owner else None,
     )
     assert result.returncode == 0, f"pg_ctl stop -m immediate failed: {result.stderr.strip()}"
 

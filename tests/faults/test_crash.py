@@ -101,6 +101,9 @@ class Crash:
     printed: list[str]  # versions the CLI printed as applied before it died
     k: int  # migrations applied after the restart
 
+    def __repr__(self) -> str:
+        return f"Crash({self.context}: exit {self.code}, printed {len(self.printed)}, k = {self.k})"
+
 
 @pytest.fixture(scope="module")
 def crashes(crash_server: Sandbox, corpus: Corpus, figures: Figures) -> list[Crash]:
@@ -126,6 +129,8 @@ def crashes(crash_server: Sandbox, corpus: Corpus, figures: Figures) -> list[Cra
                 run.wait_steps(after, timeout=60)
                 time.sleep(delay)
                 if run.proc.poll() is not None:
+                    code = run.finish(timeout=60)
+                    assert code == 0, tag(f"{run} failed before the crash (exit {code}): {run.err}")
                     figures.add("crashes: missed (the run finished first)")
                     continue
                 immediate_stop(crash_server)

@@ -129,15 +129,17 @@ def kill_at(server: Sandbox, dbname: str, run: CliRun, after_steps: int, delay: 
     """Wait for `after_steps` step lines, sleep `delay`, SIGKILL. Returns (the kill landed
     in a live run, the runner's session was inside a write transaction just before)."""
     if not run.wait_steps(after_steps, timeout=60):
+        code = run.finish(timeout=60)
+        assert code == 0, f"{run} failed before the kill (exit {code}): {run.err}"
         return False, False
     time.sleep(delay)
     with psycopg.connect(server.url("postgres"), autocommit=True) as monitor:
         in_transaction = runner_in_write_transaction(monitor, dbname)
         run.kill()
     code = run.finish(timeout=60)
-    if code == 0:
+    if code == 0:  # it finished between the last look and the signal
         return False, False
-    assert code == -9, f"{run} exited {code} before the kill: {run.err}"
+    assert code == -9, f"{run} failed before the kill (exit {code}): {run.err}"
     wait_runner_gone(server, dbname)
     return True, in_transaction
 
