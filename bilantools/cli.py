@@ -18,11 +18,12 @@ import click
 
 from bilantools import __version__, commands
 from bilantools.db.lock import DEFAULT_WAIT
-from bilantools.db.runner import Progress, ProgressHook, RunResult, Status, Step
+from bilantools.db.runner import DEFAULT_LOCK_TIMEOUT, Progress, ProgressHook, RunResult, Status, Step
 from bilantools.db.target import Target
 from bilantools.errors import BilanToolsError, MigrationFailed, RefusedError
 from bilantools.secrets import redact
 from bilantools.source.files import Migration
+from bilantools.source.headers import DURATION_HINT, parse_duration
 
 STATE_COLOURS = {
     "applied": "green",
@@ -100,6 +101,36 @@ def _backup_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """A PostgreSQL duration ('500ms', '10s', '5min', '0'), normalised."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        duration = parse_duration(str(value))
+        if duration is None:
+            self.fail(f"{value} is not a duration; {DURATION_HINT}", param, ctx)
+        return duration
+
+
+def _limit_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--statement-timeout",
+        type=Duration(),
+        default=None,
+        metavar="DURATION",
+        help="Cancel a statement that runs longer (default: the server's setting).",
+    )(f)
+    return click.option(
+        "--lock-timeout",
+        type=Duration(),
+        default=DEFAULT_LOCK_TIMEOUT,
+        show_default=True,
+        metavar="DURATION",
+        help="Fail a statement that waits longer for a lock (rather than stall the queries behind it).",
+    )(f)
+
+
 def _change_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--yes", is_flag=True, help="Do not ask for confirmation.")(f)
     return click.option(
@@ -159,6 +190,7 @@ def plan(obj: Context, to: str | None, step: int | None, as_sql: bool, as_json: 
 @click.option("--dry-run", is_flag=True, help="Run in a transaction that is rolled back.")
 @click.option("--force", is_flag=True, help="Apply despite forward references (never syntax errors).")
 @_backup_options
+@_limit_options
 @_change_options
 @_json_option
 @pass_ctx
@@ -170,6 +202,8 @@ def apply(
     force: bool,
     no_backup: bool,
     backup_dir: str,
+    lock_timeout: str,
+    statement_timeout: str | None,
     lock_wait: float,
     yes: bool,
     as_json: bool,
@@ -190,6 +224,8 @@ def apply(
             force,
             backup=False if no_backup else None,
             backup_dir=backup_dir,
+            lock_timeout=lock_timeout,
+            statement_timeout=statement_timeout,
         ),
         as_json,
     )
@@ -199,6 +235,7 @@ def apply(
 @_range_options
 @click.option("--dry-run", is_flag=True, help="Run in a transaction that is rolled back.")
 @_backup_options
+@_limit_options
 @_change_options
 @_json_option
 @pass_ctx
@@ -209,6 +246,8 @@ def rollback(
     dry_run: bool,
     no_backup: bool,
     backup_dir: str,
+    lock_timeout: str,
+    statement_timeout: str | None,
     lock_wait: float,
     yes: bool,
     as_json: bool,
@@ -228,6 +267,8 @@ def rollback(
             hook,
             backup=False if no_backup else None,
             backup_dir=backup_dir,
+            lock_timeout=lock_timeout,
+            statement_timeout=statement_timeout,
         ),
         as_json,
     )

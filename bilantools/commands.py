@@ -17,13 +17,24 @@ from typing import TYPE_CHECKING, Any
 
 from bilantools.db.diagnostics import server_message
 from bilantools.db.lock import DEFAULT_WAIT, MigrationLock
-from bilantools.db.runner import MigrationStatus, Progress, ProgressHook, Runner, RunResult, Status, Step
+from bilantools.db.runner import (
+    DEFAULT_LOCK_TIMEOUT,
+    MigrationStatus,
+    Progress,
+    ProgressHook,
+    Runner,
+    RunResult,
+    Status,
+    Step,
+    run_limits,
+)
 from bilantools.db.sandbox import Sandbox
 from bilantools.db.stats import SchemaStats
 from bilantools.db.target import Target, parse_target
-from bilantools.errors import DatabaseError, InputError
+from bilantools.errors import ConnectionLostError, DatabaseError, InputError
 from bilantools.source.files import Migration, discover
 from bilantools.source.findings import Finding
+from bilantools.source.headers import Limits
 
 if TYPE_CHECKING:
     import psycopg
@@ -120,6 +131,8 @@ def apply(
     force: bool = False,
     backup: bool | None = None,
     backup_dir: Path | str = DEFAULT_BACKUP_DIR,
+    lock_timeout: str | None = DEFAULT_LOCK_TIMEOUT,
+    statement_timeout: str | None = None,
 ) -> RunResult:
     """Apply pending migrations (up to `to`, or the next `step`), each in its own transaction.
 
@@ -127,8 +140,12 @@ def apply(
     forward references through. With `dry_run` everything runs in one transaction that is
     rolled back. Any target but the sandbox gets a full backup in `backup_dir` before the
     first change (`backup=False` skips it, `True` forces it); the events name it.
+    A statement waits at most `lock_timeout` for a lock and runs at most
+    `statement_timeout` (PostgreSQL durations such as "5s"; None keeps the server's
+    setting); a migration's `-- lock-timeout:` / `-- statement-timeout:` headers win.
     """
-    with _runner(target, migrations, "apply", lock_wait, progress) as runner:
+    limits = run_limits(lock_timeout, statement_timeout)
+    with _runner(target, migrations, "apply", lock_wait, progress, limits) as runner:
         hook = _backup_hook(runner, backup, backup_dir)
         return runner.apply(to, step, dry_run, force, before_changes=hook)
 
@@ -173,10 +190,14 @@ def rollback(
     progress: ProgressHook | None = None,
     backup: bool | None = None,
     backup_dir: Path | str = DEFAULT_BACKUP_DIR,
+    lock_timeout: str | None = DEFAULT_LOCK_TIMEOUT,
+    statement_timeout: str | None = None,
 ) -> RunResult:
     """Run rollback scripts newest first: the last migration, `step` of them, or down to `to`
-    (which stays applied; ``to="0"`` rolls back everything). Backs up first like `apply`."""
-    with _runner(target, migrations, "rollback", lock_wait, progress) as runner:
+    (which stays applied; ``to="0"`` rolls back everything). Backs up first and limits lock
+    waits and statements like `apply`."""
+    limits = run_limits(lock_timeout, statement_timeout)
+    with _runner(target, migrations, "rollback", lock_wait, progress, limits) as runner:
         return runner.rollback(to, step, dry_run, before_changes=_backup_hook(runner, backup, backup_dir))
 
 
@@ -391,6 +412,11 @@ def _connection(target: TargetLike, action: str) -> Iterator[tuple[Target, psyco
     try:
         yield resolved, conn
     except psycopg.Error as exc:
+        if conn.closed or conn.broken:
+            raise ConnectionLostError(
+                f"lost the connection to {resolved.masked} during the {action}: {server_message(exc)}; "
+                f"check that the server is running, then run the {action} again"
+            ) from None
         raise DatabaseError(
             f"{resolved.masked} refused the {action}: {server_message(exc)}; check the "
             "user's privileges and the server's state"
@@ -406,10 +432,11 @@ def _runner(
     action: str,
     lock_wait: float | None = None,
     progress: ProgressHook | None = None,
+    limits: Limits | None = None,
 ) -> Iterator[Runner]:
     found = discover(migrations)
     with _connection(target, action) as (resolved, conn):
-        runner = Runner(conn, found, resolved, progress)
+        runner = Runner(conn, found, resolved, progress, limits or run_limits(DEFAULT_LOCK_TIMEOUT, None))
         if lock_wait is None:
             yield runner
         else:

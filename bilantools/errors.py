@@ -31,6 +31,10 @@ class ConnectError(BilanToolsError):
     """The database cannot be reached or refuses us."""
 
 
+class ConnectionLostError(ConnectError):
+    """The connection broke while a run was changing the database (crash, network, kill)."""
+
+
 class RefusedError(BilanToolsError):
     """The operation is unsafe in the current state and was not started."""
 

@@ -58,8 +58,9 @@ def tracking_state(conn: psycopg.Connection) -> tuple[bool, bool]:
         "SELECT to_regclass('schema_migrations') IS NOT NULL"
         " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL"
         " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL,"
-        " EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('schema_migration_events')"
-        " AND attname = 'backup' AND NOT attisdropped)",
+        " EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass('schema_migration_events')"
+        " AND conname = 'schema_migration_events_outcome_check'"
+        " AND pg_get_constraintdef(oid) LIKE '%%started%%')",
         TRACKING_FUNCTIONS,
     ).fetchone()
     assert row is not None
@@ -94,7 +95,7 @@ def read_history(conn: psycopg.Connection) -> tuple[bool, list[HistoryRow]]:
         return False, []
     partial = (
         "EXISTS (SELECT 1 FROM schema_migration_events e WHERE e.version = m.version"
-        " AND e.action = 'apply' AND e.outcome = 'partial'"
+        " AND e.action = 'apply' AND e.outcome IN ('partial', 'started')"
         " AND e.id = (SELECT max(id) FROM schema_migration_events x"
         " WHERE x.version = m.version AND x.action = 'apply'))"
         if has_events
@@ -217,6 +218,24 @@ def record_failure(
         record_event(
             conn, actor, version, "apply", "partial" if partial else "failure", duration_ms, checksum, error
         )
+
+
+def record_started(
+    conn: psycopg.Connection, actor: Actor, version: str, description: str, checksum: str, detail: str
+) -> None:
+    """Before a `transaction: off` migration: a failed row saying it started and did not
+    finish, and a 'started' event. Its success (or real failure) overwrites the row; if the
+    runner dies in between, the history says the migration stopped half-way."""
+    from datetime import UTC, datetime
+
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    note = (
+        f"interrupted: started {when} UTC by {actor.os_user}@{actor.host} (run {actor.run_id}) and never "
+        "finished (the runner was killed, crashed or lost its connection); it runs outside a transaction, "
+        "so some of its statements may have committed: make sure it is safe to re-run, then apply again"
+    )
+    conn.execute("SELECT record_migration_failure(%s, %s, %s)", (version, description, note))
+    record_event(conn, actor, version, "apply", "started", checksum=checksum, detail=detail)
 
 
 def forget(conn: psycopg.Connection, actor: Actor, version: str, checksum: str | None) -> None:

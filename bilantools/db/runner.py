@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bilantools.db import history
 from bilantools.db.diagnostics import error_line, excerpt, server_message
-from bilantools.errors import InputError, MigrationFailed, RefusedError
+from bilantools.errors import ConnectionLostError, InputError, MigrationFailed, RefusedError
 from bilantools.source.files import Migration, MigrationSet, Script
 from bilantools.source.findings import Finding
+from bilantools.source.headers import DURATION_HINT, Limits, parse_duration
 from bilantools.source.statements import Statement, check_runnable
 
 if TYPE_CHECKING:
@@ -30,6 +31,23 @@ if TYPE_CHECKING:
     from bilantools.db.target import Target
 
 State = Literal["applied", "pending", "failed", "changed", "missing-file"]
+
+# A migration waits at most this long for a table lock, then fails instead of queueing
+# every later query on that table behind it (production traffic stalls while a DDL
+# statement waits for its lock). Per run: --lock-timeout; per script: '-- lock-timeout:'.
+DEFAULT_LOCK_TIMEOUT = "5s"
+DEFAULT_LIMITS = Limits(lock_timeout=DEFAULT_LOCK_TIMEOUT)
+
+
+def run_limits(lock_timeout: str | None, statement_timeout: str | None) -> Limits:
+    """Validated run-level limits (None keeps the server's setting)."""
+    checked: list[str | None] = []
+    for flag, value in (("--lock-timeout", lock_timeout), ("--statement-timeout", statement_timeout)):
+        duration = None if value is None else parse_duration(str(value))
+        if value is not None and duration is None:
+            raise InputError(f"{flag} {value} is not a duration; {DURATION_HINT}")
+        checked.append(duration)
+    return Limits(*checked)
 
 
 @dataclass(frozen=True)
@@ -149,13 +167,16 @@ class Runner:
         migrations: MigrationSet,
         target: Target,
         progress: ProgressHook | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.conn = conn
         self.migrations = migrations
         self.target = target
         self.target_label = target.masked
         self.progress = progress
+        self.limits = limits
         self.actor = history.Actor.current()
+        self._retrying: set[str] = set()  # failed migrations this run tries again
 
     # -- reading ----------------------------------------------------------------------
     def status(self) -> Status:
@@ -214,6 +235,7 @@ class Runner:
                 "differs): restore the file(s), or run 'bilantools repair' if the edit is intentional"
             )
         todo = [m for m in self.migrations if status[m.version].state in ("pending", "failed")]
+        self._retrying = {v for v, s in status.items() if s.state == "failed"}
         return _limit(todo, self.migrations, to, step, forward=True)
 
     def refuse_errors(self, force: bool = False) -> None:
@@ -467,46 +489,137 @@ class Runner:
         started = time.perf_counter()
         if not m.transactional:
             return self._apply_autocommit(m, statements, started)
+        limits = self._limits(m.limits)
         try:
             self._in_transaction(
                 statements,
                 durable,
                 lambda: history.record_success(self.conn, self.actor, m.version, m.name, m.checksum),
+                limits,
             )
         except _StatementError as err:
             raise self._failed(
-                m, m.script, statements, err.index, err.cause, started, partial=False
+                m, m.script, statements, err.index, err.cause, started, partial=False, limits=limits
             ) from None
+        except _Lost as lost:
+            raise self._lost(m, "apply", lost.cause) from None
         return Step(m.version, m.name, "apply", "applied", _ms(started), len(statements))
 
     def _apply_autocommit(self, m: Migration, statements: list[Statement], started: float) -> Step:
+        """Statement by statement, each committing on its own. The migration is first
+        recorded as started and unfinished (a committed failed row and a 'started' event),
+        so a runner killed half-way leaves a history that says so; success overwrites it."""
         import psycopg
 
+        from bilantools.db.invalid_indexes import drop_invalid
+
+        limits = self._limits(m.limits)
+        try:
+            _set_limits(self.conn, limits, local=False)
+            detail = "started"
+            if m.version in self._retrying:
+                detail += self._drop_left_over(m, statements)
+            with self.conn.transaction():
+                history.record_started(self.conn, self.actor, m.version, m.name, m.checksum, detail)
+        except psycopg.Error as exc:
+            if _is_lost(self.conn):
+                raise self._lost(m, "apply", exc) from None
+            raise
         for done, stmt in enumerate(statements):
             try:
                 self.conn.execute(stmt.text)
             except psycopg.Error as exc:
-                raise self._failed(m, m.script, statements, done, exc, started, partial=done > 0) from None
+                if _is_lost(self.conn):
+                    raise self._lost(m, "apply", exc, committed=done) from None
+                left = ""
+                for index, why in drop_invalid(self.conn, [stmt]):
+                    left = f" (the invalid index {index} the failed build left was dropped)"
+                    if why:
+                        left = f" (the invalid index {index} it left could not be dropped yet: {why})"
+                _reset_limits(self.conn)
+                raise self._failed(
+                    m, m.script, statements, done, exc, started, partial=done > 0, limits=limits, note=left
+                ) from None
         elapsed = _ms(started)
-        with self.conn.transaction():
-            history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, elapsed)
+        try:
+            _reset_limits(self.conn)
+            with self.conn.transaction():
+                history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, elapsed)
+        except psycopg.Error as exc:
+            if _is_lost(self.conn):
+                raise self._lost(m, "apply", exc, committed=len(statements)) from None
+            raise
         return Step(m.version, m.name, "apply", "applied", elapsed, len(statements))
+
+    def _drop_left_over(self, m: Migration, statements: list[Statement]) -> str:
+        """Before retrying `m`: drop the invalid indexes its earlier attempt left, or refuse."""
+        from bilantools.db.invalid_indexes import drop_invalid
+
+        results = drop_invalid(self.conn, statements)
+        stuck = [(index, why) for index, why in results if why]
+        if stuck:
+            _reset_limits(self.conn)
+            index, why = stuck[0]
+            raise RefusedError(
+                f"migration {m.label} left the invalid index {index} when it failed, and it cannot be "
+                f"dropped now ({why}); end the transactions that block it, or run DROP INDEX "
+                f"CONCURRENTLY {index} by hand, then apply again"
+            )
+        if not results:
+            return ""
+        return f"; dropped the invalid index(es) {', '.join(i for i, _ in results)} an earlier attempt left"
+
+    def _limits(self, script: Limits) -> Limits:
+        """The script's own header limits, else the run's."""
+        return Limits(
+            script.lock_timeout if script.lock_timeout is not None else self.limits.lock_timeout,
+            script.statement_timeout
+            if script.statement_timeout is not None
+            else self.limits.statement_timeout,
+        )
+
+    def _lost(
+        self, m: Migration, action: str, exc: BaseException, committed: int | None = None
+    ) -> ConnectionLostError:
+        """The server went away mid-run: say what is known, and nothing that is not."""
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        during = f"the rollback of {m.label}" if action == "rollback" else f"migration {m.label}"
+        if m.transactional or action == "rollback":
+            known = (
+                "each migration commits together with its tracking row, so none is half-done; "
+                "whether this one committed is unknown until the server is back"
+            )
+        else:
+            known = (
+                f"{m.label} runs outside a transaction and {committed or 0} of its statements had "
+                "committed; it is recorded as started and not finished"
+            )
+        return ConnectionLostError(
+            f"lost the connection to {self.target_label} during {during} ({reason}); {known}: when the "
+            f"server is back, run 'bilantools status' to see what is applied, then {action} again"
+        )
 
     def _rollback_one(self, m: Migration, statements: list[Statement], durable: bool = True) -> Step:
         assert m.rollback is not None
         started = time.perf_counter()
+        limits = self._limits(m.rollback_limits)
         try:
             self._in_transaction(
-                statements, durable, lambda: history.forget(self.conn, self.actor, m.version, m.checksum)
+                statements,
+                durable,
+                lambda: history.forget(self.conn, self.actor, m.version, m.checksum),
+                limits,
             )
+        except _Lost as lost:
+            raise self._lost(m, "rollback", lost.cause) from None
         except _StatementError as err:
             stmt = statements[err.index]
             line = error_line(stmt, err.cause)
-            reason = server_message(err.cause)
+            reason = self._explain(err.cause, stmt, limits)
             raise MigrationFailed(
                 f"rollback of {m.label} failed at {m.rollback.path.name}:{line}: {reason} "
                 f"(statement: {excerpt(stmt.text)}); its changes were rolled back and the migration "
-                "stays applied: fix the rollback script and run rollback again",
+                f"stays applied: {_fix(err.cause, 'fix the rollback script and run rollback again')}",
                 version=m.version,
                 file=str(m.rollback.path),
                 line=line,
@@ -515,8 +628,11 @@ class Runner:
             ) from None
         return Step(m.version, m.name, "rollback", "rolled back", _ms(started), len(statements))
 
-    def _in_transaction(self, statements: list[Statement], durable: bool, track: Callable[[], None]) -> None:
-        """BEGIN, the statements, the tracking change and COMMIT, sent as one pipeline.
+    def _in_transaction(
+        self, statements: list[Statement], durable: bool, track: Callable[[], None], limits: Limits
+    ) -> None:
+        """BEGIN, the limits, the statements, the tracking change and COMMIT, sent as one
+        pipeline.
 
         One round trip per migration instead of one per statement; the server still runs
         the statements in order and stops at the first error, and the statements before
@@ -527,14 +643,15 @@ class Runner:
         cursors: list[psycopg.Cursor[Any]] = []
         try:
             with _quiet_pipeline_abort(), self.conn.pipeline(), self.conn.transaction():
-                if not durable:
-                    self.conn.execute("SET LOCAL synchronous_commit = off")
+                _set_limits(self.conn, limits, local=True, synchronous_commit=durable)
                 for stmt in statements:
                     cursor = self.conn.cursor()
                     cursor.execute(stmt.text)
                     cursors.append(cursor)
                 track()
         except psycopg.Error as exc:
+            if _is_lost(self.conn):
+                raise _Lost(exc) from None
             done = sum(1 for c in cursors if c.pgresult is not None)
             if done >= len(statements):  # every statement ran: the tracking change failed
                 raise
@@ -549,35 +666,40 @@ class Runner:
         exc: BaseException,
         started: float,
         partial: bool,
+        limits: Limits = DEFAULT_LIMITS,
+        note: str = "",
     ) -> MigrationFailed:
         import psycopg
 
         stmt = statements[index]
         line = error_line(stmt, exc)
-        reason = server_message(exc)
+        reason = self._explain(exc, stmt, limits)
         where = f"{script.path.name}:{line}"
         recorded = (
             f"{reason} at {where} (statement {index + 1} of {len(statements)}: {excerpt(stmt.text, 200)})"
         )
         if partial:
             recorded = f"failed half-way, {index} of {len(statements)} statements committed: {recorded}"
-        note = ""
+        recorded += note
         try:
             history.ensure_tracking(self.conn)
             history.record_failure(
                 self.conn, self.actor, m.version, m.name, m.checksum, _ms(started), recorded, partial
             )
         except (psycopg.Error, RefusedError) as second:
-            note = f" (the failure could not be recorded: {server_message(second)})"
+            note += f" (the failure could not be recorded: {server_message(second)})"
         if partial:
             consequence = (
                 f"it runs outside a transaction and {index} of {len(statements)} statements "
                 "had committed: make the file safe to re-run (IF NOT EXISTS) or finish by hand, "
                 "then run apply again"
             )
+            if _fix(exc, ""):
+                consequence += f"; {_fix(exc, '')}"
         else:
             consequence = (
-                "its changes were rolled back and the failure recorded: fix the file and run apply again"
+                "its changes were rolled back and the failure recorded: "
+                + _fix(exc, "fix the file and run apply again")
             )
         return MigrationFailed(
             f"migration {m.label} failed at {where}: {reason} (statement: {excerpt(stmt.text)}); "
@@ -589,6 +711,21 @@ class Runner:
             server_message=reason,
             partial=partial,
         )
+
+    def _explain(self, exc: BaseException, stmt: Statement, limits: Limits) -> str:
+        """The server's message; for a lock or statement timeout, the limit and who blocked."""
+        reason = server_message(exc)
+        sqlstate = getattr(getattr(exc, "diag", None), "sqlstate", None)
+        if sqlstate == "55P03" and "lock timeout" in reason:
+            from bilantools.db.blocking import describe_blockers
+
+            return (
+                f"{reason} (waited lock_timeout {limits.lock_timeout} for a lock, "
+                f"{describe_blockers(self.conn, stmt.text)})"
+            )
+        if sqlstate == "57014" and "statement timeout" in reason:
+            return f"{reason} (ran longer than statement_timeout {limits.statement_timeout})"
+        return reason
 
     def _dry_run(self, result: RunResult, prepared: list[tuple[Migration, list[Statement]]]) -> RunResult:
         """Run everything inside one transaction and roll it back."""
@@ -631,6 +768,7 @@ class Runner:
         done = 0
         try:
             with self.conn.transaction():
+                _set_limits(self.conn, self._limits(m.limits if action == "apply" else m.rollback_limits))
                 for done, stmt in enumerate(statements):  # noqa: B007
                     self.conn.execute(stmt.text)
                 if action == "apply":
@@ -650,6 +788,55 @@ class Runner:
             )
         verb = "would apply" if action == "apply" else "would roll back"
         return Step(m.version, m.name, action, verb, _ms(started), len(statements))
+
+
+class _Lost(Exception):
+    """The connection broke while a migration ran (server crash, network, termination)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _is_lost(conn: psycopg.Connection) -> bool:
+    return bool(conn.closed or conn.broken)
+
+
+def _set_limits(
+    conn: psycopg.Connection, limits: Limits, local: bool = True, synchronous_commit: bool = True
+) -> None:
+    """One statement setting lock_timeout, statement_timeout and (for all but a run's last
+    migration) synchronous_commit; `local` limits them to the current transaction."""
+    settings = [("lock_timeout", limits.lock_timeout), ("statement_timeout", limits.statement_timeout)]
+    if not synchronous_commit:
+        settings.append(("synchronous_commit", "off"))
+    chosen = [(name, value) for name, value in settings if value is not None]
+    if not chosen:
+        return
+    calls = ", ".join("set_config(%s, %s, %s)" for _ in chosen)
+    params: list[object] = []
+    for name, value in chosen:
+        params.extend((name, value, local))
+    conn.execute(f"SELECT {calls}", params)
+
+
+def _reset_limits(conn: psycopg.Connection) -> None:
+    conn.execute("RESET lock_timeout")
+    conn.execute("RESET statement_timeout")
+
+
+def _fix(exc: BaseException, usual: str) -> str:
+    """What to do next: for a timeout, the limit to raise or the session to end."""
+    sqlstate = getattr(getattr(exc, "diag", None), "sqlstate", None)
+    text = str(exc)
+    if sqlstate == "55P03" and "lock timeout" in text:
+        return (
+            "retry when the blocking session has finished (or end it), or raise the limit with "
+            "--lock-timeout or a '-- lock-timeout:' header"
+        )
+    if sqlstate == "57014" and "statement timeout" in text:
+        return "raise the limit with --statement-timeout or a '-- statement-timeout:' header, then retry"
+    return usual
 
 
 def _limit(

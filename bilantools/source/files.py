@@ -7,8 +7,10 @@ the first error before anything is sent to the server.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import heapq
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,22 +19,24 @@ from pathlib import Path
 
 from bilantools.errors import InputError
 from bilantools.source.findings import Finding
-from bilantools.source.headers import HeaderError, parse_headers
+from bilantools.source.headers import HeaderError, Headers, Limits, parse_headers
 
+# ASCII digits only (\d would take "١٢" or "１２", which int() reads but nobody can type back),
+# and \Z, not $, which would accept a name ending in a newline.
 FILE_NAME = re.compile(
-    r"^(?P<version>\d+)_(?P<slug>[A-Za-z0-9][A-Za-z0-9_-]*?)(?P<rollback>_rollback)?\.sql$"
+    r"^(?P<version>[0-9]+)_(?P<slug>[A-Za-z0-9][A-Za-z0-9_-]*?)(?P<rollback>_rollback)?\.sql\Z"
 )
 NAME_HINT = "name migrations NNN_slug.sql and their rollbacks NNN_slug_rollback.sql"
 
 
 def normalise(raw: bytes) -> str:
-    """Decode UTF-8, drop a byte order mark and turn CRLF/CR into LF.
+    """Decode UTF-8, drop the byte order mark(s) and turn CRLF/CR into LF.
 
+    Every leading BOM goes (an editor that adds one to a file read without noticing the
+    first doubles it), so that normalising normalised text changes nothing.
     Raises UnicodeDecodeError for bytes that are not UTF-8.
     """
-    text = raw.decode("utf-8")
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = raw.decode("utf-8").lstrip("\ufeff")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -58,6 +62,8 @@ class Migration:
     rollback: Script | None
     depends: tuple[str, ...]
     transactional: bool
+    limits: Limits = field(default_factory=Limits)  # from the migration's headers
+    rollback_limits: Limits = field(default_factory=Limits)  # from the rollback script's headers
 
     @property
     def number(self) -> int:
@@ -107,7 +113,7 @@ class MigrationSet:
 
     def find(self, version: str) -> Migration | None:
         """The migration whose number equals `version` ('1' finds '001')."""
-        if not version.isdigit():
+        if not (version.isascii() and version.isdigit()):  # "²".isdigit(), yet int("²") fails
             return None
         number = int(version)
         return next((m for m in self.migrations if m.number == number), None)
@@ -138,14 +144,23 @@ def discover(directory: Path | str) -> MigrationSet:
     found = MigrationSet(directory)
     mains: dict[int, list[tuple[str, str, Script, int]]] = {}
     rollbacks: dict[tuple[int, str], tuple[str, str, Script]] = {}
+    rollback_limits: dict[tuple[int, str], Limits] = {}
     rejected: set[tuple[int, str]] = set()  # migrations with their own finding (unreadable, header)
-    depends_raw: dict[int, tuple[str, ...]] = {}
-    modes: dict[int, bool] = {}
+    headers_of: dict[int, Headers] = {}
 
-    for path in sorted(directory.glob("*.sql")):
-        if not path.is_file():
-            continue
+    # *.sql in any case: a 001_x.SQL made on a case-insensitive file system would otherwise
+    # be skipped without a word on Linux, and its migration never applied.
+    for path in sorted(p for p in directory.iterdir() if p.name.lower().endswith(".sql")):
         match = FILE_NAME.match(path.name)
+        if path.name.startswith(".") and not path.is_file():
+            continue  # an editor's lock link (Emacs: .#001_x.sql -> user@host), not a migration
+        if not path.is_file():
+            # A directory, a dangling link or a link loop named like a migration would be
+            # skipped silently and the migration never applied: say so instead.
+            found.findings.append(_not_a_file(path, directory))
+            if match and not match["rollback"]:
+                rejected.add((int(match["version"]), match["slug"]))
+            continue
         if not match:
             found.findings.append(
                 Finding(
@@ -164,19 +179,20 @@ def discover(directory: Path | str) -> MigrationSet:
             if not match["rollback"]:
                 rejected.add((int(version), slug))
             continue
-        if match["rollback"]:
-            rollbacks[(int(version), slug)] = (version, slug, script)
-            continue
         try:
             headers = parse_headers(script.text)
         except HeaderError as exc:
-            message, _, hint = str(exc).partition("; ")
+            message, _, hint = str(exc).rpartition("; ")  # hints hold no "; ", values may
             found.findings.append(Finding("header", "error", str(path), exc.line, message, hint))
-            rejected.add((int(version), slug))
+            if not match["rollback"]:
+                rejected.add((int(version), slug))
+            continue
+        if match["rollback"]:
+            rollbacks[(int(version), slug)] = (version, slug, script)
+            rollback_limits[(int(version), slug)] = headers.limits
             continue
         mains.setdefault(int(version), []).append((version, slug, script, 0))
-        depends_raw[int(version)] = headers.depends
-        modes[int(version)] = headers.transactional
+        headers_of[int(version)] = headers
 
     if not mains and not found.findings:
         raise InputError(
@@ -242,7 +258,7 @@ def discover(directory: Path | str) -> MigrationSet:
                 )
             )
         deps: list[str] = []
-        for dep in depends_raw[number]:
+        for dep in headers_of[number].depends:
             target = mains.get(int(dep))
             if target is None:
                 found.findings.append(
@@ -268,14 +284,56 @@ def discover(directory: Path | str) -> MigrationSet:
                 )
             else:
                 deps.append(target[0][0])
-        built[number] = Migration(version, slug, script, matching, tuple(deps), modes[number])
+        built[number] = Migration(
+            version,
+            slug,
+            script,
+            matching,
+            tuple(deps),
+            headers_of[number].transactional,
+            headers_of[number].limits,
+            rollback_limits.get((number, slug), Limits()),
+        )
 
     found.migrations = _order(built, found)
     return found
 
 
+def _not_a_file(path: Path, directory: Path) -> Finding:
+    """The finding for a ``*.sql`` entry that is not a readable regular file."""
+    hint = f"move it out of {directory} or rename it so that it does not end in .sql"
+    if path.is_symlink():
+        try:
+            path.stat()
+        except OSError as exc:
+            what = (
+                "is a symbolic link loop"
+                if exc.errno == errno.ELOOP
+                else f"is a symbolic link to {os.readlink(path)}, which does not exist"
+                if exc.errno == errno.ENOENT
+                else f"is a symbolic link that cannot be followed ({exc.strerror})"
+            )
+            hint = "fix or remove the link"
+            return Finding("unreadable", "error", str(path), None, f"{path.name} {what}", hint)
+    what = "is a directory, not a migration file" if path.is_dir() else "is not a regular file"
+    return Finding("unreadable", "error", str(path), None, f"{path.name} {what}", hint)
+
+
 def _read(path: Path, findings: list[Finding]) -> Script | None:
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:  # permissions (not for root), I/O errors, a file gone since the listing
+        findings.append(
+            Finding(
+                "unreadable",
+                "error",
+                str(path),
+                None,
+                f"{path.name} cannot be read ({exc.strerror})",
+                "make it readable by the user running bilantools",
+            )
+        )
+        return None
     try:
         text = normalise(raw)
     except UnicodeDecodeError as exc:
