@@ -1,10 +1,11 @@
 """Status, plan, apply, rollback, baseline, repair and validate against one connection.
 
 Each migration runs with its tracking row in one transaction, statement by statement
-so that a failure names the exact statement and line (as psql would). Every migration
-of a run but the last commits with ``synchronous_commit = off``; the last one (or the
-failure record) commits synchronously, which flushes the WAL of all earlier ones: the
-run is durable when it reports success, without one disk flush per migration.
+so that a failure names the exact statement and line (as psql would). Most migrations
+commit with ``synchronous_commit = off``; a synchronous commit every DURABLE_EVERY
+seconds (and the run's last) flushes the WAL of all earlier ones, and a migration is
+reported done only once flushed: nothing reported is lost by a crash, without one disk
+flush per migration.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ State = Literal["applied", "pending", "failed", "changed", "missing-file"]
 # statement waits for its lock). Per run: --lock-timeout; per script: '-- lock-timeout:'.
 DEFAULT_LOCK_TIMEOUT = "5s"
 DEFAULT_LIMITS = Limits(lock_timeout=DEFAULT_LOCK_TIMEOUT)
+# At most this long between two commits that wait for the disk (see Runner._run_all).
+DURABLE_EVERY = 0.2
 
 
 def run_limits(lock_timeout: str | None, statement_timeout: str | None) -> Limits:
@@ -177,6 +180,7 @@ class Runner:
         self.limits = limits
         self.actor = history.Actor.current()
         self._retrying: set[str] = set()  # failed migrations this run tries again
+        self._unflushed: list[str] = []  # committed, not yet known to be on disk
 
     # -- reading ----------------------------------------------------------------------
     def status(self) -> Status:
@@ -463,13 +467,47 @@ class Runner:
         prepared: list[tuple[Migration, list[Statement]]],
         run_one: Callable[[Migration, list[Statement], bool], Step],
     ) -> RunResult:
-        """Run each prepared script; only the last one of the run commits durably."""
+        """Run each prepared script, reporting each as done only once it is on disk.
+
+        A fast migration commits without waiting for the WAL flush; the next commit that
+        waits (the run's last, a non-transactional migration, or the first one DURABLE_EVERY
+        seconds after the previous flush) makes it and every earlier one durable, and only
+        then are they reported. So a server crash never loses a migration that was reported
+        applied, at the cost of at most a few disk flushes per second.
+        """
+        unreported: list[Progress] = []
+        last_flush = time.monotonic()
         for index, (m, statements) in enumerate(prepared):
             self._report(Progress("start", m, index, len(prepared)))
-            step = run_one(m, statements, index == len(prepared) - 1)
+            durable = (
+                index == len(prepared) - 1
+                or (result.action == "apply" and not m.transactional)
+                or time.monotonic() - last_flush >= DURABLE_EVERY
+            )
+            self._unflushed = [p.migration.label for p in unreported]
+            try:
+                step = run_one(m, statements, durable)
+            except MigrationFailed:
+                if unreported:
+                    self._flush_wal()
+                    self._report_all(unreported)
+                raise
             result.steps.append(step)
-            self._report(Progress("done", m, index, len(prepared), step))
+            unreported.append(Progress("done", m, index, len(prepared), step))
+            if durable:
+                self._report_all(unreported)
+                last_flush = time.monotonic()
         return result
+
+    def _flush_wal(self) -> None:
+        """A committed transaction with an xid waits for the WAL flush of every earlier commit."""
+        with self.conn.transaction():
+            self.conn.execute("SELECT txid_current()")
+
+    def _report_all(self, unreported: list[Progress]) -> None:
+        for progress in unreported:
+            self._report(progress)
+        unreported.clear()
 
     def _report(self, progress: Progress) -> None:
         if self.progress is not None:
@@ -582,21 +620,25 @@ class Runner:
         self, m: Migration, action: str, exc: BaseException, committed: int | None = None
     ) -> ConnectionLostError:
         """The server went away mid-run: say what is known, and nothing that is not."""
-        reason = " ".join(str(exc).split()) or type(exc).__name__
+        reason = " ".join(str(exc).split()).split(" This probably means")[0] or type(exc).__name__
         during = f"the rollback of {m.label}" if action == "rollback" else f"migration {m.label}"
         if m.transactional or action == "rollback":
-            known = (
-                "each migration commits together with its tracking row, so none is half-done; "
-                "whether this one committed is unknown until the server is back"
-            )
+            known = "each migration commits together with its tracking row, so none is half-done"
+            if self._unflushed:
+                known += (
+                    f", but whether {m.label} and the {len(self._unflushed)} before it that were not "
+                    f"reported yet ({', '.join(self._unflushed)}) committed is unknown"
+                )
+            else:
+                known += f", but whether {m.label} committed is unknown"
         else:
             known = (
                 f"{m.label} runs outside a transaction and {committed or 0} of its statements had "
                 "committed; it is recorded as started and not finished"
             )
         return ConnectionLostError(
-            f"lost the connection to {self.target_label} during {during} ({reason}); {known}: when the "
-            f"server is back, run 'bilantools status' to see what is applied, then {action} again"
+            f"lost the connection to {self.target_label} during {during} ({reason}); {known}: once the "
+            f"server is back, 'bilantools status' shows what is applied; then run {action} again"
         )
 
     def _rollback_one(self, m: Migration, statements: list[Statement], durable: bool = True) -> Step:
@@ -859,9 +901,10 @@ def _limit(
 
 @contextmanager
 def _quiet_pipeline_abort() -> Iterator[None]:
-    """psycopg logs "error ignored terminating <Pipeline ...>: pipeline aborted" when a
-    statement of the pipeline failed; the failure itself is reported, the log line is noise."""
-    quiet = _DropMessage("pipeline aborted")
+    """psycopg logs "error ignored terminating <Pipeline ...>: pipeline aborted" (or "the
+    connection is lost") when the pipeline failed; the failure itself is raised and
+    reported in one line, the log lines are noise on stderr."""
+    quiet = _DropMessage("error ignored terminating <psycopg.Pipeline")
     logger = logging.getLogger("psycopg")
     logger.addFilter(quiet)
     try:
@@ -871,12 +914,13 @@ def _quiet_pipeline_abort() -> Iterator[None]:
 
 
 class _DropMessage(logging.Filter):
-    def __init__(self, text: str) -> None:
+    def __init__(self, *texts: str) -> None:
         super().__init__()
-        self.text = text
+        self.texts = texts
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return self.text not in record.getMessage()
+        message = record.getMessage()
+        return not any(text in message for text in self.texts)
 
 
 def _ms(started: float) -> int:

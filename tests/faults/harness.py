@@ -31,7 +31,7 @@ import psycopg
 from bilantools import commands
 from bilantools.db import history
 from bilantools.db.fingerprint import Fingerprint, fingerprint
-from bilantools.db.runner import Progress
+from bilantools.db.history import ensure_tracking
 from bilantools.db.sandbox import Sandbox
 from bilantools.errors import SandboxError
 from bilantools.source.files import discover
@@ -194,31 +194,66 @@ def wait_runner_gone(box: Sandbox, dbname: str, timeout: float = 30) -> None:
             time.sleep(0.02)
 
 
-def wait_runner_connected(box: Sandbox, dbname: str, run: CliRun, timeout: float = 30) -> bool:
-    """Wait until the CLI has a session on `dbname`; False if it ended first."""
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(box.url("postgres"), autocommit=True) as conn:
-        while run.proc.poll() is None:
-            row = conn.execute(
-                f"SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND {RUNNER_SESSIONS}",
-                (dbname,),
-            ).fetchone()
-            if row is not None and row[0] > 0:
-                return True
+class Watch:
+    """A session of the test's own on the database a CLI run changes: how far the run has
+    committed (success rows of schema_migrations, whatever the CLI has printed yet), and
+    what the runner's session is doing. Fault moments are chosen from this."""
+
+    def __init__(self, url: str, rollback_from: int | None = None) -> None:
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.rollback_from = rollback_from  # progress counts rolled back versions from here
+        self._tracked = False
+
+    def committed(self) -> int:
+        if not self._tracked:
+            row = self.conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+            self._tracked = bool(row and row[0])
+            if not self._tracked:
+                return 0
+        row = self.conn.execute("SELECT count(*) FROM schema_migrations WHERE success").fetchone()
+        return int(row[0]) if row else 0
+
+    def progress(self) -> int:
+        """Migrations applied (or, for a rollback, rolled back) and committed so far."""
+        done = self.committed()
+        return done if self.rollback_from is None else self.rollback_from - done
+
+    def runner_sessions(self) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            f" AND pid <> pg_backend_pid() AND {RUNNER_SESSIONS}"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def in_write_transaction(self) -> bool:
+        """Whether the runner's session is inside a transaction that has written something."""
+        row = self.conn.execute(
+            "SELECT coalesce(bool_or(backend_xid IS NOT NULL), false) FROM pg_stat_activity"
+            f" WHERE datname = current_database() AND pid <> pg_backend_pid() AND {RUNNER_SESSIONS}"
+        ).fetchone()
+        return bool(row and row[0])
+
+    def wait_connected(self, run: CliRun, timeout: float = 60) -> bool:
+        """Wait until the CLI has a session on the database; False if it ended first."""
+        return self._wait(run, lambda: self.runner_sessions() > 0, timeout, "a session")
+
+    def wait_progress(self, run: CliRun, at_least: int, timeout: float = 60) -> bool:
+        """Wait until `at_least` migrations are committed; False if the run ended first."""
+        return self._wait(run, lambda: self.progress() >= at_least, timeout, f"{at_least} committed")
+
+    def _wait(self, run: CliRun, done: Callable[[], bool], timeout: float, what: str) -> bool:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if run.proc.poll() is not None:
+                return done()
             if time.monotonic() > deadline:
-                raise AssertionError(f"{run} has no session on {dbname} after {timeout}s: {run.err}")
-            time.sleep(0.005)
-    return False
+                raise AssertionError(f"{run}: not {what} after {timeout:g}s: {run.err}")
+            time.sleep(0.002)
+        return True
 
-
-def runner_in_write_transaction(monitor: psycopg.Connection, dbname: str) -> bool:
-    """Whether the runner's session is inside a transaction that has written something."""
-    row = monitor.execute(
-        f"SELECT coalesce(bool_or(backend_xid IS NOT NULL), false) FROM pg_stat_activity"
-        f" WHERE datname = %s AND {RUNNER_SESSIONS}",
-        (dbname,),
-    ).fetchone()
-    return bool(row and row[0])
+    def close(self) -> None:
+        with suppress(psycopg.Error):
+            self.conn.close()
 
 
 @dataclass
@@ -251,14 +286,15 @@ def build_references(box: Sandbox, directory: Path, empty_template: str | None =
     name = f"ref_{uuid.uuid4().hex[:12]}"
     url = box.new_db(name, template=empty_template)
     references: list[Fingerprint] = []
+    applied: list[str] = []
     with psycopg.connect(url, autocommit=True) as monitor:
-
-        def take(progress: Progress) -> None:
-            if progress.event == "done" or progress.index == 0:  # start of the first, then each done
-                references.append(fingerprint(monitor))
-
-        result = commands.apply(url, directory, backup=False, progress=take)
-    assert [s.version for s in result.steps] == versions, result.steps
+        ensure_tracking(monitor)
+        references.append(fingerprint(monitor))
+        for _ in versions:  # one migration at a time: a run reports steps only once durable
+            result = commands.apply(url, directory, step=1, backup=False)
+            applied.extend(s.version for s in result.steps)
+            references.append(fingerprint(monitor))
+    assert applied == versions, applied
     assert len(references) == len(versions) + 1
     corpus = Corpus(directory, versions, references, name)
     _CORPORA[key] = corpus
@@ -266,21 +302,35 @@ def build_references(box: Sandbox, directory: Path, empty_template: str | None =
 
 
 def calibrate(box: Sandbox, corpus: Corpus, action: str, home: Path) -> list[float]:
-    """One uninterrupted CLI run (`apply`, or `rollback --to 0` from the full state): the
-    seconds from the start to the first step line, then between step lines. Kill and crash
-    moments are drawn within these gaps (timings choose moments, nothing asserts them)."""
+    """One uninterrupted CLI run (`apply`, or `rollback --to 0` from the full state), watched
+    from a session of the test's own: gaps[0] is the time from the runner's connection to
+    the first committed migration, gaps[m] the time from the m-th to the next. Fault moments
+    are drawn within these gaps (timings choose moments, nothing asserts them)."""
     if action in corpus.step_gaps:
         return corpus.step_gaps[action]
     template = corpus.template if action == "rollback" else None
     args = ["apply", "--yes"] if action == "apply" else ["rollback", "--to", "0", "--yes"]
     with scratch_db(box, template, "cal") as (_, url):
+        watch = Watch(url, corpus.n if action == "rollback" else None)
         run = CliRun(url, corpus.directory, *args, home=home)
+        reached: dict[int, float] = {}
         with running(run):
+            try:
+                assert watch.wait_connected(run), run.err
+                reached[0] = time.monotonic()
+                while run.proc.poll() is None and len(reached) <= corpus.n:
+                    now, done = time.monotonic(), watch.progress()
+                    for m in range(done + 1):
+                        reached.setdefault(m, now)
+                    time.sleep(0.002)
+            finally:
+                watch.close()
             code = run.finish()
         assert code == 0, (run.out, run.err)
         assert run.steps == corpus.n, run.out
-    times = [0.0, *run.step_times]
-    gaps = [b - a for a, b in itertools.pairwise(times)]
+    last = max(reached.values())
+    times = [reached.get(m, last) for m in range(corpus.n + 1)]
+    gaps = [max(b - a, 0.005) for a, b in itertools.pairwise(times)]
     corpus.step_gaps[action] = gaps
     return gaps
 

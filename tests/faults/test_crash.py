@@ -169,7 +169,15 @@ def test_after_each_crash_the_database_is_consistent_and_apply_resumes(crashes: 
     """The checks run in the `crashes` fixture, after each restart: fingerprint = reference k,
     tracking = exactly the first k, same URL, and a following apply completes."""
     assert len(crashes) == CRASHES
-    assert all(0 <= c.k <= len(c.printed) + 1 for c in crashes), [(c.context, c.k) for c in crashes]
+    # At most the migrations up to the one the error names had committed (the ones after
+    # it never started); the printed ones are covered by the test below.
+    assert all(c.k <= in_flight(c) for c in crashes), [(c.context, c.k, c.err[-1:]) for c in crashes]
+
+
+def in_flight(crash: Crash) -> int:
+    """1 + the position of the migration the error names (0 when it names none)."""
+    named = re.search(r"during (?:migration|the rollback of) (\d+)_", crash.err[-1] if crash.err else "")
+    return int(named[1]) if named else 0
 
 
 def test_the_cli_names_the_lost_connection_in_one_line(crashes: list[Crash]) -> None:
