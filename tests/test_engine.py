@@ -289,6 +289,8 @@ def test_unreachable_and_missing_database(db_url: str, basic: Path, server: obje
 
 
 def test_progress_hook_sees_each_migration(db_url: str, basic: Path) -> None:
+    """Each migration starts, then is reported done once its commit is on disk: fast ones
+    are reported together at the next synchronous commit (here the run's last)."""
     seen: list[tuple[str, str, int, int, str | None]] = []
     commands.apply(
         db_url,
@@ -299,9 +301,27 @@ def test_progress_hook_sees_each_migration(db_url: str, basic: Path) -> None:
     )
     assert seen == [
         ("start", "001", 0, 3, None),
-        ("done", "001", 0, 3, "applied"),
         ("start", "002", 1, 3, None),
-        ("done", "002", 1, 3, "applied"),
         ("start", "003", 2, 3, None),
+        ("done", "001", 0, 3, "applied"),
+        ("done", "002", 1, 3, "applied"),
         ("done", "003", 2, 3, "applied"),
+    ]
+
+
+def test_a_slow_migration_is_reported_as_soon_as_it_is_durable(db_url: str, basic: Path) -> None:
+    """Past DURABLE_EVERY seconds since the last flush a migration commits synchronously,
+    so a run of slow migrations streams one line per migration."""
+    for name in ("001_create_people", "002_add_email"):
+        path = basic / f"{name}.sql"
+        path.write_text(path.read_text() + "SELECT pg_sleep(0.25);\n")
+    seen: list[tuple[str, str]] = []
+    commands.apply(db_url, basic, progress=lambda p: seen.append((p.event, p.migration.version)))
+    assert seen == [
+        ("start", "001"),
+        ("start", "002"),
+        ("done", "001"),
+        ("done", "002"),
+        ("start", "003"),
+        ("done", "003"),
     ]
