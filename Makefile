@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PG15   ?= /usr/lib/postgresql/15/bin
 
-.PHONY: demo test lint typecheck pytest pytest-pg15 pytest-notebooks bench lab clean-sandbox
+.PHONY: demo test lint typecheck pytest pytest-pg15 pytest-notebooks faults bench lab clean-sandbox
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ pytest-pg15: $(VENV)/.installed-dev
 	else \
 		echo "PostgreSQL 15 binaries not found in $(PG15): PG15 pass not run"; \
 	fi
+
+# The fault suite at full scale (make test runs it at the fast scale): concurrency, killed
+# runners, server crashes, blocking, bad input, properties, secrets, privileges, injection.
+# It prints the figures the README's reliability section quotes.
+faults: $(VENV)/.installed-dev
+	BILANTOOLS_FAULTS=full $(BIN)/pytest tests/faults -p no:cacheprovider -q
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/apply_overhead.py
