@@ -220,3 +220,29 @@ def test_non_transactional_migration_times_out_and_says_half_way(
     left = "public.people_email_idx an earlier attempt left"
     assert detail == (f"started; dropped the invalid index(es) {left}",)
     figures.add("blocking: lock timeouts provoked")
+
+
+def test_production_queries_queue_only_until_the_lock_timeout(
+    db_url: str, conn: psycopg.Connection, basic: Path, figures: Figures
+) -> None:
+    """The reason for the limit: a waiting ALTER TABLE makes every later query on the table
+    queue behind it. With the limit, a reader that arrives while the migration waits is
+    served as soon as the migration gives up, while the blocker is still open."""
+    commands.apply(db_url, basic)
+    with_migration(basic, "004_add_nickname", ADD_COLUMN)
+    served: list[object] = []
+
+    def production_reader() -> None:
+        with psycopg.connect(db_url, autocommit=True, application_name="production") as reader:
+            served.append(reader.execute("SELECT count(*) FROM people").fetchone())
+
+    with holding(db_url, "BEGIN; SELECT count(*) FROM people"):
+        reader = threading.Thread(target=production_reader)
+        timer = threading.Timer(0.3, reader.start)  # arrives while the ALTER waits
+        timer.start()
+        with pytest.raises(MigrationFailed):
+            commands.apply(db_url, basic, lock_timeout="1s")
+        timer.join()
+        reader.join(timeout=10)
+        assert served == [(2,)]  # served while the blocker still holds its lock
+    figures.add("blocking: lock timeouts provoked")
