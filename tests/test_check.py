@@ -1046,11 +1046,16 @@ def test_plan_sql_on_a_fresh_database(cli: Any, db_url: str) -> None:
     assert head == f"-- bilantools apply on {db_url}: 29 migration(s)"
     names, blocks = parts[0::2], [b.splitlines() for b in parts[1::2]]
     assert names == sorted(p.name for p in migrations.glob("[0-9]*.sql") if "_rollback" not in p.name)
-    flush = "SET LOCAL synchronous_commit = off;  -- the run's last commit flushes"
+    flush = (
+        "SET LOCAL synchronous_commit = off;  -- except one commit every 0.2 s, "
+        "which flushes the earlier ones"
+    )
+    limit = "SET LOCAL lock_timeout = '5s';"
     for index, (name, block) in enumerate(zip(names, blocks, strict=True)):
         last = index == len(blocks) - 1
         assert block[0] == "BEGIN;"
-        assert (block[1] == flush) != last
+        assert block[1] == limit
+        assert (block[2] == flush) != last
         assert block[-1] == "COMMIT;"
         assert block[-2].startswith(f"SELECT record_migration('{name[:3]}', '{name[4:-4]}', ")
         assert (
@@ -1058,7 +1063,7 @@ def test_plan_sql_on_a_fresh_database(cli: Any, db_url: str) -> None:
             and block.count("COMMIT;") == 1
             and block.count(flush) == (0 if last else 1)
         )
-        statements = "\n".join(block[1 if last else 2 : -2])
+        statements = "\n".join(block[2 if last else 3 : -2])
         assert statements.endswith(";") and statements.splitlines()[0] in (migrations / name).read_text()
     assert r.out.count(flush) == 28
     assert "CREATE OR REPLACE FUNCTION set_updated_at()" in "\n".join(blocks[0])

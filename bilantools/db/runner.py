@@ -270,12 +270,30 @@ class Runner:
         for index, m in enumerate(todo):
             statements = self._prepare(m.script, m.transactional)
             lines.append(f"\n-- {m.path.name} (checksum {m.checksum[:12]})")
+            limits = self._limits(m.limits)
+            settings = [
+                f"SET{' LOCAL' if m.transactional else ''} {name} = '{value}';"
+                for name, value in (
+                    ("lock_timeout", limits.lock_timeout),
+                    ("statement_timeout", limits.statement_timeout),
+                )
+                if value is not None
+            ]
             if m.transactional:
                 lines.append("BEGIN;")
+                lines.extend(settings)
                 if index < len(todo) - 1:
-                    lines.append("SET LOCAL synchronous_commit = off;  -- the run's last commit flushes")
+                    lines.append(
+                        "SET LOCAL synchronous_commit = off;  -- except one commit every "
+                        f"{DURABLE_EVERY:g} s, which flushes the earlier ones"
+                    )
             else:
                 lines.append("-- transaction: off: each statement commits on its own")
+                lines.append(
+                    f"SELECT record_migration_failure('{m.version}', '{m.name}', 'interrupted: started "
+                    "...');  -- until it finishes, with a 'started' event"
+                )
+                lines.extend(settings)
             lines.extend(f"{s.text};" for s in statements)
             lines.append(
                 f"SELECT record_migration('{m.version}', '{m.name}', '{m.checksum}', current_user, "
