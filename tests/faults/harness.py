@@ -31,7 +31,7 @@ import psycopg
 from bilantools import commands
 from bilantools.db import history
 from bilantools.db.fingerprint import Fingerprint, fingerprint
-from bilantools.db.history import ensure_tracking
+from bilantools.db.runner import Progress
 from bilantools.db.sandbox import Sandbox
 from bilantools.errors import SandboxError
 from bilantools.source.files import discover
@@ -101,19 +101,6 @@ class CliRun:
     def step_versions(self) -> list[str]:
         with self._changed:
             return [m[1] for line in self.out if (m := STEP_LINE.match(line))]
-
-    def wait_steps(self, count: int, timeout: float) -> bool:
-        """Wait until `count` step lines are printed; False when the output ended first."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self.step_times) < count:
-                if self._open == 0:
-                    return False
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"{self}: no {count} step lines after {timeout:g}s: {self.out}")
-                self._changed.wait(left)
-        return True
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -264,7 +251,7 @@ class Corpus:
     versions: list[str]
     references: list[Fingerprint]
     template: str  # a database with every migration applied (the state to roll back from)
-    step_gaps: dict[str, list[float]] = field(default_factory=dict)  # per CLI action, see calibrate
+    timings: dict[str, Timing] = field(default_factory=dict)  # per CLI action, see calibrate
 
     @property
     def n(self) -> int:
@@ -275,8 +262,9 @@ _CORPORA: dict[tuple[str, str], Corpus] = {}
 
 
 def build_references(box: Sandbox, directory: Path, empty_template: str | None = None) -> Corpus:
-    """Apply `directory` once in-process on a fresh database, fingerprinting (from another
-    session) the tracked empty database and the state after each committed migration.
+    """Apply `directory` once in-process on a fresh database and fingerprint it, from a
+    session of the test's own, as each migration starts (every earlier one has committed:
+    the hook checks it, whenever the run reports them done) and once the run is over.
     The database is kept, fully applied, as the template of rollback rounds. Cached per
     server and directory."""
     key = (str(box.home), str(directory))
@@ -286,28 +274,43 @@ def build_references(box: Sandbox, directory: Path, empty_template: str | None =
     name = f"ref_{uuid.uuid4().hex[:12]}"
     url = box.new_db(name, template=empty_template)
     references: list[Fingerprint] = []
-    applied: list[str] = []
-    with psycopg.connect(url, autocommit=True) as monitor:
-        ensure_tracking(monitor)
-        references.append(fingerprint(monitor))
-        for _ in versions:  # one migration at a time: a run reports steps only once durable
-            result = commands.apply(url, directory, step=1, backup=False)
-            applied.extend(s.version for s in result.steps)
-            references.append(fingerprint(monitor))
-    assert applied == versions, applied
+    watch = Watch(url)
+    try:
+
+        def take(progress: Progress) -> None:
+            if progress.event == "start":
+                committed = watch.committed()
+                assert committed == progress.index, f"{committed} committed as {progress.index + 1} starts"
+                references.append(fingerprint(watch.conn))
+
+        result = commands.apply(url, directory, backup=False, progress=take)
+        assert watch.committed() == len(versions)
+        references.append(fingerprint(watch.conn))
+    finally:
+        watch.close()
+    assert [s.version for s in result.steps] == versions, result.steps
     assert len(references) == len(versions) + 1
     corpus = Corpus(directory, versions, references, name)
     _CORPORA[key] = corpus
     return corpus
 
 
-def calibrate(box: Sandbox, corpus: Corpus, action: str, home: Path) -> list[float]:
+@dataclass(frozen=True)
+class Timing:
+    """How an uninterrupted run went: seconds from the start of the process to the runner's
+    connection, then from the connection to the first committed migration (gaps[0]) and
+    from each committed migration to the next (gaps[m])."""
+
+    startup: float
+    gaps: list[float]
+
+
+def calibrate(box: Sandbox, corpus: Corpus, action: str, home: Path) -> Timing:
     """One uninterrupted CLI run (`apply`, or `rollback --to 0` from the full state), watched
-    from a session of the test's own: gaps[0] is the time from the runner's connection to
-    the first committed migration, gaps[m] the time from the m-th to the next. Fault moments
-    are drawn within these gaps (timings choose moments, nothing asserts them)."""
-    if action in corpus.step_gaps:
-        return corpus.step_gaps[action]
+    from a session of the test's own. Fault moments are drawn within its timings (timings
+    choose moments, nothing asserts them)."""
+    if action in corpus.timings:
+        return corpus.timings[action]
     template = corpus.template if action == "rollback" else None
     args = ["apply", "--yes"] if action == "apply" else ["rollback", "--to", "0", "--yes"]
     with scratch_db(box, template, "cal") as (_, url):
@@ -317,22 +320,25 @@ def calibrate(box: Sandbox, corpus: Corpus, action: str, home: Path) -> list[flo
         with running(run):
             try:
                 assert watch.wait_connected(run), run.err
-                reached[0] = time.monotonic()
-                while run.proc.poll() is None and len(reached) <= corpus.n:
+                connected = time.monotonic()
+                while len(reached) <= corpus.n:
+                    ended = run.proc.poll() is not None
                     now, done = time.monotonic(), watch.progress()
                     for m in range(done + 1):
                         reached.setdefault(m, now)
+                    if ended:
+                        break
                     time.sleep(0.002)
             finally:
                 watch.close()
             code = run.finish()
         assert code == 0, (run.out, run.err)
-        assert run.steps == corpus.n, run.out
-    last = max(reached.values())
-    times = [reached.get(m, last) for m in range(corpus.n + 1)]
+        assert run.steps == corpus.n and len(reached) == corpus.n + 1, (run.out, reached)
+    times = [connected, *(reached[m] for m in range(1, corpus.n + 1))]
     gaps = [max(b - a, 0.005) for a, b in itertools.pairwise(times)]
-    corpus.step_gaps[action] = gaps
-    return gaps
+    timing = Timing(connected - run.started, gaps)
+    corpus.timings[action] = timing
+    return timing
 
 
 def tracking_rows(conn: psycopg.Connection) -> list[tuple[str, bool]]:

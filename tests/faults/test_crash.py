@@ -33,6 +33,7 @@ from tests.faults.harness import (
     MIGRATIONS,
     CliRun,
     Corpus,
+    Watch,
     assert_complete,
     build_references,
     calibrate,
@@ -41,7 +42,6 @@ from tests.faults.harness import (
     scratch_db,
     seeded,
     settled,
-    wait_runner_connected,
 )
 
 CRASHES = scale(3, 10)
@@ -112,22 +112,25 @@ def crashes(crash_server: Sandbox, corpus: Corpus, figures: Figures) -> list[Cra
     said, and what it had printed, are kept for the tests below."""
     seed, tag = seeded("server crash")
     rng = random.Random(seed)
-    gaps = corpus.step_gaps["apply"]
+    timing = corpus.timings["apply"]
     found: list[Crash] = []
     attempts = 0
     while len(found) < CRASHES:
         attempts += 1
         assert attempts <= 3 * CRASHES, tag(f"only {len(found)} crashes landed in {attempts} attempts")
-        # one crash in four soon after the runner connected, the others after a random step
+        # one crash in four before the first commit, the others after a random one
         after = 0 if len(found) % 4 == 0 else rng.randrange(1, corpus.n)
-        delay = rng.uniform(0, gaps[after] / 2 if after == 0 else gaps[after])
+        delay = rng.uniform(0, timing.gaps[after])
         with scratch_db(crash_server, EMPTY, "crash") as (name, url):
+            watch = Watch(url)
             run = CliRun(url, MIGRATIONS, "apply", "--yes", home=crash_server.home)
             with running(run):
-                if after == 0:
-                    wait_runner_connected(crash_server, name, run)
-                run.wait_steps(after, timeout=60)
-                time.sleep(delay)
+                try:
+                    reached = watch.wait_connected(run) and watch.wait_progress(run, after)
+                finally:
+                    watch.close()
+                if reached:
+                    time.sleep(delay)
                 if run.proc.poll() is not None:
                     code = run.finish(timeout=60)
                     assert code == 0, tag(f"{run} failed before the crash (exit {code}): {run.err}")
@@ -135,7 +138,7 @@ def crashes(crash_server: Sandbox, corpus: Corpus, figures: Figures) -> list[Cra
                     continue
                 immediate_stop(crash_server)
                 code = run.finish(timeout=60)
-            context = tag(f"server stopped {delay:.3f}s after step line {after} (printed {run.steps})")
+            context = tag(f"server stopped {delay:.3f}s after {after} committed (printed {run.steps})")
             crash_server.start()
             assert crash_server.url(name) == url, f"{context}: the restarted server has another URL"
             if code == 0:

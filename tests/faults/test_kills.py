@@ -24,6 +24,9 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import psycopg
 import pytest
@@ -37,10 +40,11 @@ from tests.faults.harness import (
     MIGRATIONS,
     CliRun,
     Corpus,
+    Timing,
+    Watch,
     assert_complete,
     build_references,
     calibrate,
-    runner_in_write_transaction,
     running,
     scratch_db,
     seeded,
@@ -125,17 +129,46 @@ def synthetic(server: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Corp
     return corpus
 
 
-def kill_at(server: Sandbox, dbname: str, run: CliRun, after_steps: int, delay: float) -> tuple[bool, bool]:
-    """Wait for `after_steps` step lines, sleep `delay`, SIGKILL. Returns (the kill landed
-    in a live run, the runner's session was inside a write transaction just before)."""
-    if not run.wait_steps(after_steps, timeout=60):
+@dataclass(frozen=True)
+class Moment:
+    """When to kill: `delay` seconds after the start of the process (`from_start`), or after
+    the run has committed `after` migrations (seen from a session of the test's own)."""
+
+    after: int
+    delay: float
+    from_start: bool = False
+
+    def __str__(self) -> str:
+        if self.from_start:
+            return f"killed {self.delay:.3f}s after the process started"
+        return f"killed {self.delay:.3f}s after {self.after} migration(s) committed"
+
+
+def choose(rng: random.Random, timing: Timing, after: int) -> Moment:
+    """A random moment within what the calibration run took after `after` commits; half
+    the moments before the first commit count from the start of the process instead (they
+    land in Python's start-up, the checks, the lock, the tracking set-up or migration 1)."""
+    if after == 0 and rng.random() < 0.5:
+        return Moment(0, rng.uniform(0, timing.startup + timing.gaps[0]), from_start=True)
+    return Moment(after, rng.uniform(0, timing.gaps[after]))
+
+
+def kill_at(server: Sandbox, dbname: str, watch: Watch, run: CliRun, moment: Moment) -> tuple[bool, bool]:
+    """SIGKILL the run at `moment`. Returns (the kill landed in a live run, the runner's
+    session was inside a write transaction just before the signal)."""
+    if moment.from_start:
+        time.sleep(max(0.0, run.started + moment.delay - time.monotonic()))
+        reached = run.proc.poll() is None
+    else:
+        reached = watch.wait_connected(run) and watch.wait_progress(run, moment.after)
+        if reached:
+            time.sleep(moment.delay)
+    if not reached or run.proc.poll() is not None:
         code = run.finish(timeout=60)
         assert code == 0, f"{run} failed before the kill (exit {code}): {run.err}"
         return False, False
-    time.sleep(delay)
-    with psycopg.connect(server.url("postgres"), autocommit=True) as monitor:
-        in_transaction = runner_in_write_transaction(monitor, dbname)
-        run.kill()
+    in_transaction = watch.in_write_transaction()
+    run.kill()
     code = run.finish(timeout=60)
     if code == 0:  # it finished between the last look and the signal
         return False, False
@@ -153,40 +186,54 @@ def resume(server: Sandbox, url: str, corpus: Corpus, context: str) -> None:
     assert_complete(url, corpus, f"{context}, after the resuming apply")
 
 
-def moment(rng: random.Random, gaps: list[float], after: int) -> float:
-    """A delay within the gap a calibration run measured after step line `after`."""
-    return rng.uniform(0, gaps[after])
+@contextmanager
+def killed(
+    server: Sandbox, corpus: Corpus, template: str, args: list[str], moment: Moment, figures: Figures
+) -> Iterator[tuple[str, CliRun, bool] | None]:
+    """A fresh copy of `template`, `bilantools ARGS` run on it and SIGKILLed at `moment`.
+    Yields (URL, the run, whether it was inside a write transaction), or None when the run
+    finished before the kill. The database is dropped afterwards."""
+    rollback_from = corpus.n if args[0] == "rollback" else None
+    with scratch_db(server, template, "kill") as (name, url):
+        watch = Watch(url, rollback_from)
+        run = CliRun(url, corpus.directory, *args, home=server.home)
+        try:
+            with running(run):
+                landed, in_transaction = kill_at(server, name, watch, run, moment)
+        finally:
+            watch.close()
+        if not landed:
+            figures.add("kills: missed (the run finished first)")
+            yield None
+            return
+        if in_transaction:
+            figures.add("kills: the runner's session was inside a write transaction")
+        yield url, run, in_transaction
+        resume(server, url, corpus, f"{run} {moment}")
+        figures.add("kills: resumed by a following apply")
 
 
 def test_kill_apply_real_migrations(server: Sandbox, real: Corpus, figures: Figures) -> None:
     seed, tag = seeded("kill apply")
     rng = random.Random(seed)
-    gaps = real.step_gaps["apply"]
+    timing = real.timings["apply"]
     classes: Counter[str] = Counter()
     kills = attempts = 0
     while kills < APPLY_KILLS:
         attempts += 1
         assert attempts <= 3 * APPLY_KILLS, tag(f"only {kills} kills landed in {attempts} attempts")
         # one kill in five aims before or at the first migration, the others at any later one
-        after = 0 if kills % 5 == 0 else rng.randrange(1, real.n)
-        delay = moment(rng, gaps, after)
-        with scratch_db(server, TEMPLATE, "kill") as (name, url):
-            run = CliRun(url, real.directory, "apply", "--yes", home=server.home)
-            with running(run):
-                landed, in_transaction = kill_at(server, name, run, after, delay)
-            if not landed:
-                figures.add("kills: missed (the run finished first)")
+        moment = choose(rng, timing, 0 if kills % 5 == 0 else rng.randrange(1, real.n))
+        with killed(server, real, TEMPLATE, ["apply", "--yes"], moment, figures) as found:
+            if found is None:
                 continue
-            context = tag(f"apply killed {delay:.3f}s after step line {after} (printed {run.steps})")
+            url, run, _ = found
+            context = tag(f"apply {moment} (printed {run.steps})")
             k = settled(url, real, context)
-            assert k >= run.steps, tag(f"{context}: {run.steps} printed as applied but only {k} are")
+            assert k >= run.steps, f"{context}: {run.steps} printed as applied but only {k} are"
             where = BEFORE_FIRST if k == 0 else AFTER_LAST if k == real.n else BETWEEN
             classes[where] += 1
             figures.add(f"kills: apply (29 migrations), {where}")
-            if in_transaction:
-                figures.add("kills: the runner's session was inside a write transaction")
-            resume(server, url, real, context)
-            figures.add("kills: resumed by a following apply")
             kills += 1
     figures.add("kills: total", kills)
     if FULL:
@@ -197,31 +244,24 @@ def test_kill_apply_real_migrations(server: Sandbox, real: Corpus, figures: Figu
 def test_kill_rollback_real_migrations(server: Sandbox, real: Corpus, figures: Figures) -> None:
     seed, tag = seeded("kill rollback")
     rng = random.Random(seed)
-    gaps = real.step_gaps["rollback"]
+    timing = real.timings["rollback"]
     classes: Counter[str] = Counter()
     kills = attempts = 0
     while kills < ROLLBACK_KILLS:
         attempts += 1
         assert attempts <= 3 * ROLLBACK_KILLS, tag(f"only {kills} kills landed in {attempts} attempts")
-        after = 0 if kills % 6 == 0 else rng.randrange(1, real.n)
-        delay = moment(rng, gaps, after)
-        with scratch_db(server, real.template, "kill") as (name, url):
-            run = CliRun(url, real.directory, "rollback", "--to", "0", "--yes", home=server.home)
-            with running(run):
-                landed, in_transaction = kill_at(server, name, run, after, delay)
-            if not landed:
-                figures.add("kills: missed (the run finished first)")
+        moment = choose(rng, timing, 0 if kills % 6 == 0 else rng.randrange(1, real.n))
+        args = ["rollback", "--to", "0", "--yes"]
+        with killed(server, real, real.template, args, moment, figures) as found:
+            if found is None:
                 continue
-            context = tag(f"rollback killed {delay:.3f}s after step line {after} (printed {run.steps})")
+            url, run, _ = found
+            context = tag(f"rollback {moment} (printed {run.steps})")
             k = settled(url, real, context)
-            assert k <= real.n - run.steps, tag(f"{context}: {run.steps} printed as rolled back, {k} left")
+            assert k <= real.n - run.steps, f"{context}: {run.steps} printed as rolled back, {k} left"
             key = "before" if k == real.n else "after" if k == 0 else "between"
             classes[key] += 1
             figures.add(f"kills: rollback (29 migrations), {ROLLBACK_CLASSES[key]}")
-            if in_transaction:
-                figures.add("kills: the runner's session was inside a write transaction")
-            resume(server, url, real, context)
-            figures.add("kills: resumed by a following apply")
             kills += 1
     figures.add("kills: total", kills)
     if FULL:
@@ -231,7 +271,7 @@ def test_kill_rollback_real_migrations(server: Sandbox, real: Corpus, figures: F
 def test_kill_inside_transaction_off_migration(server: Sandbox, synthetic: Corpus, figures: Figures) -> None:
     seed, tag = seeded("kill transaction: off")
     rng = random.Random(seed)
-    gaps = synthetic.step_gaps["apply"]
+    timing = synthetic.timings["apply"]
     position = synthetic.versions.index(NON_TRANSACTIONAL)
     classes: Counter[str] = Counter()
     kills = attempts = 0
@@ -239,41 +279,32 @@ def test_kill_inside_transaction_off_migration(server: Sandbox, synthetic: Corpu
         attempts += 1
         assert attempts <= 3 * TXOFF_KILLS, tag(f"only {kills} kills landed in {attempts} attempts")
         # every other kill aims inside the `transaction: off` migration, the rest anywhere
-        after = position if kills % 2 == 0 else rng.randrange(0, synthetic.n)
-        delay = moment(rng, gaps, after)
-        with scratch_db(server, TEMPLATE, "kill") as (name, url):
-            run = CliRun(url, synthetic.directory, "apply", "--yes", home=server.home)
-            with running(run):
-                landed, in_transaction = kill_at(server, name, run, after, delay)
-            if not landed:
-                figures.add("kills: missed (the run finished first)")
+        moment = choose(rng, timing, position if kills % 2 == 0 else rng.randrange(0, synthetic.n))
+        with killed(server, synthetic, TEMPLATE, ["apply", "--yes"], moment, figures) as found:
+            if found is None:
                 continue
-            context = tag(f"apply killed {delay:.3f}s after step line {after} (printed {run.steps})")
+            url, run, _ = found
+            context = tag(f"apply {moment} (printed {run.steps})")
             status = commands.status(url, synthetic.directory)
             states = {m.version: m for m in status.migrations}
             interrupted = states[NON_TRANSACTIONAL]
             if interrupted.state == "failed":
-                assert interrupted.partial, tag(f"{context}: {NON_TRANSACTIONAL} failed but not half-way")
+                assert interrupted.partial, f"{context}: {NON_TRANSACTIONAL} failed but not half-way"
                 with psycopg.connect(url, autocommit=True) as conn:
                     rows = tracking_rows(conn)
                 expected = [(v, True) for v in synthetic.versions[:position]] + [(NON_TRANSACTIONAL, False)]
-                assert rows == expected, tag(f"{context}: tracking rows {rows}, expected {expected}")
-                assert [states[v].state for v in synthetic.versions[position + 1 :]] == ["pending"], tag(
-                    f"{context}: {status.migrations}"
-                )
+                assert rows == expected, f"{context}: tracking rows {rows}, expected {expected}"
+                later = [states[v].state for v in synthetic.versions[position + 1 :]]
+                assert later == ["pending"], f"{context}: {status.migrations}"
                 where = PARTIAL
             else:
                 # no trace of 003: it must not have started (its first statement creates
                 # `audit`, which `settled` would find in a schema tracked as k <= 2)
                 k = settled(url, synthetic, context)
-                assert k >= run.steps, tag(f"{context}: {run.steps} printed as applied but only {k} are")
+                assert k >= run.steps, f"{context}: {run.steps} printed as applied but only {k} are"
                 where = BEFORE_FIRST if k == 0 else AFTER_LAST if k == synthetic.n else BETWEEN
             classes[where] += 1
             figures.add(f"kills: transaction: off corpus, {where}")
-            if in_transaction:
-                figures.add("kills: the runner's session was inside a write transaction")
-            resume(server, url, synthetic, context)
-            figures.add("kills: resumed by a following apply")
             kills += 1
     figures.add("kills: total", kills)
     if FULL:
@@ -287,4 +318,4 @@ def test_synthetic_corpus_is_what_the_kills_assume(synthetic: Corpus) -> None:
     assert not report.errors, report.errors
     modes = {m.version: m.transactional for m in discover(synthetic.directory)}
     assert modes == {"001": True, "002": True, NON_TRANSACTIONAL: False, "004": True}
-    assert synthetic.step_gaps["apply"][synthetic.versions.index(NON_TRANSACTIONAL)] > 0.4
+    assert synthetic.timings["apply"].gaps[synthetic.versions.index(NON_TRANSACTIONAL)] > 0.4
