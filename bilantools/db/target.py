@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from bilantools.errors import ConnectError, InputError
-from bilantools.secrets import _KV_PASSWORD, _URL_PASSWORD, redact, register
+from bilantools.secrets import redact, register, register_written
 
 if TYPE_CHECKING:
     import psycopg
@@ -68,9 +68,7 @@ def parse_target(url: str, source: Source, sandbox_port: int | None = None) -> T
     """Validate `url` (a postgresql:// URL or a libpq key=value string)."""
     from psycopg.conninfo import conninfo_to_dict
 
-    for pattern in (_URL_PASSWORD, _KV_PASSWORD):
-        for match in pattern.finditer(url):
-            register(match["pw"].strip("'"))
+    register_written(url)  # before parsing: libpq's own complaint may quote the password
     if not url.strip():
         raise InputError(f"the database URL from {source} is empty; {URL_HINT}")
     if "://" in url and not re.match(r"^postgres(ql)?://", url, re.I):
@@ -84,9 +82,15 @@ def parse_target(url: str, source: Source, sandbox_port: int | None = None) -> T
         ) from None
     register(params.get("password"))
     port = params.get("port", "")
-    if port and not all(p.strip().isdigit() for p in port.split(",")):
+    ports = [p.strip() for p in port.split(",")] if port else []
+    if not all(p.isascii() and p.isdigit() for p in ports):
         raise InputError(
             f"malformed database URL {redact(url)} from {source}: port '{port}' is not a number; {URL_HINT}"
+        )
+    if not all(1 <= int(p) <= 65535 for p in ports):
+        raise InputError(
+            f"malformed database URL {redact(url)} from {source}: port '{port}' is not a TCP port "
+            f"(1 to 65535); {URL_HINT}"
         )
     is_sandbox = source == "sandbox" or (
         sandbox_port is not None
