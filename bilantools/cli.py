@@ -20,7 +20,7 @@ from bilantools import __version__, commands
 from bilantools.db.lock import DEFAULT_WAIT
 from bilantools.db.runner import DEFAULT_LOCK_TIMEOUT, Progress, ProgressHook, RunResult, Status, Step
 from bilantools.db.target import Target
-from bilantools.errors import BilanToolsError, MigrationFailed, RefusedError
+from bilantools.errors import BilanToolsError, InputError, MigrationFailed, RefusedError
 from bilantools.secrets import redact
 from bilantools.source.files import Migration
 from bilantools.source.headers import DURATION_HINT, parse_duration
@@ -471,7 +471,12 @@ def graph(obj: Context, fmt: str, output: str | None) -> None:
     else:
         data = _render(analysis.to_dot(), fmt)
     if output:
-        Path(output).write_bytes(data)
+        try:
+            Path(output).write_bytes(data)
+        except OSError as exc:
+            raise InputError(
+                f"cannot write {output} ({exc.strerror}); pass --output FILE in a directory you can write to"
+            ) from None
         click.echo(f"written: {output}", err=True)
     elif fmt in ("svg", "png") and sys.stdout.isatty():
         raise RefusedError(f"refusing to print a {fmt} image to the terminal: pass --output FILE")

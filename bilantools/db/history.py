@@ -49,7 +49,7 @@ class HistoryRow:
 
     @property
     def number(self) -> int | None:
-        return int(self.version) if self.version.isdigit() else None
+        return int(self.version) if self.version.isascii() and self.version.isdigit() else None
 
 
 def tracking_state(conn: psycopg.Connection) -> tuple[bool, bool]:

@@ -225,7 +225,7 @@ class Runner:
                     row.partial,
                 )
             )
-        result.sort(key=lambda s: (int(s.version) if s.version.isdigit() else 1 << 62, s.version))
+        result.sort(key=lambda s: _version_order(s.version))
         return Status(self.target_label, result, tracked)
 
     def plan(self, to: str | None = None, step: int | None = None) -> list[Migration]:
@@ -312,8 +312,10 @@ class Runner:
             for m in reversed(self.migrations.migrations)
             if states[m.version].state in ("applied", "changed")
         ]
-        if to is not None and to.isdigit() and int(to) == 0:
-            chosen = done if step is None else done[:step]
+        if to is not None and step is not None:
+            raise InputError("--to and --step cannot be used together; pass one of them")
+        if to is not None and _number(to) == 0:
+            chosen = done
         else:
             chosen = _limit(
                 done, self.migrations, to, 1 if to is None and step is None else step, forward=False
@@ -324,8 +326,7 @@ class Runner:
             for s in states.values()
             if s.state == "missing-file"
             and lowest is not None
-            and s.version.isdigit()
-            and int(s.version) > lowest
+            and (_number(s.version) or 0) > lowest
         ]
         if stranded:
             raise RefusedError(
@@ -848,6 +849,16 @@ class Runner:
             )
         verb = "would apply" if action == "apply" else "would roll back"
         return Step(m.version, m.name, action, verb, _ms(started), len(statements))
+
+
+def _number(version: str) -> int | None:
+    """A version's number, or None for one that is not ASCII digits ('²'.isdigit() is true)."""
+    return int(version) if version.isascii() and version.isdigit() else None
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    number = _number(version)
+    return (number if number is not None else 1 << 62, version)
 
 
 class _Lost(Exception):

@@ -246,7 +246,13 @@ class Sandbox:
             raise SandboxError(f"cannot create database '{name}': {' '.join(str(exc).split())}") from None
 
     def _initdb(self, bin_dir: Path, base: Path, data: Path) -> None:
-        base.mkdir(parents=True, exist_ok=True)
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(
+                f"BILANTOOLS_HOME {self.home} cannot hold the sandbox ({exc.strerror}: {exc.filename}); "
+                "set BILANTOOLS_HOME to a directory you can write to"
+            ) from None
         owner = _service_user()
         if owner is not None:
             _make_traversable(base)
