@@ -35,10 +35,15 @@ if TYPE_CHECKING:
     import psycopg
 
 # The schema parameter is bound (%(schema)s), never formatted into the text; the catalog
-# lookups use the OID (`::regnamespace`), resolved once per query.
+# lookups use the OID (`::regnamespace`), resolved once per query. The name is quoted
+# first (quote_ident): regnamespace reads its input as SQL, so a bare 'Reports' would be
+# folded to reports and a name holding a quote would be a syntax error.
 
 # Relations that count as "tables": ordinary and partitioned, partitions excluded.
-_TABLES = "c.relnamespace = %(schema)s::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+_TABLES = (
+    "c.relnamespace = quote_ident(%(schema)s)::regnamespace"
+    " AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+)
 
 # pg_total_relation_size is by definition pg_table_size + pg_indexes_size: computing the two
 # once (OFFSET 0 keeps the planner from inlining, hence re-evaluating, them) halves the file
@@ -125,7 +130,7 @@ WITH ix AS MATERIALIZED (
     CROSS JOIN (SELECT oid FROM pg_am WHERE amname = 'btree') btree
     LEFT JOIN pg_constraint con  -- the primary key, unique or exclusion constraint it enforces
            ON con.conindid = x.indexrelid AND con.conrelid = x.indrelid AND con.contype IN ('p', 'u', 'x')
-    WHERE t.relnamespace = %(schema)s::regnamespace
+    WHERE t.relnamespace = quote_ident(%(schema)s)::regnamespace
 ),
 prefix AS (
     -- A plain btree index whose key columns are a strict left prefix of another valid btree
@@ -265,7 +270,7 @@ SELECT c.relname AS "table", p.polname AS policy, p.polpermissive AS permissive,
        pg_get_expr(p.polwithcheck, p.polrelid) AS with_check
 FROM pg_policy p
 JOIN pg_class c ON c.oid = p.polrelid
-WHERE c.relnamespace = %(schema)s::regnamespace
+WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace
 ORDER BY 1, 2
 """
 
@@ -276,7 +281,7 @@ SELECT c.relname AS "table", t.tgname AS trigger, pg_get_triggerdef(t.oid) AS de
        t.tgfoid::regprocedure::text AS function
 FROM pg_trigger t
 JOIN pg_class c ON c.oid = t.tgrelid
-WHERE c.relnamespace = %(schema)s::regnamespace AND NOT c.relispartition AND NOT t.tgisinternal
+WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace AND NOT c.relispartition AND NOT t.tgisinternal
 ORDER BY 1, 2
 """
 
@@ -301,7 +306,7 @@ LEFT JOIN LATERAL (
 ) cfg ON true
 LEFT JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
 LEFT JOIN pg_extension e ON e.oid = d.refobjid
-WHERE p.pronamespace = %(schema)s::regnamespace AND p.prokind IN ('f', 'p', 'w')
+WHERE p.pronamespace = quote_ident(%(schema)s)::regnamespace AND p.prokind IN ('f', 'p', 'w')
 ORDER BY 1
 """
 
@@ -326,7 +331,7 @@ WITH s AS (
                          AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
     LEFT JOIN pg_class t ON t.oid = d.refobjid
     LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-    WHERE c.relnamespace = %(schema)s::regnamespace
+    WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace
 )
 SELECT name, data_type, last_value, max_value, increment, cycle, owned_by,
        CASE WHEN increment > 0 THEN hi ELSE lo END AS limit_value,
@@ -356,11 +361,11 @@ SELECT
      AND NOT EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid AND x.indisprimary))
      AS tables_without_primary_key,
   (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
-     WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind IN ('r', 'm')) AS total_bytes,
+     WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace AND c.relkind IN ('r', 'm')) AS total_bytes,
   (SELECT count(*) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
-     WHERE c.relnamespace = %(schema)s::regnamespace) AS indexes,
+     WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace) AS indexes,
   (SELECT count(*) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
-     WHERE c.relnamespace = %(schema)s::regnamespace AND NOT x.indisvalid) AS invalid_indexes,
+     WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace AND NOT x.indisvalid) AS invalid_indexes,
   (SELECT count(*) FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
      WHERE {_TABLES} AND k.contype <> 'n' AND NOT k.convalidated) AS constraints_not_validated,
   (SELECT count(*) FROM ({_FK_WITHOUT_INDEX_SQL}) f) AS foreign_keys_without_index,
@@ -368,21 +373,23 @@ SELECT
   (SELECT count(*) FROM pg_class c WHERE {_TABLES} AND c.relrowsecurity
      AND NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid)) AS rls_without_policy,
   (SELECT count(*) FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
-     WHERE c.relnamespace = %(schema)s::regnamespace) AS policies,
+     WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace) AS policies,
   (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-     WHERE c.relnamespace = %(schema)s::regnamespace AND NOT c.relispartition AND NOT t.tgisinternal)
-     AS triggers,
+     WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace
+       AND NOT c.relispartition AND NOT t.tgisinternal) AS triggers,
   (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-     WHERE c.relnamespace = %(schema)s::regnamespace AND NOT c.relispartition AND NOT t.tgisinternal
-       AND t.tgenabled = 'D') AS disabled_triggers,
+     WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace
+       AND NOT c.relispartition AND NOT t.tgisinternal AND t.tgenabled = 'D') AS disabled_triggers,
   (SELECT count(*) FROM pg_proc p
-     WHERE p.pronamespace = %(schema)s::regnamespace AND p.prokind IN ('f', 'p', 'w')) AS functions,
+     WHERE p.pronamespace = quote_ident(%(schema)s)::regnamespace
+       AND p.prokind IN ('f', 'p', 'w')) AS functions,
   (SELECT count(*) FROM pg_proc p
-     WHERE p.pronamespace = %(schema)s::regnamespace AND p.prokind IN ('f', 'p', 'w') AND p.prosecdef
+     WHERE p.pronamespace = quote_ident(%(schema)s)::regnamespace
+       AND p.prokind IN ('f', 'p', 'w') AND p.prosecdef
        AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) s WHERE s LIKE 'search_path=%%'))
      AS definer_without_search_path,
   (SELECT count(*) FROM pg_class c
-     WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind = 'S') AS sequences,
+     WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace AND c.relkind = 'S') AS sequences,
   (SELECT count(*) FROM pg_extension) AS extensions
 """
 

@@ -28,7 +28,8 @@ _QUERIES: tuple[str, ...] = (
               concat_ws(' ', 'rls=' || c.relrowsecurity, 'force=' || c.relforcerowsecurity,
                         CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END)
        FROM pg_class c
-       WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')""",
+       WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace
+         AND c.relkind IN ('r', 'p', 'v', 'm', 'f')""",
     """SELECT 'column', c.relname || '.' || a.attname,
               concat_ws(' ', format_type(a.atttypid, a.atttypmod),
                         CASE WHEN a.attnotnull THEN 'not null' END,
@@ -38,37 +39,37 @@ _QUERIES: tuple[str, ...] = (
        FROM pg_attribute a
        JOIN pg_class c ON c.oid = a.attrelid
        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-       WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+       WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
          AND a.attnum > 0 AND NOT a.attisdropped""",
     """SELECT 'constraint', c.relname || '.' || k.conname,
               pg_get_constraintdef(k.oid) || CASE WHEN k.convalidated THEN '' ELSE ' (not valid)' END
        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
-       WHERE k.connamespace = %(schema)s::regnamespace
+       WHERE k.connamespace = quote_ident(%(schema)s)::regnamespace
          AND k.contype <> 'n'  -- PostgreSQL 18 lists NOT NULL here too; columns carry it""",
     """SELECT 'index', i.relname,
               pg_get_indexdef(i.oid) || CASE WHEN x.indisvalid THEN '' ELSE ' (invalid)' END
        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-       WHERE i.relnamespace = %(schema)s::regnamespace""",
+       WHERE i.relnamespace = quote_ident(%(schema)s)::regnamespace""",
     """SELECT 'policy', tablename || '.' || policyname,
               concat_ws(' ', permissive, roles::text, cmd, 'using ' || qual, 'check ' || with_check)
        FROM pg_policies WHERE schemaname = %(schema)s""",
     """SELECT 'trigger', c.relname || '.' || t.tgname, pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-       WHERE c.relnamespace = %(schema)s::regnamespace AND NOT t.tgisinternal""",
+       WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace AND NOT t.tgisinternal""",
     """SELECT 'function', p.oid::regprocedure::text, md5(pg_get_functiondef(p.oid))
        FROM pg_proc p
-       WHERE p.pronamespace = %(schema)s::regnamespace AND p.prokind IN ('f', 'p', 'w')""",
+       WHERE p.pronamespace = quote_ident(%(schema)s)::regnamespace AND p.prokind IN ('f', 'p', 'w')""",
     """SELECT 'sequence', c.relname,
               concat_ws(' ', format_type(s.seqtypid, NULL), s.seqincrement, s.seqmin, s.seqmax, s.seqcycle)
        FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
-       WHERE c.relnamespace = %(schema)s::regnamespace""",
+       WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace""",
     """SELECT 'type', t.typname,
               concat_ws(' ', t.typtype,
                         (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
                          FROM pg_enum e WHERE e.enumtypid = t.oid),
                         CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END)
        FROM pg_type t
-       WHERE t.typnamespace = %(schema)s::regnamespace AND t.typtype IN ('e', 'd', 'c')
+       WHERE t.typnamespace = quote_ident(%(schema)s)::regnamespace AND t.typtype IN ('e', 'd', 'c')
          AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')""",
     """SELECT 'extension', extname, extversion FROM pg_extension""",
 )
@@ -137,7 +138,7 @@ def count_rows(conn: psycopg.Connection, schema: str) -> dict[ObjectKey, str]:
     names = [
         r[0]
         for r in conn.execute(
-            "SELECT relname FROM pg_class WHERE relnamespace = %s::regnamespace"
+            "SELECT relname FROM pg_class WHERE relnamespace = quote_ident(%s)::regnamespace"
             " AND relkind IN ('r', 'p') AND NOT relispartition ORDER BY relname",
             (schema,),
         ).fetchall()

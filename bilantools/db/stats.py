@@ -23,16 +23,17 @@ if TYPE_CHECKING:
 
 _TOTALS = """
 SELECT
-  (SELECT count(*) FROM pg_class WHERE relnamespace = %(s)s::regnamespace AND relkind IN ('r', 'p')
-     AND NOT relispartition),
+  (SELECT count(*) FROM pg_class WHERE relnamespace = quote_ident(%(s)s)::regnamespace
+     AND relkind IN ('r', 'p') AND NOT relispartition),
   (SELECT count(*) FROM pg_class i JOIN pg_index x ON x.indexrelid = i.oid
-     WHERE i.relnamespace = %(s)s::regnamespace),
-  (SELECT count(*) FROM pg_class WHERE relnamespace = %(s)s::regnamespace AND relkind IN ('r', 'p')
-     AND relrowsecurity),
+     WHERE i.relnamespace = quote_ident(%(s)s)::regnamespace),
+  (SELECT count(*) FROM pg_class WHERE relnamespace = quote_ident(%(s)s)::regnamespace
+     AND relkind IN ('r', 'p') AND relrowsecurity),
   (SELECT count(*) FROM pg_policies WHERE schemaname = %(s)s::text),
   (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-     WHERE c.relnamespace = %(s)s::regnamespace AND NOT t.tgisinternal),
-  (SELECT count(*) FROM pg_proc WHERE pronamespace = %(s)s::regnamespace AND prokind IN ('f', 'p', 'w'))
+     WHERE c.relnamespace = quote_ident(%(s)s)::regnamespace AND NOT t.tgisinternal),
+  (SELECT count(*) FROM pg_proc WHERE pronamespace = quote_ident(%(s)s)::regnamespace
+     AND prokind IN ('f', 'p', 'w'))
 """
 
 # One row per table (partitions folded into their partitioned parent, which owns no
@@ -44,7 +45,7 @@ _TABLES = """
 WITH t AS (
   SELECT c.oid, c.relname::text AS name, c.relkind
   FROM pg_class c
-  WHERE c.relnamespace = %(s)s::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+  WHERE c.relnamespace = quote_ident(%(s)s)::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
 ), storage AS (
   SELECT t.oid AS owner, t.oid AS rel FROM t WHERE t.relkind = 'r'
   UNION ALL
@@ -73,7 +74,7 @@ SELECT i.relname::text,
 FROM pg_index x
 JOIN pg_class i ON i.oid = x.indexrelid
 JOIN pg_class c ON c.oid = x.indrelid
-WHERE i.relnamespace = %(s)s::regnamespace
+WHERE i.relnamespace = quote_ident(%(s)s)::regnamespace
 """
 
 TOTAL_KEYS = ("tables", "indexes", "rls_tables", "policies", "triggers", "functions")

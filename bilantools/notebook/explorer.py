@@ -25,7 +25,7 @@ SELECT a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-WHERE c.relnamespace = %(schema)s::regnamespace AND c.relname = %(table)s
+WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace AND c.relname = %(table)s
   AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
@@ -36,7 +36,7 @@ FROM pg_index x
 JOIN pg_class i ON i.oid = x.indexrelid
 JOIN pg_class c ON c.oid = x.indrelid
 LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = x.indexrelid
-WHERE c.relnamespace = %(schema)s::regnamespace AND c.relname = %(table)s
+WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace AND c.relname = %(table)s
 ORDER BY i.relname
 """
 POLICIES = """
@@ -44,7 +44,7 @@ SELECT c.relrowsecurity, c.relforcerowsecurity, p.policyname, p.permissive, p.ro
        p.qual, p.with_check
 FROM pg_class c
 LEFT JOIN pg_policies p ON p.schemaname = %(schema)s AND p.tablename = c.relname
-WHERE c.relnamespace = %(schema)s::regnamespace AND c.relname = %(table)s
+WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace AND c.relname = %(table)s
 ORDER BY p.policyname
 """
 TRIGGERS = """
@@ -53,7 +53,7 @@ SELECT t.tgname, pg_get_triggerdef(t.oid),
                         WHEN 'A' THEN 'always' END
 FROM pg_trigger t
 JOIN pg_class c ON c.oid = t.tgrelid
-WHERE c.relnamespace = %(schema)s::regnamespace AND c.relname = %(table)s AND NOT t.tgisinternal
+WHERE c.relnamespace = quote_ident(%(schema)s)::regnamespace AND c.relname = %(table)s AND NOT t.tgisinternal
 ORDER BY t.tgname
 """
 
