@@ -154,12 +154,30 @@ def history(runs: Path | str = DEFAULT_RUNS) -> list[dict[str, Any]]:
 
 
 def _scrub(executed: Path) -> None:
-    """Mask any password that reached an output (a URL printed by a cell, a traceback)."""
-    if executed.exists():
-        text = executed.read_text(encoding="utf-8")
-        masked = redact(text)
-        if masked != text:
-            executed.write_text(masked, encoding="utf-8")
+    """Mask any password that reached an output (a URL printed by a cell, a traceback).
+
+    The masking runs on every string of the notebook's JSON, not on the file's text: in
+    the file a password holding a quote, a backslash or a non-ASCII letter is escaped
+    (``\\"``, ``\\u00e9``) and would not be recognised."""
+    if not executed.exists():
+        return
+    text = executed.read_text(encoding="utf-8")
+    document = json.loads(text)
+    masked = _redact_strings(document)
+    if masked != document:
+        executed.write_text(
+            json.dumps(masked, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
+        )
+
+
+def _redact_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redact_strings(v) for v in value]
+    if isinstance(value, dict):
+        return {_redact_strings(k): _redact_strings(v) for k, v in value.items()}
+    return value
 
 
 def _html(executed: Path) -> Path | None:

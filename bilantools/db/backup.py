@@ -14,7 +14,9 @@ writes to a hidden ``.partial`` name that is renamed only on success.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -108,8 +110,9 @@ def take(
         server_major = conn.info.server_version // 10000
         pg_dump = choose("pg_dump", server_major, pg_bin)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        final = out / f"{_safe(target.dbname)}_{stamp}_{kind}.{EXTENSIONS[fmt]}"
-        partial = out / f".{final.name}.partial"
+        stem, suffix = f"{_safe(target.dbname)}_{stamp}", f"_{kind}.{EXTENSIONS[fmt]}"
+        # unique per run: two backups of the same second never write the same file
+        partial = out / f".{stem}{suffix}.{os.getpid()}-{os.urandom(4).hex()}.partial"
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()
         assert snapshot is not None
@@ -139,7 +142,7 @@ def take(
     finally:
         conn.close()
     _protect(partial)
-    partial.rename(final)
+    final = _claim(partial, out, stem, suffix)
     meta = {
         "file": final.name,
         "database": target.dbname,
@@ -431,6 +434,30 @@ def _details(described: Fingerprint) -> dict[str, str]:
         f"{kind}\t{name}": hashlib.md5(detail.encode()).hexdigest()
         for (kind, name), detail in described.objects.items()
     }
+
+
+def _claim(partial: Path, out: Path, stem: str, suffix: str) -> Path:
+    """Give the finished dump its name, `<stem><suffix>`, or `<stem>-2<suffix>`... when a
+    backup of the same second has it: an existing backup is never replaced."""
+    for n in itertools.count(1):
+        final = out / f"{stem}{'' if n == 1 else f'-{n}'}{suffix}"
+        if _sidecar(final).exists():
+            continue
+        try:
+            if partial.is_dir():  # fails onto an existing (never empty) directory backup
+                partial.rename(final)
+            else:  # a hard link fails if the name exists, where a rename would replace it
+                os.link(partial, final)
+                partial.unlink()
+        except (FileExistsError, IsADirectoryError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            continue
+        _sync_directory(out)
+        return final
+    raise AssertionError("unreachable")
 
 
 def _sidecar(path: Path) -> Path:
