@@ -11,6 +11,7 @@ flush per migration.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -555,6 +556,8 @@ class Runner:
                 limits,
             )
         except _StatementError as err:
+            if _sqlstate(err.cause) == "42501":
+                raise self._not_allowed(m, m.script, statements[err.index], err.cause, "apply") from None
             raise self._failed(
                 m, m.script, statements, err.index, err.cause, started, partial=False, limits=limits
             ) from None
@@ -607,6 +610,28 @@ class Runner:
                 raise self._lost(m, "apply", exc, committed=len(statements)) from None
             raise
         return Step(m.version, m.name, "apply", "applied", elapsed, len(statements))
+
+    def _not_allowed(
+        self, m: Migration, script: Script, stmt: Statement, exc: BaseException, action: str
+    ) -> RefusedError:
+        """A privilege the connected role lacks: not a fault of the file, so nothing is
+        recorded (the transaction rolled back) and the fix is a grant or another role."""
+        reason = server_message(exc)
+        schema = re.search(r"permission denied for schema (\S+)", reason)
+        if schema:
+            fix = f"GRANT CREATE ON SCHEMA {schema[1]} TO {self._role()}, or connect as the schema owner"
+        else:
+            fix = f"connect as the owner of the objects it changes, or GRANT {self._role()} the privilege"
+        what = "rollback of " if action == "rollback" else "migration "
+        return RefusedError(
+            f"{what}{m.label} is not allowed at {script.path.name}:{error_line(stmt, exc)}: {reason} "
+            f"(statement: {excerpt(stmt.text)}); nothing was changed or recorded: {fix}, then run "
+            f"{action} again"
+        )
+
+    def _role(self) -> str:
+        row = self.conn.execute("SELECT quote_ident(current_user::text)").fetchone()
+        return str(row[0]) if row else "this user"
 
     def _drop_left_over(self, m: Migration, statements: list[Statement]) -> str:
         """Before retrying `m`: drop the invalid indexes its earlier attempt left, or refuse."""
@@ -675,6 +700,8 @@ class Runner:
             raise self._lost(m, "rollback", lost.cause) from None
         except _StatementError as err:
             stmt = statements[err.index]
+            if _sqlstate(err.cause) == "42501":
+                raise self._not_allowed(m, m.rollback, stmt, err.cause, "rollback") from None
             line = error_line(stmt, err.cause)
             reason = self._explain(err.cause, stmt, limits)
             raise MigrationFailed(
@@ -894,6 +921,10 @@ def _set_limits(
 def _reset_limits(conn: psycopg.Connection) -> None:
     conn.execute("RESET lock_timeout")
     conn.execute("RESET statement_timeout")
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    return getattr(getattr(exc, "diag", None), "sqlstate", None)
 
 
 def _fix(exc: BaseException, usual: str) -> str:
