@@ -522,3 +522,40 @@ def test_no_statement_is_built_from_strings(figures: Figures) -> None:
     assert audited == AUDITED.keys(), f"audited sites that changed: {sorted(AUDITED.keys() - audited)}"
     assert calls > 50
     figures.add("injection: execute() calls read in the source", calls)
+
+
+def test_the_grant_suggested_to_an_evil_role_is_valid_sql(
+    cli: Any, conn: psycopg.Connection, db_url: str, basic: Path, server: Sandbox
+) -> None:
+    """Refused for lack of CREATE, the message suggests a GRANT naming the role: it must be
+    the role quoted as an identifier, runnable as given."""
+    create_victim(conn)
+    assert cli("--db", db_url, "--migrations", str(basic), "apply", "--to", "001").code == 0
+    (basic / "002_add_email.sql").write_text("CREATE TABLE emails (id serial PRIMARY KEY, email text);\n")
+    name = ROLE + " " + uuid.uuid4().hex[:6]
+    dbname = db_url.rsplit("/", 1)[1]
+    conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'Inj-grant-pw'").format(ident(name)))
+    try:
+        for grant in (
+            "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+            "GRANT CONNECT ON DATABASE {db} TO {role}",
+            "GRANT USAGE ON SCHEMA public TO {role}",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+            "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}",
+        ):
+            conn.execute(sql.SQL(grant).format(role=ident(name), db=ident(dbname)))
+        url = db_url.replace("postgres@", f"{quote(name, safe='')}:Inj-grant-pw@", 1)
+        r = cli("--db", url, "--migrations", str(basic), "apply")
+        assert r.code == 2, r.err
+        quoted = sql.Identifier(name).as_string(conn)
+        suggested = f"GRANT CREATE ON SCHEMA public TO {quoted}"
+        assert suggested in r.err, r.err
+        conn.execute(suggested)  # as the operator would, verbatim
+        assert cli("--db", url, "--migrations", str(basic), "apply", "--to", "002").code == 0
+        assert conn.execute("SELECT applied_by FROM schema_migrations WHERE version = '002'").fetchone() == (
+            name,
+        )
+        assert_victim(db_url)
+    finally:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(ident(name)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(ident(name)))
