@@ -359,7 +359,7 @@ def _backup_hook(runner: Runner, wanted: bool | None, out: Path | str) -> Callab
     def take_backup() -> str:
         from bilantools.db import backup as backups
 
-        return str(backups.take(runner.target, out).file)
+        return str(backups.take(runner.target, out, lock_wait_timeout=runner.limits.lock_timeout).file)
 
     return take_backup
 

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from bilantools.db.diagnostics import server_message
 from bilantools.db.fingerprint import Fingerprint, fingerprint
 from bilantools.db.pgtools import choose, connection_env, require_writable
 from bilantools.db.sandbox import Sandbox
@@ -98,8 +99,11 @@ def take(
     fmt: Format = "custom",
     pg_bin: Path | str | None = None,
     progress: ProgressHook | None = None,
+    lock_wait_timeout: str | None = None,
 ) -> Backup:
-    """Dump `target` into `out_dir`; the sidecar describes exactly what the dump holds."""
+    """Dump `target` into `out_dir`; the sidecar describes exactly what the dump holds.
+    With `lock_wait_timeout` pg_dump gives up, rather than queue, when a table is locked
+    (the automatic backup before a migration uses the run's lock timeout)."""
     if fmt not in EXTENSIONS:
         raise InputError(f"--format {fmt}: choose custom, plain or directory")
     out = Path(out_dir).absolute()
@@ -116,9 +120,13 @@ def take(
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()
         assert snapshot is not None
+        if lock_wait_timeout is not None:  # the row counts lock the tables as pg_dump does
+            conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_wait_timeout,))
         args = [str(pg_dump.path), "--format", fmt, "--snapshot", snapshot[0], "--no-password"]
         if schema_only:
             args.append("--schema-only")
+        if lock_wait_timeout is not None:
+            args += ["--lock-wait-timeout", lock_wait_timeout]
         if fmt == "directory":  # the other formats stream through us, hashed on the way
             args += ["--file", str(partial)]
         described: dict[str, Any] = {}
@@ -195,7 +203,22 @@ def _run_dump(
         if streamed:
             copier = threading.Thread(target=_copy, args=(process, partial, digest, written))
             copier.start()
-        during()
+        try:
+            during()
+        except BaseException as exc:
+            import psycopg
+
+            process.kill()
+            process.wait()
+            if copier is not None:
+                copier.join()
+            drain.join()
+            if isinstance(exc, psycopg.Error):
+                raise BackupError(
+                    f"cannot read the database in the dump's snapshot: {server_message(exc)}; "
+                    "nothing was kept"
+                ) from None
+            raise
         while True:
             try:
                 process.wait(timeout=0.1)
@@ -539,5 +562,7 @@ def _record_verification(backup: Backup, result: Verification) -> None:
 
 
 def _last_error(stderr: str) -> str:
+    """pg_dump's last error line (not the 'detail:' line that may follow it)."""
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    return redact(" ".join(lines[-1].split())) if lines else "no message"
+    errors = [line for line in lines if "error:" in line] or lines
+    return redact(" ".join(errors[-1].split())) if errors else "no message"

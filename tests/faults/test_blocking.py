@@ -17,7 +17,7 @@ import pytest
 
 from bilantools import commands
 from bilantools.db.fingerprint import fingerprint
-from bilantools.errors import MigrationFailed
+from bilantools.errors import BilanToolsError, MigrationFailed
 from tests.conftest import CliResult
 from tests.faults.conftest import Figures
 
@@ -245,4 +245,24 @@ def test_production_queries_queue_only_until_the_lock_timeout(
         timer.join()
         reader.join(timeout=10)
         assert served == [(2,)]  # served while the blocker still holds its lock
+    figures.add("blocking: lock timeouts provoked")
+
+
+def test_the_automatic_backup_does_not_queue_behind_a_lock_either(
+    db_url: str, conn: psycopg.Connection, basic: Path, tmp_path: Path, figures: Figures
+) -> None:
+    """pg_dump locks every table it dumps: behind a session holding an exclusive lock it
+    would wait forever (and block readers meanwhile). It gets the run's lock timeout."""
+    commands.apply(db_url, basic, to="002")
+    before = fingerprint(conn)
+    with (
+        holding(db_url, "BEGIN; LOCK TABLE people IN ACCESS EXCLUSIVE MODE", "ddl-session"),
+        pytest.raises(BilanToolsError) as failed,
+    ):
+        commands.apply(db_url, basic, backup=True, backup_dir=tmp_path / "backups", lock_timeout="300ms")
+    message = str(failed.value)
+    assert "canceling statement due to lock timeout" in message and "nothing was kept" in message
+    assert fingerprint(conn) == before
+    assert [s.state for s in commands.status(db_url, basic).migrations] == ["applied", "applied", "pending"]
+    assert not list((tmp_path / "backups").glob("*.dump"))
     figures.add("blocking: lock timeouts provoked")
