@@ -47,8 +47,9 @@ def register_written(text: str) -> None:
 
 def register(password: str | None) -> None:
     """Remember a password so that any later text quoting it is masked."""
-    if password:
-        _known.update({password, quote(password, safe=""), unquote(password)})
+    if password:  # as one-line messages collapse it too; never a blank spelling (every space)
+        forms = (password, " ".join(password.split()), quote(password, safe=""), unquote(password))
+        _known.update(f for f in forms if f.strip())
 
 
 def redact(text: str) -> str:
