@@ -236,6 +236,10 @@ class Tool:
     label: str
     run: Callable[[Server, str, Corpus], None]
     tracks: bool  # records schema_migrations (bilantools) or not (psql)
+    # Tables in public that the tool itself creates (a peer's history), left out of the
+    # schema comparison, and the tool's own check of its history (bench/peers.py).
+    tracking: frozenset[str] = frozenset()
+    check: Callable[[Server, str, Corpus], None] | None = None
 
 
 def _check(proc: subprocess.CompletedProcess[str], what: str) -> None:
@@ -297,7 +301,7 @@ def verify(server: Server, url: str, corpus: Corpus, tool: Tool) -> None:
     For the real corpus the expected tables are those of the first successful run.
     """
     tables = server.tables(url)
-    built = frozenset(tables - TRACKING_TABLES)
+    built = frozenset(tables - TRACKING_TABLES - tool.tracking)
     if corpus.expected is None:
         if not built:
             raise BenchError(f"{tool.label} applied {corpus.name} and created no table")
@@ -318,6 +322,8 @@ def verify(server: Server, url: str, corpus: Corpus, tool: Tool) -> None:
                 f"{tool.label} on {corpus.name}: schema_migrations records "
                 f"{applied} of {corpus.count} migrations"
             )
+    if tool.check is not None:
+        tool.check(server, url, corpus)
 
 
 def run_once(server: Server, corpus: Corpus, tool: Tool) -> float:
@@ -331,7 +337,7 @@ def run_once(server: Server, corpus: Corpus, tool: Tool) -> float:
     return elapsed
 
 
-def warm_up(server: Server, corpus: Corpus) -> tuple[list[Tool], list[str]]:
+def warm_up(server: Server, corpus: Corpus, tools: Sequence[Tool] = TOOLS) -> tuple[list[Tool], list[str]]:
     """One untimed run per tool: fills caches and imports, and finds tools that cannot run.
 
     A failing psql variant is left out with a note; a failing bilantools makes the corpus
@@ -339,7 +345,7 @@ def warm_up(server: Server, corpus: Corpus) -> tuple[list[Tool], list[str]]:
     """
     usable: list[Tool] = []
     notes: list[str] = []
-    for tool in TOOLS:
+    for tool in tools:
         try:
             run_once(server, corpus, tool)
         except ToolFailed as exc:
