@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PG15   ?= /usr/lib/postgresql/15/bin
 
-.PHONY: demo test lint typecheck pytest pytest-pg15 pytest-notebooks faults bench lab clean-sandbox
+.PHONY: demo test lint typecheck pytest pytest-pg15 pytest-notebooks faults bench bench-peers lab clean-sandbox
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,9 +56,28 @@ pytest-pg15: $(VENV)/.installed-dev
 faults: $(VENV)/.installed-dev
 	BILANTOOLS_FAULTS=full $(BIN)/pytest tests/faults -p no:cacheprovider -q
 
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-bench bench-peers
 	$(BIN)/python bench/apply_overhead.py
+	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/analysis.py
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
+
+# The peers that are not Python packages: dbmate from npm (its package ships the binary)
+# into .bench-tools/, sqitch from Debian when running as root with apt-get. A tool that
+# cannot be installed is skipped with a note (bench/compare.py then leaves it out).
+bench-peers:
+	@if command -v npm >/dev/null 2>&1; then \
+		[ -x .bench-tools/node_modules/.bin/dbmate ] || npm install --silent --prefix .bench-tools dbmate \
+		|| echo "npm install dbmate failed: dbmate not benchmarked"; \
+	else echo "npm not found: dbmate not installed, not benchmarked"; fi
+	@if command -v sqitch >/dev/null 2>&1 && perl -MDBD::Pg -e1 2>/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && apt-get install -y -qq sqitch libdbd-pg-perl >/dev/null \
+		|| echo "apt-get install sqitch failed: sqitch not benchmarked"; \
+	else echo "not root or no apt-get: sqitch not installed, not benchmarked"; fi
 
 # JupyterLab on the runbooks, with the sandbox running (the notebooks use it unless
 # DATABASE_URL names another database).
