@@ -155,9 +155,11 @@ YOYO_GUARD = "/* bench: ends yoyo's leading-comment block; the migration's comme
 class Yoyo(Peer):
     """yoyo-migrations (`yoyo apply --batch`), its SQL migrations read from the files.
 
-    Transactions: one per migration for its statements (sent one by one: yoyo splits the
-    file with sqlparse), then the log row and the applied mark, each in a transaction of
-    its own: three commits per migration, plus the lock row (yoyo_lock) per run.
+    Transactions: one per migration for its statements, on a new connection per
+    migration (yoyo's backend.copy()); the statements are sent one by one (yoyo splits
+    the file with sqlparse, which keeps `$fn$` bodies whole). Then, on the main
+    connection, the log row (autocommit) and the applied mark (a transaction): three
+    commits and one extra connection per migration, plus the lock row per run.
 
     Change to the files: yoyo reads `-- depends: X Y` (and `-- transactional:`) lines in
     a file's leading comments as its own directives, with migration ids that are file
@@ -171,8 +173,8 @@ class Yoyo(Peer):
     label = "yoyo-migrations apply"
     status_label = "yoyo list"
     transactions = (
-        "a transaction per migration, statements sent one by one, then the log and mark rows"
-        " in transactions of their own"
+        "a transaction and a new connection per migration, statements sent one by one,"
+        " then the log and mark rows committed apart (3 commits per migration)"
     )
     tracking = frozenset({"_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock"})
 
@@ -477,7 +479,8 @@ class Sqitch(Peer):
     def missing(self) -> str | None:
         if not shutil.which("sqitch"):
             return "sqitch not installed (apt-get install sqitch libdbd-pg-perl)"
-        return None
+        probe = subprocess.run(["perl", "-MDBD::Pg", "-e1"], capture_output=True, check=False)
+        return None if probe.returncode == 0 else "DBD::Pg missing (apt-get install libdbd-pg-perl)"
 
     def version(self) -> str:
         proc = subprocess.run(["sqitch", "--version"], capture_output=True, text=True, check=False)
