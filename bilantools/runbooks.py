@@ -14,7 +14,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,15 +107,17 @@ def run(
     os.environ["DATABASE_URL"] = target.conninfo
     started = time.perf_counter()
     error: str | None = None
+    kernel_log = executed.with_suffix(".kernel.log")
     try:
-        papermill.execute_notebook(
-            str(source),
-            str(executed),
-            parameters=parameters or {},
-            kernel_name="python3",
-            progress_bar=False,
-            cwd=str(source.parent),
-        )
+        with _stderr_into(kernel_log):
+            papermill.execute_notebook(
+                str(source),
+                str(executed),
+                parameters=parameters or {},
+                kernel_name="python3",
+                progress_bar=False,
+                cwd=str(source.parent),
+            )
     except papermill.PapermillExecutionError as exc:
         error = f"cell {exc.exec_count} ({exc.ename}): {redact(' '.join(str(exc.evalue).split()))}"
     except ValueError as exc:  # papermill's word for a notebook it cannot run (no kernel, no language)
@@ -131,6 +137,7 @@ def run(
         "outcome": "failed" if error else "succeeded",
         "error": error,
         "duration_s": duration,
+        "kernel_log": kernel_log.name if kernel_log.exists() else None,
     }
     sidecar = executed.with_suffix(".json")
     sidecar.write_text(json.dumps({"notebook": source.stem, **meta}, indent=1), encoding="utf-8")
@@ -138,6 +145,38 @@ def run(
     if error:
         raise RunbookFailed(f"runbook {source.stem} failed at {error}; executed copy: {executed}")
     return record
+
+
+@contextmanager
+def _stderr_into(log: Path) -> Iterator[None]:
+    """The kernel inherits our standard error: its warnings and the tracebacks ipykernel
+    prints while shutting down would reach the terminal, unmasked. While it runs, file
+    descriptor 2 goes into a pipe; what came through is kept, masked, in `log` (0600)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            while chunk := pipe.read(65536):
+                chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last writer here is closed: the reader sees its end
+        os.close(saved)
+        reader.join(timeout=10)
+        text = b"".join(chunks).decode("utf-8", errors="replace")
+        if text.strip():
+            log.write_text(redact(text), encoding="utf-8")
+            log.chmod(0o600)
 
 
 def history(runs: Path | str = DEFAULT_RUNS) -> list[dict[str, Any]]:

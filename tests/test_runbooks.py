@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import psycopg
 import pytest
 
 from bilantools.runbooks import parse_parameters
@@ -69,3 +70,43 @@ def test_parameters_never_carry_secrets(pairs: list[str], message: str) -> None:
 def test_unknown_runbook(cli: Any, db_url: str) -> None:
     r = cli("--db", db_url, "runbook", "run", "99", "--notebooks", str(REPO / "notebooks"))
     assert r.code == 2 and "runbook '99' matches no notebook" in r.err and "02_apply_stepwise" in r.err
+
+
+def test_the_kernels_own_stderr_is_kept_masked_not_shown(
+    capfd: pytest.CaptureFixture[str], server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel process inherits bilantools' standard error: what it writes there (warnings,
+    ipykernel's shutdown tracebacks) goes to <run>.kernel.log, masked, not to the terminal."""
+    from bilantools import commands
+
+    monkeypatch.setenv("BILANTOOLS_HOME", str(server.home))
+    password = "Kern3l-Noise-pw"
+    role = "bt_kernel_" + tmp_path.name[-6:].lower().replace("-", "_")
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN PASSWORD \'{password}\'')
+    try:
+        notebooks = tmp_path / "nb"
+        notebooks.mkdir()
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.metadata["language_info"] = {"name": "python"}
+        params = nbformat.v4.new_code_cell("pass")
+        params.metadata["tags"] = ["parameters"]
+        noisy = "import os\nos.write(2, ('kernel noise: ' + os.environ['DATABASE_URL'] + '\\n').encode())"
+        nb.cells = [params, nbformat.v4.new_code_cell(noisy)]
+        nbformat.write(nb, str(notebooks / "09_noisy.ipynb"))
+        url = server.url("postgres").replace("postgres@", f"{role}:{password}@")
+        target = commands.resolve_target(url)
+        capfd.readouterr()
+        from bilantools.runbooks import run
+
+        record = run("09", target, notebooks=notebooks, runs=tmp_path / "runs")
+        shown = capfd.readouterr()
+        assert "kernel noise" not in shown.err and password not in shown.err + shown.out
+        log = record.executed.with_suffix(".kernel.log")
+        kept = log.read_text()
+        assert f"kernel noise: postgresql://{role}:***@" in kept and password not in kept
+        assert record.meta["kernel_log"] == log.name
+    finally:
+        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
