@@ -325,3 +325,16 @@ def test_a_slow_migration_is_reported_as_soon_as_it_is_durable(db_url: str, basi
         ("start", "003"),
         ("done", "003"),
     ]
+
+
+def test_migrations_before_a_failure_are_reported_done(db_url: str, basic: Path) -> None:
+    """A run that stops on a failure still reports the migrations it committed before it
+    (their commits flushed first), so the CLI prints what stands."""
+    (basic / "004_broken.sql").write_text("SELECT * FROM missing_table;\n")
+    (basic / "004_broken_rollback.sql").write_text("SELECT 1;\n")
+    done: list[str] = []
+    with pytest.raises(MigrationFailed):
+        commands.apply(
+            db_url, basic, progress=lambda p: done.append(p.migration.version) if p.event == "done" else None
+        )
+    assert done == ["001", "002", "003"]

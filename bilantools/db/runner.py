@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bilantools.db import history
 from bilantools.db.diagnostics import error_line, excerpt, server_message
-from bilantools.errors import ConnectionLostError, InputError, MigrationFailed, RefusedError
+from bilantools.errors import BilanToolsError, ConnectionLostError, InputError, MigrationFailed, RefusedError
 from bilantools.source.files import Migration, MigrationSet, Script
 from bilantools.source.findings import Finding
 from bilantools.source.headers import DURATION_HINT, Limits, parse_duration
@@ -507,8 +507,8 @@ class Runner:
             self._unflushed = [p.migration.label for p in unreported]
             try:
                 step = run_one(m, statements, durable)
-            except MigrationFailed:
-                if unreported:
+            except BilanToolsError as exc:  # failed or refused: the earlier ones stand
+                if unreported and not isinstance(exc, ConnectionLostError):
                     self._flush_wal()
                     self._report_all(unreported)
                 raise
