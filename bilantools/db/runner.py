@@ -803,7 +803,7 @@ class Runner:
     def _explain(self, exc: BaseException, stmt: Statement, limits: Limits) -> str:
         """The server's message; for a lock or statement timeout, the limit and who blocked."""
         reason = server_message(exc)
-        sqlstate = getattr(getattr(exc, "diag", None), "sqlstate", None)
+        sqlstate = _sqlstate(exc)
         if sqlstate == "55P03" and "lock timeout" in reason:
             from bilantools.db.blocking import describe_blockers
 
@@ -929,7 +929,7 @@ def _sqlstate(exc: BaseException) -> str | None:
 
 def _fix(exc: BaseException, usual: str) -> str:
     """What to do next: for a timeout, the limit to raise or the session to end."""
-    sqlstate = getattr(getattr(exc, "diag", None), "sqlstate", None)
+    sqlstate = _sqlstate(exc)
     text = str(exc)
     if sqlstate == "55P03" and "lock timeout" in text:
         return (
