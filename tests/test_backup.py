@@ -282,7 +282,7 @@ def pg15() -> Iterator[Sandbox]:
 @pytest.mark.needs_system_pg15
 def test_backup_of_pg15_restores_into_pg18(pg15: Sandbox, server: Sandbox, tmp_path: Path) -> None:
     source = pg15.new_db("cross_version")
-    commands.apply(source, MIGRATIONS)
+    commands.apply(source, MIGRATIONS, backup=False)  # not into ./backups of the checkout
     with psycopg.connect(source, autocommit=True) as conn:
         assert conn.info.server_version // 10000 == 15
         conn.execute("INSERT INTO organizations (name, slug) VALUES ('Centre 15', 'c15')")

@@ -338,3 +338,56 @@ def test_migrations_before_a_failure_are_reported_done(db_url: str, basic: Path)
             db_url, basic, progress=lambda p: done.append(p.migration.version) if p.event == "done" else None
         )
     assert done == ["001", "002", "003"]
+
+
+def _many(
+    directory: Path, count: int, failing: int | None = None, failing_rollback: int | None = None
+) -> None:
+    """`count` fast migrations (a table each); `failing` breaks at its second statement."""
+    directory.mkdir()
+    for n in range(1, count + 1):
+        second = "SELECT * FROM no_such_table;" if n == failing else f"CREATE INDEX ON t{n} (id);"
+        (directory / f"{n:03d}_t{n}.sql").write_text(f"CREATE TABLE t{n} (id int);\n{second}\n")
+        undo = "SELECT * FROM no_such_table;" if n == failing_rollback else f"DROP TABLE t{n};"
+        (directory / f"{n:03d}_t{n}_rollback.sql").write_text(undo + "\n")
+
+
+def test_a_failure_inside_a_batch_stops_the_run_there(
+    db_url: str, tmp_path: Path, conn: psycopg.Connection
+) -> None:
+    """Fast migrations are sent in batches (1, 2, 4, 8, 16...: 025 falls in the middle of
+    one): those before the failure commit and are reported, the failing one is recorded
+    with its own file and line, and none after it runs."""
+    directory = tmp_path / "many"
+    _many(directory, 40, failing=25)
+    done: list[str] = []
+    with pytest.raises(MigrationFailed) as failed:
+        commands.apply(
+            db_url,
+            directory,
+            progress=lambda p: done.append(p.migration.version) if p.event == "done" else None,
+        )
+    assert failed.value.version == "025" and failed.value.line == 2
+    assert "025_t25.sql:2" in str(failed.value) and "no_such_table" in str(failed.value)
+    assert done == [f"{n:03d}" for n in range(1, 25)]
+    rows = conn.execute("SELECT version, success FROM schema_migrations ORDER BY version").fetchall()
+    assert rows == [(f"{n:03d}", True) for n in range(1, 25)] + [("025", False)]
+    assert [t for t in tables(conn) if t.startswith("t")] == sorted(f"t{n}" for n in range(1, 25))
+    durations = conn.execute("SELECT count(*) FROM schema_migration_events WHERE duration_ms >= 0").fetchone()
+    assert durations == (25,)  # 24 successes and the failure, each with its duration
+
+
+def test_a_failing_rollback_inside_a_batch_leaves_the_later_ones_applied(
+    db_url: str, tmp_path: Path, conn: psycopg.Connection
+) -> None:
+    directory = tmp_path / "many"
+    _many(directory, 40, failing_rollback=12)
+    commands.apply(db_url, directory)
+    with pytest.raises(MigrationFailed) as failed:
+        commands.rollback(db_url, directory, to="0")
+    assert failed.value.version == "012" and "012_t12_rollback.sql:1" in str(failed.value)
+    rows = conn.execute("SELECT version FROM schema_migrations WHERE success ORDER BY version").fetchall()
+    assert rows == [(f"{n:03d}",) for n in range(1, 13)]
+    assert [t for t in tables(conn) if t.startswith("t")] == sorted(f"t{n}" for n in range(1, 13))
+    result = commands.status(db_url, directory)
+    assert result.summary() == "40 migrations: 12 applied, 28 pending"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bilantools.errors import RefusedError
 
@@ -173,18 +173,20 @@ def record_success(
     checksum: str,
     duration_ms: int | None = None,
     action: str = "apply",
-) -> None:
+) -> psycopg.Cursor[Any]:
     """The guide's record_migration plus the event, in one statement (one round trip).
 
     Without `duration_ms`, the duration is measured by the server from the start of the
-    current transaction, which is exact even when statements were pipelined.
+    current transaction, which is exact even when migrations were pipelined; the returned
+    cursor's one row is that duration.
     """
-    conn.execute(
+    return conn.execute(
         "WITH d AS (SELECT coalesce(%s::int,"
         " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int) AS ms),"
         " tracked AS (SELECT record_migration(%s, %s, %s, current_user, d.ms) FROM d)"
         f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
-        " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, NULL, %s, %s FROM tracked, d",
+        " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, NULL, %s, %s FROM tracked, d"
+        " RETURNING duration_ms",
         (
             duration_ms,
             version,
@@ -238,13 +240,15 @@ def record_started(
     record_event(conn, actor, version, "apply", "started", checksum=checksum, detail=detail)
 
 
-def forget(conn: psycopg.Connection, actor: Actor, version: str, checksum: str | None) -> None:
-    """Remove a version's row after its rollback script ran, and log the rollback."""
-    conn.execute(
+def forget(conn: psycopg.Connection, actor: Actor, version: str, checksum: str | None) -> psycopg.Cursor[Any]:
+    """Remove a version's row after its rollback script ran, and log the rollback; the
+    returned cursor's one row is the rollback's duration, measured by the server."""
+    return conn.execute(
         "WITH gone AS (DELETE FROM schema_migrations WHERE version = %s RETURNING 1)"
         f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
         " VALUES (%s, %s, 'rollback', 'success', %s, %s,"
-        " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, %s, NULL, %s, %s)",
+        " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, %s, NULL, %s, %s)"
+        " RETURNING duration_ms",
         (
             version,
             actor.run_id,

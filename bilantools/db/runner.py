@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -25,7 +25,7 @@ from bilantools.errors import BilanToolsError, ConnectionLostError, InputError, 
 from bilantools.source.files import Migration, MigrationSet, Script
 from bilantools.source.findings import Finding
 from bilantools.source.headers import DURATION_HINT, Limits, parse_duration
-from bilantools.source.statements import Statement, check_runnable
+from bilantools.source.statements import Statement, check_runnable, split
 
 if TYPE_CHECKING:
     import psycopg
@@ -41,6 +41,10 @@ DEFAULT_LOCK_TIMEOUT = "5s"
 DEFAULT_LIMITS = Limits(lock_timeout=DEFAULT_LOCK_TIMEOUT)
 # At most this long between two commits that wait for the disk (see Runner._run_all).
 DURABLE_EVERY = 0.2
+# Consecutive transactional migrations sent in one round trip (see Runner._run_all): at
+# most this many, and more only while a batch takes less than GROW_BELOW seconds.
+MAX_BATCH = 64
+GROW_BELOW = 0.05
 
 
 def run_limits(lock_timeout: str | None, statement_timeout: str | None) -> Limits:
@@ -149,13 +153,13 @@ class RunResult:
         }
 
 
-class _StatementError(Exception):
-    """Statement number `index` of a script failed with `cause`."""
+class _Stopped(Exception):
+    """A batch stopped at a failure: `steps` are the migrations it committed before."""
 
-    def __init__(self, index: int, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.index = index
-        self.cause = cause
+    def __init__(self, steps: list[Step], error: BaseException) -> None:
+        super().__init__(str(error))
+        self.steps = steps
+        self.error = error
 
 
 class _DryRunDone(Exception):
@@ -245,17 +249,31 @@ class Runner:
 
     def refuse_errors(self, force: bool = False) -> None:
         """Refuse a directory with errors before anything runs. `force` lets ordering errors
-        (forward references) through, never what the server or the engine cannot run."""
-        from bilantools.source.check import check
+        (forward references) through, never what the server or the engine cannot run.
 
+        A pass is remembered by content under $BILANTOOLS_HOME/cache/checks (see
+        `source.passed`): applying unchanged files again skips the parse."""
+        from bilantools.db.sandbox import default_home
+        from bilantools.source import passed
+        from bilantools.source.check import check
+        from bilantools.source.config import load_config
+
+        config = load_config(self.migrations.directory.absolute())
+        store = default_home() / "cache" / "checks"
+        digest = passed.key(self.migrations, config)
+        if passed.known(store, digest):
+            return
         report = check(
             self.migrations.directory,
             history.tracking_objects(),
+            config,
             lint_rules=False,
             rollbacks=False,
             found=self.migrations,
         )
         errors = [f for f in report.errors if not (force and f.rule == "forward-reference")]
+        if not report.errors:
+            passed.remember(store, digest)
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             bypass = " or pass --force" if all(f.rule == "forward-reference" for f in errors) else ""
@@ -325,9 +343,7 @@ class Runner:
         stranded = [
             s.version
             for s in states.values()
-            if s.state == "missing-file"
-            and lowest is not None
-            and (_number(s.version) or 0) > lowest
+            if s.state == "missing-file" and lowest is not None and (_number(s.version) or 0) > lowest
         ]
         if stranded:
             raise RefusedError(
@@ -364,7 +380,7 @@ class Runner:
         if prepared:
             self._before_changes(before_changes, result)
             history.ensure_tracking(self.conn)
-        return self._run_all(result, prepared, self._apply_one)
+        return self._run_all(result, prepared)
 
     def rollback(
         self,
@@ -383,7 +399,7 @@ class Runner:
             return self._dry_run(result, prepared)
         if prepared:
             self._before_changes(before_changes, result)
-        return self._run_all(result, prepared, self._rollback_one)
+        return self._run_all(result, prepared)
 
     def _before_changes(self, hook: Callable[[], str] | None, result: RunResult) -> None:
         if hook is not None:
@@ -481,12 +497,7 @@ class Runner:
         return findings
 
     # -- internals ---------------------------------------------------------------------------
-    def _run_all(
-        self,
-        result: RunResult,
-        prepared: list[tuple[Migration, list[Statement]]],
-        run_one: Callable[[Migration, list[Statement], bool], Step],
-    ) -> RunResult:
+    def _run_all(self, result: RunResult, prepared: list[tuple[Migration, list[Statement]]]) -> RunResult:
         """Run each prepared script, reporting each as done only once it is on disk.
 
         A fast migration commits without waiting for the WAL flush; the next commit that
@@ -494,29 +505,55 @@ class Runner:
         seconds after the previous flush) makes it and every earlier one durable, and only
         then are they reported. So a server crash never loses a migration that was reported
         applied, at the cost of at most a few disk flushes per second.
+
+        Consecutive transactional migrations go in batches, one round trip each, so the
+        server runs one while the client sends the next. A batch starts at one migration
+        and doubles while batches take under GROW_BELOW seconds (a slow migration goes
+        alone, and its progress is not held back); each migration is still its own
+        transaction, and the server skips the rest of a batch after a failure.
         """
         unreported: list[Progress] = []
         last_flush = time.monotonic()
-        for index, (m, statements) in enumerate(prepared):
-            self._report(Progress("start", m, index, len(prepared)))
-            durable = (
-                index == len(prepared) - 1
-                or (result.action == "apply" and not m.transactional)
-                or time.monotonic() - last_flush >= DURABLE_EVERY
-            )
+        size, index, total = 1, 0, len(prepared)
+        while index < total:
+            alone = result.action == "apply" and not prepared[index][0].transactional
+            end = index + 1
+            while not alone and end < min(total, index + size) and prepared[end][0].transactional:
+                end += 1
+            batch = prepared[index:end]
+            durable = end == total or alone or time.monotonic() - last_flush >= DURABLE_EVERY
+            for offset, (m, _) in enumerate(batch):
+                self._report(Progress("start", m, index + offset, total))
             self._unflushed = [p.migration.label for p in unreported]
+            started = time.perf_counter()
             try:
-                step = run_one(m, statements, durable)
-            except BilanToolsError as exc:  # failed or refused: the earlier ones stand
-                if unreported and not isinstance(exc, ConnectionLostError):
+                m, statements = batch[0]
+                steps = (
+                    [self._apply_autocommit(m, statements, started)]
+                    if alone
+                    else self._in_transactions(batch, result.action, durable, started)
+                )
+            except (_Stopped, BilanToolsError) as stop:  # the earlier ones stand
+                committed, error = (stop.steps, stop.error) if isinstance(stop, _Stopped) else ([], stop)
+                for offset, step in enumerate(committed):
+                    result.steps.append(step)
+                    unreported.append(Progress("done", batch[offset][0], index + offset, total, step))
+                if unreported and not isinstance(error, ConnectionLostError):
                     self._flush_wal()
                     self._report_all(unreported)
-                raise
-            result.steps.append(step)
-            unreported.append(Progress("done", m, index, len(prepared), step))
+                raise error from None
+            for offset, step in enumerate(steps):
+                result.steps.append(step)
+                unreported.append(Progress("done", batch[offset][0], index + offset, total, step))
             if durable:
                 self._report_all(unreported)
                 last_flush = time.monotonic()
+            elapsed = time.perf_counter() - started
+            if elapsed < GROW_BELOW:
+                size = min(size * 2, MAX_BATCH)
+            elif elapsed >= DURABLE_EVERY:
+                size = 1
+            index = end
         return result
 
     def _flush_wal(self) -> None:
@@ -535,35 +572,11 @@ class Runner:
 
     @staticmethod
     def _prepare(script: Script, transactional: bool) -> list[Statement]:
-        from bilantools.source.parsed import parse_script
-
-        statements = [Statement(p.text, p.line) for p in parse_script(script)]
+        statements = split(script)
         if not statements:
             raise InputError(f"{script.path} contains no SQL statement; write its SQL or remove it")
         check_runnable(script, statements, transactional)
         return statements
-
-    def _apply_one(self, m: Migration, statements: list[Statement], durable: bool = True) -> Step:
-        started = time.perf_counter()
-        if not m.transactional:
-            return self._apply_autocommit(m, statements, started)
-        limits = self._limits(m.limits)
-        try:
-            self._in_transaction(
-                statements,
-                durable,
-                lambda: history.record_success(self.conn, self.actor, m.version, m.name, m.checksum),
-                limits,
-            )
-        except _StatementError as err:
-            if _sqlstate(err.cause) == "42501":
-                raise self._not_allowed(m, m.script, statements[err.index], err.cause, "apply") from None
-            raise self._failed(
-                m, m.script, statements, err.index, err.cause, started, partial=False, limits=limits
-            ) from None
-        except _Lost as lost:
-            raise self._lost(m, "apply", lost.cause) from None
-        return Step(m.version, m.name, "apply", "applied", _ms(started), len(statements))
 
     def _apply_autocommit(self, m: Migration, statements: list[Statement], started: float) -> Step:
         """Statement by statement, each committing on its own. The migration is first
@@ -685,65 +698,108 @@ class Runner:
             f"server is back, 'bilantools status' shows what is applied; then run {action} again"
         )
 
-    def _rollback_one(self, m: Migration, statements: list[Statement], durable: bool = True) -> Step:
-        assert m.rollback is not None
-        started = time.perf_counter()
-        limits = self._limits(m.rollback_limits)
-        try:
-            self._in_transaction(
-                statements,
-                durable,
-                lambda: history.forget(self.conn, self.actor, m.version, m.checksum),
-                limits,
-            )
-        except _Lost as lost:
-            raise self._lost(m, "rollback", lost.cause) from None
-        except _StatementError as err:
-            stmt = statements[err.index]
-            if _sqlstate(err.cause) == "42501":
-                raise self._not_allowed(m, m.rollback, stmt, err.cause, "rollback") from None
-            line = error_line(stmt, err.cause)
-            reason = self._explain(err.cause, stmt, limits)
-            raise MigrationFailed(
-                f"rollback of {m.label} failed at {m.rollback.path.name}:{line}: {reason} "
-                f"(statement: {excerpt(stmt.text)}); its changes were rolled back and the migration "
-                f"stays applied: {_fix(err.cause, 'fix the rollback script and run rollback again')}",
-                version=m.version,
-                file=str(m.rollback.path),
-                line=line,
-                statement=stmt.text,
-                server_message=reason,
-            ) from None
-        return Step(m.version, m.name, "rollback", "rolled back", _ms(started), len(statements))
+    def _in_transactions(
+        self, batch: list[tuple[Migration, list[Statement]]], action: str, durable: bool, started: float
+    ) -> list[Step]:
+        """Each migration (or rollback) of `batch` as BEGIN, its limits, its statements, its
+        tracking change and COMMIT, all sent as one pipeline: one round trip for the batch.
 
-    def _in_transaction(
-        self, statements: list[Statement], durable: bool, track: Callable[[], None], limits: Limits
-    ) -> None:
-        """BEGIN, the limits, the statements, the tracking change and COMMIT, sent as one
-        pipeline.
-
-        One round trip per migration instead of one per statement; the server still runs
-        the statements in order and stops at the first error, and the statements before
-        it are the ones that returned a result, which tells which statement failed.
+        The server runs them in order and, after an error, skips everything up to the
+        pipeline's end, so the migrations before the failing one are committed and none
+        after it ran. The commands that returned no result tell which statement failed.
+        `durable` makes the batch's last commit wait for the disk (the others do not).
         """
         import psycopg
+        from psycopg.pq import TransactionStatus
 
-        cursors: list[psycopg.Cursor[Any]] = []
+        sent: list[tuple[int, int | None, psycopg.Cursor[Any]]] = []  # (unit, statement, cursor)
+        trackers: list[psycopg.Cursor[Any]] = []
+
+        def send(unit: int, statement: int | None, query: str, params: Sequence[object] = ()) -> None:
+            sent.append((unit, statement, self.conn.execute(query, params or None)))
+
         try:
-            with _quiet_pipeline_abort(), self.conn.pipeline(), self.conn.transaction():
-                _set_limits(self.conn, limits, local=True, synchronous_commit=durable)
-                for stmt in statements:
-                    cursor = self.conn.cursor()
-                    cursor.execute(stmt.text)
-                    cursors.append(cursor)
-                track()
+            with _quiet_pipeline_abort(), self.conn.pipeline():
+                for unit, (m, statements) in enumerate(batch):
+                    send(unit, None, "BEGIN")
+                    limits = self._script_limits(m, action)
+                    settings = _limits_sql(limits, True, durable and unit == len(batch) - 1)
+                    if settings is not None:
+                        send(unit, None, *settings)
+                    for number, stmt in enumerate(statements):
+                        send(unit, number, stmt.text)
+                    if action == "apply":
+                        tracker = history.record_success(self.conn, self.actor, m.version, m.name, m.checksum)
+                    else:
+                        tracker = history.forget(self.conn, self.actor, m.version, m.checksum)
+                    trackers.append(tracker)
+                    sent.append((unit, None, tracker))
+                    send(unit, None, "COMMIT")
         except psycopg.Error as exc:
+            stopped = next(
+                (k for k, (_, _, cursor) in enumerate(sent) if cursor.pgresult is None), len(sent) - 1
+            )
+            unit, statement, _ = sent[stopped]
+            steps = self._batch_steps(batch[:unit], trackers, action)
+            m, statements = batch[unit]
             if _is_lost(self.conn):
-                raise _Lost(exc) from None
-            done = sum(1 for c in cursors if c.pgresult is not None)
-            if done >= len(statements):  # every statement ran: the tracking change failed
-                raise
-            raise _StatementError(done, exc) from None
+                self._unflushed += [m.label for m, _ in batch[:unit]]
+                raise _Stopped(steps, self._lost(m, action, exc)) from None
+            if self.conn.info.transaction_status != TransactionStatus.IDLE:
+                self.conn.execute("ROLLBACK")
+            if statement is None:  # every statement ran: the tracking change or COMMIT failed
+                raise _Stopped(steps, exc) from None
+            raise _Stopped(
+                steps, self._statement_failed(m, action, statements, statement, exc, started)
+            ) from None
+        return self._batch_steps(batch, trackers, action)
+
+    @staticmethod
+    def _batch_steps(
+        batch: list[tuple[Migration, list[Statement]]], trackers: list[psycopg.Cursor[Any]], action: str
+    ) -> list[Step]:
+        outcome = "applied" if action == "apply" else "rolled back"
+        steps = []
+        for (m, statements), tracker in zip(batch, trackers, strict=False):
+            row = tracker.fetchone()
+            steps.append(
+                Step(m.version, m.name, action, outcome, int(row[0]) if row else None, len(statements))
+            )
+        return steps
+
+    def _script_limits(self, m: Migration, action: str) -> Limits:
+        return self._limits(m.limits if action == "apply" else m.rollback_limits)
+
+    def _statement_failed(
+        self,
+        m: Migration,
+        action: str,
+        statements: list[Statement],
+        index: int,
+        exc: BaseException,
+        started: float,
+    ) -> BilanToolsError:
+        """The error for statement `index` of `m`'s script (rolled back with its transaction)."""
+        script = m.script if action == "apply" else m.rollback
+        assert script is not None
+        stmt = statements[index]
+        if _sqlstate(exc) == "42501":
+            return self._not_allowed(m, script, stmt, exc, action)
+        limits = self._script_limits(m, action)
+        if action == "apply":
+            return self._failed(m, script, statements, index, exc, started, partial=False, limits=limits)
+        line = error_line(stmt, exc)
+        reason = self._explain(exc, stmt, limits)
+        return MigrationFailed(
+            f"rollback of {m.label} failed at {script.path.name}:{line}: {reason} "
+            f"(statement: {excerpt(stmt.text)}); its changes were rolled back and the migration "
+            f"stays applied: {_fix(exc, 'fix the rollback script and run rollback again')}",
+            version=m.version,
+            file=str(script.path),
+            line=line,
+            statement=stmt.text,
+            server_message=reason,
+        )
 
     def _failed(
         self,
@@ -785,9 +841,8 @@ class Runner:
             if _fix(exc, ""):
                 consequence += f"; {_fix(exc, '')}"
         else:
-            consequence = (
-                "its changes were rolled back and the failure recorded: "
-                + _fix(exc, "fix the file and run apply again")
+            consequence = "its changes were rolled back and the failure recorded: " + _fix(
+                exc, "fix the file and run apply again"
             )
         return MigrationFailed(
             f"migration {m.label} failed at {where}: {reason} (statement: {excerpt(stmt.text)}); "
@@ -888,14 +943,6 @@ def _version_order(version: str) -> tuple[int, str]:
     return (number if number is not None else 1 << 62, version)
 
 
-class _Lost(Exception):
-    """The connection broke while a migration ran (server crash, network, termination)."""
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
 def _is_lost(conn: psycopg.Connection) -> bool:
     return bool(conn.closed or conn.broken)
 
@@ -903,19 +950,25 @@ def _is_lost(conn: psycopg.Connection) -> bool:
 def _set_limits(
     conn: psycopg.Connection, limits: Limits, local: bool = True, synchronous_commit: bool = True
 ) -> None:
-    """One statement setting lock_timeout, statement_timeout and (for all but a run's last
-    migration) synchronous_commit; `local` limits them to the current transaction."""
+    settings = _limits_sql(limits, local, synchronous_commit)
+    if settings is not None:
+        conn.execute(*settings)
+
+
+def _limits_sql(limits: Limits, local: bool, synchronous_commit: bool) -> tuple[str, list[object]] | None:
+    """One statement setting lock_timeout, statement_timeout and (unless the commit must
+    wait for the disk) synchronous_commit; `local` limits them to the current transaction."""
     settings = [("lock_timeout", limits.lock_timeout), ("statement_timeout", limits.statement_timeout)]
     if not synchronous_commit:
         settings.append(("synchronous_commit", "off"))
     chosen = [(name, value) for name, value in settings if value is not None]
     if not chosen:
-        return
+        return None
     calls = ", ".join("set_config(%s, %s, %s)" for _ in chosen)
     params: list[object] = []
     for name, value in chosen:
         params.extend((name, value, local))
-    conn.execute(f"SELECT {calls}", params)
+    return f"SELECT {calls}", params
 
 
 def _reset_limits(conn: psycopg.Connection) -> None:

@@ -31,7 +31,6 @@ import psycopg
 from bilantools import commands
 from bilantools.db import history
 from bilantools.db.fingerprint import Fingerprint, fingerprint
-from bilantools.db.runner import Progress
 from bilantools.db.sandbox import Sandbox
 from bilantools.errors import SandboxError
 from bilantools.source.files import discover
@@ -262,11 +261,11 @@ _CORPORA: dict[tuple[str, str], Corpus] = {}
 
 
 def build_references(box: Sandbox, directory: Path, empty_template: str | None = None) -> Corpus:
-    """Apply `directory` once in-process on a fresh database and fingerprint it, from a
-    session of the test's own, as each migration starts (every earlier one has committed:
-    the hook checks it, whenever the run reports them done) and once the run is over.
-    The database is kept, fully applied, as the template of rollback rounds. Cached per
-    server and directory."""
+    """Apply `directory` in-process on a fresh database one migration at a time
+    (``step=1``), fingerprinting it from a session of the test's own before the first and
+    after each: the reference state after every k. (A single run cannot give them: it
+    sends fast migrations in batches.) The database is kept, fully applied, as the
+    template of rollback rounds. Cached per server and directory."""
     key = (str(box.home), str(directory))
     if key in _CORPORA:
         return _CORPORA[key]
@@ -274,21 +273,19 @@ def build_references(box: Sandbox, directory: Path, empty_template: str | None =
     name = f"ref_{uuid.uuid4().hex[:12]}"
     url = box.new_db(name, template=empty_template)
     references: list[Fingerprint] = []
+    applied: list[str] = []
     watch = Watch(url)
     try:
-
-        def take(progress: Progress) -> None:
-            if progress.event == "start":
-                committed = watch.committed()
-                assert committed == progress.index, f"{committed} committed as {progress.index + 1} starts"
-                references.append(fingerprint(watch.conn))
-
-        result = commands.apply(url, directory, backup=False, progress=take)
-        assert watch.committed() == len(versions)
+        history.ensure_tracking(watch.conn)  # as `settled` compares: tracking tables on both sides
         references.append(fingerprint(watch.conn))
+        for k in range(1, len(versions) + 1):
+            result = commands.apply(url, directory, step=1, backup=False)
+            applied += [s.version for s in result.steps]
+            assert watch.committed() == k, f"{watch.committed()} committed after step {k}"
+            references.append(fingerprint(watch.conn))
     finally:
         watch.close()
-    assert [s.version for s in result.steps] == versions, result.steps
+    assert applied == versions, applied
     assert len(references) == len(versions) + 1
     corpus = Corpus(directory, versions, references, name)
     _CORPORA[key] = corpus
