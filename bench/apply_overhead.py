@@ -46,6 +46,9 @@ RESULTS_DIR = REPO / "bench" / "results"
 MIN_RUNS = 5
 REAL_EXPECTED = 29
 TINY_COUNT = 500
+SEED_ROWS = 100_000
+SEED_PER_MIGRATION = 10_000
+SEED_PER_STATEMENT = 1_000
 TRACKING_TABLES = frozenset({"schema_migrations", "schema_migration_events"})
 FORWARD_FILE = re.compile(r"^(\d+)_.+\.sql$")
 DURABLE = (
@@ -81,6 +84,7 @@ class Corpus:
     directory: Path
     files: list[Path]
     expected: frozenset[str] | None = None  # tables in public, tracking tables excluded
+    rows: tuple[str, int] | None = None  # a table and the row count every tool must leave
 
     @property
     def count(self) -> int:
@@ -111,6 +115,42 @@ def generate_tiny(directory: Path, total: int = TINY_COUNT) -> Corpus:
         (directory / f"{v}_bench_{v}_rollback.sql").write_text(f"DROP TABLE bench_{v};\n", encoding="utf-8")
     expected = frozenset(f"bench_{n:03d}" for n in range(1, total + 1))
     return Corpus("tiny", directory, forward_files(directory), expected)
+
+
+def generate_seed(directory: Path, rows: int = SEED_ROWS) -> Corpus:
+    """Data-heavy migrations: a table, its seed rows as literal multi-row INSERTs
+    (SEED_PER_STATEMENT rows per statement, SEED_PER_MIGRATION per migration, accented
+    text included), then its indexes, built after the load as a DBA would."""
+    directory.mkdir(parents=True)
+    files = [
+        "CREATE TABLE bench_seed (id integer PRIMARY KEY, code text NOT NULL, label text NOT NULL,"
+        " score numeric(5,2) NOT NULL, active boolean NOT NULL);\n"
+    ]
+    for first in range(1, rows + 1, SEED_PER_MIGRATION):
+        statements = []
+        for start in range(first, min(first + SEED_PER_MIGRATION, rows + 1), SEED_PER_STATEMENT):
+            values = ",\n".join(
+                f"({i}, 'Q-{i:06d}', 'Compétence évaluée n°{i}', {i % 10000 / 100:.2f}, {i % 7 != 0})"
+                for i in range(start, min(start + SEED_PER_STATEMENT, rows + 1))
+            )
+            statements.append(f"INSERT INTO bench_seed (id, code, label, score, active) VALUES\n{values};\n")
+        files.append("".join(statements))
+    undo = ["DROP TABLE bench_seed;\n"]
+    undo += [
+        f"DELETE FROM bench_seed WHERE id BETWEEN {first} AND {first + SEED_PER_MIGRATION - 1};\n"
+        for first in range(1, rows + 1, SEED_PER_MIGRATION)
+    ]
+    files.append(
+        "CREATE UNIQUE INDEX bench_seed_code ON bench_seed (code);\n"
+        "CREATE INDEX bench_seed_active_score ON bench_seed (score) WHERE active;\n"
+    )
+    undo.append("DROP INDEX bench_seed_active_score;\nDROP INDEX bench_seed_code;\n")
+    for n, (text, rollback) in enumerate(zip(files, undo, strict=True), start=1):
+        header = f"-- Benchmark seed migration {n}.\n"
+        (directory / f"{n:03d}_seed_{n:03d}.sql").write_text(header + text, encoding="utf-8")
+        (directory / f"{n:03d}_seed_{n:03d}_rollback.sql").write_text(rollback, encoding="utf-8")
+    tables = frozenset({"bench_seed"})
+    return Corpus("seed", directory, forward_files(directory), tables, ("bench_seed", rows))
 
 
 def snapshot_real(directory: Path) -> tuple[Corpus | None, str | None]:
@@ -312,6 +352,12 @@ def verify(server: Server, url: str, corpus: Corpus, tool: Tool) -> None:
             f"{tool.label} on {corpus.name}: wrong tables in public "
             f"(missing {missing[:5]}, unexpected {extra[:5]})"
         )
+    if corpus.rows is not None:
+        table, count = corpus.rows
+        with psycopg.connect(url) as conn:
+            found = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        if found != (count,):
+            raise BenchError(f"{tool.label} on {corpus.name}: {table} has {found} rows, not {count}")
     if tool.tracks:
         missing_tracking = sorted(TRACKING_TABLES - tables)
         if missing_tracking:

@@ -29,7 +29,6 @@ from bilantools.db.runner import (
     run_limits,
 )
 from bilantools.db.sandbox import Sandbox
-from bilantools.db.stats import SchemaStats
 from bilantools.db.target import Target, parse_target
 from bilantools.errors import ConnectionLostError, DatabaseError, InputError
 from bilantools.source.files import Migration, discover
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
     from bilantools.db.backup import Backup
     from bilantools.db.backup import Verification as BackupVerification
     from bilantools.db.fingerprint import Fingerprint
+    from bilantools.db.stats import SchemaStats
     from bilantools.db.verify import Detection, Verification
     from bilantools.source.check import CheckReport
     from bilantools.source.graph import Analysis

@@ -1199,3 +1199,49 @@ def test_header_finding_has_a_hint(tmp_path: Path) -> None:
     (finding,) = report.findings
     assert finding.message == "'-- transaction: maybe' is not understood"
     assert finding.hint == "write '-- transaction: off' (or 'on', the default)"
+
+
+def _seed_rows(count: int, row: str = "({i}, 'Compétence n°{i}', {i}.5, true, NULL, 'x''y'::text)") -> str:
+    return ",\n".join(row.format(i=i) for i in range(1, count + 1))
+
+
+def test_seed_inserts_are_analysed_from_their_first_row() -> None:
+    """A data-only INSERT keeps its first row and its tail (ON CONFLICT) for the parse; the
+    rows from the first one with an expression on are kept."""
+    from bilantools.source.parsed import _without_data_rows
+
+    head = "INSERT INTO q (id, label, score, active, note, raw) VALUES"
+    data = f"{head}\n{_seed_rows(500)}\nON CONFLICT DO NOTHING"
+    first_row = "(1, 'Compétence n°1', 1.5, true, NULL, 'x''y'::text)"
+    assert _without_data_rows(data) == f"{head}\n{first_row}\nON CONFLICT DO NOTHING"
+    with_call = data.replace("(250, ", "(now(), ", 1)
+    reduced = _without_data_rows(with_call)  # the literal rows 2-249 go, the rest stays
+    assert reduced.startswith(
+        f"INSERT INTO q (id, label, score, active, note, raw) VALUES\n{first_row},\n(now(), "
+    )
+    assert reduced.endswith(with_call[with_call.index("(now(), ") :])
+    assert _without_data_rows("INSERT INTO q VALUES (1), (2)") == "INSERT INTO q VALUES (1), (2)"
+
+
+def test_seed_data_findings_are_those_of_the_whole_statement(tmp_path: Path) -> None:
+    """Rows of constants name no object, so dropping them from the parse loses nothing: the
+    target table is still a forward reference, and a subquery in a later row still is."""
+    seed = f"INSERT INTO t (id) VALUES\n{_seed_rows(800, '({i})')};\n"
+    files: Files = {
+        "001_seed.sql": seed,
+        "001_seed_rollback.sql": "DELETE FROM t;\n",
+        "002_u.sql": "CREATE TABLE u (id int);\n",
+        "002_u_rollback.sql": "DROP TABLE u;\n",
+        "003_more.sql": seed.replace("(700)", "((SELECT max(id) FROM u))"),
+        "003_more_rollback.sql": "DELETE FROM t;\n",
+        "004_t.sql": T,
+        "004_t_rollback.sql": T_RB,
+    }
+    _, report = run(tmp_path, files)
+    assert rows(report) == [
+        ("forward-reference", "error", "001_seed.sql", 1),
+        ("forward-reference", "error", "003_more.sql", 1),
+    ]
+    files["003_more.sql"] = seed.replace("(700)", "((SELECT max(id) FROM missing_table))")
+    _, report = run(tmp_path / "again", files)
+    assert ("unresolved-reference", "warning", "003_more.sql", 1) in rows(report)
