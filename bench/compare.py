@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -35,7 +36,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--runs", type=int, default=ao.MIN_RUNS, help=f"timed runs per tool (>= {ao.MIN_RUNS})"
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: one timed run, figures meaningless")
-    parser.add_argument("--corpus", choices=("real", "tiny", "all"), default="all")
+    parser.add_argument("--corpus", choices=("real", "tiny", "seed", "all"), default="all")
     parser.add_argument("--tiny-count", type=int, default=ao.TINY_COUNT, help="generated tiny migrations")
     parser.add_argument("--peers", default="", help="comma-separated peer keys (default: all installed)")
     parser.add_argument("--pg-bin", type=Path, default=None, help="server binaries (default: embedded)")
@@ -69,6 +70,47 @@ def bilantools_status(server: ao.Server, url: str, corpus: ao.Corpus) -> None:
     ao._check(proc, "bilantools status")
     if f"{corpus.count} applied" not in proc.stdout or "pending" in proc.stdout:
         raise ao.BenchError(f"bilantools status: unexpected output {proc.stdout[-300:]!r}")
+
+
+def run_cli_cold(server: ao.Server, url: str, corpus: ao.Corpus) -> None:
+    """The CLI as on a machine that never checked these files: no remembered pre-run check."""
+    shutil.rmtree(Path(server.env["BILANTOOLS_HOME"]) / "cache", ignore_errors=True)
+    ao.run_cli(server, url, corpus)
+
+
+CLI_COLD = ao.Tool("clicold", "bilantools CLI, first run (check not remembered)", run_cli_cold, True)
+
+
+def measure_check(server: ao.Server, corpus: ao.Corpus, runs: int) -> dict[str, list[float]]:
+    """`bilantools check` (every rule, squawk included) and the pre-run check apply makes
+    before its first run on these files, in-process and cold, interleaved after a warm-up."""
+    from bilantools.db.history import tracking_objects
+    from bilantools.source.check import check
+    from bilantools.source.parsed import parse_script
+
+    def cli_check() -> None:
+        proc = ao._run(server, [server.cli, "--migrations", corpus.directory, "check"])
+        if proc.returncode not in (0, 1):  # 1: findings (warnings do not fail; errors would)
+            ao._check(proc, "bilantools check")
+
+    def pre_run() -> None:
+        parse_script.cache_clear()
+        report = check(corpus.directory, tracking_objects(), lint_rules=False, rollbacks=False)
+        if report.errors:
+            raise ao.BenchError(f"{corpus.name}: the pre-run check finds {report.errors[0].one_line()}")
+
+    probes: list[tuple[str, Callable[[], None]]] = [
+        ("bilantools check (CLI, all rules)", cli_check),
+        ("pre-run check of apply, cold (API)", pre_run),
+    ]
+    samples: dict[str, list[float]] = {label: [] for label, _ in probes}
+    for index, order in enumerate(ao.rotations(probes, runs + 1)):
+        for label, probe in order:
+            started = time.perf_counter()
+            probe()
+            if index > 0:
+                samples[label].append(time.perf_counter() - started)
+    return samples
 
 
 def measure_status(
@@ -107,7 +149,7 @@ def bench_corpus(
     for peer in peers:
         peer.prepare(corpus, scratch, server)
     by_key = {peer.key: peer for peer in peers}
-    tools, notes = ao.warm_up(server, corpus, [*ao.TOOLS, *(peer.tool() for peer in peers)])
+    tools, notes = ao.warm_up(server, corpus, [*ao.TOOLS, CLI_COLD, *(peer.tool() for peer in peers)])
     report.notes += notes
     if not all(t in tools for t in ao.TOOLS if t.tracks):
         report.notes.append(f"{corpus.name} corpus unavailable: bilantools could not apply it")
@@ -117,6 +159,10 @@ def bench_corpus(
     status = measure_status(server, corpus, usable, runs)
     report.startup_rows += [
         ao.Row(f"{corpus.name} ({corpus.count})", label, values) for label, values in status.items()
+    ]
+    checked = measure_check(server, corpus, runs)
+    report.check_rows += [
+        ao.Row(f"{corpus.name} ({corpus.count})", label, values) for label, values in checked.items()
     ]
 
 
@@ -142,6 +188,7 @@ def run_benchmark(
             "data directory": ao.filesystem(tmp),
             "write + fdatasync": ao.flush_latency(tmp),
             "runs": f"{args.runs} timed per tool, interleaved in rotating order, after 1 warm-up",
+            "bytecode": ao.compile_bytecode(),
             **{peer.label: f"{peer.version()}; {peer.transactions}" for peer in peers},
         }
         print("\n".join(f"{k}: {v}" for k, v in context.items()), flush=True)
@@ -152,6 +199,8 @@ def run_benchmark(
             report.notes += [why] if why else []
         if args.corpus in ("tiny", "all"):
             corpora.append(ao.generate_tiny(tmp / "tiny", args.tiny_count))
+        if args.corpus in ("seed", "all"):
+            corpora.append(ao.generate_seed(tmp / "seed"))
         with psycopg.connect(box.url("postgres"), autocommit=True) as admin:
             server = ao.Server(box, admin, psql, cli, env)
             try:
@@ -189,6 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(ao.text_table(ao.APPLY_HEADERS, rows) if rows else "no corpus measured")
     print("\nStatus with nothing pending\n")
     rows = [ao.startup_cells(r) for r in report.startup_rows]
+    print(ao.text_table(ao.STARTUP_HEADERS, rows) if rows else "not measured")
+    print("\nStatic analysis\n")
+    rows = [ao.startup_cells(r) for r in report.check_rows]
     print(ao.text_table(ao.STARTUP_HEADERS, rows) if rows else "not measured")
     for note in report.notes:
         print(f"note: {note}")

@@ -24,6 +24,7 @@ import psycopg
 import pytest
 
 from bilantools.db.history import tracking_objects
+from bilantools.errors import InputError
 from bilantools.source.check import CheckReport, check
 from bilantools.source.findings import Finding
 from tests.conftest import tables
@@ -1245,3 +1246,72 @@ def test_seed_data_findings_are_those_of_the_whole_statement(tmp_path: Path) -> 
     files["003_more.sql"] = seed.replace("(700)", "((SELECT max(id) FROM missing_table))")
     _, report = run(tmp_path / "again", files)
     assert ("unresolved-reference", "warning", "003_more.sql", 1) in rows(report)
+
+
+def _checks(home: Path) -> list[Path]:
+    return sorted((home / "cache" / "checks").glob("*.json"))
+
+
+def test_a_passed_check_is_remembered_and_never_hides_an_edit(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apply remembers a clean pre-run check (with each script's statement slices) and
+    reuses it for identical files only: a new file with an error is refused all the same."""
+    from bilantools import commands
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("BILANTOOLS_HOME", str(home))
+    d = write(tmp_path / "migrations", {**BASE, "002_u.sql": "CREATE TABLE u (id int);\nSELECT 1;\n"})
+    (d / "002_u_rollback.sql").write_text("DROP TABLE u;\n")
+    commands.apply(db_url, d, to="001", backup=False)
+    (record,) = _checks(home)
+    slices = json.loads(record.read_text())
+    assert sorted(len(s) for s in slices.values()) == [1, 2]  # 001: one statement, 002: two
+    (d / "003_v.sql").write_text("CREATE VIEW v AS SELECT * FROM later;\n")
+    (d / "003_v_rollback.sql").write_text("DROP VIEW v;\n")
+    (d / "004_later.sql").write_text("CREATE TABLE later (id int);\n")
+    (d / "004_later_rollback.sql").write_text("DROP TABLE later;\n")
+    with pytest.raises(InputError, match=re.escape("003_v.sql uses table later, first created by 004_later")):
+        commands.apply(db_url, d, backup=False)
+    assert _checks(home) == [record]  # a refused directory is not remembered
+    with psycopg.connect(db_url) as conn:
+        assert tables(conn) == ["schema_migration_events", "schema_migrations", "t"]
+
+
+def test_a_remembered_check_that_does_not_fit_its_files_is_ignored(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A damaged record (slices beyond the text, garbage) means checking again, and the
+    statements run are the file's own."""
+    from bilantools import commands
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("BILANTOOLS_HOME", str(home))
+    d = write(
+        tmp_path / "migrations", {**BASE, "002_u.sql": "CREATE TABLE u (id int);\nCREATE TABLE w (id int);\n"}
+    )
+    (d / "002_u_rollback.sql").write_text("DROP TABLE w;\nDROP TABLE u;\n")
+    commands.apply(db_url, d, to="001", backup=False)
+    (record,) = _checks(home)
+    wrong = {k: [[0, 10_000]] if len(v) == 2 else v for k, v in json.loads(record.read_text()).items()}
+    record.write_text(json.dumps(wrong))
+    result = commands.apply(db_url, d, backup=False)
+    assert [(s.version, s.statements) for s in result.steps] == [("002", 2)]
+    record.write_text("{not json")
+    commands.rollback(db_url, d, to="001")
+    assert commands.apply(db_url, d, backup=False).steps[0].statements == 2
+    with psycopg.connect(db_url) as conn:
+        assert tables(conn) == ["schema_migration_events", "schema_migrations", "t", "u", "w"]
+
+
+def test_apply_works_when_the_check_cannot_be_remembered(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bilantools import commands
+
+    home = tmp_path / "home-is-a-file"
+    home.write_text("not a directory\n")
+    monkeypatch.setenv("BILANTOOLS_HOME", str(home))
+    d = write(tmp_path / "migrations", BASE)
+    assert [s.outcome for s in commands.apply(db_url, d, backup=False).steps] == ["applied"]
+    assert home.read_text() == "not a directory\n"

@@ -83,7 +83,7 @@ def test_the_kernels_own_stderr_is_kept_masked_not_shown(
     password = "Kern3l-Noise-pw"
     role = "bt_kernel_" + tmp_path.name[-6:].lower().replace("-", "_")
     with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE ROLE "{role}" LOGIN PASSWORD \'{password}\'')
+        conn.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'")
     try:
         notebooks = tmp_path / "nb"
         notebooks.mkdir()

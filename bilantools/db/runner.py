@@ -25,7 +25,7 @@ from bilantools.errors import BilanToolsError, ConnectionLostError, InputError, 
 from bilantools.source.files import Migration, MigrationSet, Script
 from bilantools.source.findings import Finding
 from bilantools.source.headers import DURATION_HINT, Limits, parse_duration
-from bilantools.source.statements import Statement, check_runnable, split
+from bilantools.source.statements import Slices, Statement, check_runnable, split
 
 if TYPE_CHECKING:
     import psycopg
@@ -247,12 +247,13 @@ class Runner:
         self._retrying = {v for v, s in status.items() if s.state == "failed"}
         return _limit(todo, self.migrations, to, step, forward=True)
 
-    def refuse_errors(self, force: bool = False) -> None:
+    def refuse_errors(self, force: bool = False) -> dict[str, Slices]:
         """Refuse a directory with errors before anything runs. `force` lets ordering errors
         (forward references) through, never what the server or the engine cannot run.
 
         A pass is remembered by content under $BILANTOOLS_HOME/cache/checks (see
-        `source.passed`): applying unchanged files again skips the parse."""
+        `source.passed`): applying unchanged files again skips the parse. Returns the
+        statement slices of each forward script by checksum, when they were remembered."""
         from bilantools.db.sandbox import default_home
         from bilantools.source import passed
         from bilantools.source.check import check
@@ -261,8 +262,9 @@ class Runner:
         config = load_config(self.migrations.directory.absolute())
         store = default_home() / "cache" / "checks"
         digest = passed.key(self.migrations, config)
-        if passed.known(store, digest):
-            return
+        known = passed.recall(store, digest, self.migrations)
+        if known is not None:
+            return known
         report = check(
             self.migrations.directory,
             history.tracking_objects(),
@@ -273,7 +275,7 @@ class Runner:
         )
         errors = [f for f in report.errors if not (force and f.rule == "forward-reference")]
         if not report.errors:
-            passed.remember(store, digest)
+            passed.remember(store, digest, self.migrations)
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             bypass = " or pass --force" if all(f.rule == "forward-reference" for f in errors) else ""
@@ -281,6 +283,7 @@ class Runner:
                 f"refusing to apply: {errors[0].one_line()}{more}; run 'bilantools check' to list every "
                 f"problem, fix them{bypass}"
             )
+        return {}
 
     def plan_sql(self, to: str | None = None, step: int | None = None) -> str:
         """The SQL `apply` would send, in order, with its transaction boundaries."""
@@ -371,9 +374,8 @@ class Runner:
         before the first change (the automatic backup); what it returns (the backup file)
         is recorded with every event of the run."""
         todo = self.plan(to, step)
-        if todo:
-            self.refuse_errors(force)
-        prepared = [(m, self._prepare(m.script, m.transactional)) for m in todo]
+        known = self.refuse_errors(force) if todo else {}
+        prepared = [(m, self._prepare(m.script, m.transactional, known.get(m.checksum))) for m in todo]
         result = RunResult(self.target_label, "apply", dry_run, run_id=str(self.actor.run_id))
         if dry_run:
             return self._dry_run(result, prepared)
@@ -571,8 +573,8 @@ class Runner:
             self.progress(progress)
 
     @staticmethod
-    def _prepare(script: Script, transactional: bool) -> list[Statement]:
-        statements = split(script)
+    def _prepare(script: Script, transactional: bool, known: Slices | None = None) -> list[Statement]:
+        statements = split(script, known)
         if not statements:
             raise InputError(f"{script.path} contains no SQL statement; write its SQL or remove it")
         check_runnable(script, statements, transactional)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bilantools.errors import InputError
 from bilantools.source.files import Script
@@ -58,11 +59,28 @@ class Statement:
     line: int  # 1-based line of the statement's first character in its file
 
 
-def split(script: Script) -> list[Statement]:
-    """The statements of `script`, each with its starting line.
+Slices = tuple[tuple[int, int], ...]  # (start, end) character offsets of each statement
+
+
+def split(script: Script, known: Slices | None = None) -> list[Statement]:
+    """The statements of `script`, each with its starting line; `known` are its slices
+    from an earlier parse (see `source.passed`), which spares the parser.
 
     Raises SqlSyntaxError (file:line:col and the parser's message) on a syntax error.
     """
+    text = script.text
+    statements = []
+    line, counted = 1, 0
+    for start, end in known if known is not None else statement_slices(script):
+        line += text.count("\n", counted, start)
+        counted = start
+        statements.append(Statement(text[start:end], line))
+    return statements
+
+
+@lru_cache(maxsize=4096)
+def statement_slices(script: Script) -> Slices:
+    """Where each statement of `script` starts and ends, by the PostgreSQL parser."""
     from pglast import parser
 
     text = script.text
@@ -73,7 +91,7 @@ def split(script: Script) -> list[Statement]:
         line = text.count("\n", 0, offset) + 1
         col = offset - (text.rfind("\n", 0, offset) + 1) + 1
         raise SqlSyntaxError(script, line, col, str(exc.args[0])) from None
-    return [Statement(text[s], text.count("\n", 0, s.start) + 1) for s in slices]
+    return tuple((s.start, s.stop) for s in slices)
 
 
 def runnable_findings(script: Script, statements: list[Statement], transactional: bool) -> list[Finding]:
