@@ -1214,14 +1214,15 @@ def test_seed_inserts_are_analysed_from_their_first_row() -> None:
     head = "INSERT INTO q (id, label, score, active, note, raw) VALUES"
     data = f"{head}\n{_seed_rows(500)}\nON CONFLICT DO NOTHING"
     first_row = "(1, 'Compétence n°1', 1.5, true, NULL, 'x''y'::text)"
-    assert _without_data_rows(data) == f"{head}\n{first_row}\nON CONFLICT DO NOTHING"
+    assert _without_data_rows(data) == (f"{head}\n{first_row}\nON CONFLICT DO NOTHING", 499)
     with_call = data.replace("(250, ", "(now(), ", 1)
-    reduced = _without_data_rows(with_call)  # the literal rows 2-249 go, the rest stays
+    reduced, left_out = _without_data_rows(with_call)  # the literal rows 2-249 go, the rest stays
+    assert left_out == 248
     assert reduced.startswith(
         f"INSERT INTO q (id, label, score, active, note, raw) VALUES\n{first_row},\n(now(), "
     )
     assert reduced.endswith(with_call[with_call.index("(now(), ") :])
-    assert _without_data_rows("INSERT INTO q VALUES (1), (2)") == "INSERT INTO q VALUES (1), (2)"
+    assert _without_data_rows("INSERT INTO q VALUES (1), (2)") == ("INSERT INTO q VALUES (1), (2)", 0)
 
 
 def test_seed_data_findings_are_those_of_the_whole_statement(tmp_path: Path) -> None:
@@ -1246,6 +1247,9 @@ def test_seed_data_findings_are_those_of_the_whole_statement(tmp_path: Path) -> 
     files["003_more.sql"] = seed.replace("(700)", "((SELECT max(id) FROM missing_table))")
     _, report = run(tmp_path / "again", files)
     assert ("unresolved-reference", "warning", "003_more.sql", 1) in rows(report)
+    files["001_seed_rollback.sql"] = "SELECT 1;\n"  # the rows counted are all 800, not the one parsed
+    _, report = run(tmp_path / "third", files)
+    assert first(report, "rollback-incomplete").message.startswith("001_seed.sql inserts 800 row(s) into t")
 
 
 def _checks(home: Path) -> list[Path]:

@@ -60,7 +60,8 @@ def run_limits(lock_timeout: str | None, statement_timeout: str | None) -> Limit
 
 @dataclass(frozen=True)
 class Progress:
-    """What a progress hook receives: 'start' before a migration, 'done' with its step."""
+    """What a progress hook receives: 'start' when a migration is sent to the server (a
+    batch sends several before the first finishes), 'done' with its step once durable."""
 
     event: Literal["start", "done"]
     migration: Migration

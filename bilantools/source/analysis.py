@@ -112,7 +112,7 @@ class Effects:
 def analyse_script(script: Script) -> Effects:
     effects = Effects(script)
     for stmt in parse_script(script):
-        _Statement(effects, stmt.line, stmt.text).visit(stmt.kind, stmt.node)
+        _Statement(effects, stmt.line, stmt.text, stmt.left_out).visit(stmt.kind, stmt.node)
     return effects
 
 
@@ -183,11 +183,18 @@ class _Statement:
     """Records one statement's effects into `effects`."""
 
     def __init__(
-        self, effects: Effects, line: int, text: str, runs: bool = True, deferred: bool = False
+        self,
+        effects: Effects,
+        line: int,
+        text: str,
+        left_out: int = 0,
+        runs: bool = True,
+        deferred: bool = False,
     ) -> None:
         self.e = effects
         self.line = line
         self.text = text
+        self.left_out = left_out  # seed rows of an INSERT its parse tree leaves out
         self.runs = runs  # executed by the migration itself (top level, DO blocks)
         self.deferred = deferred  # in a PL/pgSQL body: resolved only when the function runs
 
@@ -375,7 +382,7 @@ class _Statement:
     def _InsertStmt(self, node: Node) -> None:
         table = _relation(node["relation"])
         rows = node.get("selectStmt", {}).get("SelectStmt", {}).get("valuesLists")
-        count = len(rows) if rows is not None else -1
+        count = len(rows) + self.left_out if rows is not None else -1
         previous = self.e.seeds.get(table, 0)
         self.e.seeds[table] = -1 if -1 in (count, previous) else previous + count
 
@@ -394,7 +401,7 @@ class _Statement:
             trees = json.loads(parser.parse_sql_json(text))["stmts"]
         except parser.ParseError:
             return
-        inner = _Statement(self.e, self.line, self.text, runs, deferred)
+        inner = _Statement(self.e, self.line, self.text, runs=runs, deferred=deferred)
         for tree in trees:
             ((kind, node),) = tree["stmt"].items()
             inner.visit(kind, node)
