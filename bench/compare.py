@@ -113,6 +113,14 @@ def measure_check(server: ao.Server, corpus: ao.Corpus, runs: int) -> dict[str, 
     return samples
 
 
+PYTHON_FLOOR = "python: import psycopg; connect; close (what a Python tool cannot avoid)"
+
+
+def python_floor(server: ao.Server, url: str) -> None:
+    code = "import sys, psycopg; psycopg.connect(sys.argv[1]).close()"
+    ao._check(ao._run(server, [sys.executable, "-c", code, url]), PYTHON_FLOOR)
+
+
 def measure_status(
     server: ao.Server, corpus: ao.Corpus, peers: list[Peer], runs: int
 ) -> dict[str, list[float]]:
@@ -124,7 +132,8 @@ def measure_status(
     url = server.fresh_db(f"s_{corpus.name}_bt")
     commands.apply(url, corpus.directory)
     probes: list[tuple[str, Callable[[], None]]] = [
-        ("bilantools status", partial(bilantools_status, server, url, corpus))
+        ("bilantools status", partial(bilantools_status, server, url, corpus)),
+        (PYTHON_FLOOR, partial(python_floor, server, url)),
     ]
     for peer in peers:
         peer_url = server.fresh_db(f"s_{corpus.name}_{peer.key}")
