@@ -56,10 +56,14 @@ pytest-pg15: $(VENV)/.installed-dev
 faults: $(VENV)/.installed-dev
 	BILANTOOLS_FAULTS=full $(BIN)/pytest tests/faults -p no:cacheprovider -q
 
+# All the benchmarks, about 40 minutes: apply against psql, against the peers (three
+# corpora), static analysis, backups against bare pg_dump, inspections at 5,000 tables.
 bench: $(VENV)/.installed-bench bench-peers
 	$(BIN)/python bench/apply_overhead.py
 	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/analysis.py
+	$(BIN)/python bench/backup.py
+	$(BIN)/python bench/catalog_scale.py
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
