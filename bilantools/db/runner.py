@@ -257,7 +257,6 @@ class Runner:
         statement slices of each forward script by checksum, when they were remembered."""
         from bilantools.db.sandbox import default_home
         from bilantools.source import passed
-        from bilantools.source.check import check
         from bilantools.source.config import load_config
 
         config = load_config(self.migrations.directory.absolute())
@@ -266,6 +265,8 @@ class Runner:
         known = passed.recall(store, digest, self.migrations)
         if known is not None:
             return known
+        from bilantools.source.check import check  # the analysis' modules: 20 ms of imports
+
         report = check(
             self.migrations.directory,
             history.tracking_objects(),
