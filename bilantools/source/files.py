@@ -150,16 +150,11 @@ def discover(directory: Path | str) -> MigrationSet:
 
     # *.sql in any case: a 001_x.SQL made on a case-insensitive file system would otherwise
     # be skipped without a word on Linux, and its migration never applied.
-    # os.scandir knows most entries' types without a stat per file.
-    with os.scandir(directory) as listing:
-        listed = sorted((e for e in listing if e.name.lower().endswith(".sql")), key=lambda e: e.name)
-    for entry in listed:
-        path = directory / entry.name
-        match = FILE_NAME.match(entry.name)
-        is_file = entry.is_file()  # follows links, as Path.is_file does
-        if entry.name.startswith(".") and not is_file:
+    for path in sorted(p for p in directory.iterdir() if p.name.lower().endswith(".sql")):
+        match = FILE_NAME.match(path.name)
+        if path.name.startswith(".") and not path.is_file():
             continue  # an editor's lock link (Emacs: .#001_x.sql -> user@host), not a migration
-        if not is_file:
+        if not path.is_file():
             # A directory, a dangling link or a link loop named like a migration would be
             # skipped silently and the migration never applied: say so instead.
             found.findings.append(_not_a_file(path, directory))
