@@ -530,6 +530,7 @@ class Runner:
                 self._report(Progress("start", m, index + offset, total))
             self._unflushed = [p.migration.label for p in unreported]
             started = time.perf_counter()
+            error: BaseException | None = None
             try:
                 m, statements = batch[0]
                 steps = (
@@ -538,17 +539,15 @@ class Runner:
                     else self._in_transactions(batch, result.action, durable, started)
                 )
             except (_Stopped, BilanToolsError) as stop:  # the earlier ones stand
-                committed, error = (stop.steps, stop.error) if isinstance(stop, _Stopped) else ([], stop)
-                for offset, step in enumerate(committed):
-                    result.steps.append(step)
-                    unreported.append(Progress("done", batch[offset][0], index + offset, total, step))
-                if unreported and not isinstance(error, ConnectionLostError):
-                    self._flush_wal()
-                    self._report_all(unreported)
-                raise error from None
+                steps, error = (stop.steps, stop.error) if isinstance(stop, _Stopped) else ([], stop)
             for offset, step in enumerate(steps):
                 result.steps.append(step)
                 unreported.append(Progress("done", batch[offset][0], index + offset, total, step))
+            if error is not None:
+                if unreported and not isinstance(error, ConnectionLostError):
+                    self._flush_wal()
+                    self._report_all(unreported)
+                raise error
             if durable:
                 self._report_all(unreported)
                 last_flush = time.monotonic()
