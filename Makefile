@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PG15   ?= /usr/lib/postgresql/15/bin
 
-.PHONY: demo test lint typecheck pytest pytest-pg15 pytest-notebooks faults bench bench-peers lab clean-sandbox
+.PHONY: demo test system-packages lint typecheck pytest pytest-pg15 pytest-notebooks faults bench bench-peers lab clean-sandbox
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,28 @@ demo: $(VENV)/.installed
 	$(BIN)/bilantools status
 	$(BIN)/bilantools stats
 
-test: $(VENV)/.installed-dev lint typecheck pytest pytest-pg15 pytest-notebooks
+test: system-packages $(VENV)/.installed-dev lint typecheck pytest pytest-pg15 pytest-notebooks
+
+# The programs the suite runs that no Python package brings, as "program:Debian package":
+# Chromium opens the runbooks in a real browser (tests/test_browser.py), Graphviz's dot
+# renders `bilantools graph --format svg|png`. As root with apt-get they are installed
+# from Debian's packages; otherwise make stops here, before any test, naming the command.
+SYSTEM_PROGRAMS := chromium:chromium dot:graphviz
+
+system-packages:
+	@programs=""; packages=""; for pair in $(SYSTEM_PROGRAMS); do \
+		command -v "$${pair%%:*}" >/dev/null 2>&1 && continue; \
+		programs="$$programs $${pair%%:*}"; packages="$$packages $${pair#*:}"; \
+	done; \
+	[ -z "$$packages" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "make test needs$$programs: installing$$packages from Debian's packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$packages >/dev/null \
+		|| { echo "error: apt-get install$$packages failed (see above); fix apt, then run make test again" >&2; exit 2; }; \
+	else \
+		echo "error: make test needs$$programs, not installed (installed by make only as root with apt-get): run 'sudo apt-get install -y$$packages', then make test again" >&2; \
+		exit 2; \
+	fi
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check bilantools tests bench
@@ -36,7 +57,7 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy bilantools
 
 # Tests that need Debian's PostgreSQL 15 binaries run only where they are installed.
-pytest: $(VENV)/.installed-dev
+pytest: system-packages $(VENV)/.installed-dev
 	@if [ -x "$(PG15)/postgres" ]; then $(BIN)/pytest; \
 	else echo "PostgreSQL 15 binaries not found in $(PG15): cross-version tests not run"; \
 	     $(BIN)/pytest -m "not needs_system_pg15"; fi

@@ -1,8 +1,8 @@
 """A real browser: the runbook served by Voila, opened in headless Chromium (Debian's
 package, driven by Playwright), where clicking "Apply next" applies exactly one migration.
 
-Chromium comes from the system (`apt-get install chromium`, done by .ci/run); no browser is
-downloaded. A missing Chromium fails the test with the command that installs it.
+Chromium comes from Debian's package, which `make test` installs (as root) before any test;
+no browser is downloaded. A missing Chromium fails the test with the command that installs it.
 Voila's output goes to /dev/null: a pipe nobody reads fills up and blocks Voila.
 """
 
@@ -88,7 +88,7 @@ def voila(db_url: str) -> Iterator[str]:
 
 def test_apply_next_in_the_browser(voila: str, db_url: str) -> None:
     chromium = shutil.which("chromium")
-    assert chromium, "Chromium is needed: apt-get install chromium (.ci/run installs it)"
+    assert chromium, "Chromium is needed: apt-get install chromium (make test installs it)"
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
