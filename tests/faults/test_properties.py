@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
@@ -49,10 +49,14 @@ from bilantools.source.headers import (
     parse_duration,
     parse_headers,
 )
-from tests.faults.conftest import Figures, scale
+from tests.faults.conftest import FULL, Figures, scale
 
+# make test draws the same examples on every run (CI must be green on every run: a new
+# counter-example found by chance would be a flake there); make faults draws fresh ones,
+# and hypothesis prints the failing example and how to replay it.
 EXAMPLES = settings(
     max_examples=scale(100, 2000),
+    derandomize=not FULL,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -386,7 +390,7 @@ def pg(server: Sandbox) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-@settings(max_examples=scale(60, 600), deadline=None)
+@settings(max_examples=scale(60, 600), deadline=None, derandomize=not FULL)
 @given(duration=durations(max_ms=MAX_DURATION_MS * 3))
 def test_durations_mean_the_same_to_postgresql(
     duration: tuple[str, int, str], pg: psycopg.Connection, figures: Figures
@@ -476,7 +480,8 @@ def spellings(password: str) -> set[str]:
     """The forms a password can take in text: as is, with its runs of spaces collapsed (as
     one-line messages do), percent-encoded (either case)."""
     encoded = quote(password, safe="")
-    return {f for f in (password, " ".join(password.split()), encoded, encoded.lower()) if f.strip()}
+    lowered = re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), encoded)  # the escapes, not the letters
+    return {f for f in (password, " ".join(password.split()), encoded, lowered) if f.strip()}
 
 
 def shows(text: str, form: str) -> bool:
@@ -513,6 +518,9 @@ def assert_hidden(text: str, password: str, readable: list[str]) -> None:
 
 
 @EXAMPLES
+@example(  # a password that is part of a word of the message ("DATABASE_URL", "database")
+    user="a00", password="DATA", host="db.example.org", port=1, dbname="a00", lower=False, in_query=False
+)
 @given(
     user=USER,
     password=PASSWORD,
@@ -564,6 +572,9 @@ def conninfo_escape(value: str) -> str:
 
 
 @EXAMPLES
+@example(  # a password that is part of a word of the message ("DATABASE_URL", "database")
+    user="a00", password="DATA", host="db.example.org", port=1, dbname="a00", lower=False, in_query=False
+)
 @given(
     user=USER,
     password=PASSWORD,
