@@ -572,9 +572,6 @@ def conninfo_escape(value: str) -> str:
 
 
 @EXAMPLES
-@example(  # a password that is part of a word of the message ("DATABASE_URL", "database")
-    user="a00", password="DATA", host="db.example.org", port=1, dbname="a00", lower=False, in_query=False
-)
 @given(
     user=USER,
     password=PASSWORD,
