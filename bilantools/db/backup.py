@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from bilantools.db import plain_dump
 from bilantools.db.diagnostics import server_message
 from bilantools.db.fingerprint import Fingerprint, fingerprint
 from bilantools.db.pgtools import choose, connection_env, require_writable
@@ -309,6 +310,8 @@ def verify(file: Path | str, sandbox: Sandbox, pg_bin: Path | str | None = None)
         )
         _record_verification(backup, result)
         return result
+    if backup.meta["format"] == "plain":
+        plain_dump.check(backup.file, "verify")  # before anything runs
     url = sandbox.new_db("verify_" + os.urandom(4).hex())
     from bilantools.db.target import parse_target
 
@@ -364,6 +367,8 @@ def restore(
             f"{backup.file.name} does not match its recorded SHA-256 (truncated or corrupted): "
             "refusing to restore it"
         )
+    if backup.meta["format"] == "plain":
+        plain_dump.check(backup.file, "restore")  # before anything runs
     with target.connect("bilantools restore") as conn:
         objects = conn.execute(
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -389,18 +394,17 @@ def restore(
 def _restore_into(
     backup: Backup, target: Target, clean: bool, pg_bin: Path | str | None
 ) -> tuple[list[str], list[str]]:
-    """(missing roles/extensions, real errors) of restoring `backup` into `target`."""
+    """(missing roles/extensions, real errors) of restoring `backup` into `target`. A plain
+    dump goes through psycopg, never psql (see plain_dump): only its SQL reaches the server."""
     with target.connect("bilantools restore") as conn:
+        if backup.meta["format"] == "plain":
+            return _classify("\n".join(plain_dump.restore(backup.file, conn)))
         server_major = conn.info.server_version // 10000
     dump_major = int(re.match(r"\d+", str(backup.meta.get("pg_dump_version", "0"))).group())  # type: ignore[union-attr]
-    if backup.meta["format"] == "plain":
-        program = choose("psql", 0, pg_bin)
-        args = [str(program.path), "-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", str(backup.file)]
-    else:
-        program = choose("pg_restore", max(server_major, dump_major), pg_bin)
-        args = [str(program.path), "--no-owner", "--no-privileges", "--no-password", str(backup.file)]
-        if clean:
-            args[1:1] = ["--clean", "--if-exists"]
+    program = choose("pg_restore", max(server_major, dump_major), pg_bin)
+    args = [str(program.path), "--no-owner", "--no-privileges", "--no-password", str(backup.file)]
+    if clean:
+        args[1:1] = ["--clean", "--if-exists"]
     with connection_env(target) as (conninfo, env):
         flag = "--dbname"
         completed = subprocess.run(
