@@ -47,7 +47,7 @@ ProgressHook = Callable[[int], None]  # called with the bytes written so far
 
 
 class BackupError(BilanToolsError):
-    """pg_dump, pg_restore or psql failed; nothing partial was kept."""
+    """pg_dump or pg_restore failed, or a restore reported errors; a failed dump leaves nothing."""
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ class Statement:
 
 @dataclass(frozen=True)
 class CopyData:
-    line: int
-    row: bytes  # one line of COPY text data, newline included
+    line: int  # of the first row
+    rows: bytes  # whole lines of COPY text data, newlines included
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def _rows(items: Iterator[Item]) -> Iterator[bytes]:
     for item in items:
         if not isinstance(item, CopyData):
             return
-        yield item.row
+        yield item.rows
 
 
 def _error_line(path: Path, line: int, exc: Any) -> str:
@@ -151,6 +151,7 @@ _STD_STRINGS = re.compile(
     re.IGNORECASE,
 )
 _COPY_DATA_END = (b"\\.\n", b"\\.\r\n", b"\\.")
+_DATA_BLOCK = 1 << 18  # bytes of COPY data per CopyData
 
 
 @dataclass
@@ -164,6 +165,9 @@ class _Splitter:
     dollar_tag: bytes = b""
     std_strings: bool = True  # pg_dump writes SET standard_conforming_strings = on|off
     copying: bool = False
+    data: list[bytes] = field(default_factory=list)  # COPY rows not yielded yet
+    data_line: int = 0
+    data_size: int = 0
     # the statement being read
     open: bool = False
     start_line: int = 0
@@ -177,9 +181,15 @@ class _Splitter:
         if self.copying:
             if line in _COPY_DATA_END:
                 self.copying = False
+                yield from self._data()
                 yield CopyEnd(number)
-            else:
-                yield CopyData(number, line)
+                return
+            if not self.data:
+                self.data_line = number
+            self.data.append(line)
+            self.data_size += len(line)
+            if self.data_size >= _DATA_BLOCK:
+                yield from self._data()
             return
         pos, start = 0, 0  # `start`: where this line's part of the open statement begins
         while pos < len(line):
@@ -218,9 +228,16 @@ class _Splitter:
     def finish(self, number: int) -> Iterator[Item]:
         """The end of the file: psql sends an unterminated last statement too."""
         if self.copying:
+            yield from self._data()
             yield CopyEnd(number)
         elif self.open:
             yield self._close()
+
+    def _data(self) -> Iterator[CopyData]:
+        """The rows read since the last block, as one block (one item per row is slow)."""
+        if self.data:
+            yield CopyData(self.data_line, b"".join(self.data))
+            self.data, self.data_size = [], 0
 
     def _quoted(self, line: bytes, pos: int) -> int:
         """Inside a string, quoted identifier, dollar quote or comment: where it goes on."""

@@ -162,6 +162,12 @@ def relations(url: str) -> tuple[object, ...]:
         return (*rows, fingerprint(conn).digest)
 
 
+def databases(server: Sandbox) -> list[str]:
+    """No scratch database left behind by a refused verify."""
+    with psycopg.connect(server.url("postgres")) as conn:
+        return [r[0] for r in conn.execute("SELECT datname FROM pg_database ORDER BY 1").fetchall()]
+
+
 @pytest.mark.parametrize("case_id", CASE_IDS)
 def test_meta_command_is_refused_and_never_run(
     case_id: str,
@@ -180,7 +186,7 @@ def test_meta_command_is_refused_and_never_run(
     file = altered(taken, tmp_path, case.edit)
     sidecar = file.with_name(file.name + ".json").read_bytes()
     monkeypatch.chdir(tmp_path)  # where \ir would look
-    before = relations(db_url), relations(server.url("postgres"))
+    before = relations(db_url), relations(server.url("postgres")), databases(server)
     line = refused_line(file, case)
     for action, argv in (
         ("verify", ["backup", "verify", str(file)]),
@@ -195,7 +201,7 @@ def test_meta_command_is_refused_and_never_run(
         )
         assert r.err.splitlines()[-1] == expected
         assert not marker.exists(), f"{case_id}: {action} ran a shell command"
-    assert (relations(db_url), relations(server.url("postgres"))) == before
+    assert (relations(db_url), relations(server.url("postgres")), databases(server)) == before
     assert file.with_name(file.name + ".json").read_bytes() == sidecar  # no verdict recorded
     figures.add("plain dumps: meta-commands refused")
 
@@ -281,7 +287,7 @@ def split(tmp_path: Path, text: str) -> list[object]:
         if isinstance(item, plain_dump.Statement):
             out.append((item.line, item.sql.decode(), item.copy_from_stdin))
         elif isinstance(item, plain_dump.CopyData):
-            out.append(item.row.decode())
+            out.append(item.rows.decode())
         else:
             out.append("END")
     return out
