@@ -318,8 +318,9 @@ class _Splitter:
             and head[0] == "copy"
             and any(head[i] == "from" and head[i + 1] == "stdin" for i in range(len(head) - 1))
         )
-        if _STD_STRINGS.fullmatch(sql.strip()):
-            self.std_strings = sql.strip().split()[-1].strip(b"';").lower() in (b"on", b"true")
+        setting = _STD_STRINGS.fullmatch(sql.strip())
+        if setting:  # how the following string literals treat backslashes
+            self.std_strings = setting[1].lower() in (b"on", b"true")
         statement = Statement(self.start_line, sql, copy_in)
         self.open, self.parts, self.head, self.words = False, [], [], []
         self.paren_depth = self.begin_depth = 0
