@@ -607,25 +607,67 @@ def backup_list(ctx: click.Context, as_json: bool) -> None:
                 str(b.meta.get("created_at", "")),
                 str(b.meta.get("database", "")),
                 str(b.meta["kind"]),
+                str(b.meta.get("origin") or "-"),
                 _human(b.bytes),
                 str(b.meta.get("migration_version") or "-"),
                 "no" if verified.get("ok") is None else "ok" if verified["ok"] else "FAILED",
                 b.file.name,
             ]
         )
-    _print_table(["WHEN (UTC)", "DATABASE", "KIND", "SIZE", "VERSION", "VERIFIED", "FILE"], rows)
+    _print_table(["WHEN (UTC)", "DATABASE", "KIND", "ORIGIN", "SIZE", "VERSION", "VERIFIED", "FILE"], rows)
     click.echo(f"{len(found)} backup(s) in {ctx.meta['backup_dir']}")
 
 
 @backup.command("prune")
-@click.option("--keep", type=click.IntRange(min=1), required=True, metavar="N", help="Backups to keep.")
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    required=True,
+    metavar="N",
+    help="Backups to keep per database, origin (automatic or manual) and kind (full or schema).",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be removed and what is kept, and why.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_json_option
 @click.pass_context
-def backup_prune(ctx: click.Context, keep: int) -> None:
-    """Delete all but the newest N backups."""
-    removed = commands.backup_prune(ctx.meta["backup_dir"], keep)
-    for path in removed:
-        click.echo(f"removed {path}")
-    click.echo(f"{len(removed)} backup(s) removed, {keep} kept at most")
+def backup_prune(ctx: click.Context, keep: int, dry_run: bool, yes: bool, as_json: bool) -> None:
+    """Delete all but the newest N backups of each database, origin and kind; the newest
+    verified one of each stays too. Asks first unless --yes or they are all the sandbox's."""
+    out = ctx.meta["backup_dir"]
+    plan = commands.backup_prune_plan(out, keep)
+    if dry_run:
+        if as_json:
+            _print_json({"dry_run": True, **plan.as_dict()})
+            return
+        for d in plan.decisions:
+            click.echo(f"{'would remove' if d.remove else 'keep'} {d.backup.file}: {d.reason}")
+        click.echo(f"{len(plan.removed)} backup(s) would be removed, {len(plan.kept)} kept")
+        return
+    if plan.needs_confirmation and not yes:
+        for d in plan.removed:
+            click.echo(f"to remove: {d.backup.file}: {d.reason}", err=True)
+        databases = ", ".join(sorted({d.group[0] for d in plan.removed}))
+        what = f"delete {len(plan.removed)} backup(s) of {databases} from {out}"
+        _ask(
+            f"{what.capitalize()}?",
+            f"refusing to {what} without confirmation: pass --yes (--dry-run lists them)",
+            yes,
+        )
+    removed = set(commands.backup_prune(out, keep, approved=plan))
+    if as_json:
+        _print_json(
+            {
+                "dry_run": False,
+                "keep": keep,
+                "removed": [d.as_dict() for d in plan.decisions if d.backup.file in removed],
+                "kept": [d.as_dict() for d in plan.decisions if d.backup.file not in removed],
+            }
+        )
+        return
+    for d in plan.decisions:
+        if d.backup.file in removed:
+            click.echo(f"removed {d.backup.file}")
+    click.echo(f"{len(removed)} backup(s) removed, {len(plan.decisions) - len(removed)} kept")
 
 
 @backup.command("verify")
@@ -832,11 +874,19 @@ def sandbox_new_db(obj: Context, name: str | None) -> None:
 # -- output helpers ----------------------------------------------------------------------
 def _confirm(target: Target, what: str, yes: bool) -> None:
     """Ask before changing anything but the sandbox; refuse without a terminal."""
-    if yes or target.is_sandbox:
+    if target.is_sandbox:
+        return
+    refusal = f"refusing to {what} {target.masked} without confirmation: pass --yes"
+    _ask(f"{what.capitalize()} {target.masked}?", refusal, yes)
+
+
+def _ask(question: str, refusal: str, yes: bool) -> None:
+    """`question` on a terminal unless `yes`; without a terminal, refuse with `refusal`."""
+    if yes:
         return
     if not sys.stdin.isatty():
-        raise RefusedError(f"refusing to {what} {target.masked} without confirmation: pass --yes")
-    if not click.confirm(f"{what.capitalize()} {target.masked}?", default=False, err=True):
+        raise RefusedError(refusal)
+    if not click.confirm(question, default=False, err=True):
         raise RefusedError("cancelled: nothing was changed")
 
 

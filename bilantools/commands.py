@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from bilantools.db.backup import Backup
     from bilantools.db.backup import Verification as BackupVerification
     from bilantools.db.fingerprint import Fingerprint
+    from bilantools.db.retention import PrunePlan
     from bilantools.db.stats import SchemaStats
     from bilantools.db.verify import Detection, Verification
     from bilantools.source.check import CheckReport
@@ -58,6 +59,7 @@ __all__ = [
     "backup_diff",
     "backup_list",
     "backup_prune",
+    "backup_prune_plan",
     "backup_verify",
     "baseline",
     "check",
@@ -222,11 +224,22 @@ def backup_list(out: Path | str = DEFAULT_BACKUP_DIR) -> list[Backup]:
     return backups.listing(out)
 
 
-def backup_prune(out: Path | str = DEFAULT_BACKUP_DIR, keep: int = 5) -> list[Path]:
-    """Delete all but the newest `keep` backups of `out`."""
+def backup_prune_plan(out: Path | str = DEFAULT_BACKUP_DIR, keep: int = 5) -> PrunePlan:
+    """What `backup_prune` would remove and keep in `out`, each with its reason."""
     from bilantools.db import backup as backups
 
-    return backups.prune(out, keep)
+    return backups.prune_plan(out, keep)
+
+
+def backup_prune(
+    out: Path | str = DEFAULT_BACKUP_DIR, keep: int = 5, approved: PrunePlan | None = None
+) -> list[Path]:
+    """Delete all but the newest `keep` backups of each database, origin (automatic or
+    manual) and kind in `out`, never the newest verified one of each; with `approved`,
+    nothing that plan did not list. Returns the files removed."""
+    from bilantools.db import backup as backups
+
+    return backups.prune(out, keep, approved)
 
 
 def backup_verify(file: Path | str, pg_bin: Path | str | None = None) -> BackupVerification:
@@ -359,7 +372,10 @@ def _backup_hook(runner: Runner, wanted: bool | None, out: Path | str) -> Callab
     def take_backup() -> str:
         from bilantools.db import backup as backups
 
-        return str(backups.take(runner.target, out, lock_wait_timeout=runner.limits.lock_timeout).file)
+        taken = backups.take(
+            runner.target, out, lock_wait_timeout=runner.limits.lock_timeout, origin="automatic"
+        )
+        return str(taken.file)
 
     return take_backup
 

@@ -178,11 +178,11 @@ def test_cli_backup_commands(cli: Any, migrated: str, tmp_path: Path) -> None:
     data = json.loads(r.out)
     assert {"file", "sidecar", "sha256", "bytes"} <= set(data) and Path(data["file"]).exists()
     r = cli("backup", "--out", out, "list")
-    assert r.code == 0 and "full" in r.out and r.out.strip().endswith(f"1 backup(s) in {out}")
+    assert r.code == 0 and "full  manual" in r.out and r.out.strip().endswith(f"1 backup(s) in {out}")
     r = cli("--db", migrated, "backup", "diff", data["file"])
     assert (r.code, r.out.strip()) == (0, "no difference")
     r = cli("backup", "--out", out, "prune", "--keep", "1")
-    assert r.code == 0 and r.out.strip() == "0 backup(s) removed, 1 kept at most"
+    assert r.code == 0 and r.out.strip() == "0 backup(s) removed, 1 kept"
     r = cli("backup", "--out", out, "prune", "--keep", "0")
     assert r.code == 2
 

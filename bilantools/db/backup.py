@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from bilantools.db import plain_dump, retention
 from bilantools.db.diagnostics import server_message
 from bilantools.db.fingerprint import Fingerprint, fingerprint
 from bilantools.db.pgtools import choose, connection_env, require_writable
@@ -39,13 +40,14 @@ from bilantools.errors import BilanToolsError, InputError, RefusedError
 from bilantools.secrets import redact
 
 Format = Literal["custom", "plain", "directory"]
+Origin = Literal["manual", "automatic"]  # automatic: taken by apply/rollback before a change
 EXTENSIONS: dict[str, str] = {"custom": "dump", "plain": "sql", "directory": "dir"}
 DEFAULT_DIR = "backups"
 ProgressHook = Callable[[int], None]  # called with the bytes written so far
 
 
 class BackupError(BilanToolsError):
-    """pg_dump, pg_restore or psql failed; nothing partial was kept."""
+    """pg_dump or pg_restore failed, or a restore reported errors; a failed dump leaves nothing."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class Backup:
             "sha256": self.sha256,
             "bytes": self.bytes,
             "kind": self.meta["kind"],
+            "origin": self.meta.get("origin"),
             "format": self.meta["format"],
             "duration_ms": self.meta["duration_ms"],
             "migration_version": self.meta["migration_version"],
@@ -100,10 +103,12 @@ def take(
     pg_bin: Path | str | None = None,
     progress: ProgressHook | None = None,
     lock_wait_timeout: str | None = None,
+    origin: Origin = "manual",
 ) -> Backup:
     """Dump `target` into `out_dir`; the sidecar describes exactly what the dump holds.
     With `lock_wait_timeout` pg_dump gives up, rather than queue, when a table is locked
-    (the automatic backup before a migration uses the run's lock timeout)."""
+    (the automatic backup before a migration uses the run's lock timeout). `origin` and
+    whether the target is the sandbox go into the sidecar: `prune` decides by them."""
     if fmt not in EXTENSIONS:
         raise InputError(f"--format {fmt}: choose custom, plain or directory")
     out = Path(out_dir).absolute()
@@ -156,6 +161,8 @@ def take(
         "database": target.dbname,
         "target": target.masked,
         "kind": kind,
+        "origin": origin,
+        "sandbox": target.is_sandbox,
         "format": fmt,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "server_version": described["server_version"],
@@ -273,7 +280,8 @@ def load(file: Path | str) -> Backup:
 
 
 def listing(out_dir: Path | str = DEFAULT_DIR) -> list[Backup]:
-    """Every backup of `out_dir` that has a sidecar, newest first."""
+    """Every backup of `out_dir` that has a sidecar, newest first (two of the same second:
+    the later written first)."""
     found = []
     for sidecar in Path(out_dir).glob("*.json"):
         file = sidecar.with_name(sidecar.name.removesuffix(".json"))
@@ -281,18 +289,32 @@ def listing(out_dir: Path | str = DEFAULT_DIR) -> list[Backup]:
             found.append(Backup(file, sidecar, json.loads(sidecar.read_text(encoding="utf-8"))))
         except (OSError, ValueError):
             continue
-    return sorted(found, key=lambda b: str(b.meta.get("created_at", "")), reverse=True)
+    return sorted(found, key=lambda b: (str(b.meta.get("created_at", "")), _mtime(b.file)), reverse=True)
 
 
-def prune(out_dir: Path | str = DEFAULT_DIR, keep: int = 5) -> list[Path]:
-    """Delete all but the newest `keep` backups (with their sidecars); returns what went."""
-    if keep < 1:
-        raise InputError(f"--keep {keep}: keep at least 1 backup")
+def prune_plan(out_dir: Path | str = DEFAULT_DIR, keep: int = 5) -> retention.PrunePlan:
+    """What `prune` would remove and keep, and why (the preview twin of `prune`)."""
+    return retention.plan(listing(out_dir), keep)
+
+
+def prune(
+    out_dir: Path | str = DEFAULT_DIR, keep: int = 5, approved: retention.PrunePlan | None = None
+) -> list[Path]:
+    """Delete all but the newest `keep` backups of each database, origin and kind, never
+    the newest verified one of each (see retention), with their sidecars; returns what
+    went. With `approved` (a plan shown to the user), only what it and the directory as
+    it is now both remove: a backup verified or taken since is never deleted unseen."""
     removed = []
-    for backup in listing(out_dir)[keep:]:
+    allowed = None if approved is None else {d.backup.file for d in approved.removed}
+    for decision in prune_plan(out_dir, keep).removed:
+        backup = decision.backup
+        if allowed is not None and backup.file not in allowed:
+            continue
         _remove(backup.file)
         backup.sidecar.unlink(missing_ok=True)
         removed.append(backup.file)
+    if removed:
+        _sync_directory(Path(out_dir))
     return removed
 
 
@@ -309,6 +331,8 @@ def verify(file: Path | str, sandbox: Sandbox, pg_bin: Path | str | None = None)
         )
         _record_verification(backup, result)
         return result
+    if backup.meta["format"] == "plain":
+        plain_dump.check(backup.file, "verify")  # before anything runs
     url = sandbox.new_db("verify_" + os.urandom(4).hex())
     from bilantools.db.target import parse_target
 
@@ -364,6 +388,8 @@ def restore(
             f"{backup.file.name} does not match its recorded SHA-256 (truncated or corrupted): "
             "refusing to restore it"
         )
+    if backup.meta["format"] == "plain":
+        plain_dump.check(backup.file, "restore")  # before anything runs
     with target.connect("bilantools restore") as conn:
         objects = conn.execute(
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -389,18 +415,17 @@ def restore(
 def _restore_into(
     backup: Backup, target: Target, clean: bool, pg_bin: Path | str | None
 ) -> tuple[list[str], list[str]]:
-    """(missing roles/extensions, real errors) of restoring `backup` into `target`."""
+    """(missing roles/extensions, real errors) of restoring `backup` into `target`. A plain
+    dump goes through psycopg, never psql (see plain_dump): only its SQL reaches the server."""
     with target.connect("bilantools restore") as conn:
+        if backup.meta["format"] == "plain":
+            return _classify("\n".join(plain_dump.restore(backup.file, conn)))
         server_major = conn.info.server_version // 10000
     dump_major = int(re.match(r"\d+", str(backup.meta.get("pg_dump_version", "0"))).group())  # type: ignore[union-attr]
-    if backup.meta["format"] == "plain":
-        program = choose("psql", 0, pg_bin)
-        args = [str(program.path), "-X", "-q", "-v", "ON_ERROR_STOP=0", "-f", str(backup.file)]
-    else:
-        program = choose("pg_restore", max(server_major, dump_major), pg_bin)
-        args = [str(program.path), "--no-owner", "--no-privileges", "--no-password", str(backup.file)]
-        if clean:
-            args[1:1] = ["--clean", "--if-exists"]
+    program = choose("pg_restore", max(server_major, dump_major), pg_bin)
+    args = [str(program.path), "--no-owner", "--no-privileges", "--no-password", str(backup.file)]
+    if clean:
+        args[1:1] = ["--clean", "--if-exists"]
     with connection_env(target) as (conninfo, env):
         flag = "--dbname"
         completed = subprocess.run(
@@ -493,6 +518,13 @@ def _safe(name: str) -> str:
 
 def _files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _size(path: Path) -> int:
