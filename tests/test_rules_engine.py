@@ -649,3 +649,29 @@ def test_rollback_with_transaction_off_failing_half_way(
     )
     assert [s.outcome for s in commands.rollback(db_url, directory).steps] == ["rolled back"]
     assert [m.state for m in commands.status(db_url, directory).migrations] == ["applied", "pending"]
+
+
+# --- the remembered check --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["source/engine_rules.py", "db/tracking.sql", "source/files.py"])
+def test_a_changed_rule_is_never_answered_by_a_remembered_check(tmp_path: Path, module: str) -> None:
+    """apply skips a check that passed for identical files, keyed by the code that checks
+    them too: with a rule or the engine's tracking script edited, the key differs (a pass
+    remembered before these rules existed is not reused for a COPY FROM STDIN)."""
+    import os
+
+    import bilantools
+    from bilantools.source import passed
+    from bilantools.source.config import CheckConfig
+
+    found = discover(write(tmp_path / "migrations", BASE))
+    before = passed.key(found, CheckConfig())
+    path = Path(bilantools.__file__).parent / module
+    stat = path.stat()
+    try:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        assert passed.key(found, CheckConfig()) != before
+    finally:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert passed.key(found, CheckConfig()) == before

@@ -287,6 +287,21 @@ class Runner:
             )
         return {}
 
+    def _refuse_rollback_errors(self, todo: list[Migration]) -> None:
+        """Refuse rollback scripts that would write to the tracking objects or wait for a
+        client data stream (`check` reports them as errors), before anything runs."""
+        from bilantools.source.check import rollback_errors
+        from bilantools.source.config import load_config
+
+        config = load_config(self.migrations.directory.absolute())
+        errors = rollback_errors(self.migrations, todo, history.tracking(), config)
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise InputError(
+                f"refusing to roll back: {errors[0].one_line()}{more}; run 'bilantools check' to list every "
+                "problem, fix them"
+            )
+
     def plan_sql(self, to: str | None = None, step: int | None = None) -> str:
         """The SQL `apply` would send, in order, with its transaction boundaries."""
         todo = self.plan(to, step)
@@ -398,6 +413,7 @@ class Runner:
         for m in todo:
             assert m.rollback is not None
             prepared.append((m, self._prepare(m.rollback, m.rollback_transactional)))
+        self._refuse_rollback_errors(todo)
         result = RunResult(self.target_label, "rollback", dry_run, run_id=str(self.actor.run_id))
         if dry_run:
             return self._dry_run(result, prepared)

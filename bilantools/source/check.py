@@ -17,7 +17,7 @@ from typing import Any
 
 from bilantools.source.config import CheckConfig, load_config, suppressed_rules
 from bilantools.source.engine_rules import TrackingObjects, engine_findings
-from bilantools.source.files import MigrationSet, Script, discover
+from bilantools.source.files import Migration, MigrationSet, Script, discover
 from bilantools.source.findings import Finding
 from bilantools.source.graph import Analysis, analyse
 from bilantools.source.parsed import parse_script
@@ -91,6 +91,20 @@ def script_findings(
             findings.extend(runnable_findings(script, statements, transactional))
             findings.extend(engine_findings(script, parsed, transactional, tracking))
     return findings
+
+
+def rollback_errors(
+    found: MigrationSet, todo: list[Migration], tracking: TrackingObjects, config: CheckConfig
+) -> list[Finding]:
+    """The errors `rollback` refuses before it runs: statements of the rollback scripts in
+    `todo` that break what the engine relies on (syntax errors and statements that cannot
+    run as the header says are refused when the scripts are split)."""
+    findings = []
+    for m in todo:
+        if m.rollback is not None:
+            parsed = parse_script(m.rollback)
+            findings.extend(engine_findings(m.rollback, parsed, m.rollback_transactional, tracking))
+    return [f for f in _apply_switches(findings, found, config) if f.severity == "error"]
 
 
 def _apply_switches(findings: list[Finding], found: MigrationSet, config: CheckConfig) -> list[Finding]:

@@ -21,7 +21,7 @@ seen. Tracking objects count unqualified or in ``public``, where the engine crea
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,9 +86,9 @@ class TrackingObjects:
         """As ``kind:name`` strings: what the analysis takes as existing before migration 001."""
         return frozenset({f"table:{t}" for t in self.tables} | {f"function:{f}" for f in self.functions})
 
-    def mentioned(self, text: str) -> bool:
-        """Whether `text` may name a tracking object: a cheap test before walking its tree."""
-        lowered = text.lower()
+    def mentioned(self, lowered: str) -> bool:
+        """Whether a statement's text (in lower case) may name a tracking object: a cheap
+        test before walking its tree."""
         return any(name in lowered for name in (*self.tables, *self.functions))
 
 
@@ -102,23 +102,21 @@ def engine_findings(
     file = str(script.path)
     findings: list[Finding] = []
     for stmt in statements:
-        tracked = (
-            tracking
-            if tracking is not None and (stmt.kind == "DropStmt" or tracking.mentioned(stmt.text))
-            else None
-        )
-        if tracked is not None and _canonical(stmt.kind, stmt.node) in tracked.statements:
-            continue  # the engine's own statement, repeated: it changes nothing
-        calls_set_config = "set_config" in stmt.text.lower()
+        lowered = stmt.text.lower()
+        drops_schema = stmt.kind == "DropStmt" and stmt.node.get("removeType") == "OBJECT_SCHEMA"
+        tracked = tracking if tracking is not None and (drops_schema or tracking.mentioned(lowered)) else None
         for kind, node in _run_with_migration(stmt):
-            rules: list[tuple[str, Severity, Iterator[Problem]]] = [
+            rules: list[tuple[str, Severity, Iterable[Problem]]] = [
                 ("copy-client-stream", "error", _client_copy(kind, node)),
-                ("session-setting", "warning", _session(kind, node, transactional, calls_set_config)),
+                ("session-setting", "warning", _session(kind, node, transactional, "set_config" in lowered)),
             ]
             if tracked is not None:
-                rules.insert(0, ("tracking-object", "error", _tracking(kind, node, tracked)))
-            for rule, severity, problems in rules:
-                findings.extend(Finding(rule, severity, file, stmt.line, m, h) for m, h in problems)
+                problems = list(_tracking(kind, node, tracked))
+                if problems and _canonical(stmt.kind, stmt.node) in tracked.statements:
+                    problems = []  # the engine's own statement, repeated: it changes nothing
+                rules.insert(0, ("tracking-object", "error", problems))
+            for rule, severity, found in rules:
+                findings.extend(Finding(rule, severity, file, stmt.line, m, h) for m, h in found)
     return findings
 
 

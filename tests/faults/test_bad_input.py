@@ -560,6 +560,27 @@ CASES: list[Case] = [
         ),
     ),
     Case(
+        "rollback-tracking-drop",
+        F,
+        ["rollback", "--yes"],
+        2,
+        "refusing to roll back: {dir}/001_create_people_rollback.sql:2: DROP TABLE drops the engine's "
+        "tracking table schema_migrations; remove the statement; the engine keeps the history",
+        setup=write(
+            "001_create_people_rollback.sql", "DROP TABLE IF EXISTS people;\nDROP TABLE schema_migrations;\n"
+        ),
+    ),
+    Case(
+        "rollback-copy-to-stdout",
+        F,
+        ["rollback", "--yes"],
+        2,
+        "{dir}/001_create_people_rollback.sql:1: COPY ... TO STDOUT sends rows to the client",
+        setup=write(
+            "001_create_people_rollback.sql", "COPY people TO STDOUT;\nDROP TABLE IF EXISTS people;\n"
+        ),
+    ),
+    Case(
         "missing-rollback-script",
         F,
         ["rollback", "--yes"],
