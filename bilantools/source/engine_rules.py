@@ -347,10 +347,8 @@ def _run_with_migration(stmt: ParsedStatement) -> Iterator[tuple[str, Node]]:
         return
     for kind, fields in _nodes("", tree):
         if kind == "PLpgSQL_expr":
-            query = str(fields.get("query", ""))
-            yield from _sql(
-                query if fields.get("parseMode", 0) == 0 else "SELECT " + query.split(":=", 1)[-1]
-            )
+            code = str(fields.get("query", ""))  # parsed here, never sent to the server
+            yield from _sql(code if fields.get("parseMode", 0) == 0 else "SELECT " + code.split(":=", 1)[-1])
 
 
 def _sql_body(node: Node) -> Iterator[tuple[str, Node]]:
