@@ -165,10 +165,10 @@ def plan_sql(
 
 def check(migrations: Path | str = DEFAULT_MIGRATIONS) -> CheckReport:
     """Every problem of the migrations directory, found without a database."""
-    from bilantools.db.history import tracking_objects
+    from bilantools.db.history import tracking
     from bilantools.source.check import check as check_directory
 
-    return check_directory(migrations, tracking_objects())
+    return check_directory(migrations, tracking=tracking())
 
 
 def rollback_plan(

@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from bilantools.db.history import tracking_objects
+from bilantools.db.history import tracking, tracking_objects
 from bilantools.errors import InputError
 from bilantools.source.check import CheckReport, check
 from bilantools.source.findings import Finding
@@ -1056,7 +1056,7 @@ def test_apply_refuses_a_syntax_error_even_with_force(cli: Any, db_url: str, tmp
 
 
 def test_project_migrations_have_no_error_and_no_warning() -> None:
-    report = check(REPO / "migrations", tracking_objects(), lint_rules=False)
+    report = check(REPO / "migrations", lint_rules=False, tracking=tracking())
     assert len(report.migrations) == 29
     assert [f.one_line() for f in report.findings if f.severity != "info"] == []
     assert report.analysis.forward == set()

@@ -14,6 +14,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ from bilantools.errors import RefusedError
 
 if TYPE_CHECKING:
     import psycopg
+
+    from bilantools.source.engine_rules import TrackingObjects
 
 TRACKING_FUNCTIONS = (
     "migration_applied(varchar)",
@@ -240,14 +243,17 @@ def record_started(
     record_event(conn, actor, version, "apply", "started", checksum=checksum, detail=detail)
 
 
-def forget(conn: psycopg.Connection, actor: Actor, version: str, checksum: str | None) -> psycopg.Cursor[Any]:
+def forget(
+    conn: psycopg.Connection, actor: Actor, version: str, checksum: str | None, duration_ms: int | None = None
+) -> psycopg.Cursor[Any]:
     """Remove a version's row after its rollback script ran, and log the rollback; the
-    returned cursor's one row is the rollback's duration, measured by the server."""
+    returned cursor's one row is the rollback's duration: `duration_ms`, else measured by
+    the server from the start of the current transaction."""
     return conn.execute(
         "WITH gone AS (DELETE FROM schema_migrations WHERE version = %s RETURNING 1)"
         f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
         " VALUES (%s, %s, 'rollback', 'success', %s, %s,"
-        " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, %s, NULL, %s, %s)"
+        " coalesce(%s::int, (extract(epoch FROM clock_timestamp() - now()) * 1000)::int), %s, NULL, %s, %s)"
         " RETURNING duration_ms",
         (
             version,
@@ -255,6 +261,7 @@ def forget(conn: psycopg.Connection, actor: Actor, version: str, checksum: str |
             version,
             actor.os_user,
             actor.host,
+            duration_ms,
             checksum,
             actor.tool_version,
             actor.backup,
@@ -268,9 +275,15 @@ def tracking_objects() -> frozenset[str]:
     Static analysis treats them as provided: a migration may declare them (029 does) and
     its rollback must not drop them.
     """
-    from bilantools.source.analysis import analyse_script
+    return tracking().provided
+
+
+@lru_cache(maxsize=1)
+def tracking() -> TrackingObjects:
+    """The tracking tables and functions as `check` sees them: migrations may repeat the
+    statements of tracking.sql verbatim, and nothing else that touches these objects."""
+    from bilantools.source.engine_rules import TrackingObjects
     from bilantools.source.files import Script, checksum
 
     text = tracking_sql()
-    effects = analyse_script(Script(Path("tracking.sql"), text, checksum(text)))
-    return frozenset(f"{o.kind}:{o.name}" for o in effects.creates if o.kind in ("table", "function"))
+    return TrackingObjects.from_script(Script(Path("tracking.sql"), text, checksum(text)))

@@ -269,11 +269,11 @@ class Runner:
 
         report = check(
             self.migrations.directory,
-            history.tracking_objects(),
-            config,
+            config=config,
             lint_rules=False,
             rollbacks=False,
             found=self.migrations,
+            tracking=history.tracking(),
         )
         errors = [f for f in report.errors if not (force and f.rule == "forward-reference")]
         if not report.errors:
@@ -286,6 +286,21 @@ class Runner:
                 f"problem, fix them{bypass}"
             )
         return {}
+
+    def _refuse_rollback_errors(self, todo: list[Migration]) -> None:
+        """Refuse rollback scripts that would write to the tracking objects or wait for a
+        client data stream (`check` reports them as errors), before anything runs."""
+        from bilantools.source.check import rollback_errors
+        from bilantools.source.config import load_config
+
+        config = load_config(self.migrations.directory.absolute())
+        errors = rollback_errors(self.migrations, todo, history.tracking(), config)
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise InputError(
+                f"refusing to roll back: {errors[0].one_line()}{more}; run 'bilantools check' to list every "
+                "problem, fix them"
+            )
 
     def plan_sql(self, to: str | None = None, step: int | None = None) -> str:
         """The SQL `apply` would send, in order, with its transaction boundaries."""
@@ -397,7 +412,8 @@ class Runner:
         prepared = []
         for m in todo:
             assert m.rollback is not None
-            prepared.append((m, self._prepare(m.rollback, True)))
+            prepared.append((m, self._prepare(m.rollback, m.rollback_transactional)))
+        self._refuse_rollback_errors(todo)
         result = RunResult(self.target_label, "rollback", dry_run, run_id=str(self.actor.run_id))
         if dry_run:
             return self._dry_run(result, prepared)
@@ -520,9 +536,13 @@ class Runner:
         last_flush = time.monotonic()
         size, index, total = 1, 0, len(prepared)
         while index < total:
-            alone = result.action == "apply" and not prepared[index][0].transactional
+            alone = not _in_transaction(prepared[index][0], result.action)
             end = index + 1
-            while not alone and end < min(total, index + size) and prepared[end][0].transactional:
+            while (
+                not alone
+                and end < min(total, index + size)
+                and _in_transaction(prepared[end][0], result.action)
+            ):
                 end += 1
             batch = prepared[index:end]
             durable = end == total or alone or time.monotonic() - last_flush >= DURABLE_EVERY
@@ -533,11 +553,12 @@ class Runner:
             error: BaseException | None = None
             try:
                 m, statements = batch[0]
-                steps = (
-                    [self._apply_autocommit(m, statements, started)]
-                    if alone
-                    else self._in_transactions(batch, result.action, durable, started)
-                )
+                if not alone:
+                    steps = self._in_transactions(batch, result.action, durable, started)
+                elif result.action == "apply":
+                    steps = [self._apply_autocommit(m, statements, started)]
+                else:
+                    steps = [self._rollback_autocommit(m, statements, started)]
             except (_Stopped, BilanToolsError) as stop:  # the earlier ones stand
                 steps, error = (stop.steps, stop.error) if isinstance(stop, _Stopped) else ([], stop)
             for offset, step in enumerate(steps):
@@ -627,6 +648,84 @@ class Runner:
             raise
         return Step(m.version, m.name, "apply", "applied", elapsed, len(statements))
 
+    def _rollback_autocommit(self, m: Migration, statements: list[Statement], started: float) -> Step:
+        """A '-- transaction: off' rollback (DROP INDEX CONCURRENTLY...): statement by
+        statement, each committing on its own, then the history change in its own
+        transaction. A 'started' event comes first, so that a rollback stopped half-way is on
+        record; the migration stays applied until its last statement has run."""
+        import psycopg
+
+        assert m.rollback is not None
+        try:
+            _set_limits(self.conn, self._limits(m.rollback_limits), local=False)
+            with self.conn.transaction():
+                history.record_event(
+                    self.conn, self.actor, m.version, "rollback", "started", checksum=m.checksum
+                )
+        except psycopg.Error as exc:
+            if _is_lost(self.conn):
+                raise self._lost(m, "rollback", exc) from None
+            raise
+        for done, stmt in enumerate(statements):
+            try:
+                self.conn.execute(stmt.text)
+            except psycopg.Error as exc:
+                if _is_lost(self.conn):
+                    raise self._lost(m, "rollback", exc, committed=done) from None
+                _reset_limits(self.conn)
+                raise self._rollback_failed(m, statements, done, exc, started) from None
+        elapsed = _ms(started)
+        try:
+            _reset_limits(self.conn)
+            with self.conn.transaction():
+                history.forget(self.conn, self.actor, m.version, m.checksum, elapsed)
+        except psycopg.Error as exc:
+            if _is_lost(self.conn):
+                raise self._lost(m, "rollback", exc, committed=len(statements)) from None
+            raise
+        return Step(m.version, m.name, "rollback", "rolled back", elapsed, len(statements))
+
+    def _rollback_failed(
+        self, m: Migration, statements: list[Statement], done: int, exc: BaseException, started: float
+    ) -> MigrationFailed:
+        """A '-- transaction: off' rollback stopped at statement `done`: the ones before it
+        committed, which the message and a 'partial' (or 'failure') event say."""
+        import psycopg
+
+        script = m.rollback
+        assert script is not None
+        stmt = statements[done]
+        line = error_line(stmt, exc)
+        reason = self._explain(exc, stmt, self._limits(m.rollback_limits))
+        where = f"{script.path.name}:{line}"
+        note = ""
+        try:
+            with self.conn.transaction():
+                history.record_event(
+                    self.conn,
+                    self.actor,
+                    m.version,
+                    "rollback",
+                    "partial" if done else "failure",
+                    _ms(started),
+                    m.checksum,
+                    f"{done} of {len(statements)} statements committed: {reason} at {where}",
+                )
+        except psycopg.Error as second:
+            note = f" (the failure could not be recorded: {server_message(second)})"
+        fix = _fix(exc, "make the rollback script safe to re-run (IF EXISTS) and run rollback again")
+        return MigrationFailed(
+            f"rollback of {m.label} failed at {where}: {reason} (statement: {excerpt(stmt.text)}); the "
+            f"rollback script runs outside a transaction and {done} of {len(statements)} statements had "
+            f"committed, and {m.label} stays applied: {fix}{note}",
+            version=m.version,
+            file=str(script.path),
+            line=line,
+            statement=stmt.text,
+            server_message=reason,
+            partial=done > 0,
+        )
+
     def _not_allowed(
         self, m: Migration, script: Script, stmt: Statement, exc: BaseException, action: str
     ) -> RefusedError:
@@ -682,7 +781,7 @@ class Runner:
         """The server went away mid-run: say what is known, and nothing that is not."""
         reason = " ".join(str(exc).split()).split(" This probably means")[0] or type(exc).__name__
         during = f"the rollback of {m.label}" if action == "rollback" else f"migration {m.label}"
-        if m.transactional or action == "rollback":
+        if _in_transaction(m, action):
             known = "each migration commits together with its tracking row, so none is half-done"
             if self._unflushed:
                 known += (
@@ -691,10 +790,15 @@ class Runner:
                 )
             else:
                 known += f", but whether {m.label} committed is unknown"
-        else:
+        elif action == "apply":
             known = (
                 f"{m.label} runs outside a transaction and {committed or 0} of its statements had "
                 "committed; it is recorded as started and not finished"
+            )
+        else:
+            known = (
+                f"its rollback script runs outside a transaction and {committed or 0} of its statements "
+                f"had committed; {m.label} is still recorded as applied"
             )
         return ConnectionLostError(
             f"lost the connection to {self.target_label} during {during} ({reason}); {known}: once the "
@@ -879,12 +983,12 @@ class Runner:
             with self.conn.transaction():
                 history.ensure_tracking(self.conn)
                 for index, (m, statements) in enumerate(prepared):
-                    if result.action == "apply" and not m.transactional:
+                    if not _in_transaction(m, result.action):
                         result.steps.append(
                             Step(
                                 m.version,
                                 m.name,
-                                "apply",
+                                result.action,
                                 "skipped",
                                 detail=(
                                     "runs outside a transaction ('-- transaction: off'): cannot be dry-run; "
@@ -934,6 +1038,11 @@ class Runner:
             )
         verb = "would apply" if action == "apply" else "would roll back"
         return Step(m.version, m.name, action, verb, _ms(started), len(statements))
+
+
+def _in_transaction(m: Migration, action: str) -> bool:
+    """Whether the script `action` runs for `m` runs in a transaction ('-- transaction:')."""
+    return m.transactional if action == "apply" else m.rollback_transactional
 
 
 def _number(version: str) -> int | None:

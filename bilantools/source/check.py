@@ -2,7 +2,8 @@
 
 Merges, in one report sorted by file and line: the directory's own problems (names,
 encodings, versions, headers, rollbacks), syntax errors from the PostgreSQL parser,
-statements that cannot run as the header says, the dependency graph's findings
+statements that cannot run as the header says or that break what the engine relies on
+(its tracking objects, the session, the client connection), the dependency graph's findings
 (forward and unresolved references, ordering, rollbacks that do not undo), and the lint
 rules (idempotency; squawk's lock and rewrite rules). Rules switched off in
 ``[tool.bilantools] disable`` or by a ``-- bilantools: ignore`` comment are dropped.
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bilantools.source.config import CheckConfig, load_config, suppressed_rules
-from bilantools.source.files import MigrationSet, Script, discover
+from bilantools.source.engine_rules import TrackingObjects, engine_findings
+from bilantools.source.files import Migration, MigrationSet, Script, discover
 from bilantools.source.findings import Finding
 from bilantools.source.graph import Analysis, analyse
 from bilantools.source.parsed import parse_script
@@ -45,8 +47,10 @@ def check(
     lint_rules: bool = True,
     rollbacks: bool = True,
     found: MigrationSet | None = None,
+    tracking: TrackingObjects | None = None,
 ) -> CheckReport:
-    """Analyse `directory`; `provided` adds objects that exist outside the migrations.
+    """Analyse `directory`; `provided` adds objects that exist outside the migrations, and
+    `tracking` the engine's own (``db.history.tracking()``), which migrations must leave alone.
 
     `apply` passes ``lint_rules=False, rollbacks=False``: it needs only what would make
     the forward scripts fail, and it runs before every apply (with the `found` set it has
@@ -55,8 +59,9 @@ def check(
     found = found or discover(directory)
     config = config or load_config(Path(directory).absolute())
     findings = list(found.findings)
-    findings.extend(script_findings(found, rollbacks))
-    analysis = analyse(found, provided | config.provided, rollbacks)
+    findings.extend(script_findings(found, rollbacks, tracking))
+    engine = tracking.provided if tracking is not None else frozenset()
+    analysis = analyse(found, provided | config.provided | engine, rollbacks)
     findings.extend(analysis.findings)
     if lint_rules:
         from bilantools.source.lint import lint
@@ -67,11 +72,14 @@ def check(
     return CheckReport(found, analysis, kept)
 
 
-def script_findings(found: MigrationSet, rollbacks: bool = True) -> list[Finding]:
-    """Syntax errors, and statements that cannot run the way their file says."""
+def script_findings(
+    found: MigrationSet, rollbacks: bool = True, tracking: TrackingObjects | None = None
+) -> list[Finding]:
+    """Syntax errors, statements that cannot run the way their file says, and statements
+    that break what the engine relies on (see `engine_rules`)."""
     findings = []
     for m in found:
-        for script, transactional in ((m.script, m.transactional), (m.rollback, True)):
+        for script, transactional in ((m.script, m.transactional), (m.rollback, m.rollback_transactional)):
             if script is None or (script is m.rollback and not rollbacks):
                 continue
             try:
@@ -81,7 +89,22 @@ def script_findings(found: MigrationSet, rollbacks: bool = True) -> list[Finding
                 continue
             statements = [Statement(p.text, p.line) for p in parsed]
             findings.extend(runnable_findings(script, statements, transactional))
+            findings.extend(engine_findings(script, parsed, transactional, tracking))
     return findings
+
+
+def rollback_errors(
+    found: MigrationSet, todo: list[Migration], tracking: TrackingObjects, config: CheckConfig
+) -> list[Finding]:
+    """The errors `rollback` refuses before it runs: statements of the rollback scripts in
+    `todo` that break what the engine relies on (syntax errors and statements that cannot
+    run as the header says are refused when the scripts are split)."""
+    findings = []
+    for m in todo:
+        if m.rollback is not None:
+            parsed = parse_script(m.rollback)
+            findings.extend(engine_findings(m.rollback, parsed, m.rollback_transactional, tracking))
+    return [f for f in _apply_switches(findings, found, config) if f.severity == "error"]
 
 
 def _apply_switches(findings: list[Finding], found: MigrationSet, config: CheckConfig) -> list[Finding]:

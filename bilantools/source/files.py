@@ -27,6 +27,11 @@ FILE_NAME = re.compile(
     r"^(?P<version>[0-9]+)_(?P<slug>[A-Za-z0-9][A-Za-z0-9_-]*?)(?P<rollback>_rollback)?\.sql\Z"
 )
 NAME_HINT = "name migrations NNN_slug.sql and their rollbacks NNN_slug_rollback.sql"
+# The widest version the tracking table stores: schema_migrations.version and
+# schema_migration_events.version are varchar(50) in bilantools/db/tracking.sql (a test
+# holds the two to each other). A longer one would fail only after earlier migrations
+# committed, so it is refused with the directory's other problems.
+VERSION_MAX_LENGTH = 50
 
 
 def normalise(raw: bytes) -> str:
@@ -64,6 +69,7 @@ class Migration:
     transactional: bool
     limits: Limits = field(default_factory=Limits)  # from the migration's headers
     rollback_limits: Limits = field(default_factory=Limits)  # from the rollback script's headers
+    rollback_transactional: bool = True  # the rollback script's own '-- transaction:' header
 
     @property
     def number(self) -> int:
@@ -144,7 +150,7 @@ def discover(directory: Path | str) -> MigrationSet:
     found = MigrationSet(directory)
     mains: dict[int, list[tuple[str, str, Script, int]]] = {}
     rollbacks: dict[tuple[int, str], tuple[str, str, Script]] = {}
-    rollback_limits: dict[tuple[int, str], Limits] = {}
+    rollback_headers: dict[tuple[int, str], Headers] = {}
     rejected: set[tuple[int, str]] = set()  # migrations with their own finding (unreadable, header)
     headers_of: dict[int, Headers] = {}
 
@@ -189,8 +195,20 @@ def discover(directory: Path | str) -> MigrationSet:
             continue
         if match["rollback"]:
             rollbacks[(int(version), slug)] = (version, slug, script)
-            rollback_limits[(int(version), slug)] = headers.limits
+            rollback_headers[(int(version), slug)] = headers
             continue
+        if len(version) > VERSION_MAX_LENGTH:
+            found.findings.append(
+                Finding(
+                    "version-too-long",
+                    "error",
+                    str(path),
+                    None,
+                    f"{path.name} has a version of {len(version)} digits; the tracking table stores "
+                    f"versions of at most {VERSION_MAX_LENGTH} characters",
+                    f"renumber the migration (and its rollback) with at most {VERSION_MAX_LENGTH} digits",
+                )
+            )
         mains.setdefault(int(version), []).append((version, slug, script, 0))
         headers_of[int(version)] = headers
 
@@ -245,6 +263,7 @@ def discover(directory: Path | str) -> MigrationSet:
     for number, entries in mains.items():
         version, slug, script, _ = entries[0]
         rollback = rollbacks.get((number, slug))
+        rollback_header = rollback_headers.get((number, slug), Headers())
         matching = rollback[2] if rollback else None
         if matching is None:
             found.findings.append(
@@ -292,7 +311,8 @@ def discover(directory: Path | str) -> MigrationSet:
             tuple(deps),
             headers_of[number].transactional,
             headers_of[number].limits,
-            rollback_limits.get((number, slug), Limits()),
+            rollback_header.limits,
+            rollback_header.transactional,
         )
 
     found.migrations = _order(built, found)
@@ -345,6 +365,22 @@ def _read(path: Path, findings: list[Finding]) -> Script | None:
                 None,
                 f"{path.name} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
                 "save the file as UTF-8",
+            )
+        )
+        return None
+    nul = text.find("\0")
+    if nul >= 0:  # the parser and libpq read up to it: what follows would never run
+        line = text.count("\n", 0, nul) + 1
+        findings.append(
+            Finding(
+                "encoding",
+                "error",
+                str(path),
+                line,
+                f"{path.name} contains a NUL byte at line {line}: everything after it would be cut off "
+                "without a word",
+                "remove it (a file saved as UTF-16 has one after every ASCII character: save it as UTF-8)",
+                nul - text.rfind("\n", 0, nul),
             )
         )
         return None

@@ -6,12 +6,12 @@ not fail with "does not exist"). Locks, table rewrites and unsafe constraints ar
 (the ``squawk-cli`` wheel): its rules are maintained upstream and are not repeated here.
 
 squawk runs as one process per transaction mode present (usually one), started before our
-own pass so that both run at the same time. Transactional migrations and every rollback
-(the runner always wraps rollbacks in a transaction) are linted with
-``--assume-in-transaction``: squawk then knows the file is atomic and that a table created
-earlier in it is new and empty, which silences re-run and lock warnings that cannot happen;
-``-- transaction: off`` files get ``--no-assume-in-transaction``, or squawk would wrongly
-flag their ``CREATE INDEX CONCURRENTLY``. squawk runs in the migrations directory, so a
+own pass so that both run at the same time. Transactional scripts (migrations and
+rollbacks) are linted with ``--assume-in-transaction``: squawk then knows the file is
+atomic and that a table created earlier in it is new and empty, which silences re-run and
+lock warnings that cannot happen; ``-- transaction: off`` files get
+``--no-assume-in-transaction``, or squawk would wrongly flag their ``CREATE INDEX
+CONCURRENTLY``. squawk runs in the migrations directory, so a
 ``.squawk.toml`` there or above it applies.
 """
 
@@ -56,12 +56,12 @@ _OBJECT_WORDS = {
 @dataclass(frozen=True)
 class _Target:
     script: Script
-    in_transaction: bool  # the runner wraps every rollback in a transaction
+    in_transaction: bool  # the script's '-- transaction:' header
     what: str  # "migration" or "rollback", for messages
 
 
 # squawk rules that forbid what a rollback exists to do (drop what its migration made), or
-# advise what it cannot do (CONCURRENTLY, inside the transaction every rollback runs in).
+# advise what a transactional rollback cannot do (CONCURRENTLY needs '-- transaction: off').
 ROLLBACK_DUTIES = frozenset(
     {
         "ban-drop-table",
@@ -89,7 +89,7 @@ def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
     for m in migrations:
         targets[str(m.script.path)] = _Target(m.script, m.transactional, "migration")
         if m.rollback is not None:
-            targets[str(m.rollback.path)] = _Target(m.rollback, True, "rollback")
+            targets[str(m.rollback.path)] = _Target(m.rollback, m.rollback_transactional, "rollback")
     squawk = None if "squawk" in config.disabled else _start_squawk(migrations.directory, targets)
 
     findings: list[Finding] = []

@@ -480,6 +480,107 @@ CASES: list[Case] = [
         setup=write("004_idx.sql", "CREATE INDEX CONCURRENTLY i ON people (name);\n"),
     ),
     Case(
+        "nul-byte",
+        F,
+        ["apply", "--yes"],
+        2,
+        "004_nul.sql:2:10: 004_nul.sql contains a NUL byte at line 2: everything after it would be cut off "
+        "without a word; remove it",
+        setup=write("004_nul.sql", b"CREATE TABLE a (id int);\nSELECT 1;\x00\nDROP TABLE people;\n"),
+    ),
+    Case(
+        "version-60-digits",
+        F,
+        ["apply", "--yes"],
+        2,
+        f"{'4' * 60}_big.sql has a version of 60 digits; the tracking table stores versions of at most 50 "
+        "characters; renumber the migration (and its rollback) with at most 50 digits",
+        setup=write(f"{'4' * 60}_big.sql", "CREATE TABLE big (id int);\n"),
+    ),
+    Case(
+        "copy-from-stdin",
+        F,
+        ["apply", "--yes"],
+        2,
+        "refusing to apply: {dir}/004_load.sql:2: COPY ... FROM STDIN waits for rows from the client, and a "
+        "migration file has no client-side data stream; put the rows in the migration as INSERT ... VALUES",
+        setup=write("004_load.sql", "CREATE TABLE t (id int);\nCOPY t FROM STDIN;\n"),
+    ),
+    Case(
+        "copy-to-stdout",
+        F,
+        ["apply", "--yes"],
+        2,
+        "{dir}/004_dump.sql:1: COPY ... TO STDOUT sends rows to the client, and a migration file has no "
+        "client-side data stream; remove it, or COPY TO a file on the database server",
+        setup=write("004_dump.sql", "COPY (SELECT * FROM people) TO STDOUT;\n"),
+    ),
+    Case(
+        "tracking-delete",
+        F,
+        ["apply", "--yes"],
+        2,
+        "{dir}/004_reset.sql:2: DELETE writes to the engine's tracking table schema_migrations; remove the "
+        "statement; the engine keeps the history",
+        setup=write(
+            "004_reset.sql", "-- start again\nDELETE FROM schema_migrations WHERE version = '001';\n"
+        ),
+    ),
+    Case(
+        "tracking-replace-function",
+        F,
+        ["apply", "--yes"],
+        2,
+        "{dir}/004_mine.sql:1: CREATE OR REPLACE FUNCTION redefines the engine's tracking function "
+        "record_migration()",
+        setup=write(
+            "004_mine.sql",
+            "CREATE OR REPLACE FUNCTION record_migration(p_version varchar, p_description text,"
+            " p_checksum varchar DEFAULT NULL, p_applied_by text DEFAULT current_user,"
+            " p_execution_time_ms integer DEFAULT NULL) RETURNS void LANGUAGE sql AS 'SELECT 1';\n",
+        ),
+    ),
+    Case(
+        "tracking-drop-table",
+        F,
+        ["apply", "--yes"],
+        2,
+        "{dir}/004_drop.sql:1: DROP TABLE drops the engine's tracking table schema_migrations",
+        setup=write("004_drop.sql", "DROP TABLE IF EXISTS public.schema_migrations CASCADE;\n"),
+    ),
+    Case(
+        "tracking-alter-table",
+        F,
+        ["apply", "--yes"],
+        2,
+        "{dir}/004_dirty.sql:1: ALTER TABLE changes the engine's tracking table schema_migrations",
+        setup=write(
+            "004_dirty.sql",
+            "ALTER TABLE schema_migrations ADD COLUMN dirty boolean NOT NULL DEFAULT false;\n",
+        ),
+    ),
+    Case(
+        "rollback-tracking-drop",
+        F,
+        ["rollback", "--yes"],
+        2,
+        "refusing to roll back: {dir}/001_create_people_rollback.sql:2: DROP TABLE drops the engine's "
+        "tracking table schema_migrations; remove the statement; the engine keeps the history",
+        setup=write(
+            "001_create_people_rollback.sql", "DROP TABLE IF EXISTS people;\nDROP TABLE schema_migrations;\n"
+        ),
+    ),
+    Case(
+        "rollback-copy-to-stdout",
+        F,
+        ["rollback", "--yes"],
+        2,
+        "{dir}/001_create_people_rollback.sql:1: COPY ... TO STDOUT sends rows to the client",
+        setup=write(
+            "001_create_people_rollback.sql", "COPY people TO STDOUT;\nDROP TABLE IF EXISTS people;\n"
+        ),
+    ),
+    Case(
         "missing-rollback-script",
         F,
         ["rollback", "--yes"],
