@@ -440,7 +440,9 @@ def _runner(
         if lock_wait is None:
             yield runner
         else:
-            with MigrationLock(conn, resolved.masked, lock_wait):
+            # Ctrl-C: a KeyboardInterrupt until the runner changes anything, then a cancel
+            # and a stop it reports; never one while the lock is released.
+            with runner.interrupts, MigrationLock(conn, resolved.masked, lock_wait):
                 yield runner
 
 

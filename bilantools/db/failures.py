@@ -1,0 +1,305 @@
+"""How a run that stopped says so: interrupted, connection lost, or the engine's own
+statement (BEGIN, the tracking write, COMMIT) failing around a migration's.
+
+Each becomes one line that names the migration, the file:line and the statement, what
+committed and what is unknown, and the fix. Privileges are blamed only for a 42501 on
+the connected role: when a migration switched role or search_path, or touched the
+tracking objects, that statement is named as the cause instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bilantools.db.diagnostics import excerpt
+from bilantools.errors import ConnectionLostError, RunInterrupted
+from bilantools.source.statements import Statement
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from bilantools.source.files import Migration
+
+# What in a migration breaks the engine's tracking write that follows it in the same
+# transaction: the tracking objects touched, the role or the search_path changed.
+_CAUSES = (
+    (
+        re.compile(
+            r"\b(schema_migrations|schema_migration_events|record_migration|record_migration_failure"
+            r"|migration_applied|get_migration_status)\b",
+            re.I,
+        ),
+        "touches the engine's tracking objects, which a migration must not change",
+    ),
+    (
+        re.compile(
+            r"^\s*SET\s+(SESSION\s+|LOCAL\s+)?(ROLE|SESSION\s+AUTHORIZATION)\b"
+            r"|\bset_config\s*\(\s*'(role|session_authorization)'",
+            re.I,
+        ),
+        "switches to a role that may not write the history: switch back before the end of the file "
+        "(RESET ROLE, RESET SESSION AUTHORIZATION)",
+    ),
+    (
+        re.compile(r"^\s*SET\s+(SESSION\s+|LOCAL\s+)?search_path\b|\bset_config\s*\(\s*'search_path'", re.I),
+        "changes search_path, which the engine's tracking statements rely on: qualify names with their "
+        "schema instead, or restore it before the end of the file (RESET search_path)",
+    ),
+)
+ROLE_SWITCH = _CAUSES[1][0]
+
+
+def cause(statements: Sequence[Statement], before: int | None = None) -> tuple[Statement, str] | None:
+    """The statement (of those before index `before`) that most likely broke what followed
+    it, with what it does; None when no statement does any of these."""
+    for pattern, what in _CAUSES:
+        found = [s for s in statements[:before] if pattern.search(s.text)]
+        if found:
+            return found[-1], what
+    return None
+
+
+def role_switch(statements: Sequence[Statement], before: int) -> Statement | None:
+    """The last statement before index `before` that switches the role."""
+    found = [s for s in statements[:before] if ROLE_SWITCH.search(s.text)]
+    return found[-1] if found else None
+
+
+def at(script: Path, stmt: Statement, line: int | None = None) -> str:
+    """'file.sql:12 (statement: ...)'."""
+    return f"{script.name}:{line or stmt.line} (statement: {excerpt(stmt.text)})"
+
+
+def span(labels: Sequence[str]) -> str:
+    """Consecutive migrations of a run, named: one, or the first to the last."""
+    if len(labels) == 1:
+        return labels[0]
+    return f"{labels[0]} to {labels[-1]} ({len(labels)} migrations)"
+
+
+def following(labels: Sequence[str]) -> str:
+    """'X' or 'X and the N after it'."""
+    more = len(labels) - 1
+    return labels[0] + (f" and the {more} after it" if more else "")
+
+
+@dataclass(frozen=True)
+class Place:
+    """The statement of a migration where a run stopped: at it, before it or after it."""
+
+    label: str
+    version: str
+    script: Path
+    statement: Statement
+    when: str = "at"
+
+    def describe(self) -> str:
+        return f"{self.when} {at(self.script, self.statement)}"
+
+
+class Interruption(Exception):
+    """Ctrl-C stopped the run at a known point; raised inside the runner, which makes it a
+    RunInterrupted once it knows everything that committed. `place` is None between
+    migrations; `recorded` when the migration (outside a transaction) was recorded as
+    failed rather than left to run again."""
+
+    def __init__(self, place: Place | None = None, consequence: str = "", recorded: bool = False) -> None:
+        super().__init__("interrupted")
+        self.place = place
+        self.consequence = consequence
+        self.recorded = recorded
+        self.partial = False
+
+
+def interruption(
+    m: Migration,
+    action: str,
+    statements: Sequence[Statement],
+    index: int | None,
+    what: str,
+    exc: BaseException,
+) -> Interruption:
+    """Where Ctrl-C stopped a transactional migration: the statement it cancelled, the one
+    it stopped before (`Halted`), or the engine's statements around them."""
+    script = m.script if action == "apply" else m.rollback
+    assert script is not None
+    if what == "start":  # nothing of it ran
+        return Interruption()
+    ran = not isinstance(exc, Halted)
+    if index is None:  # the tracking change, its check or COMMIT
+        after = Place(m.label, m.version, script.path, statements[-1], "after")
+        return Interruption(after, cancelled(m.label, action))
+    place = Place(m.label, m.version, script.path, statements[index], "at" if ran else "before")
+    return Interruption(place, cancelled(m.label, action, ran))
+
+
+def interrupted(
+    stop: Interruption, action: str, committed: Sequence[str], left: Sequence[str]
+) -> RunInterrupted:
+    """The line of a run stopped by Ctrl-C: where, what became of the migration it was
+    running, what had committed (named) and what was not run."""
+    apply = action == "apply"
+    which = "migration " if apply else "the rollback of "
+    if stop.place is None:
+        head = f"before {which}{left[0]} started" if left else "after the last migration"
+    else:
+        head = f"during {which}{stop.place.label} {stop.place.describe()}: {stop.consequence}"
+    verb = "committed" if apply else "rolled back"
+    done = f"{verb} before the interrupt: {', '.join(committed)}" if committed else f"nothing was {verb}"
+    rest = f"; not {'applied' if apply else 'rolled back'}: {following(left)}" if left else ""
+    place = stop.place
+    return RunInterrupted(
+        f"interrupted (Ctrl-C) {head}; {done}{rest}; run {action} again to continue",
+        version=place.version if place else None,
+        file=str(place.script) if place else None,
+        line=place.statement.line if place else None,
+        partial=stop.partial,
+    )
+
+
+def cancelled(label: str, action: str, ran: bool = False) -> str:
+    """What became of a transactional migration that Ctrl-C stopped."""
+    first = "the statement was cancelled and " if ran else ""
+    if action == "apply":
+        return f"{first}{label} rolled back, nothing is recorded for it"
+    return f"{first}the rollback of {label} undone, it stays applied"
+
+
+def cancelled_outside(label: str, done: int, total: int, ran: bool) -> str:
+    """The same for a `-- transaction: off` migration, whose statements commit one by one."""
+    first = "the statement was cancelled; " if ran else ""
+    if done:
+        return (
+            f"{first}{label} runs outside a transaction and {done} of its {total} statements had "
+            "committed, so it is recorded as failed half-way: make it safe to re-run (IF NOT EXISTS) or "
+            "finish it by hand"
+        )
+    return f"{first}none of the statements of {label} had committed; it is recorded as failed"
+
+
+def outside(label: str, total: int, done: int | None = None, running: str = "") -> str:
+    """What is known of a `-- transaction: off` migration when the connection was lost:
+    before its statements ran (`done` None), after `done` of them, or after all of them."""
+    if done is None:
+        return f"{label} runs outside a transaction and none of its statements had run"
+    if done == total:
+        return (
+            f"{label} runs outside a transaction: all {total} of its statements had committed, and whether "
+            "its success was recorded is unknown (if not, it shows as failed half-way)"
+        )
+    return (
+        f"{label} runs outside a transaction: {done} of its {total} statements had committed, whether "
+        f"{running} did is unknown, and it is recorded as started and not finished"
+    )
+
+
+@dataclass
+class Command:
+    """One command of a pipeline: a migration's statement (its index) or the engine's own
+    ('start': BEGIN and the limits; 'tracking'; 'commit')."""
+
+    unit: int
+    statement: int | None
+    what: str
+    cursor: psycopg.Cursor[Any] | None = None
+
+
+class Halted(Exception):
+    """Ctrl-C was received: the pipeline stops sending before this command."""
+
+    def __init__(self, unit: int, statement: int | None, what: str) -> None:
+        super().__init__("interrupted")
+        self.unit, self.statement, self.what = unit, statement, what
+
+
+class Commands:
+    """The commands of one pipeline as handed to psycopg, in order. After an error the
+    first without a result is where the server stopped (psycopg sets no result on the
+    failed command nor on those the server skipped after it)."""
+
+    def __init__(self, interrupted: Callable[[], bool]) -> None:
+        self.sent: list[Command] = []
+        self.interrupted = interrupted
+
+    def add(
+        self, unit: int, statement: int | None, what: str, execute: Callable[[], psycopg.Cursor[Any]]
+    ) -> psycopg.Cursor[Any]:
+        if self.interrupted():
+            raise Halted(unit, statement, what)
+        command = Command(unit, statement, what)
+        self.sent.append(command)  # before sending: a command may fail on its way out
+        command.cursor = execute()
+        return command.cursor
+
+    def stopped(self, exc: BaseException, units: int) -> tuple[int, int | None, str]:
+        """(unit, statement, what) of the command where the batch stopped; `units` when
+        every command had its result (the pipeline's end failed)."""
+        for c in self.sent:
+            if c.cursor is None or c.cursor.pgresult is None:
+                return c.unit, c.statement, c.what
+        if isinstance(exc, Halted):
+            return exc.unit, exc.statement, exc.what
+        return units, None, "end"
+
+    def committing(self) -> int:
+        """How many units (from the batch's first) had their COMMIT handed to psycopg: any
+        of them may have committed, whatever results came back; the others cannot have."""
+        return max((c.unit + 1 for c in self.sent if c.what == "commit"), default=0)
+
+
+class LostConnection(Exception):
+    """The server went away during a batch; raised inside the runner, which knows the
+    migrations before the batch whose commits were not yet known to be on disk.
+
+    `sent` of the batch's migrations (from its first) had their COMMIT handed to the
+    server, so any of them may have committed; the others cannot have. A migration
+    outside a transaction is described by `outside` instead; `flushed` when its
+    synchronous 'started' record made every earlier commit durable."""
+
+    def __init__(self, exc: BaseException, during: str, sent: int, outside: str = "", flushed: bool = False):
+        super().__init__(str(exc))
+        self.exc = exc
+        self.during = during
+        self.sent = sent
+        self.outside = outside
+        self.flushed = flushed
+
+
+def lost(
+    target: str, action: str, stop: LostConnection, unknown: Sequence[str], after: Sequence[str]
+) -> ConnectionLostError:
+    """The server went away mid-run: say what is known, and nothing that is not.
+
+    `unknown` (consecutive, in run order) may or may not have committed: their COMMIT was
+    sent but not known to be on disk; those `after` them cannot have committed."""
+    reason = " ".join(str(stop.exc).split()).split(" This probably means")[0] or type(stop.exc).__name__
+    which = "" if action == "apply" else "the rollback of "
+    known = [stop.outside or "each migration commits together with its tracking row, so none is half-done"]
+    if unknown:
+        known.append(f"whether {which}{span(unknown)} committed is unknown")
+    else:
+        reported = "migration reported applied" if action == "apply" else "rollback reported"
+        known.append(f"every {reported} is committed")
+    if after:
+        known.append(f"{which}{following(after)} did not commit")
+    return ConnectionLostError(
+        f"lost the connection to {target} during {stop.during} ({reason}); {'; '.join(known)}: once the "
+        f"server is back, 'bilantools status' shows what is applied; then run {action} again"
+    )
+
+
+def connected_role_may_write_history(conn: psycopg.Connection) -> bool:
+    """Whether the connected role may do the tracking write (asked once the failed
+    transaction is rolled back, so a role the migration switched to is gone)."""
+    row = conn.execute(
+        "SELECT coalesce(has_table_privilege(to_regclass('schema_migrations'), 'INSERT, UPDATE, DELETE'),"
+        " true)"
+        " AND coalesce(has_table_privilege(to_regclass('schema_migration_events'), 'INSERT'), true)"
+        " AND coalesce(has_function_privilege("
+        "to_regprocedure('record_migration(varchar,text,varchar,text,integer)'), 'EXECUTE'), true)"
+    ).fetchone()
+    return bool(row and row[0])
