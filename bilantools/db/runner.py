@@ -750,9 +750,8 @@ class Runner:
 
     def _role(self) -> str:
         """The connected role, quoted as SQL needs it (not the one a migration switched to)."""
-        from psycopg import sql
-
-        return sql.Identifier(self.conn.info.user).as_string(self.conn)
+        row = self.conn.execute("SELECT quote_ident(%s)", (self.conn.info.user,)).fetchone()
+        return str(row[0]) if row else self.conn.info.user
 
     def _drop_left_over(self, m: Migration, statements: list[Statement]) -> str:
         """Before retrying `m`: drop the invalid indexes its earlier attempt left, or refuse."""
@@ -917,16 +916,12 @@ class Runner:
         )
 
     def _other_role(self, script: Script, statements: list[Statement], index: int) -> str:
-        """When a statement was refused to another role than the connected one (the
-        migration, or an earlier one, switched role): the note that says so, else ''."""
+        """When the migration switched role before the refused statement, the note that
+        says so (the connected role is not to blame), else ''."""
         switch = failures.role_switch(statements, index)
-        if switch is not None:
-            return f" (it ran as the role set at {failures.at(script.path, switch)}, not as {self._role()})"
-        row = self.conn.execute("SELECT current_user::text").fetchone()
-        current = str(row[0]) if row else self.conn.info.user
-        if current != self.conn.info.user:
-            return f" (it ran as the role {current}, set by an earlier migration, not as {self._role()})"
-        return ""
+        if switch is None:
+            return ""
+        return f" (it ran as the role set at {failures.at(script.path, switch)}, not as {self._role()})"
 
     def _failed(
         self,
@@ -1006,10 +1001,10 @@ class Runner:
                 f"the history: {reason}; nothing was changed or recorded: {_grant_history(role)}, then run "
                 f"{action} again"
             )
-        found = failures.cause(statements)
+        found = None if what == "commit" else failures.cause(statements)
         stmt, why = found if found else (statements[-1], "")
         where = failures.at(script.path, stmt)
-        blame = f"{where} {why}" if why else f"its last statement was {where}"
+        blame = f"{where} {why}" if why else f"its last statement: {where}"
         step = "at its COMMIT" if what == "commit" else "when the engine recorded it"
         if what == "success":  # outside a transaction: its statements had committed
             consequence = (
@@ -1031,7 +1026,7 @@ class Runner:
             partial_run = False
         note = ""
         if action == "apply" and what != "success":
-            recorded = f"{reason} {step}, after its last statement; {blame}"
+            recorded = f"{reason} {step}; {blame}"
             note = self._record_failure(m, started, recorded, False)
         return MigrationFailed(
             f"{which}{m.label} failed after its last statement, {step}: {reason}; {blame}; "

@@ -118,8 +118,15 @@ def test_ctrl_c_in_a_transactional_migration(
     if as_json:
         assert len(run.out) == 1, run.out
         data = json.loads(run.out[0])
-        assert (data["ok"], data["failure"], data["error"]) == (False, "interrupted", expected[len("error: ") :])
-        assert [(s["version"], s["outcome"]) for s in data["steps"]] == [("001", "applied"), ("002", "applied")]
+        assert (data["ok"], data["failure"], data["error"]) == (
+            False,
+            "interrupted",
+            expected[len("error: ") :],
+        )
+        assert [(s["version"], s["outcome"]) for s in data["steps"]] == [
+            ("001", "applied"),
+            ("002", "applied"),
+        ]
         assert (data["action"], data["version"], data["line"]) == ("apply", "003", 2)
     else:
         assert run.step_versions() == ["001", "002"]
