@@ -292,6 +292,15 @@ def lost(
     )
 
 
+def lost_before(target: str, action: str, exc: BaseException) -> ConnectionLostError:
+    """The server went away before a run's first migration was sent."""
+    reason = " ".join(str(exc).split()).split(" This probably means")[0] or type(exc).__name__
+    return ConnectionLostError(
+        f"lost the connection to {target} during the {action}, before its first migration ({reason}); none "
+        f"of the migrations of this run committed: once the server is back, run {action} again"
+    )
+
+
 def connected_role_may_write_history(conn: psycopg.Connection) -> bool:
     """Whether the connected role may do the tracking write (asked once the failed
     transaction is rolled back, so a role the migration switched to is gone)."""

@@ -526,6 +526,8 @@ class Runner:
         alone, and its progress is not held back); each migration is still its own
         transaction, and the server skips the rest of a batch after a failure.
         """
+        import psycopg
+
         unreported: list[Progress] = []
         last_flush = time.monotonic()
         size, index, total = 1, 0, len(prepared)
@@ -551,13 +553,10 @@ class Runner:
                         if alone
                         else self._in_transactions(batch, result.action, durable, started)
                     )
-                except (
-                    _Stopped,
-                    BilanToolsError,
-                    Interruption,
-                    LostConnection,
-                ) as stop:  # earlier ones stand
+                except (_Stopped, BilanToolsError, Interruption, LostConnection) as stop:  # earlier stand
                     steps, error = (stop.steps, stop.error) if isinstance(stop, _Stopped) else ([], stop)
+                except psycopg.Error as exc:  # a query of the failure's own handling failed
+                    steps, error = [], self._unexplained(exc, batch, result.action)
                 if isinstance(error, LostConnection):
                     error = self._lost(error, result.action, unreported, prepared, index)
                 for offset, step in enumerate(steps):
@@ -575,6 +574,19 @@ class Runner:
                     size = 1
                 index = end
         return result
+
+    def _unexplained(
+        self, exc: BaseException, batch: list[tuple[Migration, list[Statement]]], action: str
+    ) -> BaseException:
+        """An error while handling a batch's failure: any of the batch may have committed."""
+        labels = [m.label for m, _ in batch]
+        if _is_lost(self.conn):
+            return LostConnection(exc, f"the {action} of {failures.span(labels)}", len(batch))
+        return DatabaseError(
+            f"the server failed a query while bilantools handled a failure in {failures.span(labels)}: "
+            f"{server_message(exc)}; run 'bilantools status' to see which of them committed, then {action} "
+            "again"
+        )
 
     def _lost(
         self,

@@ -192,3 +192,18 @@ def test_a_rollback_that_drops_the_tracking_table(
     )
     assert history(conn) == [("001", True), ("002", True), ("003", True)]
     figures.add("failure messages: cases")
+
+
+def test_an_altered_tracking_table_is_not_blamed_on_privileges(
+    cli: Any, db_url: str, conn: psycopg.Connection, basic: Path, figures: Figures
+) -> None:
+    """Outside any migration (reading the history) the server's error is named as it is."""
+    assert cli("--db", db_url, "--migrations", str(basic), "apply").code == 0
+    conn.execute("ALTER TABLE schema_migrations DROP COLUMN applied_by")
+    r = cli("--db", db_url, "--migrations", str(basic), "status")
+    assert (r.code, r.err.strip().splitlines()[-1]) == (
+        2,
+        f"error: the status on {db_url} failed: ERROR 42703: column m.applied_by does not exist; fix what "
+        "the error names, then run the status again",
+    )
+    figures.add("failure messages: cases")
