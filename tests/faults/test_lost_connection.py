@@ -11,7 +11,6 @@ reported (or the first unknown) to the last unknown.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import psycopg
@@ -22,15 +21,7 @@ from bilantools.db.runner import Progress
 from bilantools.db.sandbox import Sandbox
 from bilantools.errors import ConnectionLostError
 from tests.faults.conftest import Figures
-from tests.faults.harness import RUNNER_SESSIONS, CliRun, running
-
-# The claims of the error, parsed: "whether A committed is unknown" or "whether A to B (n
-# migrations) committed is unknown"; "X and the N after it did not commit".
-UNKNOWN = re.compile(
-    r"whether (?:the rollback of )?(\S+?)(?: to (\S+) \(\d+ migrations\))? committed is unknown"
-)
-NOT_COMMITTED = re.compile(r"; (?:the rollback of )?(\S+?)(?: and the \d+ after it)? did not commit")
-REPORTED = "every migration reported applied is committed"
+from tests.faults.harness import REPORTED, RUNNER_SESSIONS, UNKNOWN, CliRun, claimed, running
 
 
 def corpus(directory: Path, slow: str = "", header: str = "") -> list[str]:
@@ -51,22 +42,6 @@ def applied(url: str) -> list[str]:
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute("SELECT version FROM schema_migrations WHERE success ORDER BY version").fetchall()
     return [str(r[0]) for r in rows]
-
-
-def claims(error: str, labels: list[str]) -> tuple[int, int]:
-    """(lowest, highest) number of applied migrations the error allows."""
-    unknown = UNKNOWN.search(error)
-    gone = NOT_COMMITTED.search(error)
-    assert unknown or REPORTED in error, error
-    if unknown:
-        first = labels.index(unknown[1])
-        last = labels.index(unknown[2] or unknown[1])
-        low, high = first, last + 1
-    else:
-        low = high = labels.index(gone[1]) if gone else len(labels)
-    if gone:
-        assert labels.index(gone[1]) == high, f"the error's two claims do not meet: {error}"
-    return low, high
 
 
 def terminate(url: str, condition: str) -> None:
@@ -102,7 +77,7 @@ def test_lost_before_the_first_statement_of_a_batch(db_url: str, tmp_path: Path,
     assert error.endswith(
         f"{known}; {REPORTED if reported else 'whether 001_t1 committed is unknown'}; {tail}"
     )
-    low, high = claims(error, labels)
+    low, high = claimed(error, labels)
     assert low <= len(applied(db_url)) <= high and len(reported) <= len(applied(db_url))
     assert applied(db_url) == ["001"]  # the server is up: what committed stays
     figures.add("lost connections: at chosen points (before a batch, mid-batch, transaction: off)")
@@ -123,7 +98,7 @@ def test_lost_while_a_statement_of_a_batch_runs(
     assert error.startswith(f"error: lost the connection to {db_url} during migration 003_t3 ("), error
     unknown = UNKNOWN.search(error)  # up to 003, or 004 when it shares the batch (timing)
     assert unknown and (unknown[2] or unknown[1]) in ("003_t3", "004_t4"), error
-    low, high = claims(error, labels)
+    low, high = claimed(error, labels)
     assert low <= len(applied(db_url)) <= high and run.steps <= len(applied(db_url))
     assert applied(db_url) == ["001", "002"]
     figures.add("lost connections: at chosen points (before a batch, mid-batch, transaction: off)")

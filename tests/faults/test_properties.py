@@ -49,10 +49,13 @@ from bilantools.source.headers import (
     parse_duration,
     parse_headers,
 )
-from tests.faults.conftest import Figures, scale
+from tests.faults.conftest import FULL, Figures, scale
 
+# `make test` draws the same examples on every run (derandomize); `make faults` new ones
+# (hypothesis prints the failing example and how to reproduce it).
 EXAMPLES = settings(
     max_examples=scale(100, 2000),
+    derandomize=not FULL,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -386,7 +389,7 @@ def pg(server: Sandbox) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-@settings(max_examples=scale(60, 600), deadline=None)
+@settings(max_examples=scale(60, 600), derandomize=not FULL, deadline=None)
 @given(duration=durations(max_ms=MAX_DURATION_MS * 3))
 def test_durations_mean_the_same_to_postgresql(
     duration: tuple[str, int, str], pg: psycopg.Connection, figures: Figures
