@@ -74,6 +74,11 @@ def at(script: Path, stmt: Statement, line: int | None = None) -> str:
     return f"{script.name}:{line or stmt.line} (statement: {excerpt(stmt.text)})"
 
 
+def every(total: int) -> str:
+    """'its one statement' or 'all N of its statements'."""
+    return "its one statement" if total == 1 else f"all {total} of its statements"
+
+
 def span(labels: Sequence[str]) -> str:
     """Consecutive migrations of a run, named: one, or the first to the last."""
     if len(labels) == 1:
@@ -188,7 +193,7 @@ def outside(label: str, total: int, done: int | None = None, running: str = "") 
         return f"{label} runs outside a transaction and none of its statements had run"
     if done == total:
         return (
-            f"{label} runs outside a transaction: all {total} of its statements had committed, and whether "
+            f"{label} runs outside a transaction: {every(total)} had committed, and whether "
             "its success was recorded is unknown (if not, it shows as failed half-way)"
         )
     return (
@@ -302,13 +307,15 @@ def lost_before(target: str, action: str, exc: BaseException) -> ConnectionLostE
 
 
 def connected_role_may_write_history(conn: psycopg.Connection) -> bool:
-    """Whether the connected role may do the tracking write (asked once the failed
-    transaction is rolled back, so a role the migration switched to is gone)."""
+    """Whether the connected role may do the tracking write. Asked of that role by name:
+    the session may still run as one a migration switched to (outside a transaction a
+    SET SESSION AUTHORIZATION outlives the migration)."""
+    role = conn.info.user
     row = conn.execute(
-        "SELECT coalesce(has_table_privilege(to_regclass('schema_migrations'), 'INSERT, UPDATE, DELETE'),"
-        " true)"
-        " AND coalesce(has_table_privilege(to_regclass('schema_migration_events'), 'INSERT'), true)"
-        " AND coalesce(has_function_privilege("
-        "to_regprocedure('record_migration(varchar,text,varchar,text,integer)'), 'EXECUTE'), true)"
+        "SELECT coalesce(has_table_privilege(%s, to_regclass('schema_migrations'), 'INSERT, UPDATE, DELETE'),"
+        " true) AND coalesce(has_table_privilege(%s, to_regclass('schema_migration_events'), 'INSERT'), true)"
+        " AND coalesce(has_function_privilege(%s,"
+        " to_regprocedure('record_migration(varchar,text,varchar,text,integer)'), 'EXECUTE'), true)",
+        (role, role, role),
     ).fetchone()
     return bool(row and row[0])

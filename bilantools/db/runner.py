@@ -1020,7 +1020,7 @@ class Runner:
         step = "at its COMMIT" if what == "commit" else "when the engine recorded it"
         if what == "success":  # outside a transaction: its statements had committed
             consequence = (
-                f"all {len(statements)} of its statements had committed (it runs outside a transaction) "
+                f"{failures.every(len(statements))} had committed (it runs outside a transaction) "
                 "and it stays recorded as started and not finished: make the file safe to re-run, then "
                 "run apply again"
             )

@@ -207,3 +207,23 @@ def test_an_altered_tracking_table_is_not_blamed_on_privileges(
         "the error names, then run the status again",
     )
     figures.add("failure messages: cases")
+
+
+def test_session_authorization_outside_a_transaction_outlives_its_statements(
+    cli: Any, db_url: str, conn: psycopg.Connection, basic: Path, role: str, figures: Figures
+) -> None:
+    """The session still runs as the role when the engine records the success: the
+    connected role's own privileges are asked by name, and they are not to blame."""
+    (basic / "004_switch.sql").write_text(f"-- transaction: off\nSET SESSION AUTHORIZATION {role};\n")
+    code, error = apply(cli, db_url, basic)
+    assert (code, error) == (
+        1,
+        "error: migration 004_switch failed after its last statement, when the engine recorded it: "
+        "ERROR 42501: permission denied for table schema_migration_events; 004_switch.sql:2 (statement: "
+        f"SET SESSION AUTHORIZATION {role}) switches to a role that may not write the history: switch "
+        "back before the end of the file (RESET ROLE, RESET SESSION AUTHORIZATION); its one "
+        "statement had committed (it runs outside a transaction) and it stays recorded as started and "
+        "not finished: make the file safe to re-run, then run apply again",
+    )
+    assert history(conn) == [("001", True), ("002", True), ("003", True), ("004", False)]
+    figures.add("failure messages: cases")
