@@ -53,15 +53,17 @@ def corpus(directory: Path, slow: str, header: str = "", rollback: str | None = 
     return directory
 
 
-def wait_running(conn: psycopg.Connection, run: CliRun, condition: str, timeout: float = 30) -> None:
-    """Until a runner session of this database is active in a statement matching `condition`."""
+def wait_running(
+    conn: psycopg.Connection, run: CliRun, condition: str, timeout: float = 30, state: str = "active"
+) -> None:
+    """Until a runner session of this database is in `state` with a query matching `condition`."""
     deadline = time.monotonic() + timeout
     query = (
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        f" AND {RUNNER_SESSIONS} AND state = 'active' AND {condition}"
+        f" AND {RUNNER_SESSIONS} AND state = %s AND {condition.replace('%', '%%')}"
     )
     while True:
-        row = conn.execute(query).fetchone()
+        row = conn.execute(query, (state,)).fetchone()
         if row and row[0]:
             return
         assert run.proc.poll() is None, f"{run} ended before the statement ran: {run.err}"
@@ -188,3 +190,23 @@ def test_ctrl_c_in_a_rollback_waiting_for_a_lock(
     assert tables(conn) == ["a", "b", "c", "c2", "schema_migration_events", "schema_migrations"]
     assert_released(conn)
     figures.add("interrupts: Ctrl-C during a statement (apply, rollback, transaction: off)")
+
+
+def test_ctrl_c_while_waiting_for_the_migration_lock(
+    db_url: str, conn: psycopg.Connection, server: Sandbox, tmp_path: Path, figures: Figures
+) -> None:
+    """Before the runner changes anything Ctrl-C stops the command at once: nothing changed."""
+    directory = corpus(tmp_path / "migrations", "SELECT 1")
+    conn.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)
+    run = CliRun(db_url, directory, "apply", "--lock-wait", "60", "--json", home=server.home)
+    with running(run):
+        wait_running(conn, run, "query LIKE '%pg_try_advisory_lock%'", state="idle")
+        code, took = interrupt(run)
+    conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
+    error = "interrupted (Ctrl-C) before any change: nothing was changed; run apply again"
+    assert (code, run.last_err) == (130, f"error: {error}"), run.err
+    assert took < 5, f"exited {took:.1f}s after SIGINT"
+    data = json.loads(run.out[0])
+    assert (data["ok"], data["failure"], data["error"], data["steps"]) == (False, "interrupted", error, [])
+    assert tables(conn) == []
+    figures.add("interrupts: Ctrl-C while waiting for the migration lock")
