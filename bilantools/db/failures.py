@@ -53,11 +53,11 @@ _CAUSES = (
 ROLE_SWITCH = _CAUSES[1][0]
 
 
-def cause(statements: Sequence[Statement], before: int | None = None) -> tuple[Statement, str] | None:
-    """The statement (of those before index `before`) that most likely broke what followed
-    it, with what it does; None when no statement does any of these."""
+def cause(statements: Sequence[Statement]) -> tuple[Statement, str] | None:
+    """The statement of a migration that most likely broke the engine's tracking write
+    after it, with what it does; None when no statement does any of these."""
     for pattern, what in _CAUSES:
-        found = [s for s in statements[:before] if pattern.search(s.text)]
+        found = [s for s in statements if pattern.search(s.text)]
         if found:
             return found[-1], what
     return None
@@ -69,9 +69,9 @@ def role_switch(statements: Sequence[Statement], before: int) -> Statement | Non
     return found[-1] if found else None
 
 
-def at(script: Path, stmt: Statement, line: int | None = None) -> str:
+def at(script: Path, stmt: Statement) -> str:
     """'file.sql:12 (statement: ...)'."""
-    return f"{script.name}:{line or stmt.line} (statement: {excerpt(stmt.text)})"
+    return f"{script.name}:{stmt.line} (statement: {excerpt(stmt.text)})"
 
 
 def every(total: int) -> str:
@@ -281,7 +281,6 @@ def lost(
 
     `unknown` (consecutive, in run order) may or may not have committed: their COMMIT was
     sent but not known to be on disk; those `after` them cannot have committed."""
-    reason = " ".join(str(stop.exc).split()).split(" This probably means")[0] or type(stop.exc).__name__
     which = "" if action == "apply" else "the rollback of "
     known = [stop.outside or "each migration commits together with its tracking row, so none is half-done"]
     if unknown:
@@ -292,18 +291,22 @@ def lost(
     if after:
         known.append(f"{which}{following(after)} did not commit")
     return ConnectionLostError(
-        f"lost the connection to {target} during {stop.during} ({reason}); {'; '.join(known)}: once the "
-        f"server is back, 'bilantools status' shows what is applied; then run {action} again"
+        f"lost the connection to {target} during {stop.during} ({_reason(stop.exc)}); {'; '.join(known)}: "
+        f"once the server is back, 'bilantools status' shows what is applied; then run {action} again"
     )
 
 
 def lost_before(target: str, action: str, exc: BaseException) -> ConnectionLostError:
     """The server went away before a run's first migration was sent."""
-    reason = " ".join(str(exc).split()).split(" This probably means")[0] or type(exc).__name__
     return ConnectionLostError(
-        f"lost the connection to {target} during the {action}, before its first migration ({reason}); none "
-        f"of the migrations of this run committed: once the server is back, run {action} again"
+        f"lost the connection to {target} during the {action}, before its first migration ({_reason(exc)}); "
+        f"none of the migrations of this run committed: once the server is back, run {action} again"
     )
+
+
+def _reason(exc: BaseException) -> str:
+    """libpq's message on one line, without its speculation about the server."""
+    return " ".join(str(exc).split()).split(" This probably means")[0] or type(exc).__name__
 
 
 def connected_role_may_write_history(conn: psycopg.Connection) -> bool:

@@ -11,6 +11,7 @@ reported (or the first unknown) to the last unknown.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import psycopg
@@ -133,18 +134,44 @@ def test_lost_inside_a_migration_outside_a_transaction(
     figures.add("lost connections: at chosen points (before a batch, mid-batch, transaction: off)")
 
 
-def wait_active(url: str, run: CliRun, condition: str, timeout: float = 30) -> None:
-    import time
-
+def wait_active(url: str, run: CliRun, condition: str, timeout: float = 30, state: str = "active") -> None:
+    """Until a runner session of this database is in `state` with a query matching `condition`."""
     deadline = time.monotonic() + timeout
     with psycopg.connect(url, autocommit=True) as conn:
         while True:
             row = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                f" AND {RUNNER_SESSIONS} AND state = 'active' AND {condition}"
+                f" AND {RUNNER_SESSIONS} AND state = '{state}' AND {condition}"
             ).fetchone()
             if row and row[0]:
                 return
             assert run.proc.poll() is None, f"{run} ended first: {run.err}"
             assert time.monotonic() < deadline, f"{run}: the statement never ran: {run.err}"
             time.sleep(0.02)
+
+
+def test_lost_before_the_first_migration(
+    db_url: str, server: Sandbox, tmp_path: Path, figures: Figures
+) -> None:
+    """The runner waits for the migration lock (held here) when its connection ends."""
+    from bilantools.db.lock import LOCK_KEYS
+
+    corpus(tmp_path / "m")
+    with psycopg.connect(db_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)
+        run = CliRun(db_url, tmp_path / "m", "apply", "--lock-wait", "60", home=server.home)
+        with running(run):
+            wait_active(db_url, run, "query LIKE '%pg_try_advisory_lock%'", state="idle")
+            terminate(db_url, "true")
+            assert run.finish(timeout=30) == 2, run.err
+    error = run.last_err
+    assert error.startswith(
+        f"error: lost the connection to {db_url} during the apply, before its first migration ("
+    ), error
+    assert error.endswith(
+        "); none of the migrations of this run committed: once the server is back, run apply again"
+    ), error
+    assert claimed(error, ["001_t1"]) == (0, 0)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)
+    figures.add("lost connections: at chosen points (before a batch, mid-batch, transaction: off)")
