@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bilantools.db.diagnostics import excerpt
-from bilantools.errors import ConnectionLostError, RunInterrupted
+from bilantools.errors import ConnectionLostError, MigrationFailed, RefusedError, RunInterrupted
 from bilantools.source.statements import Statement
 
 if TYPE_CHECKING:
@@ -301,6 +301,64 @@ def lost_before(target: str, action: str, exc: BaseException) -> ConnectionLostE
     return ConnectionLostError(
         f"lost the connection to {target} during the {action}, before its first migration ({_reason(exc)}); "
         f"none of the migrations of this run committed: once the server is back, run {action} again"
+    )
+
+
+def after_last(
+    m: Migration,
+    action: str,
+    statements: Sequence[Statement],
+    what: str,
+    reason: str,
+    record: Callable[[str], str],
+) -> MigrationFailed:
+    """The engine's statement after a migration's last failed: its tracking write (or the
+    check of it), COMMIT, or the success record of a `transaction: off` one. Names the
+    statement of the migration that most likely caused it (else its last), records the
+    failure of an applied migration with `record` (which returns a note if that failed)."""
+    script = m.script if action == "apply" else m.rollback
+    assert script is not None
+    found = None if what == "commit" else cause(statements)
+    stmt, why = found if found else (statements[-1], "")
+    where = at(script.path, stmt)
+    blame = f"{where} {why}" if why else f"its last statement: {where}"
+    step = "at its COMMIT" if what == "commit" else "when the engine recorded it"
+    note = ""
+    if what == "success":  # outside a transaction: its statements had committed
+        consequence = (
+            f"{every(len(statements))} had committed (it runs outside a transaction) and it stays recorded "
+            "as started and not finished: make the file safe to re-run, then run apply again"
+        )
+    elif action == "apply":
+        consequence = (
+            "its changes were rolled back and the failure recorded: fix the file and run apply again"
+        )
+        note = record(f"{reason} {step}; {blame}")
+    else:
+        consequence = (
+            "its changes were rolled back and the migration stays applied: fix the rollback script and run "
+            "rollback again"
+        )
+    which = "migration " if action == "apply" else "rollback of "
+    return MigrationFailed(
+        f"{which}{m.label} failed after its last statement, {step}: {reason}; {blame}; {consequence}{note}",
+        version=m.version,
+        file=str(script.path),
+        line=stmt.line,
+        statement=stmt.text,
+        server_message=reason,
+        partial=what == "success",
+    )
+
+
+def history_refused(label: str, action: str, role: str, reason: str, ran: bool) -> RefusedError:
+    """The connected role may not write the history: a grant to make, nothing recorded."""
+    which = "migration " if action == "apply" else "the rollback of "
+    head = f"{which}{label} ran, but" if ran else f"{which}{label} cannot start:"
+    return RefusedError(
+        f"{head} the connected role {role} lacks the privileges to record it in the history: {reason}; "
+        f"nothing was changed or recorded: GRANT INSERT, UPDATE, DELETE ON schema_migrations and INSERT ON "
+        f"schema_migration_events TO {role}, or connect as their owner, then run {action} again"
     )
 
 

@@ -998,71 +998,23 @@ class Runner:
         exc: BaseException,
         started: float,
     ) -> BilanToolsError:
-        """The engine's statement after the migration's last (its tracking write, the check
-        of it, COMMIT; or the success record of a `transaction: off` one) failed. Name the
-        migration and the statement of it that most likely caused it; blame privileges
-        only when the connected role lacks them."""
-        script = m.script if action == "apply" else m.rollback
-        assert script is not None
-        reason = server_message(exc)
-        which = "migration " if action == "apply" else "rollback of "
+        """The engine's statement after the migration's last failed (see failures.after_last);
+        privileges are blamed only when the connected role lacks them."""
         if _sqlstate(exc) == "42501" and not failures.connected_role_may_write_history(self.conn):
-            role = self._role()
-            return RefusedError(
-                f"{which}{m.label} ran, but the connected role {role} lacks the privileges to record it in "
-                f"the history: {reason}; nothing was changed or recorded: {_grant_history(role)}, then run "
-                f"{action} again"
-            )
-        found = None if what == "commit" else failures.cause(statements)
-        stmt, why = found if found else (statements[-1], "")
-        where = failures.at(script.path, stmt)
-        blame = f"{where} {why}" if why else f"its last statement: {where}"
-        step = "at its COMMIT" if what == "commit" else "when the engine recorded it"
-        if what == "success":  # outside a transaction: its statements had committed
-            consequence = (
-                f"{failures.every(len(statements))} had committed (it runs outside a transaction) "
-                "and it stays recorded as started and not finished: make the file safe to re-run, then "
-                "run apply again"
-            )
-            partial_run = True
-        elif action == "apply":
-            consequence = (
-                "its changes were rolled back and the failure recorded: fix the file and run apply again"
-            )
-            partial_run = False
-        else:
-            consequence = (
-                "its changes were rolled back and the migration stays applied: fix the rollback script and "
-                "run rollback again"
-            )
-            partial_run = False
-        note = ""
-        if action == "apply" and what != "success":
-            recorded = f"{reason} {step}; {blame}"
-            note = self._record_failure(m, started, recorded, False)
-        return MigrationFailed(
-            f"{which}{m.label} failed after its last statement, {step}: {reason}; {blame}; "
-            f"{consequence}{note}",
-            version=m.version,
-            file=str(script.path),
-            line=stmt.line,
-            statement=stmt.text,
-            server_message=reason,
-            partial=partial_run,
-        )
+            return failures.history_refused(m.label, action, self._role(), server_message(exc), True)
+
+        def record(recorded: str) -> str:
+            return self._record_failure(m, started, recorded, False)
+
+        return failures.after_last(m, action, statements, what, server_message(exc), record)
 
     def _could_not_start(self, m: Migration, action: str, exc: BaseException) -> BilanToolsError:
         """The engine's statements before the migration's first (BEGIN, the limits, the
         'started' record of a `transaction: off` one) failed: none of its statements ran."""
         reason = server_message(exc)
-        which = "migration " if action == "apply" else "the rollback of "
         if _sqlstate(exc) == "42501" and not failures.connected_role_may_write_history(self.conn):
-            role = self._role()
-            return RefusedError(
-                f"{which}{m.label} cannot start: the connected role {role} lacks the privileges to record "
-                f"it in the history: {reason}; nothing was changed: {_grant_history(role)}, then run "
-                f"{action} again"
-            )
+            return failures.history_refused(m.label, action, self._role(), reason, False)
+        which = "migration " if action == "apply" else "the rollback of "
         return DatabaseError(
             f"{which}{m.label} ({m.path.name}) could not start: the engine's statement before its first "
             f"failed: {reason}; none of its statements ran: run 'bilantools status', then {action} again"
@@ -1144,13 +1096,6 @@ class Runner:
             )
         verb = "would apply" if action == "apply" else "would roll back"
         return Step(m.version, m.name, action, verb, _ms(started), len(statements))
-
-
-def _grant_history(role: str) -> str:
-    return (
-        f"GRANT INSERT, UPDATE, DELETE ON schema_migrations and INSERT ON schema_migration_events TO "
-        f"{role}, or connect as their owner"
-    )
 
 
 def _recorded(head: str, statements: list[Statement], index: int, partial: bool, note: str = "") -> str:
