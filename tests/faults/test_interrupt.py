@@ -76,7 +76,9 @@ def interrupt(run: CliRun) -> tuple[int, float]:
     sent = time.monotonic()
     os.kill(run.proc.pid, signal.SIGINT)
     code = run.finish(timeout=30)
-    return code, time.monotonic() - sent
+    took = time.monotonic() - sent
+    print(f"{run}: exit {code} {took:.2f}s after SIGINT")
+    return code, took
 
 
 def history(conn: psycopg.Connection) -> list[tuple[str, bool]]:
