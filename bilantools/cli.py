@@ -20,7 +20,7 @@ from bilantools import __version__, commands
 from bilantools.db.lock import DEFAULT_WAIT
 from bilantools.db.runner import DEFAULT_LOCK_TIMEOUT, Progress, ProgressHook, RunResult, Status, Step
 from bilantools.db.target import Target
-from bilantools.errors import BilanToolsError, InputError, MigrationFailed, RefusedError
+from bilantools.errors import BilanToolsError, InputError, RefusedError, RunInterrupted
 from bilantools.secrets import redact
 from bilantools.source.files import Migration
 from bilantools.source.headers import DURATION_HINT, parse_duration
@@ -40,6 +40,10 @@ class Context:
         self.migrations = migrations
         self.pg_bin = pg_bin
         self._target: Target | None = None
+
+    def resolved(self) -> Target | None:
+        """The target if it was resolved already (None when resolving it failed)."""
+        return self._target
 
     def target(self) -> Target:
         """Resolve once and announce it on stderr before anything else happens."""
@@ -209,11 +213,12 @@ def apply(
     as_json: bool,
 ) -> None:
     """Apply pending migrations, each with its tracking row in one transaction."""
-    target = obj.target()
-    if not dry_run:
-        _confirm(target, "apply migrations to", yes)
-    _run(
-        lambda hook: commands.apply(
+
+    def call(hook: ProgressHook | None) -> RunResult:
+        target = obj.target()
+        if not dry_run:
+            _confirm(target, "apply migrations to", yes)
+        return commands.apply(
             target,
             obj.migrations,
             to,
@@ -226,9 +231,9 @@ def apply(
             backup_dir=backup_dir,
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
-        ),
-        as_json,
-    )
+        )
+
+    _run(call, as_json, obj, "apply", dry_run)
 
 
 @cli.command()
@@ -253,11 +258,12 @@ def rollback(
     as_json: bool,
 ) -> None:
     """Roll back the last migration, N of them (--step) or down to a version (--to; 0 = all)."""
-    target = obj.target()
-    if not dry_run:
-        _confirm(target, "roll back migrations on", yes)
-    _run(
-        lambda hook: commands.rollback(
+
+    def call(hook: ProgressHook | None) -> RunResult:
+        target = obj.target()
+        if not dry_run:
+            _confirm(target, "roll back migrations on", yes)
+        return commands.rollback(
             target,
             obj.migrations,
             to,
@@ -269,9 +275,9 @@ def rollback(
             backup_dir=backup_dir,
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
-        ),
-        as_json,
-    )
+        )
+
+    _run(call, as_json, obj, "rollback", dry_run)
 
 
 @cli.command()
@@ -281,9 +287,13 @@ def rollback(
 @pass_ctx
 def baseline(obj: Context, to: str, lock_wait: float, yes: bool, as_json: bool) -> None:
     """Mark migrations up to a version as applied without running them."""
-    target = obj.target()
-    _confirm(target, "record migrations as applied on", yes)
-    _run(lambda hook: commands.baseline(to, target, obj.migrations, lock_wait), as_json)
+
+    def call(hook: ProgressHook | None) -> RunResult:
+        target = obj.target()
+        _confirm(target, "record migrations as applied on", yes)
+        return commands.baseline(to, target, obj.migrations, lock_wait)
+
+    _run(call, as_json, obj, "baseline")
 
 
 @cli.command()
@@ -292,9 +302,13 @@ def baseline(obj: Context, to: str, lock_wait: float, yes: bool, as_json: bool) 
 @pass_ctx
 def repair(obj: Context, lock_wait: float, yes: bool, as_json: bool) -> None:
     """Clear failed rows and realign the checksums of edited migration files."""
-    target = obj.target()
-    _confirm(target, "repair the migration history of", yes)
-    _run(lambda hook: commands.repair(target, obj.migrations, lock_wait), as_json)
+
+    def call(hook: ProgressHook | None) -> RunResult:
+        target = obj.target()
+        _confirm(target, "repair the migration history of", yes)
+        return commands.repair(target, obj.migrations, lock_wait)
+
+    _run(call, as_json, obj, "repair")
 
 
 @cli.command()
@@ -890,25 +904,28 @@ def _ask(question: str, refusal: str, yes: bool) -> None:
         raise RefusedError("cancelled: nothing was changed")
 
 
-def _run(call: Callable[[ProgressHook | None], RunResult], as_json: bool) -> None:
-    """Run a changing command: one line per migration as it completes, then a summary."""
+def _run(
+    call: Callable[[ProgressHook | None], RunResult],
+    as_json: bool,
+    obj: Context,
+    action: str,
+    dry_run: bool = False,
+) -> None:
+    """Run a changing command: one line per migration as it completes, then a summary.
+    With --json, a run that does not succeed prints its failure object too (see
+    `_failure`); Ctrl-C before the runner handles it means nothing was changed."""
     printer = _StepPrinter(quiet=as_json)
     try:
-        result = call(printer)
-    except MigrationFailed as exc:
+        try:
+            result = call(printer)
+        except KeyboardInterrupt:
+            raise RunInterrupted(
+                f"interrupted (Ctrl-C) before any change: nothing was changed; run {action} again"
+            ) from None
+    except BilanToolsError as exc:
         printer.close()
         if as_json:
-            _print_json(
-                {
-                    "ok": False,
-                    "error": str(exc),
-                    "version": exc.version,
-                    "file": exc.file,
-                    "line": exc.line,
-                    "partial": exc.partial,
-                    "steps": [],
-                }
-            )
+            _print_json(_failure(exc, obj, action, dry_run))
         raise
     printer.close()
     if as_json:
@@ -924,6 +941,29 @@ def _run(call: Callable[[ProgressHook | None], RunResult], as_json: bool) -> Non
         click.echo(f"nothing to do: no migration {verb[result.action]}")
     else:
         click.echo(f"{len(result.steps)} migration(s) {verb[result.action]}")
+
+
+def _failure(exc: BilanToolsError, obj: Context, action: str, dry_run: bool) -> dict[str, Any]:
+    """The --json object of a run that stopped: the README's fields of a failed migration
+    (null when no migration is to blame), what kind of stop, and the run's fields with
+    the steps that had committed."""
+    target = obj.resolved()
+    return {
+        "ok": False,
+        "error": str(exc),
+        "failure": exc.kind,
+        "version": getattr(exc, "version", None),
+        "file": getattr(exc, "file", None),
+        "line": getattr(exc, "line", None),
+        "partial": getattr(exc, "partial", False),
+        "target": target.masked if target else None,
+        "action": action,
+        "dry_run": dry_run,
+        "run_id": None,
+        "backup": None,
+        "steps": [],
+        **(exc.run or {}),
+    }
 
 
 def _step_line(s: Step) -> str:

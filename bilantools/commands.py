@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bilantools.db.diagnostics import server_message
+from bilantools.db.failures import lost_before
 from bilantools.db.lock import DEFAULT_WAIT, MigrationLock
 from bilantools.db.runner import (
     DEFAULT_LOCK_TIMEOUT,
@@ -433,9 +434,14 @@ def _connection(target: TargetLike, action: str) -> Iterator[tuple[Target, psyco
                 f"lost the connection to {resolved.masked} during the {action}: {server_message(exc)}; "
                 f"check that the server is running, then run the {action} again"
             ) from None
+        if getattr(getattr(exc, "diag", None), "sqlstate", None) == "42501":
+            raise DatabaseError(
+                f"{resolved.masked} refused the {action}: {server_message(exc)}; the connected role "
+                f"{conn.info.user} lacks the privilege: GRANT it, or connect as the objects' owner"
+            ) from None
         raise DatabaseError(
-            f"{resolved.masked} refused the {action}: {server_message(exc)}; check the "
-            "user's privileges and the server's state"
+            f"the {action} on {resolved.masked} failed: {server_message(exc)}; fix what the error names, "
+            f"then run the {action} again"
         ) from None
     finally:
         conn.close()
@@ -450,14 +456,25 @@ def _runner(
     progress: ProgressHook | None = None,
     limits: Limits | None = None,
 ) -> Iterator[Runner]:
+    import psycopg
+
     found = discover(migrations)
     with _connection(target, action) as (resolved, conn):
         runner = Runner(conn, found, resolved, progress, limits or run_limits(DEFAULT_LOCK_TIMEOUT, None))
         if lock_wait is None:
             yield runner
-        else:
-            with MigrationLock(conn, resolved.masked, lock_wait):
+            return
+        try:
+            # Ctrl-C: a KeyboardInterrupt until the runner changes anything, then a cancel
+            # and a stop it reports; never one while the lock is released.
+            with runner.interrupts, MigrationLock(conn, resolved.masked, lock_wait):
                 yield runner
+        except psycopg.Error as exc:
+            # The runner turns every error of its migrations into its own: a server error
+            # reaching here came before the first migration was sent.
+            if action in ("apply", "rollback") and (conn.closed or conn.broken):
+                raise lost_before(resolved.masked, action, exc) from None
+            raise
 
 
 def _sandbox_port(box: Sandbox) -> int | None:

@@ -1,22 +1,28 @@
 """The one exception hierarchy of bilantools.
 
 The CLI catches only `BilanToolsError`, prints its message (one line that names the
-problem and the fix) and exits with its `exit_code`. Messages never contain a password:
-they are built from masked URLs and passed through `redact` when they quote the server.
+problem and the fix) and exits with its `exit_code`; `--json` names the error's `kind`.
+Messages never contain a password: they are built from masked URLs and passed through
+`redact` when they quote the server.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class BilanToolsError(Exception):
     """Root of every error bilantools raises on purpose."""
 
     exit_code = 2
+    kind = "error"
 
     def __init__(self, message: str) -> None:
         from bilantools.secrets import redact
 
         super().__init__(redact(" ".join(message.split())))
+        # A run that stopped: what it had done (RunResult.as_dict(): its committed steps).
+        self.run: dict[str, Any] | None = None
 
     @property
     def message(self) -> str:
@@ -26,31 +32,44 @@ class BilanToolsError(Exception):
 class InputError(BilanToolsError):
     """Bad migrations directory, file, header, flag or URL: nothing was changed."""
 
+    kind = "bad-input"
+
 
 class ConnectError(BilanToolsError):
     """The database cannot be reached or refuses us."""
+
+    kind = "unreachable"
 
 
 class ConnectionLostError(ConnectError):
     """The connection broke while a run was changing the database (crash, network, kill)."""
 
+    kind = "connection-lost"
+
 
 class RefusedError(BilanToolsError):
     """The operation is unsafe in the current state and was not started."""
+
+    kind = "refused"
 
 
 class LockTimeoutError(BilanToolsError):
     """Another runner holds the migration lock."""
 
+    kind = "locked"
+
 
 class SandboxError(BilanToolsError):
     """The local embedded PostgreSQL could not be started, stopped or used."""
+
+    kind = "sandbox"
 
 
 class MigrationFailed(BilanToolsError):
     """A migration or rollback script failed; its own changes were rolled back."""
 
     exit_code = 1
+    kind = "failed"
 
     def __init__(
         self,
@@ -74,3 +93,29 @@ class MigrationFailed(BilanToolsError):
 
 class DatabaseError(BilanToolsError):
     """The server refused a query bilantools needed (permissions, lost connection...)."""
+
+    kind = "database"
+
+
+class RunInterrupted(BilanToolsError):
+    """Ctrl-C (SIGINT) stopped a run: the running statement was cancelled, the current
+    migration rolled back; the message names what had committed. Exit 130, as a shell
+    reports a command ended by SIGINT."""
+
+    exit_code = 130
+    kind = "interrupted"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        version: str | None = None,
+        file: str | None = None,
+        line: int | None = None,
+        partial: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.version = version  # the migration that was running, if one was
+        self.file = file
+        self.line = line
+        self.partial = partial

@@ -68,6 +68,77 @@ def test_failed_migration_exit_1_and_json(cli: Any, db_url: str, basic: Path) ->
     assert r.code == 1 and "[failed-migration]" in r.out
 
 
+def test_json_on_a_refused_run(cli: Any, db_url: str, basic: Path) -> None:
+    """A run that does not start prints the failure object too, nothing changed."""
+    base = ["--db", db_url, "--migrations", str(basic)]
+    assert cli(*base, "apply", "--to", "002").code == 0
+    (basic / "002_add_email.sql").write_text("ALTER TABLE people ADD COLUMN email text;\n")
+    r = cli(*base, "apply", "--json")
+    error = (
+        "migration(s) 002 changed since they were applied (checksum differs): restore the file(s), or run "
+        "'bilantools repair' if the edit is intentional"
+    )
+    assert (r.code, r.err.splitlines()[-1]) == (2, f"error: {error}")
+    assert json.loads(r.out) == {
+        "ok": False,
+        "error": error,
+        "failure": "refused",
+        "version": None,
+        "file": None,
+        "line": None,
+        "partial": False,
+        "target": db_url,
+        "action": "apply",
+        "dry_run": False,
+        "run_id": None,
+        "backup": None,
+        "steps": [],
+    }
+    (basic / "001_create_people_rollback.sql").unlink()
+    r = cli(*base, "rollback", "--to", "0", "--json")
+    error = (
+        "no rollback script for 001_create_people: add 001_create_people_rollback.sql (nothing was rolled "
+        "back)"
+    )
+    assert (r.code, r.err.splitlines()[-1]) == (2, f"error: {error}")
+    data = json.loads(r.out)
+    assert (data["ok"], data["failure"], data["error"], data["action"], data["steps"]) == (
+        False,
+        "refused",
+        error,
+        "rollback",
+        [],
+    )
+
+
+def test_json_on_a_failed_run_lists_what_committed(cli: Any, db_url: str, basic: Path) -> None:
+    base = ["--db", db_url, "--migrations", str(basic)]
+    (basic / "004_bad.sql").write_text("SELECT * FROM missing_table;\n")
+    r = cli(*base, "apply", "--json")
+    assert r.code == 1
+    data = json.loads(r.out)
+    assert r.err.splitlines()[-1] == f"error: {data['error']}"
+    assert (data["ok"], data["failure"], data["version"], data["line"], data["partial"]) == (
+        False,
+        "failed",
+        "004",
+        1,
+        False,
+    )
+    assert data["file"] == str(basic / "004_bad.sql") and data["action"] == "apply" and data["run_id"]
+    assert [(s["version"], s["outcome"]) for s in data["steps"]] == [
+        ("001", "applied"),
+        ("002", "applied"),
+        ("003", "applied"),
+    ]
+    (basic / "002_add_email_rollback.sql").write_text("SELECT * FROM missing_table;\n")
+    r = cli(*base, "rollback", "--to", "0", "--json")
+    assert r.code == 1
+    data = json.loads(r.out)
+    assert (data["failure"], data["version"], data["action"]) == ("failed", "002", "rollback")
+    assert [(s["version"], s["outcome"]) for s in data["steps"]] == [("003", "rolled back")]
+
+
 def test_apply_and_rollback_text_output(cli: Any, db_url: str, basic: Path) -> None:
     base = ["--db", db_url, "--migrations", str(basic)]
     r = cli(*base, "apply", "--dry-run")

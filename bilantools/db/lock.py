@@ -70,5 +70,15 @@ class MigrationLock:
             delay = min(delay * 2, 1.0)
 
     def __exit__(self, *exc: object) -> None:
-        if not self.conn.closed and not self.conn.broken:
+        """Release the lock. A session that is gone took its lock with it; and an unlock
+        that fails while an error ends the run must not replace that error (the caller
+        closes the connection, which releases the lock)."""
+        import psycopg
+
+        if self.conn.closed or self.conn.broken:
+            return
+        try:
             self.conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
+        except psycopg.Error:
+            if not (self.conn.closed or self.conn.broken or exc[0] is not None):
+                raise

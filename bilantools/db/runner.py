@@ -17,11 +17,21 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-from bilantools.db import history
+from bilantools.db import failures, history
 from bilantools.db.diagnostics import error_line, excerpt, server_message
-from bilantools.errors import BilanToolsError, ConnectionLostError, InputError, MigrationFailed, RefusedError
+from bilantools.db.failures import Interruption, LostConnection
+from bilantools.db.interrupts import Interrupts
+from bilantools.errors import (
+    BilanToolsError,
+    ConnectionLostError,
+    DatabaseError,
+    InputError,
+    MigrationFailed,
+    RefusedError,
+)
 from bilantools.source.files import Migration, MigrationSet, Script
 from bilantools.source.findings import Finding
 from bilantools.source.headers import DURATION_HINT, Limits, parse_duration
@@ -186,7 +196,7 @@ class Runner:
         self.limits = limits
         self.actor = history.Actor.current()
         self._retrying: set[str] = set()  # failed migrations this run tries again
-        self._unflushed: list[str] = []  # committed, not yet known to be on disk
+        self.interrupts = Interrupts(conn)  # Ctrl-C while migrations run
 
     # -- reading ----------------------------------------------------------------------
     def status(self) -> Status:
@@ -532,53 +542,126 @@ class Runner:
         alone, and its progress is not held back); each migration is still its own
         transaction, and the server skips the rest of a batch after a failure.
         """
+        import psycopg
+
         unreported: list[Progress] = []
         last_flush = time.monotonic()
         size, index, total = 1, 0, len(prepared)
-        while index < total:
-            alone = not _in_transaction(prepared[index][0], result.action)
-            end = index + 1
-            while (
-                not alone
-                and end < min(total, index + size)
-                and _in_transaction(prepared[end][0], result.action)
-            ):
-                end += 1
-            batch = prepared[index:end]
-            durable = end == total or alone or time.monotonic() - last_flush >= DURABLE_EVERY
-            for offset, (m, _) in enumerate(batch):
-                self._report(Progress("start", m, index + offset, total))
-            self._unflushed = [p.migration.label for p in unreported]
-            started = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                m, statements = batch[0]
-                if not alone:
-                    steps = self._in_transactions(batch, result.action, durable, started)
-                elif result.action == "apply":
-                    steps = [self._apply_autocommit(m, statements, started)]
-                else:
-                    steps = [self._rollback_autocommit(m, statements, started)]
-            except (_Stopped, BilanToolsError) as stop:  # the earlier ones stand
-                steps, error = (stop.steps, stop.error) if isinstance(stop, _Stopped) else ([], stop)
-            for offset, step in enumerate(steps):
-                result.steps.append(step)
-                unreported.append(Progress("done", batch[offset][0], index + offset, total, step))
-            if error is not None:
-                if unreported and not isinstance(error, ConnectionLostError):
-                    self._flush_wal()
+        with self.interrupts:
+            self.interrupts.defer()
+            while index < total:
+                if self.interrupts.received:
+                    raise self._stopped(Interruption(), result, unreported, prepared)
+                alone = not _in_transaction(prepared[index][0], result.action)
+                end = index + 1
+                while (
+                    not alone
+                    and end < min(total, index + size)
+                    and _in_transaction(prepared[end][0], result.action)
+                ):
+                    end += 1
+                batch = prepared[index:end]
+                durable = end == total or alone or time.monotonic() - last_flush >= DURABLE_EVERY
+                for offset, (m, _) in enumerate(batch):
+                    self._report(Progress("start", m, index + offset, total))
+                started = time.perf_counter()
+                error: BaseException | None = None
+                try:
+                    m, statements = batch[0]
+                    if not alone:
+                        steps = self._in_transactions(batch, result.action, durable, started)
+                    elif result.action == "apply":
+                        steps = [self._apply_autocommit(m, statements, started)]
+                    else:
+                        steps = [self._rollback_autocommit(m, statements, started)]
+                except (_Stopped, BilanToolsError, Interruption, LostConnection) as stop:  # earlier stand
+                    steps, error = (stop.steps, stop.error) if isinstance(stop, _Stopped) else ([], stop)
+                except psycopg.Error as exc:  # a query of the failure's own handling failed
+                    steps, error = [], self._unexplained(exc, batch, result.action)
+                if isinstance(error, LostConnection):
+                    error = self._lost(error, result.action, unreported, prepared, index)
+                for offset, step in enumerate(steps):
+                    result.steps.append(step)
+                    unreported.append(Progress("done", batch[offset][0], index + offset, total, step))
+                if error is not None:
+                    raise self._stopped(error, result, unreported, prepared)
+                if durable:
                     self._report_all(unreported)
-                raise error
-            if durable:
-                self._report_all(unreported)
-                last_flush = time.monotonic()
-            elapsed = time.perf_counter() - started
-            if elapsed < GROW_BELOW:
-                size = min(size * 2, MAX_BATCH)
-            elif elapsed >= DURABLE_EVERY:
-                size = 1
-            index = end
+                    last_flush = time.monotonic()
+                elapsed = time.perf_counter() - started
+                if elapsed < GROW_BELOW:
+                    size = min(size * 2, MAX_BATCH)
+                elif elapsed >= DURABLE_EVERY:
+                    size = 1
+                index = end
         return result
+
+    def _unexplained(
+        self, exc: BaseException, batch: list[tuple[Migration, list[Statement]]], action: str
+    ) -> BaseException:
+        """An error while handling a batch's failure: any of the batch may have committed."""
+        labels = [m.label for m, _ in batch]
+        if _is_lost(self.conn):
+            return LostConnection(exc, f"the {action} of {failures.span(labels)}", len(batch))
+        return DatabaseError(
+            f"the server failed a query while bilantools handled a failure in {failures.span(labels)}: "
+            f"{server_message(exc)}; run 'bilantools status' to see which of them committed, then {action} "
+            "again"
+        )
+
+    def _lost(
+        self,
+        stop: LostConnection,
+        action: str,
+        unreported: list[Progress],
+        prepared: list[tuple[Migration, list[Statement]]],
+        index: int,
+    ) -> ConnectionLostError:
+        """What is known after the connection was lost in the batch starting at `index`: the
+        migrations committed but not yet flushed before it, and those of the batch whose
+        COMMIT was sent, may or may not have committed; the rest did not."""
+        earlier = [] if stop.flushed else [p.migration.label for p in unreported]
+        unknown = earlier + [m.label for m, _ in prepared[index : index + stop.sent]]
+        after = [m.label for m, _ in prepared[index + max(stop.sent, 1 if stop.outside else 0) :]]
+        return failures.lost(self.target_label, action, stop, unknown, after)
+
+    def _stopped(
+        self,
+        error: BaseException,
+        result: RunResult,
+        unreported: list[Progress],
+        prepared: list[tuple[Migration, list[Statement]]],
+    ) -> BaseException:
+        """The error that ends a run, with what the run did: the migrations committed before
+        the stop are flushed and reported (unless the connection is gone, when only those
+        already reported are known to stand)."""
+        import psycopg
+
+        if isinstance(error, ConnectionLostError):
+            del result.steps[len(result.steps) - len(unreported) :]
+        elif unreported:
+            try:
+                self._flush_wal()
+            except psycopg.Error as exc:  # the server went away after the stop
+                labels = [p.migration.label for p in unreported]
+                del result.steps[len(result.steps) - len(unreported) :]
+                after = [m.label for m, _ in prepared[len(result.steps) + len(labels) :]]
+                error = failures.lost(
+                    self.target_label,
+                    result.action,
+                    LostConnection(exc, f"the commit that makes the earlier migrations durable ({error})", 0),
+                    labels,
+                    after,
+                )
+            else:
+                self._report_all(unreported)
+        if isinstance(error, Interruption):
+            committed = [f"{s.version}_{s.name}" for s in result.steps]
+            left = [m.label for m, _ in prepared[len(result.steps) + (1 if error.recorded else 0) :]]
+            error = failures.interrupted(error, result.action, committed, left)
+        if isinstance(error, BilanToolsError):
+            error.run = result.as_dict()
+        return error
 
     def _flush_wal(self) -> None:
         """A committed transaction with an xid waits for the WAL flush of every earlier commit."""
@@ -605,12 +688,14 @@ class Runner:
     def _apply_autocommit(self, m: Migration, statements: list[Statement], started: float) -> Step:
         """Statement by statement, each committing on its own. The migration is first
         recorded as started and unfinished (a committed failed row and a 'started' event),
-        so a runner killed half-way leaves a history that says so; success overwrites it."""
+        so a runner killed half-way leaves a history that says so; success overwrites it.
+        That record commits synchronously, which makes every earlier commit durable."""
         import psycopg
 
         from bilantools.db.invalid_indexes import drop_invalid
 
         limits = self._limits(m.limits)
+        during, total = f"migration {m.label}", len(statements)
         try:
             _set_limits(self.conn, limits, local=False)
             detail = "started"
@@ -620,20 +705,28 @@ class Runner:
                 history.record_started(self.conn, self.actor, m.version, m.name, m.checksum, detail)
         except psycopg.Error as exc:
             if _is_lost(self.conn):
-                raise self._lost(m, "apply", exc) from None
-            raise
+                raise LostConnection(exc, during, 0, failures.outside(m.label, total)) from None
+            raise self._could_not_start(m, "apply", exc) from None
         for done, stmt in enumerate(statements):
+            if self.interrupts.received:
+                raise self._interrupted_outside(m, statements, done, started) from None
             try:
-                self.conn.execute(stmt.text)
+                with self.interrupts.cancellable():
+                    self.conn.execute(stmt.text)
             except psycopg.Error as exc:
                 if _is_lost(self.conn):
-                    raise self._lost(m, "apply", exc, committed=done) from None
+                    outside = failures.outside(m.label, total, done, failures.at(m.path, stmt))
+                    raise LostConnection(exc, during, 0, outside, flushed=True) from None
                 left = ""
                 for index, why in drop_invalid(self.conn, [stmt]):
                     left = f" (the invalid index {index} the failed build left was dropped)"
                     if why:
                         left = f" (the invalid index {index} it left could not be dropped yet: {why})"
                 _reset_limits(self.conn)
+                if self.interrupts.received and _sqlstate(exc) == "57014":
+                    raise self._interrupted_outside(
+                        m, statements, done, started, ran=True, note=left
+                    ) from None
                 raise self._failed(
                     m, m.script, statements, done, exc, started, partial=done > 0, limits=limits, note=left
                 ) from None
@@ -644,8 +737,9 @@ class Runner:
                 history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, elapsed)
         except psycopg.Error as exc:
             if _is_lost(self.conn):
-                raise self._lost(m, "apply", exc, committed=len(statements)) from None
-            raise
+                outside = failures.outside(m.label, total, total)
+                raise LostConnection(exc, during, 0, outside, flushed=True) from None
+            raise self._engine_failed(m, "apply", statements, "success", exc, started) from None
         return Step(m.version, m.name, "apply", "applied", elapsed, len(statements))
 
     def _rollback_autocommit(self, m: Migration, statements: list[Statement], started: float) -> Step:
@@ -656,6 +750,7 @@ class Runner:
         import psycopg
 
         assert m.rollback is not None
+        during, total = f"the rollback of {m.label}", len(statements)
         try:
             _set_limits(self.conn, self._limits(m.rollback_limits), local=False)
             with self.conn.transaction():
@@ -664,15 +759,22 @@ class Runner:
                 )
         except psycopg.Error as exc:
             if _is_lost(self.conn):
-                raise self._lost(m, "rollback", exc) from None
-            raise
+                raise LostConnection(exc, during, 0, failures.outside_rollback(m.label, total)) from None
+            raise self._could_not_start(m, "rollback", exc) from None
         for done, stmt in enumerate(statements):
+            if self.interrupts.received:
+                raise self._rollback_interrupted(m, statements, done, started, ran=False) from None
             try:
-                self.conn.execute(stmt.text)
+                with self.interrupts.cancellable():
+                    self.conn.execute(stmt.text)
             except psycopg.Error as exc:
                 if _is_lost(self.conn):
-                    raise self._lost(m, "rollback", exc, committed=done) from None
+                    running = failures.at(m.rollback.path, stmt)
+                    outside = failures.outside_rollback(m.label, total, done, running)
+                    raise LostConnection(exc, during, 0, outside, flushed=True) from None
                 _reset_limits(self.conn)
+                if self.interrupts.received and _sqlstate(exc) == "57014":
+                    raise self._rollback_interrupted(m, statements, done, started, ran=True) from None
                 raise self._rollback_failed(m, statements, done, exc, started) from None
         elapsed = _ms(started)
         try:
@@ -681,24 +783,30 @@ class Runner:
                 history.forget(self.conn, self.actor, m.version, m.checksum, elapsed)
         except psycopg.Error as exc:
             if _is_lost(self.conn):
-                raise self._lost(m, "rollback", exc, committed=len(statements)) from None
-            raise
+                outside = failures.outside_rollback(m.label, total, total)
+                raise LostConnection(exc, during, 0, outside, flushed=True) from None
+            raise self._engine_failed(m, "rollback", statements, "forget", exc, started) from None
         return Step(m.version, m.name, "rollback", "rolled back", elapsed, len(statements))
 
-    def _rollback_failed(
-        self, m: Migration, statements: list[Statement], done: int, exc: BaseException, started: float
-    ) -> MigrationFailed:
-        """A '-- transaction: off' rollback stopped at statement `done`: the ones before it
-        committed, which the message and a 'partial' (or 'failure') event say."""
+    def _rollback_interrupted(
+        self, m: Migration, statements: list[Statement], done: int, started: float, ran: bool
+    ) -> Interruption:
+        """Ctrl-C in a '-- transaction: off' rollback: `done` statements committed, which a
+        'partial' (or 'failure') event says; the migration stays applied."""
+        assert m.rollback is not None
+        stmt = statements[done]
+        where = f"{m.rollback.path.name}:{stmt.line}"
+        self._record_rollback_event(m, done, len(statements), f"interrupted (Ctrl-C) at {where}", started)
+        place = failures.Place(m.label, m.version, m.rollback.path, stmt, "at" if ran else "before")
+        stop = Interruption(place, failures.cancelled_rollback_outside(m.label, done, len(statements), ran))
+        stop.partial = done > 0
+        return stop
+
+    def _record_rollback_event(self, m: Migration, done: int, total: int, why: str, started: float) -> str:
+        """A 'partial' (or 'failure') rollback event in its own transaction; a note when that
+        failed too."""
         import psycopg
 
-        script = m.rollback
-        assert script is not None
-        stmt = statements[done]
-        line = error_line(stmt, exc)
-        reason = self._explain(exc, stmt, self._limits(m.rollback_limits))
-        where = f"{script.path.name}:{line}"
-        note = ""
         try:
             with self.conn.transaction():
                 history.record_event(
@@ -709,10 +817,24 @@ class Runner:
                     "partial" if done else "failure",
                     _ms(started),
                     m.checksum,
-                    f"{done} of {len(statements)} statements committed: {reason} at {where}",
+                    f"{done} of {total} statements committed: {why}",
                 )
         except psycopg.Error as second:
-            note = f" (the failure could not be recorded: {server_message(second)})"
+            return f" (the failure could not be recorded: {server_message(second)})"
+        return ""
+
+    def _rollback_failed(
+        self, m: Migration, statements: list[Statement], done: int, exc: BaseException, started: float
+    ) -> MigrationFailed:
+        """A '-- transaction: off' rollback stopped at statement `done`: the ones before it
+        committed, which the message and a 'partial' (or 'failure') event say."""
+        script = m.rollback
+        assert script is not None
+        stmt = statements[done]
+        line = error_line(stmt, exc)
+        reason = self._explain(exc, stmt, self._limits(m.rollback_limits))
+        where = f"{script.path.name}:{line}"
+        note = self._record_rollback_event(m, done, len(statements), f"{reason} at {where}", started)
         fix = _fix(exc, "make the rollback script safe to re-run (IF EXISTS) and run rollback again")
         return MigrationFailed(
             f"rollback of {m.label} failed at {where}: {reason} (statement: {excerpt(stmt.text)}); the "
@@ -725,6 +847,27 @@ class Runner:
             server_message=reason,
             partial=done > 0,
         )
+
+    def _interrupted_outside(
+        self,
+        m: Migration,
+        statements: list[Statement],
+        done: int,
+        started: float,
+        ran: bool = False,
+        note: str = "",
+    ) -> Interruption:
+        """Ctrl-C in a `-- transaction: off` migration: `done` statements committed; it is
+        recorded as failed (half-way when some committed), like a failure at that statement."""
+        stmt = statements[done]
+        where = f"{m.path.name}:{stmt.line}"
+        head = f"interrupted (Ctrl-C) {'at' if ran else 'before'} {where}"
+        recorded = _recorded(head, statements, done, done > 0, note)
+        self._record_failure(m, started, recorded, done > 0)
+        place = failures.Place(m.label, m.version, m.path, stmt, "at" if ran else "before")
+        stop = Interruption(place, failures.cancelled_outside(m.label, done, len(statements), ran), True)
+        stop.partial = done > 0
+        return stop
 
     def _not_allowed(
         self, m: Migration, script: Script, stmt: Statement, exc: BaseException, action: str
@@ -745,8 +888,9 @@ class Runner:
         )
 
     def _role(self) -> str:
-        row = self.conn.execute("SELECT quote_ident(current_user::text)").fetchone()
-        return str(row[0]) if row else "this user"
+        """The connected role, quoted as SQL needs it (not the one a migration switched to)."""
+        row = self.conn.execute("SELECT quote_ident(%s)", (self.conn.info.user,)).fetchone()
+        return str(row[0]) if row else self.conn.info.user
 
     def _drop_left_over(self, m: Migration, statements: list[Statement]) -> str:
         """Before retrying `m`: drop the invalid indexes its earlier attempt left, or refuse."""
@@ -775,36 +919,6 @@ class Runner:
             else self.limits.statement_timeout,
         )
 
-    def _lost(
-        self, m: Migration, action: str, exc: BaseException, committed: int | None = None
-    ) -> ConnectionLostError:
-        """The server went away mid-run: say what is known, and nothing that is not."""
-        reason = " ".join(str(exc).split()).split(" This probably means")[0] or type(exc).__name__
-        during = f"the rollback of {m.label}" if action == "rollback" else f"migration {m.label}"
-        if _in_transaction(m, action):
-            known = "each migration commits together with its tracking row, so none is half-done"
-            if self._unflushed:
-                known += (
-                    f", but whether {m.label} and the {len(self._unflushed)} before it that were not "
-                    f"reported yet ({', '.join(self._unflushed)}) committed is unknown"
-                )
-            else:
-                known += f", but whether {m.label} committed is unknown"
-        elif action == "apply":
-            known = (
-                f"{m.label} runs outside a transaction and {committed or 0} of its statements had "
-                "committed; it is recorded as started and not finished"
-            )
-        else:
-            known = (
-                f"its rollback script runs outside a transaction and {committed or 0} of its statements "
-                f"had committed; {m.label} is still recorded as applied"
-            )
-        return ConnectionLostError(
-            f"lost the connection to {self.target_label} during {during} ({reason}); {known}: once the "
-            f"server is back, 'bilantools status' shows what is applied; then run {action} again"
-        )
-
     def _in_transactions(
         self, batch: list[tuple[Migration, list[Statement]]], action: str, durable: bool, started: float
     ) -> list[Step]:
@@ -815,51 +929,77 @@ class Runner:
         pipeline's end, so the migrations before the failing one are committed and none
         after it ran. The commands that returned no result tell which statement failed.
         `durable` makes the batch's last commit wait for the disk (the others do not).
+        Ctrl-C cancels the running statement and stops the sending (see `interrupts`).
         """
         import psycopg
-        from psycopg.pq import TransactionStatus
 
-        sent: list[tuple[int, int | None, psycopg.Cursor[Any]]] = []  # (unit, statement, cursor)
+        sent = failures.Commands(lambda: self.interrupts.received)
         trackers: list[psycopg.Cursor[Any]] = []
 
-        def send(unit: int, statement: int | None, query: str, params: Sequence[object] = ()) -> None:
-            sent.append((unit, statement, self.conn.execute(query, params or None)))
+        def send(unit: int, statement: int | None, what: str, query: str, params: Sequence[Any] = ()) -> None:
+            sent.add(unit, statement, what, partial(self.conn.execute, query, params or None))
 
         try:
-            with _quiet_pipeline_abort(), self.conn.pipeline():
+            with _quiet_pipeline_abort(), self.interrupts.cancellable(), self.conn.pipeline():
                 for unit, (m, statements) in enumerate(batch):
-                    send(unit, None, "BEGIN")
+                    send(unit, None, "start", "BEGIN")
                     limits = self._script_limits(m, action)
                     settings = _limits_sql(limits, True, durable and unit == len(batch) - 1)
                     if settings is not None:
-                        send(unit, None, *settings)
+                        send(unit, None, "start", *settings)
                     for number, stmt in enumerate(statements):
-                        send(unit, number, stmt.text)
+                        send(unit, number, "statement", stmt.text)
                     if action == "apply":
-                        tracker = history.record_success(self.conn, self.actor, m.version, m.name, m.checksum)
+                        track = partial(
+                            history.record_success, self.conn, self.actor, m.version, m.name, m.checksum
+                        )
                     else:
-                        tracker = history.forget(self.conn, self.actor, m.version, m.checksum)
-                    trackers.append(tracker)
-                    sent.append((unit, None, tracker))
-                    send(unit, None, "COMMIT")
-        except psycopg.Error as exc:
-            stopped = next(
-                (k for k, (_, _, cursor) in enumerate(sent) if cursor.pgresult is None), len(sent) - 1
-            )
-            unit, statement, _ = sent[stopped]
-            steps = self._batch_steps(batch[:unit], trackers, action)
-            m, statements = batch[unit]
-            if _is_lost(self.conn):
-                self._unflushed += [m.label for m, _ in batch[:unit]]
-                raise _Stopped(steps, self._lost(m, action, exc)) from None
+                        track = partial(history.forget, self.conn, self.actor, m.version, m.checksum)
+                    trackers.append(sent.add(unit, None, "tracking", track))
+                    send(unit, None, "commit", "COMMIT")
+        except (psycopg.Error, failures.Halted) as exc:
+            raise self._batch_stopped(batch, action, sent, trackers, exc, started) from None
+        return self._batch_steps(batch, trackers, action)
+
+    def _batch_stopped(
+        self,
+        batch: list[tuple[Migration, list[Statement]]],
+        action: str,
+        sent: failures.Commands,
+        trackers: list[psycopg.Cursor[Any]],
+        exc: BaseException,
+        started: float,
+    ) -> _Stopped:
+        """Where a batch stopped, what of it committed, and the error to report."""
+        import psycopg
+        from psycopg.pq import TransactionStatus
+
+        unit, statement, what = sent.stopped(exc, len(batch))
+        steps = self._batch_steps(batch[:unit], trackers, action)
+        m, statements = batch[min(unit, len(batch) - 1)]
+        during = f"migration {m.label}" if action == "apply" else f"the rollback of {m.label}"
+        if _is_lost(self.conn):
+            return _Stopped(steps, LostConnection(exc, during, sent.committing()))
+        try:
             if self.conn.info.transaction_status != TransactionStatus.IDLE:
                 self.conn.execute("ROLLBACK")
-            if statement is None:  # every statement ran: the tracking change or COMMIT failed
-                raise _Stopped(steps, exc) from None
-            raise _Stopped(
-                steps, self._statement_failed(m, action, statements, statement, exc, started)
-            ) from None
-        return self._batch_steps(batch, trackers, action)
+        except psycopg.Error as second:  # lost now: the one that stopped did not commit
+            return _Stopped(steps, LostConnection(second, during, unit))
+        if self.interrupts.received and (isinstance(exc, failures.Halted) or _sqlstate(exc) == "57014"):
+            return _Stopped(steps, failures.interruption(m, action, statements, statement, what, exc))
+        if what == "end":  # every command had its result: the whole batch committed
+            return _Stopped(
+                steps,
+                DatabaseError(
+                    f"the server failed the end of a batch after {m.label} committed: {server_message(exc)}; "
+                    f"run 'bilantools status', then {action} again"
+                ),
+            )
+        if what == "start":
+            return _Stopped(steps, self._could_not_start(m, action, exc))
+        if statement is None:  # every statement ran: the tracking change, its check or COMMIT failed
+            return _Stopped(steps, self._engine_failed(m, action, statements, what, exc, started))
+        return _Stopped(steps, self._statement_failed(m, action, statements, statement, exc, started))
 
     @staticmethod
     def _batch_steps(
@@ -886,27 +1026,41 @@ class Runner:
         exc: BaseException,
         started: float,
     ) -> BilanToolsError:
-        """The error for statement `index` of `m`'s script (rolled back with its transaction)."""
+        """The error for statement `index` of `m`'s script (rolled back with its transaction).
+        A 42501 is a refusal (a grant to make) only when the connected role ran it."""
         script = m.script if action == "apply" else m.rollback
         assert script is not None
         stmt = statements[index]
+        note = ""
         if _sqlstate(exc) == "42501":
-            return self._not_allowed(m, script, stmt, exc, action)
+            note = self._other_role(script, statements, index)
+            if not note:
+                return self._not_allowed(m, script, stmt, exc, action)
         limits = self._script_limits(m, action)
         if action == "apply":
-            return self._failed(m, script, statements, index, exc, started, partial=False, limits=limits)
+            return self._failed(
+                m, script, statements, index, exc, started, partial=False, limits=limits, note=note
+            )
         line = error_line(stmt, exc)
         reason = self._explain(exc, stmt, limits)
         return MigrationFailed(
             f"rollback of {m.label} failed at {script.path.name}:{line}: {reason} "
             f"(statement: {excerpt(stmt.text)}); its changes were rolled back and the migration "
-            f"stays applied: {_fix(exc, 'fix the rollback script and run rollback again')}",
+            f"stays applied: {_fix(exc, 'fix the rollback script and run rollback again')}{note}",
             version=m.version,
             file=str(script.path),
             line=line,
             statement=stmt.text,
             server_message=reason,
         )
+
+    def _other_role(self, script: Script, statements: list[Statement], index: int) -> str:
+        """When the migration switched role before the refused statement, the note that
+        says so (the connected role is not to blame), else ''."""
+        switch = failures.role_switch(statements, index)
+        if switch is None:
+            return ""
+        return f" (it ran as the role set at {failures.at(script.path, switch)}, not as {self._role()})"
 
     def _failed(
         self,
@@ -920,25 +1074,12 @@ class Runner:
         limits: Limits = DEFAULT_LIMITS,
         note: str = "",
     ) -> MigrationFailed:
-        import psycopg
-
         stmt = statements[index]
         line = error_line(stmt, exc)
         reason = self._explain(exc, stmt, limits)
         where = f"{script.path.name}:{line}"
-        recorded = (
-            f"{reason} at {where} (statement {index + 1} of {len(statements)}: {excerpt(stmt.text, 200)})"
-        )
-        if partial:
-            recorded = f"failed half-way, {index} of {len(statements)} statements committed: {recorded}"
-        recorded += note
-        try:
-            history.ensure_tracking(self.conn)
-            history.record_failure(
-                self.conn, self.actor, m.version, m.name, m.checksum, _ms(started), recorded, partial
-            )
-        except (psycopg.Error, RefusedError) as second:
-            note += f" (the failure could not be recorded: {server_message(second)})"
+        recorded = _recorded(f"{reason} at {where}", statements, index, partial, note)
+        note += self._record_failure(m, started, recorded, partial)
         if partial:
             consequence = (
                 f"it runs outside a transaction and {index} of {len(statements)} statements "
@@ -960,6 +1101,50 @@ class Runner:
             statement=stmt.text,
             server_message=reason,
             partial=partial,
+        )
+
+    def _record_failure(self, m: Migration, started: float, recorded: str, partial: bool) -> str:
+        """Record `m` as failed in its own transaction; a note when that failed too."""
+        import psycopg
+
+        try:
+            history.ensure_tracking(self.conn)
+            history.record_failure(
+                self.conn, self.actor, m.version, m.name, m.checksum, _ms(started), recorded, partial
+            )
+        except (psycopg.Error, RefusedError) as second:
+            return f" (the failure could not be recorded: {server_message(second)})"
+        return ""
+
+    def _engine_failed(
+        self,
+        m: Migration,
+        action: str,
+        statements: list[Statement],
+        what: str,
+        exc: BaseException,
+        started: float,
+    ) -> BilanToolsError:
+        """The engine's statement after the migration's last failed (see failures.after_last);
+        privileges are blamed only when the connected role lacks them."""
+        if _sqlstate(exc) == "42501" and not failures.connected_role_may_write_history(self.conn):
+            return failures.history_refused(m.label, action, self._role(), server_message(exc), True)
+
+        def record(recorded: str) -> str:
+            return self._record_failure(m, started, recorded, False)
+
+        return failures.after_last(m, action, statements, what, server_message(exc), record)
+
+    def _could_not_start(self, m: Migration, action: str, exc: BaseException) -> BilanToolsError:
+        """The engine's statements before the migration's first (BEGIN, the limits, the
+        'started' record of a `transaction: off` one) failed: none of its statements ran."""
+        reason = server_message(exc)
+        if _sqlstate(exc) == "42501" and not failures.connected_role_may_write_history(self.conn):
+            return failures.history_refused(m.label, action, self._role(), reason, False)
+        which = "migration " if action == "apply" else "the rollback of "
+        return DatabaseError(
+            f"{which}{m.label} ({m.path.name}) could not start: the engine's statement before its first "
+            f"failed: {reason}; none of its statements ran: run 'bilantools status', then {action} again"
         )
 
     def _explain(self, exc: BaseException, stmt: Statement, limits: Limits) -> str:
@@ -1043,6 +1228,15 @@ class Runner:
 def _in_transaction(m: Migration, action: str) -> bool:
     """Whether the script `action` runs for `m` runs in a transaction ('-- transaction:')."""
     return m.transactional if action == "apply" else m.rollback_transactional
+
+
+def _recorded(head: str, statements: list[Statement], index: int, partial: bool, note: str = "") -> str:
+    """The error message recorded for a failure at statement `index`."""
+    stmt = statements[index]
+    recorded = f"{head} (statement {index + 1} of {len(statements)}: {excerpt(stmt.text, 200)})"
+    if partial:
+        recorded = f"failed half-way, {index} of {len(statements)} statements committed: {recorded}"
+    return recorded + note
 
 
 def _number(version: str) -> int | None:

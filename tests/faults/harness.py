@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ from bilantools.db.fingerprint import Fingerprint, fingerprint
 from bilantools.db.sandbox import Sandbox
 from bilantools.errors import SandboxError
 from bilantools.source.files import discover
+from tests.faults.conftest import FULL
 
 REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO / "migrations"
@@ -407,12 +408,58 @@ def immediate_stop(box: Sandbox, timeout: float = 60) -> None:
     assert result.returncode == 0, f"pg_ctl stop -m immediate failed: {result.stderr.strip()}"
 
 
-def seeded(name: str) -> tuple[int, Callable[[str], str]]:
-    """A seed (BILANTOOLS_FAULTS_SEED, else random) and a function that tags messages with it."""
-    seed = int(os.environ.get("BILANTOOLS_FAULTS_SEED") or int.from_bytes(os.urandom(4), "big"))
-    print(f"{name}: seed {seed} (BILANTOOLS_FAULTS_SEED={seed} replays the same choices)")
+def seeded(name: str, fixed: Sequence[int]) -> list[tuple[int, Callable[[str], str]]]:
+    """The seeds of a random fault test, each with a function that tags messages with it.
 
+    `BILANTOOLS_FAULTS_SEED=N` replays one run's choices, at either scale. Otherwise `make
+    test` (the fast scale) uses `fixed`, the seeds committed in the test module (every seed
+    that ever failed is added there), so it makes the same choices on every run; only
+    `make faults` (BILANTOOLS_FAULTS=full) draws a new random seed. Each is printed.
+    (A seed fixes the choices, not the timing: the engine must be right wherever a fault
+    lands.)"""
+    given = os.environ.get("BILANTOOLS_FAULTS_SEED")
+    if given:
+        chosen = [int(given)]
+    elif FULL:
+        chosen = [int.from_bytes(os.urandom(4), "big")]
+    else:
+        chosen = list(fixed)
+    found = []
+    for seed in chosen:
+        print(f"{name}: seed {seed} (BILANTOOLS_FAULTS_SEED={seed} replays the same choices)")
+        found.append((seed, _tagger(name, seed)))
+    return found
+
+
+def _tagger(name: str, seed: int) -> Callable[[str], str]:
     def tag(message: str) -> str:
         return f"[{name}, seed {seed}] {message}"
 
-    return seed, tag
+    return tag
+
+
+# What a lost-connection error claims (bilantools/db/failures.py): "whether A committed is
+# unknown" or "whether A to B (n migrations) committed is unknown"; "X and the N after it
+# did not commit"; nothing of the run committed when it was lost before its first migration.
+UNKNOWN = re.compile(
+    r"whether (?:the rollback of )?(\S+?)(?: to (\S+) \(\d+ migrations\))? committed is unknown"
+)
+NOT_COMMITTED = re.compile(r"; (?:the rollback of )?(\S+?)(?: and the \d+ after it)? did not commit")
+REPORTED = "every migration reported applied is committed"
+NONE_OF_THE_RUN = "none of the migrations of this run committed"
+
+
+def claimed(error: str, labels: Sequence[str]) -> tuple[int, int]:
+    """(fewest, most) of `labels` (a run's migrations, in order, from an empty history)
+    that the error allows to have committed."""
+    unknown = UNKNOWN.search(error)
+    gone = NOT_COMMITTED.search(error)
+    if NONE_OF_THE_RUN in error:
+        return 0, 0
+    assert unknown or REPORTED in error, f"the error claims nothing about what committed: {error}"
+    if unknown:
+        low, high = labels.index(unknown[1]), labels.index(unknown[2] or unknown[1]) + 1
+    else:
+        low = high = labels.index(gone[1]) if gone else len(labels)
+    assert not gone or labels.index(gone[1]) == high, f"the error's two claims do not meet: {error}"
+    return low, high

@@ -16,7 +16,9 @@ then finishes the job: every migration applied, fingerprint = the full reference
 
 Kill moments: the test waits for the CLI to print its m-th migration line (m drawn at
 random), then sleeps a random fraction of the gap a calibration run measured before the
-next line. Each kill is classified by where it landed, from the state it left.
+next line. Each kill is classified by where it landed, from the state it left. The random
+choices come from the seeds of SEEDS under `make test`, from a new printed seed under
+`make faults` (see harness.seeded).
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ from tests.faults.harness import (
     wait_runner_gone,
 )
 
-TOTAL_KILLS = scale(10, 60)
+TOTAL_KILLS = scale(10, 60)  # per seed
+# The seeds `make test` replays (see harness.seeded); every seed that ever failed goes here.
+SEEDS = (20240611,)
 APPLY_KILLS = scale(4, 22)
 ROLLBACK_KILLS = scale(3, 18)
 TXOFF_KILLS = TOTAL_KILLS - APPLY_KILLS - ROLLBACK_KILLS
@@ -214,101 +218,105 @@ def killed(
 
 
 def test_kill_apply_real_migrations(server: Sandbox, real: Corpus, figures: Figures) -> None:
-    seed, tag = seeded("kill apply")
-    rng = random.Random(seed)
-    timing = real.timings["apply"]
-    classes: Counter[str] = Counter()
-    kills = attempts = 0
-    while kills < APPLY_KILLS:
-        attempts += 1
-        assert attempts <= 3 * APPLY_KILLS, tag(f"only {kills} kills landed in {attempts} attempts")
-        # one kill in five aims before or at the first migration, the others at any later one
-        moment = choose(rng, timing, 0 if kills % 5 == 0 else rng.randrange(1, real.n))
-        with killed(server, real, TEMPLATE, ["apply", "--yes"], moment, figures) as found:
-            if found is None:
-                continue
-            url, run, _ = found
-            context = tag(f"apply {moment} (printed {run.steps})")
-            k = settled(url, real, context)
-            assert k >= run.steps, f"{context}: {run.steps} printed as applied but only {k} are"
-            where = BEFORE_FIRST if k == 0 else AFTER_LAST if k == real.n else BETWEEN
-            classes[where] += 1
-            figures.add(f"kills: apply (29 migrations), {where}")
-            kills += 1
-    figures.add("kills: total", kills)
-    if FULL:
-        for where in (BEFORE_FIRST, BETWEEN):
-            assert classes[where] > 0, tag(f"no kill landed {where}: {dict(classes)}")
+    for seed, tag in seeded("kill apply", SEEDS):
+        rng = random.Random(seed)
+        timing = real.timings["apply"]
+        classes: Counter[str] = Counter()
+        kills = attempts = 0
+        while kills < APPLY_KILLS:
+            attempts += 1
+            assert attempts <= 3 * APPLY_KILLS, tag(f"only {kills} kills landed in {attempts} attempts")
+            # one kill in five aims before or at the first migration, the others at any later one
+            moment = choose(rng, timing, 0 if kills % 5 == 0 else rng.randrange(1, real.n))
+            with killed(server, real, TEMPLATE, ["apply", "--yes"], moment, figures) as found:
+                if found is None:
+                    continue
+                url, run, _ = found
+                context = tag(f"apply {moment} (printed {run.steps})")
+                k = settled(url, real, context)
+                assert k >= run.steps, f"{context}: {run.steps} printed as applied but only {k} are"
+                where = BEFORE_FIRST if k == 0 else AFTER_LAST if k == real.n else BETWEEN
+                classes[where] += 1
+                figures.add(f"kills: apply (29 migrations), {where}")
+                kills += 1
+        figures.add("kills: total", kills)
+        if FULL:
+            for where in (BEFORE_FIRST, BETWEEN):
+                assert classes[where] > 0, tag(f"no kill landed {where}: {dict(classes)}")
 
 
 def test_kill_rollback_real_migrations(server: Sandbox, real: Corpus, figures: Figures) -> None:
-    seed, tag = seeded("kill rollback")
-    rng = random.Random(seed)
-    timing = real.timings["rollback"]
-    classes: Counter[str] = Counter()
-    kills = attempts = 0
-    while kills < ROLLBACK_KILLS:
-        attempts += 1
-        assert attempts <= 3 * ROLLBACK_KILLS, tag(f"only {kills} kills landed in {attempts} attempts")
-        moment = choose(rng, timing, 0 if kills % 6 == 0 else rng.randrange(1, real.n))
-        args = ["rollback", "--to", "0", "--yes"]
-        with killed(server, real, real.template, args, moment, figures) as found:
-            if found is None:
-                continue
-            url, run, _ = found
-            context = tag(f"rollback {moment} (printed {run.steps})")
-            k = settled(url, real, context)
-            assert k <= real.n - run.steps, f"{context}: {run.steps} printed as rolled back, {k} left"
-            key = "before" if k == real.n else "after" if k == 0 else "between"
-            classes[key] += 1
-            figures.add(f"kills: rollback (29 migrations), {ROLLBACK_CLASSES[key]}")
-            kills += 1
-    figures.add("kills: total", kills)
-    if FULL:
-        assert classes["between"] > 0, tag(f"no rollback kill landed between migrations: {dict(classes)}")
+    for seed, tag in seeded("kill rollback", SEEDS):
+        rng = random.Random(seed)
+        timing = real.timings["rollback"]
+        classes: Counter[str] = Counter()
+        kills = attempts = 0
+        while kills < ROLLBACK_KILLS:
+            attempts += 1
+            assert attempts <= 3 * ROLLBACK_KILLS, tag(f"only {kills} kills landed in {attempts} attempts")
+            moment = choose(rng, timing, 0 if kills % 6 == 0 else rng.randrange(1, real.n))
+            args = ["rollback", "--to", "0", "--yes"]
+            with killed(server, real, real.template, args, moment, figures) as found:
+                if found is None:
+                    continue
+                url, run, _ = found
+                context = tag(f"rollback {moment} (printed {run.steps})")
+                k = settled(url, real, context)
+                assert k <= real.n - run.steps, f"{context}: {run.steps} printed as rolled back, {k} left"
+                key = "before" if k == real.n else "after" if k == 0 else "between"
+                classes[key] += 1
+                figures.add(f"kills: rollback (29 migrations), {ROLLBACK_CLASSES[key]}")
+                kills += 1
+        figures.add("kills: total", kills)
+        if FULL:
+            assert classes["between"] > 0, tag(f"no rollback kill landed between migrations: {dict(classes)}")
 
 
 def test_kill_inside_transaction_off_migration(server: Sandbox, synthetic: Corpus, figures: Figures) -> None:
-    seed, tag = seeded("kill transaction: off")
-    rng = random.Random(seed)
-    timing = synthetic.timings["apply"]
-    position = synthetic.versions.index(NON_TRANSACTIONAL)
-    classes: Counter[str] = Counter()
-    kills = attempts = 0
-    while kills < TXOFF_KILLS:
-        attempts += 1
-        assert attempts <= 3 * TXOFF_KILLS, tag(f"only {kills} kills landed in {attempts} attempts")
-        # every other kill aims inside the `transaction: off` migration, the rest anywhere
-        moment = choose(rng, timing, position if kills % 2 == 0 else rng.randrange(0, synthetic.n))
-        with killed(server, synthetic, TEMPLATE, ["apply", "--yes"], moment, figures) as found:
-            if found is None:
-                continue
-            url, run, _ = found
-            context = tag(f"apply {moment} (printed {run.steps})")
-            status = commands.status(url, synthetic.directory)
-            states = {m.version: m for m in status.migrations}
-            interrupted = states[NON_TRANSACTIONAL]
-            if interrupted.state == "failed":
-                assert interrupted.partial, f"{context}: {NON_TRANSACTIONAL} failed but not half-way"
-                with psycopg.connect(url, autocommit=True) as conn:
-                    rows = tracking_rows(conn)
-                expected = [(v, True) for v in synthetic.versions[:position]] + [(NON_TRANSACTIONAL, False)]
-                assert rows == expected, f"{context}: tracking rows {rows}, expected {expected}"
-                later = [states[v].state for v in synthetic.versions[position + 1 :]]
-                assert later == ["pending"], f"{context}: {status.migrations}"
-                where = PARTIAL
-            else:
-                # no trace of 003: it must not have started (its first statement creates
-                # `audit`, which `settled` would find in a schema tracked as k <= 2)
-                k = settled(url, synthetic, context)
-                assert k >= run.steps, f"{context}: {run.steps} printed as applied but only {k} are"
-                where = BEFORE_FIRST if k == 0 else AFTER_LAST if k == synthetic.n else BETWEEN
-            classes[where] += 1
-            figures.add(f"kills: transaction: off corpus, {where}")
-            kills += 1
-    figures.add("kills: total", kills)
-    if FULL:
-        assert classes[PARTIAL] > 0, tag(f"no kill landed inside the transaction: off migration: {classes}")
+    for seed, tag in seeded("kill transaction: off", SEEDS):
+        rng = random.Random(seed)
+        timing = synthetic.timings["apply"]
+        position = synthetic.versions.index(NON_TRANSACTIONAL)
+        classes: Counter[str] = Counter()
+        kills = attempts = 0
+        while kills < TXOFF_KILLS:
+            attempts += 1
+            assert attempts <= 3 * TXOFF_KILLS, tag(f"only {kills} kills landed in {attempts} attempts")
+            # every other kill aims inside the `transaction: off` migration, the rest anywhere
+            moment = choose(rng, timing, position if kills % 2 == 0 else rng.randrange(0, synthetic.n))
+            with killed(server, synthetic, TEMPLATE, ["apply", "--yes"], moment, figures) as found:
+                if found is None:
+                    continue
+                url, run, _ = found
+                context = tag(f"apply {moment} (printed {run.steps})")
+                status = commands.status(url, synthetic.directory)
+                states = {m.version: m for m in status.migrations}
+                interrupted = states[NON_TRANSACTIONAL]
+                if interrupted.state == "failed":
+                    assert interrupted.partial, f"{context}: {NON_TRANSACTIONAL} failed but not half-way"
+                    with psycopg.connect(url, autocommit=True) as conn:
+                        rows = tracking_rows(conn)
+                    expected = [(v, True) for v in synthetic.versions[:position]] + [
+                        (NON_TRANSACTIONAL, False)
+                    ]
+                    assert rows == expected, f"{context}: tracking rows {rows}, expected {expected}"
+                    later = [states[v].state for v in synthetic.versions[position + 1 :]]
+                    assert later == ["pending"], f"{context}: {status.migrations}"
+                    where = PARTIAL
+                else:
+                    # no trace of 003: it must not have started (its first statement creates
+                    # `audit`, which `settled` would find in a schema tracked as k <= 2)
+                    k = settled(url, synthetic, context)
+                    assert k >= run.steps, f"{context}: {run.steps} printed as applied but only {k} are"
+                    where = BEFORE_FIRST if k == 0 else AFTER_LAST if k == synthetic.n else BETWEEN
+                classes[where] += 1
+                figures.add(f"kills: transaction: off corpus, {where}")
+                kills += 1
+        figures.add("kills: total", kills)
+        if FULL:
+            assert classes[PARTIAL] > 0, tag(
+                f"no kill landed inside the transaction: off migration: {classes}"
+            )
 
 
 def test_synthetic_corpus_is_what_the_kills_assume(synthetic: Corpus) -> None:
