@@ -194,6 +194,41 @@ def test_ctrl_c_in_a_rollback_waiting_for_a_lock(
     figures.add("interrupts: Ctrl-C during a statement (apply, rollback, transaction: off)")
 
 
+def test_ctrl_c_in_a_rollback_outside_a_transaction(
+    db_url: str, conn: psycopg.Connection, server: Sandbox, tmp_path: Path, figures: Figures
+) -> None:
+    """A '-- transaction: off' rollback script: what committed stays, the migration stays
+    applied, and a 'partial' rollback event says how far it went."""
+    rollback = f"-- transaction: off\nDROP TABLE c2;\n{SLEEP};\nDROP TABLE c;\n"
+    directory = corpus(tmp_path / "migrations", "SELECT 1", rollback=rollback)
+    run = CliRun(db_url, directory, "apply", home=server.home)
+    with running(run):
+        assert run.finish() == 0, run.err
+    run = CliRun(db_url, directory, "rollback", "--to", "0", home=server.home)
+    with running(run):
+        wait_running(conn, run, "query LIKE '%pg_sleep%'")
+        code, took = interrupt(run)
+    assert (code, run.last_err) == (
+        130,
+        "error: interrupted (Ctrl-C) during the rollback of 003_slow at 003_slow_rollback.sql:3 (statement: "
+        "SELECT pg_sleep(30)): the statement was cancelled; the rollback script of 003_slow runs outside a "
+        "transaction and 1 of its 3 statements had committed; 003_slow stays applied: make the script safe "
+        "to re-run (IF EXISTS) or finish it by hand; rolled back before the interrupt: 004_d; not rolled "
+        "back: 003_slow and the 2 after it; run rollback again to continue",
+    ), run.err
+    assert took < 5, f"exited {took:.1f}s after SIGINT"
+    assert history(conn) == [("001", True), ("002", True), ("003", True)]
+    assert tables(conn) == ["a", "b", "c", "schema_migration_events", "schema_migrations"]
+    event = conn.execute(
+        "SELECT outcome, detail FROM schema_migration_events WHERE version = '003' AND action = 'rollback'"
+        " ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    detail = "1 of 3 statements committed: interrupted (Ctrl-C) at 003_slow_rollback.sql:3"
+    assert event == ("partial", detail)
+    assert_released(conn)
+    figures.add("interrupts: Ctrl-C during a statement (apply, rollback, transaction: off)")
+
+
 def test_ctrl_c_while_waiting_for_the_migration_lock(
     db_url: str, conn: psycopg.Connection, server: Sandbox, tmp_path: Path, figures: Figures
 ) -> None:
