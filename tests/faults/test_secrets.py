@@ -24,7 +24,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -40,8 +40,8 @@ from bilantools.db.sandbox import Sandbox, embedded_bin
 from bilantools.db.target import parse_target
 from bilantools.errors import BilanToolsError, InputError
 from bilantools.secrets import redact
-from tests.conftest import FIXTURES, TEMPLATE
-from tests.faults.conftest import FULL, Figures, scale
+from tests.conftest import FIXTURES
+from tests.faults.conftest import FULL, Figures, Role, scale
 
 REPO = Path(__file__).parent.parent.parent
 
@@ -194,67 +194,6 @@ class Run:
     code: int
     out: str
     err: str
-
-
-@dataclass
-class Role:
-    """A LOGIN role with a password, owner of its databases; dropped at the end."""
-
-    server: Sandbox
-    name: str
-    password: str
-    databases: list[str] = field(default_factory=list)
-
-    def url(self, dbname: str, password: str | None = None, port: int | None = None) -> str:
-        running = self.server.running()
-        assert running is not None
-        secret = quote(self.password if password is None else password, safe="")
-        return f"postgresql://{self.name}:{secret}@127.0.0.1:{port or running.port}/{dbname}"
-
-    def own(self, dbname: str) -> None:
-        with psycopg.connect(self.server.url("postgres"), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
-                    sql.Identifier(dbname), sql.Identifier(self.name)
-                )
-            )
-        with psycopg.connect(self.server.url(dbname), autocommit=True) as conn:
-            conn.execute(sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(sql.Identifier(self.name)))
-        self.databases.append(dbname)
-
-    def new_db(self) -> str:
-        name = "t_" + uuid.uuid4().hex[:12]
-        self.server.new_db(name, template=TEMPLATE)
-        self.own(name)
-        return name
-
-
-@pytest.fixture
-def make_role(server: Sandbox, db_url: str) -> Iterator[Any]:
-    """make_role(password) -> Role owning the test's database; every role and its
-    databases are dropped afterwards (roles are cluster-wide)."""
-    made: list[Role] = []
-
-    def make(password: str) -> Role:
-        role = Role(server, "bt_secret_" + uuid.uuid4().hex[:10], password)
-        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(role.name), sql.Literal(password)
-                )
-            )
-        role.own(db_url.rsplit("/", 1)[1])
-        made.append(role)
-        return role
-
-    yield make
-    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-        for role in made:
-            for dbname in role.databases:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-                )
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role.name)))
 
 
 class Harness:
