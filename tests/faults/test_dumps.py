@@ -242,6 +242,9 @@ def test_signal_during_a_dump_leaves_nothing(
         else:
             raise AssertionError(f"pg_dump never waited on the lock: {process.communicate(timeout=10)}")
         assert password_in_files(work.tmp), "the passfile holds the password (or the test sees nothing)"
+        (passfile,) = passfiles
+        assert passfile.parent != work.tmp and passfile.parent.parent == work.tmp, passfile
+        assert (passfile.parent.stat().st_mode & 0o777, passfile.stat().st_mode & 0o777) == (0o700, 0o600)
         started = time.monotonic()
         process.send_signal(signum)
         out, err = process.communicate(timeout=30)
