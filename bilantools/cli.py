@@ -19,6 +19,7 @@ import click
 from bilantools import __version__, commands
 from bilantools.db.lock import DEFAULT_WAIT
 from bilantools.db.runner import DEFAULT_LOCK_TIMEOUT, Progress, ProgressHook, RunResult, Status, Step
+from bilantools.db.scratch import Stopped, stop_on_signals
 from bilantools.db.target import Target
 from bilantools.errors import BilanToolsError, InputError, RefusedError, RunInterrupted
 from bilantools.secrets import redact
@@ -1055,7 +1056,13 @@ def _print_json(data: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: one line on stderr and the error's exit code for a BilanToolsError."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="bilantools", standalone_mode=False)
+        with stop_on_signals():  # SIGTERM and SIGHUP unwind like Ctrl-C: every cleanup runs
+            cli.main(
+                args=list(argv) if argv is not None else None, prog_name="bilantools", standalone_mode=False
+            )
+    except Stopped as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

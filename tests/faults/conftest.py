@@ -10,10 +10,19 @@ totals are printed at the end of the run, and they are the figures the README qu
 from __future__ import annotations
 
 import os
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
 
+import psycopg
 import pytest
+from psycopg import sql
+
+from bilantools.db.sandbox import Sandbox
+from tests.conftest import TEMPLATE
 
 FULL = os.environ.get("BILANTOOLS_FAULTS", "").lower() == "full"
 
@@ -39,6 +48,67 @@ _FIGURES = Figures()
 @pytest.fixture(scope="session")
 def figures() -> Iterator[Figures]:
     yield _FIGURES
+
+
+@dataclass
+class Role:
+    """A LOGIN role with a password, owner of its databases; dropped at the end."""
+
+    server: Sandbox
+    name: str
+    password: str
+    databases: list[str] = field(default_factory=list)
+
+    def url(self, dbname: str, password: str | None = None, port: int | None = None) -> str:
+        running = self.server.running()
+        assert running is not None
+        secret = quote(self.password if password is None else password, safe="")
+        return f"postgresql://{self.name}:{secret}@127.0.0.1:{port or running.port}/{dbname}"
+
+    def own(self, dbname: str) -> None:
+        with psycopg.connect(self.server.url("postgres"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                    sql.Identifier(dbname), sql.Identifier(self.name)
+                )
+            )
+        with psycopg.connect(self.server.url(dbname), autocommit=True) as conn:
+            conn.execute(sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(sql.Identifier(self.name)))
+        self.databases.append(dbname)
+
+    def new_db(self) -> str:
+        name = "t_" + uuid.uuid4().hex[:12]
+        self.server.new_db(name, template=TEMPLATE)
+        self.own(name)
+        return name
+
+
+@pytest.fixture
+def make_role(server: Sandbox, db_url: str) -> Iterator[Any]:
+    """make_role(password) -> Role owning the test's database; every role and its
+    databases are dropped afterwards (roles are cluster-wide)."""
+    made: list[Role] = []
+
+    def make(password: str) -> Role:
+        role = Role(server, "bt_secret_" + uuid.uuid4().hex[:10], password)
+        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(role.name), sql.Literal(password)
+                )
+            )
+        role.own(db_url.rsplit("/", 1)[1])
+        made.append(role)
+        return role
+
+    yield make
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        for role in made:
+            for dbname in role.databases:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+                )
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role.name)))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

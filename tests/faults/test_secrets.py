@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -23,7 +24,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -39,8 +40,8 @@ from bilantools.db.sandbox import Sandbox, embedded_bin
 from bilantools.db.target import parse_target
 from bilantools.errors import BilanToolsError, InputError
 from bilantools.secrets import redact
-from tests.conftest import FIXTURES, TEMPLATE
-from tests.faults.conftest import FULL, Figures, scale
+from tests.conftest import FIXTURES
+from tests.faults.conftest import FULL, Figures, Role, scale
 
 REPO = Path(__file__).parent.parent.parent
 
@@ -193,67 +194,6 @@ class Run:
     code: int
     out: str
     err: str
-
-
-@dataclass
-class Role:
-    """A LOGIN role with a password, owner of its databases; dropped at the end."""
-
-    server: Sandbox
-    name: str
-    password: str
-    databases: list[str] = field(default_factory=list)
-
-    def url(self, dbname: str, password: str | None = None, port: int | None = None) -> str:
-        running = self.server.running()
-        assert running is not None
-        secret = quote(self.password if password is None else password, safe="")
-        return f"postgresql://{self.name}:{secret}@127.0.0.1:{port or running.port}/{dbname}"
-
-    def own(self, dbname: str) -> None:
-        with psycopg.connect(self.server.url("postgres"), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
-                    sql.Identifier(dbname), sql.Identifier(self.name)
-                )
-            )
-        with psycopg.connect(self.server.url(dbname), autocommit=True) as conn:
-            conn.execute(sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(sql.Identifier(self.name)))
-        self.databases.append(dbname)
-
-    def new_db(self) -> str:
-        name = "t_" + uuid.uuid4().hex[:12]
-        self.server.new_db(name, template=TEMPLATE)
-        self.own(name)
-        return name
-
-
-@pytest.fixture
-def make_role(server: Sandbox, db_url: str) -> Iterator[Any]:
-    """make_role(password) -> Role owning the test's database; every role and its
-    databases are dropped afterwards (roles are cluster-wide)."""
-    made: list[Role] = []
-
-    def make(password: str) -> Role:
-        role = Role(server, "bt_secret_" + uuid.uuid4().hex[:10], password)
-        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(role.name), sql.Literal(password)
-                )
-            )
-        role.own(db_url.rsplit("/", 1)[1])
-        made.append(role)
-        return role
-
-    yield make
-    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-        for role in made:
-            for dbname in role.databases:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-                )
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role.name)))
 
 
 class Harness:
@@ -552,6 +492,92 @@ def test_every_cli_command_is_covered(figures: Figures) -> None:
     assert ("status",) in paths and ("inspect", "tables") in paths and ("backup", "verify") in paths
     assert EXEMPT.keys() <= paths, "an exemption names a command that no longer exists"
     figures.add("secrets: CLI commands checked", len(paths - EXEMPT.keys()))
+
+
+# -- passwords typed into the URL as they are ---------------------------------------------------
+USERINFO = "postgresql://{user}:{pw}@127.0.0.1:{port}/{db}"
+QUERY = "postgresql://{user}@127.0.0.1:{port}/{db}?password={pw}"
+CONNINFO = "host=127.0.0.1 port={port} user={user} dbname={db} password={pw}"
+ENCODE = "write the password percent-encoded (@ as %40, / as %2F, % as %25, & as %26, a space as %20)"
+# (id, password, how it is written, exit code, what the error line says). Every piece of
+# every password is distinctive, so that a fragment of one cannot hide in a message.
+SLASH = "the password holds an unencoded '/', so the rest was read as the database name"
+AT = "the user name or password holds an unencoded '@', so the rest was read as the host"
+TYPED = [
+    ("slash-userinfo", "Kx7qLm/Vb9wRt+Zr==", USERINFO, 2, f"{SLASH} (a database name holding '@' must "),
+    ("slash-after-digits", "9317/Vb9wRtZr", USERINFO, 2, f"{SLASH} (a database name holding '@'"),
+    ("at-userinfo", "Tp4zQa@Wm8nYe", USERINFO, 2, f"{AT}; {ENCODE}"),
+    (
+        "at-user-and-password",
+        "Pq3wEr@Ol9iUy",
+        "postgresql://{user}@srvname:{pw}@127.0.0.1:{port}/{db}",
+        2,
+        AT,
+    ),
+    ("space-userinfo", "Hd3kJf6p Qz2wXc", USERINFO, 2, 'unexpected spaces found in "***"'),
+    ("percent-userinfo", "Rw2x%Gq5vTy", USERINFO, 2, 'invalid percent-encoded token: "***"'),
+    ("ampersand-query", "Qe5rWs&Yt6uIo", QUERY, 2, 'separator "=" in URI query parameter: "***"'),
+    ("trailing-ampersand-query", "Lp0oKi9u&", QUERY, 2, "the password holds a character that ends it"),
+    (
+        "slash-unknown-scheme",
+        "Zx1cVb/Nm2Qw3",
+        "mysql://{user}:{pw}@127.0.0.1:{port}/{db}",
+        2,
+        "unknown scheme",
+    ),
+    ("space-conninfo", "Wd4fGh5j Lk6mNb", CONNINFO, 2, 'missing "=" after "***" in connection info string'),
+    # what libpq reads as typed: it works, and the banner hides it
+    ("colon-question-hash-userinfo", "Ns8c:Pz1y?Bd4f#Lu7h", USERINFO, 0, None),
+    ("slash-at-hash-query", "Mv9b/Xc3n@Zk2j#Gh5t", QUERY, 0, None),
+    ("at-slash-conninfo", "Gh7j@Kl8/Mn9?Pq0w", CONNINFO, 0, None),
+]
+
+
+@pytest.mark.parametrize("source", ["--db", "DATABASE_URL"])
+@pytest.mark.parametrize(
+    ("written", "password", "template", "code", "says"), TYPED, ids=[t[0] for t in TYPED]
+)
+def test_password_typed_as_is(
+    written: str,
+    password: str,
+    template: str,
+    code: int,
+    says: str | None,
+    source: str,
+    server: Sandbox,
+    db_url: str,
+    make_role: Any,
+    basic: Path,
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    figures: Figures,
+) -> None:
+    """A password with '/', '@', ':', '?', '#', '%', '&' or a space, not percent-encoded:
+    libpq reads it (the role logs in), or the one error line names the character and
+    the fix; neither the password nor any piece of it shows, in the banner or the error."""
+    role: Role = make_role(password)
+    running = server.running()
+    assert running is not None
+    url = template.format(user=role.name, pw=password, port=running.port, db=db_url.rsplit("/", 1)[1])
+    args = ["--migrations", str(basic), "status"]
+    if source == "--db":
+        args[:0] = ["--db", url]
+    else:
+        monkeypatch.setenv("DATABASE_URL", url)
+    result = cli(*args)
+    lines = result.err.splitlines()
+    assert result.code == code, result.err
+    if code == 0:
+        assert "3 pending" in result.out
+        assert lines[0].startswith("target: ") and "***" in lines[0] and role.name in lines[0], lines
+    else:
+        assert len(lines) == 1 and lines[0].startswith("error: malformed database URL "), lines
+        assert says is not None and says in lines[0], lines[0]
+        assert f"{role.name}" in lines[0] and "127.0.0.1" in lines[0] and f"from {source}:" in lines[0]
+    shown = result.out + result.err
+    for piece in {p for p in re.split(r"[\s@/:?&=#%]+", password) if p} | spellings(password):
+        assert piece not in shown, (piece, shown)
+    figures.add("secrets: passwords typed as is, checked")
 
 
 # 02 applies three migrations one by one, 00 the rest; 01 backs up and drills a restore,

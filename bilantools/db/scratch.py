@@ -1,0 +1,91 @@
+"""Scratch files of a run, gone on every way out, signals included.
+
+A password handed to a client program goes into a passfile (``ps`` shows command lines
+to every user). The passfile lives in a directory made for the run (mode 0700, in
+TMPDIR) that is removed when the run ends: finished, failed or stopped. Python runs
+``finally`` blocks for SIGINT (KeyboardInterrupt) but not for SIGTERM or SIGHUP, which
+end the process at once; `stop_on_signals` turns those into `Stopped`, so that every
+cleanup runs for them too (only SIGKILL can leave files behind).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bilantools.errors import InputError
+
+SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(BaseException):
+    """The run was stopped by a signal. Not an `Exception`: no ``except Exception`` may
+    swallow it on its way out."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # what a shell reports for a process the signal ended
+
+
+@contextmanager
+def private_dir() -> Iterator[Path]:
+    """A directory only this user can enter (0700), removed with all it holds."""
+    try:
+        path = Path(tempfile.mkdtemp(prefix="bilantools-"))
+    except OSError as exc:
+        raise InputError(
+            f"cannot make a private temporary directory in {tempfile.gettempdir()} ({exc.strerror}); "
+            "free space there or set TMPDIR to a writable directory"
+        ) from None
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` into a new 0600 file (a full disk fails here, inside the private
+    directory that is removed anyway)."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise InputError(
+            f"cannot write a temporary file in {path.parent.parent} ({exc.strerror}); free space there or "
+            "set TMPDIR to a writable directory"
+        ) from None
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise `Stopped` in the main thread; the previous
+    handlers come back on the way out. Elsewhere than the main thread, nothing changes
+    (Python allows handlers only there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, _stop) for signum in SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _stop(signum: int, frame: FrameType | None) -> Any:
+    for other in SIGNALS:  # once: a second signal must not break off the cleanup
+        signal.signal(other, signal.SIG_IGN)
+    raise Stopped(signum)
