@@ -23,6 +23,16 @@ from bilantools.errors import RefusedError
 if TYPE_CHECKING:
     import psycopg
 
+# Versions are numbers ('1' and '001' are one version, as the README says): a history row
+# is found by its version without leading zeros, and keeps the text it was first written
+# with. SAME_VERSION compares a row's `version` with a parameter; STORED_VERSION is the
+# text to write for a parameter: the existing row's (the oldest, were there two), else
+# the parameter itself. (The guide's functions compare text; they get STORED_VERSION.)
+SAME_VERSION = "ltrim(version, '0') = ltrim(%s, '0')"
+STORED_VERSION = (
+    f"coalesce((SELECT version FROM schema_migrations WHERE {SAME_VERSION} ORDER BY id LIMIT 1), %s)"
+)
+
 TRACKING_FUNCTIONS = (
     "migration_applied(varchar)",
     "record_migration(varchar,text,varchar,text,integer)",
@@ -94,10 +104,11 @@ def read_history(conn: psycopg.Connection) -> tuple[bool, list[HistoryRow]]:
     if not has_table:
         return False, []
     partial = (
-        "EXISTS (SELECT 1 FROM schema_migration_events e WHERE e.version = m.version"
+        "EXISTS (SELECT 1 FROM schema_migration_events e"
+        " WHERE ltrim(e.version, '0') = ltrim(m.version, '0')"
         " AND e.action = 'apply' AND e.outcome IN ('partial', 'started')"
         " AND e.id = (SELECT max(id) FROM schema_migration_events x"
-        " WHERE x.version = m.version AND x.action = 'apply'))"
+        " WHERE ltrim(x.version, '0') = ltrim(m.version, '0') AND x.action = 'apply'))"
         if has_events
         else "false"
     )
@@ -183,12 +194,13 @@ def record_success(
     return conn.execute(
         "WITH d AS (SELECT coalesce(%s::int,"
         " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int) AS ms),"
-        " tracked AS (SELECT record_migration(%s, %s, %s, current_user, d.ms) FROM d)"
+        f" tracked AS (SELECT record_migration({STORED_VERSION}, %s, %s, current_user, d.ms) FROM d)"
         f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
         " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, NULL, %s, %s FROM tracked, d"
         " RETURNING duration_ms",
         (
             duration_ms,
+            version,
             version,
             description,
             checksum,
@@ -216,7 +228,8 @@ def record_failure(
 ) -> None:
     """The guide's record_migration_failure plus the event, in their own transaction."""
     with conn.transaction():
-        conn.execute("SELECT record_migration_failure(%s, %s, %s)", (version, description, error))
+        failure = f"SELECT record_migration_failure({STORED_VERSION}, %s, %s)"
+        conn.execute(failure, (version, version, description, error))
         record_event(
             conn, actor, version, "apply", "partial" if partial else "failure", duration_ms, checksum, error
         )
@@ -236,7 +249,9 @@ def record_started(
         "finished (the runner was killed, crashed or lost its connection); it runs outside a transaction, "
         "so some of its statements may have committed: make sure it is safe to re-run, then apply again"
     )
-    conn.execute("SELECT record_migration_failure(%s, %s, %s)", (version, description, note))
+    conn.execute(
+        f"SELECT record_migration_failure({STORED_VERSION}, %s, %s)", (version, version, description, note)
+    )
     record_event(conn, actor, version, "apply", "started", checksum=checksum, detail=detail)
 
 
@@ -244,7 +259,7 @@ def forget(conn: psycopg.Connection, actor: Actor, version: str, checksum: str |
     """Remove a version's row after its rollback script ran, and log the rollback; the
     returned cursor's one row is the rollback's duration, measured by the server."""
     return conn.execute(
-        "WITH gone AS (DELETE FROM schema_migrations WHERE version = %s RETURNING 1)"
+        f"WITH gone AS (DELETE FROM schema_migrations WHERE {SAME_VERSION} RETURNING 1)"
         f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
         " VALUES (%s, %s, 'rollback', 'success', %s, %s,"
         " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, %s, NULL, %s, %s)"
@@ -260,6 +275,19 @@ def forget(conn: psycopg.Connection, actor: Actor, version: str, checksum: str |
             actor.backup,
         ),
     )
+
+
+def clear_failed(conn: psycopg.Connection, actor: Actor, version: str, error: str | None) -> None:
+    """Repair: remove a version's failed row, and log it."""
+    conn.execute(f"DELETE FROM schema_migrations WHERE {SAME_VERSION} AND NOT success", (version,))
+    record_event(conn, actor, version, "repair", "success", detail=f"cleared failed row: {error}")
+
+
+def realign(conn: psycopg.Connection, actor: Actor, version: str, checksum: str) -> None:
+    """Repair: take an edited file's checksum as the applied one, and log it."""
+    conn.execute(f"UPDATE schema_migrations SET checksum = %s WHERE {SAME_VERSION}", (checksum, version))
+    detail = "checksum realigned with the file"
+    record_event(conn, actor, version, "repair", "success", checksum=checksum, detail=detail)
 
 
 def tracking_objects() -> frozenset[str]:

@@ -435,28 +435,12 @@ class Runner:
         with self.conn.transaction():
             for s in status.migrations:
                 if s.state == "failed" or (s.state == "missing-file" and s.error is not None):
-                    self.conn.execute(
-                        "DELETE FROM schema_migrations WHERE version = %s AND NOT success", (s.version,)
-                    )
-                    detail = f"cleared failed row: {s.error}"
-                    history.record_event(self.conn, self.actor, s.version, "repair", "success", detail=detail)
+                    history.clear_failed(self.conn, self.actor, s.version, s.error)
                     result.steps.append(
                         Step(s.version, s.name, "repair", "cleared failed row", detail=s.error)
                     )
                 elif s.state == "changed":
-                    new = files[s.version].checksum
-                    self.conn.execute(
-                        "UPDATE schema_migrations SET checksum = %s WHERE version = %s", (new, s.version)
-                    )
-                    history.record_event(
-                        self.conn,
-                        self.actor,
-                        s.version,
-                        "repair",
-                        "success",
-                        checksum=new,
-                        detail="checksum realigned with the file",
-                    )
+                    history.realign(self.conn, self.actor, s.version, files[s.version].checksum)
                     result.steps.append(Step(s.version, s.name, "repair", "checksum realigned"))
         return result
 
@@ -920,7 +904,7 @@ class Runner:
                 if action == "apply":
                     history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, _ms(started))
                 else:
-                    self.conn.execute("DELETE FROM schema_migrations WHERE version = %s", (m.version,))
+                    history.forget(self.conn, self.actor, m.version, m.checksum)
         except psycopg.Error as exc:
             stmt = statements[done]
             return Step(
