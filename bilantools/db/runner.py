@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from bilantools.db import history
+from bilantools.db import history, integrity
 from bilantools.db.diagnostics import error_line, excerpt, server_message
 from bilantools.errors import BilanToolsError, ConnectionLostError, InputError, MigrationFailed, RefusedError
 from bilantools.source.files import Migration, MigrationSet, Script
@@ -187,6 +187,7 @@ class Runner:
         self.actor = history.Actor.current()
         self._retrying: set[str] = set()  # failed migrations this run tries again
         self._unflushed: list[str] = []  # committed, not yet known to be on disk
+        self._guard: integrity.Guard | None = None  # the tracking objects as this run must leave them
 
     # -- reading ----------------------------------------------------------------------
     def status(self) -> Status:
@@ -304,13 +305,13 @@ class Runner:
                 if value is not None
             ]
             if m.transactional:
-                lines.append("BEGIN;")
-                lines.extend(settings)
                 if index < len(todo) - 1:
-                    lines.append(
+                    settings.append(
                         "SET LOCAL synchronous_commit = off;  -- except one commit every "
                         f"{DURABLE_EVERY:g} s, which flushes the earlier ones"
                     )
+                lines.append("BEGIN;")
+                lines.extend(settings)
             else:
                 lines.append("-- transaction: off: each statement commits on its own")
                 lines.append(
@@ -319,9 +320,15 @@ class Runner:
                 )
                 lines.extend(settings)
             lines.extend(f"{s.text};" for s in statements)
+            lines.extend(f"{query};  -- the session as the run started" for query in integrity.RESET_SESSION)
+            if m.transactional:
+                lines.extend(settings)
             lines.append(
                 f"SELECT record_migration('{m.version}', '{m.name}', '{m.checksum}', current_user, "
                 "<elapsed ms>);  -- with one schema_migration_events row"
+            )
+            lines.append(
+                "SELECT <proof>;  -- fails, so nothing commits, if the tracking objects are not as expected"
             )
             if m.transactional:
                 lines.append("COMMIT;")
@@ -503,6 +510,8 @@ class Runner:
         unreported: list[Progress] = []
         last_flush = time.monotonic()
         size, index, total = 1, 0, len(prepared)
+        if prepared:
+            self._guard = integrity.Guard.read(self.conn, self.actor.run_id)
         while index < total:
             alone = result.action == "apply" and not prepared[index][0].transactional
             end = index + 1
@@ -596,18 +605,24 @@ class Runner:
                     left = f" (the invalid index {index} the failed build left was dropped)"
                     if why:
                         left = f" (the invalid index {index} it left could not be dropped yet: {why})"
-                _reset_limits(self.conn)
+                integrity.reset_session(self.conn)
                 raise self._failed(
                     m, m.script, statements, done, exc, started, partial=done > 0, limits=limits, note=left
                 ) from None
         elapsed = _ms(started)
+        assert self._guard is not None
+        stage = "write"
         try:
-            _reset_limits(self.conn)
+            integrity.reset_session(self.conn)
             with self.conn.transaction():
                 history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, elapsed)
+                stage = "check"
+                self.conn.execute(*self._guard.proof(m.version, m.checksum, "apply", by_content=True))
         except psycopg.Error as exc:
             if _is_lost(self.conn):
                 raise self._lost(m, "apply", exc, committed=len(statements)) from None
+            if integrity.changed(exc) is not None or integrity.structural(exc):
+                raise integrity.tampered(m, "apply", exc, stage, committed=True) from None
             raise
         return Step(m.version, m.name, "apply", "applied", elapsed, len(statements))
 
@@ -640,7 +655,7 @@ class Runner:
         results = drop_invalid(self.conn, statements)
         stuck = [(index, why) for index, why in results if why]
         if stuck:
-            _reset_limits(self.conn)
+            integrity.reset_session(self.conn)
             index, why = stuck[0]
             raise RefusedError(
                 f"migration {m.label} left the invalid index {index} when it failed, and it cannot be "
@@ -701,8 +716,14 @@ class Runner:
 
         sent: list[tuple[int, int | None, psycopg.Cursor[Any]]] = []  # (unit, statement, cursor)
         trackers: list[psycopg.Cursor[Any]] = []
+        tracking: dict[int, str] = {}  # sent index -> 'write' or 'check': the engine's own part
+        unit_settings: list[tuple[str, list[object]] | None] = []
+        guard = self._guard
+        assert guard is not None
 
-        def send(unit: int, statement: int | None, query: str, params: Sequence[object] = ()) -> None:
+        def send(
+            unit: int, statement: int | None, query: str, params: Sequence[object] | Mapping[str, Any] = ()
+        ) -> None:
             sent.append((unit, statement, self.conn.execute(query, params or None)))
 
         try:
@@ -711,16 +732,24 @@ class Runner:
                     send(unit, None, "BEGIN")
                     limits = self._script_limits(m, action)
                     settings = _limits_sql(limits, True, durable and unit == len(batch) - 1)
+                    unit_settings.append(settings)
                     if settings is not None:
                         send(unit, None, *settings)
                     for number, stmt in enumerate(statements):
                         send(unit, number, stmt.text)
-                    if action == "apply":
-                        tracker = history.record_success(self.conn, self.actor, m.version, m.name, m.checksum)
-                    else:
-                        tracker = history.forget(self.conn, self.actor, m.version, m.checksum)
+                    # the same session for the tracking write and the next unit, then the proof
+                    for query in integrity.RESET_SESSION:
+                        tracking[len(sent)] = "write"
+                        send(unit, None, query)
+                    if settings is not None:
+                        tracking[len(sent)] = "write"
+                        send(unit, None, *settings)
+                    tracker = self._track(m, action)
                     trackers.append(tracker)
+                    tracking[len(sent)] = "write"
                     sent.append((unit, None, tracker))
+                    tracking[len(sent)] = "check"
+                    send(unit, None, *guard.proof(m.version, m.checksum, action))
                     send(unit, None, "COMMIT")
         except psycopg.Error as exc:
             stopped = next(
@@ -734,12 +763,28 @@ class Runner:
                 raise _Stopped(steps, self._lost(m, action, exc)) from None
             if self.conn.info.transaction_status != TransactionStatus.IDLE:
                 self.conn.execute("ROLLBACK")
+            if stopped in tracking:  # the unit's statements ran: its tracking write or proof failed
+                settings = unit_settings[unit]
+
+                def write() -> None:
+                    if settings is not None:
+                        self.conn.execute(*settings)
+                    self._track(m, action)
+
+                blamed = integrity.blame(self.conn, m, action, exc, tracking[stopped], write)
+                raise _Stopped(steps, blamed) from None
             if statement is None:  # every statement ran: the tracking change or COMMIT failed
                 raise _Stopped(steps, exc) from None
             raise _Stopped(
                 steps, self._statement_failed(m, action, statements, statement, exc, started)
             ) from None
         return self._batch_steps(batch, trackers, action)
+
+    def _track(self, m: Migration, action: str) -> psycopg.Cursor[Any]:
+        """The unit's tracking change: its success recorded, or its row removed after a rollback."""
+        if action == "apply":
+            return history.record_success(self.conn, self.actor, m.version, m.name, m.checksum)
+        return history.forget(self.conn, self.actor, m.version, m.checksum)
 
     @staticmethod
     def _batch_steps(
@@ -862,6 +907,7 @@ class Runner:
         try:
             with self.conn.transaction():
                 history.ensure_tracking(self.conn)
+                self._guard = integrity.Guard.read(self.conn, self.actor.run_id)
                 for index, (m, statements) in enumerate(prepared):
                     if result.action == "apply" and not m.transactional:
                         result.steps.append(
@@ -896,26 +942,27 @@ class Runner:
         assert script is not None
         started = time.perf_counter()
         done = 0
+        stage = ""
+        assert self._guard is not None
         try:
             with self.conn.transaction():
                 _set_limits(self.conn, self._limits(m.limits if action == "apply" else m.rollback_limits))
                 for done, stmt in enumerate(statements):  # noqa: B007
                     self.conn.execute(stmt.text)
+                stage = "write"
+                integrity.reset_session(self.conn)
                 if action == "apply":
                     history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, _ms(started))
                 else:
                     history.forget(self.conn, self.actor, m.version, m.checksum)
+                stage = "check"
+                self.conn.execute(*self._guard.proof(m.version, m.checksum, action, by_content=True))
         except psycopg.Error as exc:
             stmt = statements[done]
-            return Step(
-                m.version,
-                m.name,
-                action,
-                "failed",
-                _ms(started),
-                done,
-                detail=(f"{script.path.name}:{error_line(stmt, exc)}: {server_message(exc)}"),
-            )
+            detail = f"{script.path.name}:{error_line(stmt, exc)}: {server_message(exc)}"
+            if stage:  # a dry run cannot tell a broken tracking write from its own doing: the message says so
+                detail = integrity.tampered(m, action, exc, stage).message
+            return Step(m.version, m.name, action, "failed", _ms(started), done, detail=detail)
         verb = "would apply" if action == "apply" else "would roll back"
         return Step(m.version, m.name, action, verb, _ms(started), len(statements))
 
@@ -956,11 +1003,6 @@ def _limits_sql(limits: Limits, local: bool, synchronous_commit: bool) -> tuple[
     for name, value in chosen:
         params.extend((name, value, local))
     return f"SELECT {calls}", params
-
-
-def _reset_limits(conn: psycopg.Connection) -> None:
-    conn.execute("RESET lock_timeout")
-    conn.execute("RESET statement_timeout")
 
 
 def _sqlstate(exc: BaseException) -> str | None:
