@@ -56,6 +56,7 @@ MARKER = "bilantools tracking check: "
 
 _BASELINE = """
 SELECT to_regclass('schema_migrations')::oid, to_regclass('schema_migration_events')::oid,
+       pg_get_serial_sequence('schema_migration_events', 'id')::regclass::oid,
        pg_relation_filenode(to_regclass('schema_migrations')),
        pg_relation_filenode(to_regclass('schema_migration_events')),
        (SELECT json_agg(json_build_array(version, checksum, success) ORDER BY id) FROM schema_migrations),
@@ -65,53 +66,58 @@ SELECT to_regclass('schema_migrations')::oid, to_regclass('schema_migration_even
              FROM unnest(%(functions)s::text[]) WITH ORDINALITY AS s(f, i) ORDER BY i)
 """
 
+# {placeholders}: what the run read at its start, as literals (the text is the same for
+# every unit of a run, so psycopg prepares it); %(parameters)s: the unit's expectations.
+# The unit's own row is found through the unique index on version; other rows written
+# by this transaction are told by their xmin; what would be slow (the functions'
+# definitions, every row's content) is computed only when needed.
 _PROOF = """
-SELECT CASE WHEN problem = '' THEN 0 ELSE (%(marker)s || problem)::int END
+SELECT CASE WHEN problem = '' THEN 0 ELSE ({marker} || problem)::int END
 FROM (
   SELECT concat_ws('; ',
-    CASE WHEN to_regclass('schema_migrations') IS DISTINCT FROM %(history)s::oid::regclass
+    CASE WHEN to_regclass('schema_migrations') IS DISTINCT FROM {history}::regclass
          THEN 'schema_migrations was dropped or replaced' END,
-    CASE WHEN to_regclass('schema_migration_events') IS DISTINCT FROM %(events)s::oid::regclass
+    CASE WHEN to_regclass('schema_migration_events') IS DISTINCT FROM {events}::regclass
          THEN 'schema_migration_events was dropped or replaced' END,
-    CASE WHEN pg_relation_filenode(%(history)s::oid::regclass) IS DISTINCT FROM %(history_node)s
+    CASE WHEN pg_relation_filenode({history}::regclass) IS DISTINCT FROM {history_node}
          THEN 'schema_migrations was truncated or rewritten' END,
-    CASE WHEN pg_relation_filenode(%(events)s::oid::regclass) IS DISTINCT FROM %(events_node)s
+    CASE WHEN pg_relation_filenode({events}::regclass) IS DISTINCT FROM {events_node}
          THEN 'schema_migration_events was truncated or rewritten' END,
-    CASE WHEN h.total < %(count)s THEN (%(count)s - h.total) || ' history row(s) deleted'
-         WHEN h.total > %(count)s AND h.written = ''
-         THEN (h.total - %(count)s) || ' history row(s) added'
-         WHEN h.others IS DISTINCT FROM %(others)s THEN 'history rows of other migrations changed' END,
+    CASE WHEN h.total - o.present < %(others)s
+         THEN (%(others)s - h.total + o.present) || ' history row(s) deleted'
+         WHEN h.total - o.present > %(others)s AND h.written = ''
+         THEN (h.total - o.present - %(others)s) || ' history row(s) added'
+         WHEN %(content)s::text IS NOT NULL AND %(content)s <> (
+              SELECT md5(convert_to(coalesce(string_agg(
+                  concat_ws('|', version, checksum, success::text), ',' ORDER BY id), ''), 'UTF8'))
+              FROM schema_migrations WHERE version IS DISTINCT FROM %(own)s)
+         THEN 'history rows of other migrations changed' END,
     CASE WHEN h.written <> '' THEN 'history row(s) ' || h.written || ' added or changed' END,
-    CASE WHEN %(applied)s AND h.own = 0 THEN 'its history row is missing'
-         WHEN %(applied)s AND NOT h.own_ok THEN 'its history row was changed'
-         WHEN NOT %(applied)s AND h.own > 0 THEN 'its history row is still there' END,
+    CASE WHEN %(own)s::text IS NOT NULL AND NOT o.found THEN 'its history row is missing'
+         WHEN %(own)s::text IS NOT NULL AND NOT o.ok THEN 'its history row was changed'
+         WHEN %(own)s::text IS NULL AND o.present > 0 THEN 'its history row is still there' END,
     CASE WHEN NOT EXISTS (
            SELECT 1 FROM schema_migration_events e
-           WHERE e.id = currval(pg_get_serial_sequence('schema_migration_events', 'id'))
-             AND e.run_id = %(run)s AND e.action = %(action)s AND e.outcome = 'success'
-             AND ltrim(e.version, '0') = ltrim(%(version)s, '0'))
+           WHERE e.id = currval({sequence}::regclass) AND e.run_id = {run} AND e.action = %(action)s
+             AND e.outcome = 'success' AND ltrim(e.version, '0') = ltrim(%(version)s, '0'))
          THEN 'its event log row is missing' END,
-    CASE WHEN pg_stat_get_xact_tuples_deleted(%(events)s::oid::regclass)
-              + pg_stat_get_xact_tuples_updated(%(events)s::oid::regclass) > 0
+    CASE WHEN pg_stat_get_xact_tuples_deleted({events}::regclass)
+              + pg_stat_get_xact_tuples_updated({events}::regclass) > 0
          THEN 'rows of schema_migration_events were deleted or changed' END,
-    (SELECT string_agg('function ' || f.signature || ' was redefined or dropped', '; ' ORDER BY f.i)
-     FROM unnest(%(signatures)s::text[], %(oids)s::oid[], %(definitions)s::text[])
-          WITH ORDINALITY AS f(signature, oid, definition, i)
-     LEFT JOIN pg_proc p ON p.oid = f.oid
-     WHERE p.oid IS NULL OR (age(p.xmin) <= 0 AND md5(pg_get_functiondef(p.oid)) <> f.definition))
+    CASE WHEN (SELECT count(*) FROM pg_proc WHERE oid = ANY({oids}) AND age(xmin) > 0) < {functions} THEN (
+      SELECT string_agg('function ' || f.signature || ' was redefined or dropped', '; ' ORDER BY f.i)
+      FROM unnest({signatures}::text[], {oids}::oid[], {definitions}::text[])
+           WITH ORDINALITY AS f(signature, oid, definition, i)
+      LEFT JOIN pg_proc p ON p.oid = f.oid
+      WHERE p.oid IS NULL OR md5(pg_get_functiondef(p.oid)) IS DISTINCT FROM f.definition) END
   ) AS problem
-  FROM (
-    SELECT count(*) FILTER (WHERE NOT same) AS total,
-           count(*) FILTER (WHERE same) AS own,
-           coalesce(bool_or(checksum = %(checksum)s AND success) FILTER (WHERE same), false) AS own_ok,
-           coalesce(string_agg(version, ', ' ORDER BY id)
-                    FILTER (WHERE NOT same AND NOT %(by_content)s AND age(xmin) <= 0), '') AS written,
-           CASE WHEN %(by_content)s THEN md5(convert_to(coalesce(string_agg(
-                    concat_ws('|', version, checksum, success::text), ',' ORDER BY id)
-                    FILTER (WHERE NOT same AND %(by_content)s), ''), 'UTF8')) END AS others
-    FROM (SELECT id, version, checksum, success, xmin, ltrim(version, '0') = ltrim(%(version)s, '0') AS same
-          FROM schema_migrations) m
-  ) h
+  FROM (SELECT count(*) AS total,
+               coalesce(string_agg(version, ', ' ORDER BY id)
+                        FILTER (WHERE age(xmin) <= 0 AND version IS DISTINCT FROM %(own)s), '') AS written
+        FROM schema_migrations) h,
+       (SELECT count(*) AS present, coalesce(bool_or(version = %(own)s), false) AS found,
+               coalesce(bool_or(version = %(own)s AND checksum = %(checksum)s AND success), false) AS ok
+        FROM schema_migrations WHERE version = ANY(%(spellings)s::text[])) o
 ) checks
 """
 
@@ -122,71 +128,83 @@ _STRUCTURAL = ("22", "23", "2B", "42", "P0")
 
 
 def _number(version: str) -> str:
-    """A version as the SQL above compares it: without its leading zeros."""
+    """A version as the SQL compares it: without its leading zeros."""
     return version.lstrip("0")
 
 
 @dataclass
 class Guard:
-    """What the tracking objects must look like, as read at the start of a run and as
+    """What the tracking objects must look like: as read at the start of a run, then as
     advanced by every tracking write the run sends."""
 
     run_id: uuid.UUID
-    history: int | None
-    events: int | None
-    history_node: int | None
-    events_node: int | None
-    functions: list[tuple[str, int | None, str | None]]  # signature, oid, md5 of definition
-    rows: dict[str, tuple[str | None, bool]] = field(default_factory=dict)  # version -> (checksum, success)
+    query: str  # the proof, with what the run read at its start
+    rows: dict[str, tuple[str | None, bool]]  # version as stored -> (checksum, success), in id order
+    spellings: dict[str, list[str]] = field(default_factory=dict)  # number -> versions as stored
 
     @classmethod
     def read(cls, conn: psycopg.Connection, run_id: uuid.UUID) -> Guard:
-        """One query: the tables' oids and files, the history rows in id order, the functions."""
+        """One query: the tables' oids, sequence and files, the history rows, the functions."""
+        from psycopg import sql
+
         row = conn.execute(_BASELINE, {"functions": list(TRACKING_FUNCTIONS)}).fetchone()
         assert row is not None
-        history, events, history_node, events_node, rows, oids, definitions = row
-        return cls(
-            run_id,
-            history,
-            events,
-            history_node,
-            events_node,
-            list(zip(TRACKING_FUNCTIONS, oids, definitions, strict=True)),
-            {version: (checksum, success) for version, checksum, success in rows or []},
-        )
+        history, events, sequence, history_node, events_node, rows, oids, definitions = row
+        literals = {
+            "marker": MARKER,
+            "history": history,
+            "events": events,
+            "sequence": sequence,
+            "history_node": history_node,
+            "events_node": events_node,
+            "run": run_id,
+            "functions": len(TRACKING_FUNCTIONS),
+            "signatures": list(TRACKING_FUNCTIONS),
+            "oids": oids,
+            "definitions": definitions,
+        }
+        # Rendered once: psycopg would render the literals again at every execution. None
+        # of them can hold a '%' (oids, a uuid, hex digests, the engine's own names).
+        query = sql.SQL(_PROOF).format(**{k: sql.Literal(v) for k, v in literals.items()}).as_string(conn)
+        history_rows = {version: (checksum, success) for version, checksum, success in rows or []}
+        guard = cls(run_id, query, history_rows)
+        for version in guard.rows:
+            guard.spellings.setdefault(_number(version), []).append(version)
+        return guard
 
     def proof(
         self, version: str, checksum: str, action: str, by_content: bool = False
     ) -> tuple[str, dict[str, Any]]:
-        """The proof statement for the unit that just wrote `version`'s tracking change (a
-        success, or its removal after a rollback), and the expectations advanced past it:
-        a batch sends every unit before the first one runs, and stops at a failure."""
+        """The proof for the unit that has just sent `version`'s tracking change (its
+        success, or its removal after a rollback), with the expectations advanced past it:
+        a batch sends every unit before the first one runs, and stops at a failure.
+        `by_content` also compares every other row with what the run expects."""
         number = _number(version)
-        same = [v for v in self.rows if _number(v) == number]
+        spellings = self.spellings.pop(number, [])
+        own = None
         if action == "rollback":
-            for v in same:
-                del self.rows[v]
+            for gone in spellings:
+                del self.rows[gone]
         else:
-            self.rows[same[0] if same else version] = (checksum, True)
-        others = [(v, c, "true" if s else "false") for v, (c, s) in self.rows.items() if _number(v) != number]
-        content = ",".join("|".join(part for part in row if part is not None) for row in others)
-        return _PROOF, {
-            "marker": MARKER,
-            "history": self.history,
-            "events": self.events,
-            "history_node": self.history_node,
-            "events_node": self.events_node,
-            "count": len(others),
-            "others": hashlib.md5(content.encode()).hexdigest() if by_content else None,
-            "by_content": by_content,
-            "applied": action != "rollback",
+            own = spellings[0] if spellings else version
+            self.rows[own] = (checksum, True)
+            self.spellings[number] = spellings or [version]
+        content = None
+        if by_content:
+            others = (
+                "|".join(part for part in (v, c, "true" if ok else "false") if part is not None)
+                for v, (c, ok) in self.rows.items()
+                if v != own
+            )
+            content = hashlib.md5(",".join(others).encode()).hexdigest()
+        return self.query, {
+            "others": len(self.rows) - len(self.spellings.get(number, [])),
+            "content": content,
+            "own": own,
+            "spellings": self.spellings.get(number, spellings),
             "checksum": checksum,
-            "version": version,
-            "run": self.run_id,
             "action": action,
-            "signatures": [signature for signature, _, _ in self.functions],
-            "oids": [oid for _, oid, _ in self.functions],
-            "definitions": [definition for _, _, definition in self.functions],
+            "version": version,
         }
 
 

@@ -722,7 +722,10 @@ class Runner:
         assert guard is not None
 
         def send(
-            unit: int, statement: int | None, query: str, params: Sequence[object] | Mapping[str, Any] = ()
+            unit: int,
+            statement: int | None,
+            query: str,
+            params: Sequence[object] | Mapping[str, Any] = (),
         ) -> None:
             sent.append((unit, statement, self.conn.execute(query, params or None)))
 
