@@ -113,7 +113,8 @@ FROM (
   ) AS problem
   FROM (SELECT count(*) AS total,
                coalesce(string_agg(version, ', ' ORDER BY id)
-                        FILTER (WHERE age(xmin) <= 0 AND version IS DISTINCT FROM %(own)s), '') AS written
+                        FILTER (WHERE %(content)s::text IS NULL AND age(xmin) <= 0
+                                AND version IS DISTINCT FROM %(own)s), '') AS written
         FROM schema_migrations) h,
        (SELECT count(*) AS present, coalesce(bool_or(version = %(own)s), false) AS found,
                coalesce(bool_or(version = %(own)s AND checksum = %(checksum)s AND success), false) AS ok

@@ -963,8 +963,10 @@ class Runner:
         except psycopg.Error as exc:
             stmt = statements[done]
             detail = f"{script.path.name}:{error_line(stmt, exc)}: {server_message(exc)}"
-            if stage:  # a dry run cannot tell a broken tracking write from its own doing: the message says so
-                detail = integrity.tampered(m, action, exc, stage).message
+            if stage:  # its statements ran: did they break the tracking write, or change the history?
+                blamed = integrity.blame(self.conn, m, action, exc, stage, lambda: self._track(m, action))
+                what = f"{script.path.name}: its tracking {stage} failed: {server_message(exc)}"
+                detail = blamed.message if isinstance(blamed, MigrationFailed) else what
             return Step(m.version, m.name, action, "failed", _ms(started), done, detail=detail)
         verb = "would apply" if action == "apply" else "would roll back"
         return Step(m.version, m.name, action, verb, _ms(started), len(statements))

@@ -154,6 +154,9 @@ def test_tampering_migration_is_rolled_back(
     assert line.endswith("); it was rolled back: remove that statement from the file"), line
     assert "Traceback" not in run.err
     assert state(db_url) == before
+    dry = cli("--db", reference, "--migrations", str(migrations), "apply", "--dry-run")
+    assert "failed" in dry.out and "(003_tamper.sql) changed the engine's tracking objects (" in dry.out
+    assert state(reference) == before
     figures.add("tampering: kinds refused")
 
 
