@@ -32,6 +32,9 @@ SAME_VERSION = "ltrim(version, '0') = ltrim(%s, '0')"
 STORED_VERSION = (
     f"coalesce((SELECT version FROM schema_migrations WHERE {SAME_VERSION} ORDER BY id LIMIT 1), %s)"
 )
+_RECORD_FAILURE = f"SELECT record_migration_failure({STORED_VERSION}, %s, %s)"
+_CLEAR_FAILED = f"DELETE FROM schema_migrations WHERE {SAME_VERSION} AND NOT success"
+_REALIGN = f"UPDATE schema_migrations SET checksum = %s WHERE {SAME_VERSION}"
 
 TRACKING_FUNCTIONS = (
     "migration_applied(varchar)",
@@ -228,8 +231,7 @@ def record_failure(
 ) -> None:
     """The guide's record_migration_failure plus the event, in their own transaction."""
     with conn.transaction():
-        failure = f"SELECT record_migration_failure({STORED_VERSION}, %s, %s)"
-        conn.execute(failure, (version, version, description, error))
+        conn.execute(_RECORD_FAILURE, (version, version, description, error))
         record_event(
             conn, actor, version, "apply", "partial" if partial else "failure", duration_ms, checksum, error
         )
@@ -249,9 +251,7 @@ def record_started(
         "finished (the runner was killed, crashed or lost its connection); it runs outside a transaction, "
         "so some of its statements may have committed: make sure it is safe to re-run, then apply again"
     )
-    conn.execute(
-        f"SELECT record_migration_failure({STORED_VERSION}, %s, %s)", (version, version, description, note)
-    )
+    conn.execute(_RECORD_FAILURE, (version, version, description, note))
     record_event(conn, actor, version, "apply", "started", checksum=checksum, detail=detail)
 
 
@@ -279,13 +279,13 @@ def forget(conn: psycopg.Connection, actor: Actor, version: str, checksum: str |
 
 def clear_failed(conn: psycopg.Connection, actor: Actor, version: str, error: str | None) -> None:
     """Repair: remove a version's failed row, and log it."""
-    conn.execute(f"DELETE FROM schema_migrations WHERE {SAME_VERSION} AND NOT success", (version,))
+    conn.execute(_CLEAR_FAILED, (version,))
     record_event(conn, actor, version, "repair", "success", detail=f"cleared failed row: {error}")
 
 
 def realign(conn: psycopg.Connection, actor: Actor, version: str, checksum: str) -> None:
     """Repair: take an edited file's checksum as the applied one, and log it."""
-    conn.execute(f"UPDATE schema_migrations SET checksum = %s WHERE {SAME_VERSION}", (checksum, version))
+    conn.execute(_REALIGN, (checksum, version))
     detail = "checksum realigned with the file"
     record_event(conn, actor, version, "repair", "success", checksum=checksum, detail=detail)
 

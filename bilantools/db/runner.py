@@ -617,7 +617,8 @@ class Runner:
             with self.conn.transaction():
                 history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, elapsed)
                 stage = "check"
-                self.conn.execute(*self._guard.proof(m.version, m.checksum, "apply", by_content=True))
+                query, params = self._guard.proof(m.version, m.checksum, "apply", by_content=True)
+                self.conn.execute(query, params)
         except psycopg.Error as exc:
             if _is_lost(self.conn):
                 raise self._lost(m, "apply", exc, committed=len(statements)) from None
@@ -771,7 +772,8 @@ class Runner:
 
                 def write() -> None:
                     if settings is not None:
-                        self.conn.execute(*settings)
+                        query, params = settings
+                        self.conn.execute(query, params)
                     self._track(m, action)
 
                 blamed = integrity.blame(self.conn, m, action, exc, tracking[stopped], write)
@@ -959,7 +961,8 @@ class Runner:
                 else:
                     history.forget(self.conn, self.actor, m.version, m.checksum)
                 stage = "check"
-                self.conn.execute(*self._guard.proof(m.version, m.checksum, action, by_content=True))
+                query, params = self._guard.proof(m.version, m.checksum, action, by_content=True)
+                self.conn.execute(query, params)
         except psycopg.Error as exc:
             stmt = statements[done]
             detail = f"{script.path.name}:{error_line(stmt, exc)}: {server_message(exc)}"
