@@ -1,10 +1,10 @@
 """A migration that tampers with the engine's own tracking objects never reports success.
 
 Each case puts one tampering statement in migration 003 (or a rollback script) of a
-four-migration directory and runs the CLI in-process against a real database. 003 is
-the first migration of the run's second pipelined batch (a batch starts at one
-migration and doubles), so the proof is exercised where several migrations travel in one
-round trip. The run must stop with the one line that names the migration, its file and
+four-migration directory and runs the CLI in-process against a real database. Batches
+are made to grow whatever the machine's speed, so 003 travels with 002 in the run's
+second pipelined batch, in one round trip: the proof must fail on the server before
+003's COMMIT. The run must stop with the one line that names the migration, its file and
 what it changed, exit 1, and leave the schema (fingerprint with row counts), the history
 rows, the event log and the tracking functions exactly as a run that stopped before 003.
 """
@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from bilantools.db import runner
 from bilantools.db.fingerprint import fingerprint
 from bilantools.db.sandbox import Sandbox
 from tests.conftest import TEMPLATE
@@ -93,6 +94,12 @@ TAMPERING = {
         "its tracking write failed: ERROR 42883: function record_migration(",
     ),
 }
+
+
+@pytest.fixture(autouse=True)
+def batches_grow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of 1, 2, 4... migrations, even on a slow machine (see Runner._run_all)."""
+    monkeypatch.setattr(runner, "GROW_BELOW", 3600.0)
 
 
 def write(directory: Path, third: str, third_rollback: str = "DROP TABLE c;\n", header: str = "") -> None:
