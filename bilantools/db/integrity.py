@@ -56,21 +56,24 @@ MARKER = "bilantools tracking check: "
 
 _BASELINE = """
 SELECT to_regclass('schema_migrations')::oid, to_regclass('schema_migration_events')::oid,
-       pg_get_serial_sequence('schema_migration_events', 'id')::regclass::oid,
+       CASE WHEN to_regclass('schema_migration_events') IS NOT NULL
+            THEN pg_get_serial_sequence('schema_migration_events', 'id')::regclass::oid END,
        pg_relation_filenode(to_regclass('schema_migrations')),
        pg_relation_filenode(to_regclass('schema_migration_events')),
        (SELECT json_agg(json_build_array(version, checksum, success) ORDER BY id) FROM schema_migrations),
-       ARRAY(SELECT to_regprocedure(f)::oid FROM unnest(%(functions)s::text[]) WITH ORDINALITY AS s(f, i)
-             ORDER BY i),
-       ARRAY(SELECT md5(pg_get_functiondef(to_regprocedure(f)))
-             FROM unnest(%(functions)s::text[]) WITH ORDINALITY AS s(f, i) ORDER BY i)
+       f.oids, f.xmins, f.definitions
+FROM (SELECT array_agg(p.oid ORDER BY s.i) AS oids, array_agg(p.xmin::text ORDER BY s.i) AS xmins,
+             array_agg(md5(pg_get_functiondef(p.oid)) ORDER BY s.i) AS definitions
+      FROM unnest(%(functions)s::text[]) WITH ORDINALITY AS s(f, i)
+      LEFT JOIN pg_proc p ON p.oid = to_regprocedure(s.f)) f
 """
 
 # {placeholders}: what the run read at its start, as literals (the text is the same for
 # every unit of a run, so psycopg prepares it); %(parameters)s: the unit's expectations.
 # The unit's own row is found through the unique index on version; other rows written
-# by this transaction are told by their xmin; what would be slow (the functions'
-# definitions, every row's content) is computed only when needed.
+# by this transaction are told by their xmin; a function is read again only when its
+# catalog row is not the one read at the start (same xmin); every row's content is
+# compared only where asked.
 _PROOF = """
 SELECT CASE WHEN problem = '' THEN 0 ELSE ({marker} || problem)::int END
 FROM (
@@ -104,7 +107,8 @@ FROM (
     CASE WHEN pg_stat_get_xact_tuples_deleted({events}::regclass)
               + pg_stat_get_xact_tuples_updated({events}::regclass) > 0
          THEN 'rows of schema_migration_events were deleted or changed' END,
-    CASE WHEN (SELECT count(*) FROM pg_proc WHERE oid = ANY({oids}) AND age(xmin) > 0) < {functions} THEN (
+    CASE WHEN (SELECT count(*) FROM unnest({oids}::oid[], {xmins}::xid[]) AS f(oid, x)
+               JOIN pg_proc p ON p.oid = f.oid AND p.xmin = f.x) < {functions} THEN (
       SELECT string_agg('function ' || f.signature || ' was redefined or dropped', '; ' ORDER BY f.i)
       FROM unnest({signatures}::text[], {oids}::oid[], {definitions}::text[])
            WITH ORDINALITY AS f(signature, oid, definition, i)
@@ -150,7 +154,7 @@ class Guard:
 
         row = conn.execute(_BASELINE, {"functions": list(TRACKING_FUNCTIONS)}).fetchone()
         assert row is not None
-        history, events, sequence, history_node, events_node, rows, oids, definitions = row
+        history, events, sequence, history_node, events_node, rows, oids, xmins, definitions = row
         literals = {
             "marker": MARKER,
             "history": history,
@@ -162,6 +166,7 @@ class Guard:
             "functions": len(TRACKING_FUNCTIONS),
             "signatures": list(TRACKING_FUNCTIONS),
             "oids": oids,
+            "xmins": xmins,
             "definitions": definitions,
         }
         # Rendered once: psycopg would render the literals again at every execution. None
