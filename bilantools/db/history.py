@@ -106,20 +106,20 @@ def read_history(conn: psycopg.Connection) -> tuple[bool, list[HistoryRow]]:
     has_table, has_events = bool(row[0]), bool(row[1])
     if not has_table:
         return False, []
-    partial = (
-        "EXISTS (SELECT 1 FROM schema_migration_events e"
-        " WHERE ltrim(e.version, '0') = ltrim(m.version, '0')"
-        " AND e.action = 'apply' AND e.outcome IN ('partial', 'started')"
-        " AND e.id = (SELECT max(id) FROM schema_migration_events x"
-        " WHERE ltrim(x.version, '0') = ltrim(m.version, '0') AND x.action = 'apply'))"
+    # Partial: the version's latest apply event says it stopped half-way (one pass over the log).
+    latest = (
+        " LEFT JOIN (SELECT DISTINCT ON (ltrim(version, '0')) ltrim(version, '0') AS number, outcome"
+        " FROM schema_migration_events WHERE action = 'apply' ORDER BY ltrim(version, '0'), id DESC) e"
+        " ON e.number = ltrim(m.version, '0')"
         if has_events
-        else "false"
+        else " LEFT JOIN (SELECT NULL::text AS outcome) e ON false"
     )
     rows = conn.execute(
         "SELECT m.version, m.description, m.checksum, m.applied_at, m.applied_by,"
-        " m.execution_time_ms, m.success, m.error_message, "
-        + partial
-        + " FROM schema_migrations m ORDER BY m.id"
+        " m.execution_time_ms, m.success, m.error_message,"
+        " coalesce(e.outcome IN ('partial', 'started'), false) FROM schema_migrations m"
+        + latest
+        + " ORDER BY m.id"
     ).fetchall()
     return True, [HistoryRow(*r) for r in rows]
 

@@ -89,3 +89,20 @@ def test_a_failed_row_is_retried_and_repaired_under_its_first_spelling(
     assert rows(conn) == [("001", True)]
     status = cli(*base, "status", "--json")  # type: ignore[operator]
     assert status.out.count('"state": "applied"') == 1 and "missing-file" not in status.out
+
+
+def test_half_way_flag_follows_the_number(db_url: str, tmp_path: Path, cli: object) -> None:
+    """A `transaction: off` migration that failed half-way as 001, then renamed 1 and
+    fixed, is applied and no longer half-way (its latest apply event is found by number)."""
+    migrations = tmp_path / "m"
+    off = "-- transaction: off\n"
+    write_users(migrations, "001", off + "CREATE TABLE users (id int PRIMARY KEY);\nSELECT 1/0;\n")
+    base = ("--db", db_url, "--migrations", str(migrations))
+    assert cli(*base, "apply").code == 1  # type: ignore[operator]
+    assert '"partial": true' in cli(*base, "status", "--json").out  # type: ignore[operator]
+
+    rename(migrations, "001_users", "1_users")
+    write_users(migrations, "1", off + "CREATE TABLE IF NOT EXISTS users (id int PRIMARY KEY);\n")
+    assert cli(*base, "apply").code == 0  # type: ignore[operator]
+    status = cli(*base, "status", "--json").out  # type: ignore[operator]
+    assert '"state": "applied"' in status and '"partial": false' in status
