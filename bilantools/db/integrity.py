@@ -261,6 +261,22 @@ def tampered(
     )
 
 
+def _left_session(m: Migration, action: str, exc: BaseException) -> MigrationFailed:
+    script = m.script if action == "apply" else m.rollback
+    assert script is not None
+    who = f"migration {m.version}" if action == "apply" else f"rollback of {m.version}"
+    return MigrationFailed(
+        f"{who} ({script.path.name}) left its session in a state the engine cannot reset "
+        f"({server_message(exc)}); it was rolled back: close what the file opens (a cursor WITH HOLD) "
+        "before its end",
+        version=m.version,
+        file=str(script.path),
+        line=None,
+        statement=None,
+        server_message=server_message(exc),
+    )
+
+
 def blame(
     conn: psycopg.Connection,
     m: Migration,
@@ -269,12 +285,16 @@ def blame(
     stage: str,
     write: Callable[[], object],
 ) -> BaseException:
-    """After a unit's tracking write or proof failed and its transaction was rolled back:
-    the one line that blames the unit when the proof says so, or when the same tracking
-    write (`write`, the settings and the tracking change) succeeds without the unit's
-    statements; else `exc` itself (not the unit's doing: privileges, a timeout...)."""
+    """After a unit's session reset (`stage` 'reset'), tracking write ('write') or proof
+    ('check') failed and its transaction was rolled back: the one line that blames the
+    unit when the proof says so, when the reset failed (it cannot on a session the unit
+    did not change), or when the same tracking write (`write`: the settings and the
+    tracking change) succeeds without the unit's statements; else `exc` itself (not the
+    unit's doing: privileges, a timeout...)."""
     import psycopg
 
+    if stage == "reset":
+        return _left_session(m, action, exc)
     if changed(exc) is not None:
         return tampered(m, action, exc, stage)
     try:

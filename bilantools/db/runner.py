@@ -717,7 +717,7 @@ class Runner:
 
         sent: list[tuple[int, int | None, psycopg.Cursor[Any]]] = []  # (unit, statement, cursor)
         trackers: list[psycopg.Cursor[Any]] = []
-        tracking: dict[int, str] = {}  # sent index -> 'write' or 'check': the engine's own part
+        tracking: dict[int, str] = {}  # sent index -> 'reset', 'write' or 'check': the engine's own part
         unit_settings: list[tuple[str, list[object]] | None] = []
         guard = self._guard
         assert guard is not None
@@ -743,7 +743,7 @@ class Runner:
                         send(unit, number, stmt.text)
                     # the same session for the tracking write and the next unit, then the proof
                     for query in integrity.RESET_SESSION:
-                        tracking[len(sent)] = "write"
+                        tracking[len(sent)] = "reset"
                         send(unit, None, query)
                     if settings is not None:
                         tracking[len(sent)] = "write"
@@ -954,8 +954,9 @@ class Runner:
                 _set_limits(self.conn, self._limits(m.limits if action == "apply" else m.rollback_limits))
                 for done, stmt in enumerate(statements):  # noqa: B007
                     self.conn.execute(stmt.text)
-                stage = "write"
+                stage = "reset"
                 integrity.reset_session(self.conn)
+                stage = "write"
                 if action == "apply":
                     history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, _ms(started))
                 else:
@@ -966,7 +967,9 @@ class Runner:
         except psycopg.Error as exc:
             stmt = statements[done]
             detail = f"{script.path.name}:{error_line(stmt, exc)}: {server_message(exc)}"
-            if stage:  # its statements ran: did they break the tracking write, or change the history?
+            if (
+                stage
+            ):  # its statements ran: did they break the reset or the tracking write, or change the history?
                 blamed = integrity.blame(self.conn, m, action, exc, stage, lambda: self._track(m, action))
                 what = f"{script.path.name}: its tracking {stage} failed: {server_message(exc)}"
                 detail = blamed.message if isinstance(blamed, MigrationFailed) else what

@@ -136,3 +136,20 @@ def test_a_rollback_script_leaks_nothing_into_the_next_one(db_url: str, tmp_path
     assert back.code == 0, back.err
     left = [table for table in seen(db_url)[0] if not table[1].startswith("schema_migration")]
     assert left == []  # before: 003's DROP TABLE IF EXISTS probe looked in 'other' only
+
+
+def test_a_session_the_engine_cannot_reset_is_one_line(db_url: str, tmp_path: Path, cli: Any) -> None:
+    """A cursor WITH HOLD left open on a temporary table stops DISCARD TEMP: the migration
+    is rolled back with a line that says so, not a raw server error."""
+    migrations = tmp_path / "m"
+    hold = "CREATE TEMP TABLE scratch AS SELECT 1 AS n;\nDECLARE held CURSOR WITH HOLD FOR TABLE scratch;"
+    write(migrations, hold)
+    run = cli("--db", db_url, "--migrations", str(migrations), "apply")
+    assert run.code == 1, run.err
+    assert run.err.strip().splitlines()[-1] == (
+        "error: migration 002 (002_leak.sql) left its session in a state the engine cannot reset (ERROR "
+        '55006: cannot DROP TABLE "scratch" because it is being used by active queries in this session); '
+        "it was rolled back: close what the file opens (a cursor WITH HOLD) before its end"
+    )
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT to_regclass('public.t2')").fetchone() == (None,)
