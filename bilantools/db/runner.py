@@ -704,8 +704,10 @@ class Runner:
     def _in_transactions(
         self, batch: list[tuple[Migration, list[Statement]]], action: str, durable: bool, started: float
     ) -> list[Step]:
-        """Each migration (or rollback) of `batch` as BEGIN, its limits, its statements, its
-        tracking change and COMMIT, all sent as one pipeline: one round trip for the batch.
+        """Each migration (or rollback) of `batch` as BEGIN, its limits, its statements, the
+        session reset and the limits again, its tracking change, the proof that the tracking
+        objects are as expected (see integrity) and COMMIT, all sent as one pipeline: one
+        round trip for the batch.
 
         The server runs them in order and, after an error, skips everything up to the
         pipeline's end, so the migrations before the failing one are committed and none
