@@ -177,6 +177,22 @@ def test_a_column_the_engine_does_not_write_is_allowed(db_url: str, tmp_path: Pa
     assert rows == [("001", True), ("002", True), ("003", True), ("004", True)]
 
 
+def test_the_guides_manual_record_of_its_own_version_is_allowed(
+    db_url: str, tmp_path: Path, cli: Any
+) -> None:
+    """The guide records a migration by hand with record_migration(); a file that keeps
+    that line for its own version writes the row the engine writes: not tampering."""
+    migrations = tmp_path / "m"
+    write(migrations, "SELECT record_migration('003', 'tamper', NULL, CURRENT_USER, 1500);")
+    run = cli("--db", db_url, "--migrations", str(migrations), "apply")
+    assert run.code == 0, run.err
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT version, checksum IS NOT NULL, success FROM schema_migrations ORDER BY id"
+        )
+        assert rows.fetchall() == [(v, True, True) for v in ("001", "002", "003", "004")]
+
+
 def test_tampering_rollback_script_is_rolled_back(
     db_url: str, reference: str, tmp_path: Path, cli: Any
 ) -> None:
