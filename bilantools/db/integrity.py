@@ -88,14 +88,16 @@ FROM (
          THEN 'schema_migration_events was truncated or rewritten' END,
     CASE WHEN h.total - o.present < %(others)s
          THEN (%(others)s - h.total + o.present) || ' history row(s) deleted'
-         WHEN h.total - o.present > %(others)s AND h.written = ''
+         WHEN h.total - o.present > %(others)s AND h.written = 0
          THEN (h.total - o.present - %(others)s) || ' history row(s) added'
          WHEN %(content)s::text IS NOT NULL AND %(content)s <> (
               SELECT md5(convert_to(coalesce(string_agg(
                   concat_ws('|', version, checksum, success::text), ',' ORDER BY id), ''), 'UTF8'))
               FROM schema_migrations WHERE version IS DISTINCT FROM %(own)s)
          THEN 'history rows of other migrations changed' END,
-    CASE WHEN h.written <> '' THEN 'history row(s) ' || h.written || ' added or changed' END,
+    CASE WHEN h.written > 0 THEN 'history row(s) ' || array_to_string(h.shown[1:5], ', ')
+              || CASE WHEN h.written > 5 THEN ' (and ' || (h.written - 5) || ' more)' ELSE '' END
+              || ' added or changed' END,
     CASE WHEN %(own)s::text IS NOT NULL AND NOT o.found THEN 'its history row is missing'
          WHEN %(own)s::text IS NOT NULL AND NOT o.ok THEN 'its history row was changed'
          WHEN %(own)s::text IS NULL AND o.present > 0 THEN 'its history row is still there' END,
@@ -115,11 +117,11 @@ FROM (
       LEFT JOIN pg_proc p ON p.oid = f.oid
       WHERE p.oid IS NULL OR md5(pg_get_functiondef(p.oid)) IS DISTINCT FROM f.definition) END
   ) AS problem
-  FROM (SELECT count(*) AS total,
-               coalesce(string_agg(version, ', ' ORDER BY id)
-                        FILTER (WHERE %(content)s::text IS NULL AND age(xmin) <= 0
-                                AND version IS DISTINCT FROM %(own)s), '') AS written
-        FROM schema_migrations) h,
+  FROM (SELECT count(*) AS total, count(*) FILTER (WHERE mine) AS written,
+               array_agg(version ORDER BY id) FILTER (WHERE mine) AS shown
+        FROM (SELECT id, version, %(content)s::text IS NULL AND age(xmin) <= 0
+                     AND version IS DISTINCT FROM %(own)s AS mine
+              FROM schema_migrations) m) h,
        (SELECT count(*) AS present, coalesce(bool_or(version = %(own)s), false) AS found,
                coalesce(bool_or(version = %(own)s AND checksum = %(checksum)s AND success), false) AS ok
         FROM schema_migrations WHERE version = ANY(%(spellings)s::text[])) o

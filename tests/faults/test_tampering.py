@@ -42,6 +42,11 @@ TAMPERING = {
         "UPDATE schema_migrations SET checksum = 'forged' WHERE version = '002';",
         "history row(s) 002 added or changed",
     ),
+    "reinsert-every-row": (
+        "DELETE FROM schema_migrations; INSERT INTO schema_migrations (version, checksum)"
+        " SELECT v, 'x' FROM generate_series(1, 9) AS g, LATERAL (SELECT lpad(g::text, 3, '0') AS v) AS f;",
+        "history row(s) 001, 002, 004, 005, 006 (and 3 more) added or changed",
+    ),
     "insert-row": (
         "INSERT INTO schema_migrations (version, description) VALUES ('900', 'forged');",
         "history row(s) 900 added or changed",
