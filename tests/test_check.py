@@ -1082,15 +1082,22 @@ def test_plan_sql_on_a_fresh_database(cli: Any, db_url: str) -> None:
         assert block[1] == limit
         assert (block[2] == flush) != last
         assert block[-1] == "COMMIT;"
-        assert block[-2].startswith(f"SELECT record_migration('{name[:3]}', '{name[4:-4]}', ")
+        assert block[-2].startswith("SELECT <proof>;")
+        assert block[-3].startswith(f"SELECT record_migration('{name[:3]}', '{name[4:-4]}', ")
+        reset = block.index("SET SESSION AUTHORIZATION DEFAULT;  -- the session as the run started")
+        assert block[reset + 1 : reset + 3] == [
+            "RESET ALL;  -- the session as the run started",
+            "DISCARD TEMP;  -- the session as the run started",
+        ]
+        assert block[reset + 3 : -3] == block[1 : 2 if last else 3]  # the run's settings again
         assert (
             block.count("BEGIN;") == 1
             and block.count("COMMIT;") == 1
-            and block.count(flush) == (0 if last else 1)
+            and block.count(flush) == (0 if last else 2)
         )
-        statements = "\n".join(block[2 if last else 3 : -2])
+        statements = "\n".join(block[2 if last else 3 : reset])
         assert statements.endswith(";") and statements.splitlines()[0] in (migrations / name).read_text()
-    assert r.out.count(flush) == 28
+    assert r.out.count(flush) == 56
     assert "CREATE OR REPLACE FUNCTION set_updated_at()" in "\n".join(blocks[0])
     with psycopg.connect(db_url) as conn:
         assert tables(conn) == []  # plan only reads

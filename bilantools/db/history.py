@@ -26,6 +26,19 @@ if TYPE_CHECKING:
 
     from bilantools.source.engine_rules import TrackingObjects
 
+# Versions are numbers ('1' and '001' are one version, as the README says): a history row
+# is found by its version without leading zeros, and keeps the text it was first written
+# with. SAME_VERSION compares a row's `version` with a parameter; STORED_VERSION is the
+# text to write for a parameter: the existing row's (the oldest, were there two), else
+# the parameter itself. (The guide's functions compare text; they get STORED_VERSION.)
+SAME_VERSION = "ltrim(version, '0') = ltrim(%s, '0')"
+STORED_VERSION = (
+    f"coalesce((SELECT version FROM schema_migrations WHERE {SAME_VERSION} ORDER BY id LIMIT 1), %s)"
+)
+_RECORD_FAILURE = f"SELECT record_migration_failure({STORED_VERSION}, %s, %s)"
+_CLEAR_FAILED = f"DELETE FROM schema_migrations WHERE {SAME_VERSION} AND NOT success"
+_REALIGN = f"UPDATE schema_migrations SET checksum = %s WHERE {SAME_VERSION}"
+
 TRACKING_FUNCTIONS = (
     "migration_applied(varchar)",
     "record_migration(varchar,text,varchar,text,integer)",
@@ -96,19 +109,20 @@ def read_history(conn: psycopg.Connection) -> tuple[bool, list[HistoryRow]]:
     has_table, has_events = bool(row[0]), bool(row[1])
     if not has_table:
         return False, []
-    partial = (
-        "EXISTS (SELECT 1 FROM schema_migration_events e WHERE e.version = m.version"
-        " AND e.action = 'apply' AND e.outcome IN ('partial', 'started')"
-        " AND e.id = (SELECT max(id) FROM schema_migration_events x"
-        " WHERE x.version = m.version AND x.action = 'apply'))"
+    # Partial: the version's latest apply event says it stopped half-way (one pass over the log).
+    latest = (
+        " LEFT JOIN (SELECT DISTINCT ON (ltrim(version, '0')) ltrim(version, '0') AS number, outcome"
+        " FROM schema_migration_events WHERE action = 'apply' ORDER BY ltrim(version, '0'), id DESC) e"
+        " ON e.number = ltrim(m.version, '0')"
         if has_events
-        else "false"
+        else " LEFT JOIN (SELECT NULL::text AS outcome) e ON false"
     )
     rows = conn.execute(
         "SELECT m.version, m.description, m.checksum, m.applied_at, m.applied_by,"
-        " m.execution_time_ms, m.success, m.error_message, "
-        + partial
-        + " FROM schema_migrations m ORDER BY m.id"
+        " m.execution_time_ms, m.success, m.error_message,"
+        " coalesce(e.outcome IN ('partial', 'started'), false) FROM schema_migrations m"
+        + latest
+        + " ORDER BY m.id"
     ).fetchall()
     return True, [HistoryRow(*r) for r in rows]
 
@@ -186,12 +200,13 @@ def record_success(
     return conn.execute(
         "WITH d AS (SELECT coalesce(%s::int,"
         " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int) AS ms),"
-        " tracked AS (SELECT record_migration(%s, %s, %s, current_user, d.ms) FROM d)"
+        f" tracked AS (SELECT record_migration({STORED_VERSION}, %s, %s, current_user, d.ms) FROM d)"
         f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
         " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, NULL, %s, %s FROM tracked, d"
         " RETURNING duration_ms",
         (
             duration_ms,
+            version,
             version,
             description,
             checksum,
@@ -219,7 +234,7 @@ def record_failure(
 ) -> None:
     """The guide's record_migration_failure plus the event, in their own transaction."""
     with conn.transaction():
-        conn.execute("SELECT record_migration_failure(%s, %s, %s)", (version, description, error))
+        conn.execute(_RECORD_FAILURE, (version, version, description, error))
         record_event(
             conn, actor, version, "apply", "partial" if partial else "failure", duration_ms, checksum, error
         )
@@ -239,7 +254,7 @@ def record_started(
         "finished (the runner was killed, crashed or lost its connection); it runs outside a transaction, "
         "so some of its statements may have committed: make sure it is safe to re-run, then apply again"
     )
-    conn.execute("SELECT record_migration_failure(%s, %s, %s)", (version, description, note))
+    conn.execute(_RECORD_FAILURE, (version, version, description, note))
     record_event(conn, actor, version, "apply", "started", checksum=checksum, detail=detail)
 
 
@@ -250,7 +265,7 @@ def forget(
     returned cursor's one row is the rollback's duration: `duration_ms`, else measured by
     the server from the start of the current transaction."""
     return conn.execute(
-        "WITH gone AS (DELETE FROM schema_migrations WHERE version = %s RETURNING 1)"
+        f"WITH gone AS (DELETE FROM schema_migrations WHERE {SAME_VERSION} RETURNING 1)"
         f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
         " VALUES (%s, %s, 'rollback', 'success', %s, %s,"
         " coalesce(%s::int, (extract(epoch FROM clock_timestamp() - now()) * 1000)::int), %s, NULL, %s, %s)"
@@ -267,6 +282,19 @@ def forget(
             actor.backup,
         ),
     )
+
+
+def clear_failed(conn: psycopg.Connection, actor: Actor, version: str, error: str | None) -> None:
+    """Repair: remove a version's failed row, and log it."""
+    conn.execute(_CLEAR_FAILED, (version,))
+    record_event(conn, actor, version, "repair", "success", detail=f"cleared failed row: {error}")
+
+
+def realign(conn: psycopg.Connection, actor: Actor, version: str, checksum: str) -> None:
+    """Repair: take an edited file's checksum as the applied one, and log it."""
+    conn.execute(_REALIGN, (checksum, version))
+    detail = "checksum realigned with the file"
+    record_event(conn, actor, version, "repair", "success", checksum=checksum, detail=detail)
 
 
 def tracking_objects() -> frozenset[str]:

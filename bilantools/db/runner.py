@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-from bilantools.db import failures, history
+from bilantools.db import failures, history, integrity
 from bilantools.db.diagnostics import error_line, excerpt, server_message
 from bilantools.db.failures import Interruption, LostConnection
 from bilantools.db.interrupts import Interrupts
@@ -197,6 +197,7 @@ class Runner:
         self.actor = history.Actor.current()
         self._retrying: set[str] = set()  # failed migrations this run tries again
         self.interrupts = Interrupts(conn)  # Ctrl-C while migrations run
+        self._guard: integrity.Guard | None = None  # the tracking objects as this run must leave them
 
     # -- reading ----------------------------------------------------------------------
     def status(self) -> Status:
@@ -329,13 +330,13 @@ class Runner:
                 if value is not None
             ]
             if m.transactional:
-                lines.append("BEGIN;")
-                lines.extend(settings)
                 if index < len(todo) - 1:
-                    lines.append(
+                    settings.append(
                         "SET LOCAL synchronous_commit = off;  -- except one commit every "
                         f"{DURABLE_EVERY:g} s, which flushes the earlier ones"
                     )
+                lines.append("BEGIN;")
+                lines.extend(settings)
             else:
                 lines.append("-- transaction: off: each statement commits on its own")
                 lines.append(
@@ -344,9 +345,15 @@ class Runner:
                 )
                 lines.extend(settings)
             lines.extend(f"{s.text};" for s in statements)
+            lines.extend(f"{query};  -- the session as the run started" for query in integrity.RESET_SESSION)
+            if m.transactional:
+                lines.extend(settings)
             lines.append(
                 f"SELECT record_migration('{m.version}', '{m.name}', '{m.checksum}', current_user, "
                 "<elapsed ms>);  -- with one schema_migration_events row"
+            )
+            lines.append(
+                "SELECT <proof>;  -- fails, so nothing commits, if the tracking objects are not as expected"
             )
             if m.transactional:
                 lines.append("COMMIT;")
@@ -461,28 +468,12 @@ class Runner:
         with self.conn.transaction():
             for s in status.migrations:
                 if s.state == "failed" or (s.state == "missing-file" and s.error is not None):
-                    self.conn.execute(
-                        "DELETE FROM schema_migrations WHERE version = %s AND NOT success", (s.version,)
-                    )
-                    detail = f"cleared failed row: {s.error}"
-                    history.record_event(self.conn, self.actor, s.version, "repair", "success", detail=detail)
+                    history.clear_failed(self.conn, self.actor, s.version, s.error)
                     result.steps.append(
                         Step(s.version, s.name, "repair", "cleared failed row", detail=s.error)
                     )
                 elif s.state == "changed":
-                    new = files[s.version].checksum
-                    self.conn.execute(
-                        "UPDATE schema_migrations SET checksum = %s WHERE version = %s", (new, s.version)
-                    )
-                    history.record_event(
-                        self.conn,
-                        self.actor,
-                        s.version,
-                        "repair",
-                        "success",
-                        checksum=new,
-                        detail="checksum realigned with the file",
-                    )
+                    history.realign(self.conn, self.actor, s.version, files[s.version].checksum)
                     result.steps.append(Step(s.version, s.name, "repair", "checksum realigned"))
         return result
 
@@ -547,6 +538,8 @@ class Runner:
         unreported: list[Progress] = []
         last_flush = time.monotonic()
         size, index, total = 1, 0, len(prepared)
+        if prepared:
+            self._guard = integrity.Guard.read(self.conn, self.actor.run_id)
         with self.interrupts:
             self.interrupts.defer()
             while index < total:
@@ -722,7 +715,7 @@ class Runner:
                     left = f" (the invalid index {index} the failed build left was dropped)"
                     if why:
                         left = f" (the invalid index {index} it left could not be dropped yet: {why})"
-                _reset_limits(self.conn)
+                integrity.reset_session(self.conn)
                 if self.interrupts.received and _sqlstate(exc) == "57014":
                     raise self._interrupted_outside(
                         m, statements, done, started, ran=True, note=left
@@ -731,14 +724,21 @@ class Runner:
                     m, m.script, statements, done, exc, started, partial=done > 0, limits=limits, note=left
                 ) from None
         elapsed = _ms(started)
+        assert self._guard is not None
+        stage = "write"
         try:
-            _reset_limits(self.conn)
+            integrity.reset_session(self.conn)
             with self.conn.transaction():
                 history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, elapsed)
+                stage = "check"
+                query, params = self._guard.proof(m.version, m.checksum, "apply", by_content=True)
+                self.conn.execute(query, params)
         except psycopg.Error as exc:
             if _is_lost(self.conn):
                 outside = failures.outside(m.label, total, total)
                 raise LostConnection(exc, during, 0, outside, flushed=True) from None
+            if integrity.changed(exc) is not None or integrity.structural(exc):
+                raise integrity.tampered(m, "apply", exc, stage, committed=True) from None
             raise self._engine_failed(m, "apply", statements, "success", exc, started) from None
         return Step(m.version, m.name, "apply", "applied", elapsed, len(statements))
 
@@ -772,19 +772,26 @@ class Runner:
                     running = failures.at(m.rollback.path, stmt)
                     outside = failures.outside_rollback(m.label, total, done, running)
                     raise LostConnection(exc, during, 0, outside, flushed=True) from None
-                _reset_limits(self.conn)
+                integrity.reset_session(self.conn)
                 if self.interrupts.received and _sqlstate(exc) == "57014":
                     raise self._rollback_interrupted(m, statements, done, started, ran=True) from None
                 raise self._rollback_failed(m, statements, done, exc, started) from None
         elapsed = _ms(started)
+        assert self._guard is not None
+        stage = "write"
         try:
-            _reset_limits(self.conn)
+            integrity.reset_session(self.conn)
             with self.conn.transaction():
                 history.forget(self.conn, self.actor, m.version, m.checksum, elapsed)
+                stage = "check"
+                query, params = self._guard.proof(m.version, m.checksum, "rollback", by_content=True)
+                self.conn.execute(query, params)
         except psycopg.Error as exc:
             if _is_lost(self.conn):
                 outside = failures.outside_rollback(m.label, total, total)
                 raise LostConnection(exc, during, 0, outside, flushed=True) from None
+            if integrity.changed(exc) is not None or integrity.structural(exc):
+                raise integrity.tampered(m, "rollback", exc, stage, committed=True) from None
             raise self._engine_failed(m, "rollback", statements, "forget", exc, started) from None
         return Step(m.version, m.name, "rollback", "rolled back", elapsed, len(statements))
 
@@ -899,7 +906,7 @@ class Runner:
         results = drop_invalid(self.conn, statements)
         stuck = [(index, why) for index, why in results if why]
         if stuck:
-            _reset_limits(self.conn)
+            integrity.reset_session(self.conn)
             index, why = stuck[0]
             raise RefusedError(
                 f"migration {m.label} left the invalid index {index} when it failed, and it cannot be "
@@ -922,8 +929,10 @@ class Runner:
     def _in_transactions(
         self, batch: list[tuple[Migration, list[Statement]]], action: str, durable: bool, started: float
     ) -> list[Step]:
-        """Each migration (or rollback) of `batch` as BEGIN, its limits, its statements, its
-        tracking change and COMMIT, all sent as one pipeline: one round trip for the batch.
+        """Each migration (or rollback) of `batch` as BEGIN, its limits, its statements, the
+        session reset and the limits again, its tracking change, the proof that the tracking
+        objects are as expected (see integrity) and COMMIT, all sent as one pipeline: one
+        round trip for the batch.
 
         The server runs them in order and, after an error, skips everything up to the
         pipeline's end, so the migrations before the failing one are committed and none
@@ -935,9 +944,18 @@ class Runner:
 
         sent = failures.Commands(lambda: self.interrupts.received)
         trackers: list[psycopg.Cursor[Any]] = []
+        unit_settings: list[tuple[str, list[object]] | None] = []
+        guard = self._guard
+        assert guard is not None
 
-        def send(unit: int, statement: int | None, what: str, query: str, params: Sequence[Any] = ()) -> None:
-            sent.add(unit, statement, what, partial(self.conn.execute, query, params or None))
+        def send(
+            unit: int,
+            statement: int | None,
+            what: str,
+            query: str,
+            params: Sequence[object] | Mapping[str, Any] = (),
+        ) -> psycopg.Cursor[Any]:
+            return sent.add(unit, statement, what, partial(self.conn.execute, query, params or None))
 
         try:
             with _quiet_pipeline_abort(), self.interrupts.cancellable(), self.conn.pipeline():
@@ -945,20 +963,21 @@ class Runner:
                     send(unit, None, "start", "BEGIN")
                     limits = self._script_limits(m, action)
                     settings = _limits_sql(limits, True, durable and unit == len(batch) - 1)
+                    unit_settings.append(settings)
                     if settings is not None:
                         send(unit, None, "start", *settings)
                     for number, stmt in enumerate(statements):
                         send(unit, number, "statement", stmt.text)
-                    if action == "apply":
-                        track = partial(
-                            history.record_success, self.conn, self.actor, m.version, m.name, m.checksum
-                        )
-                    else:
-                        track = partial(history.forget, self.conn, self.actor, m.version, m.checksum)
-                    trackers.append(sent.add(unit, None, "tracking", track))
+                    # the same session for the tracking write and the next unit, then the proof
+                    for query in integrity.RESET_SESSION:
+                        send(unit, None, "reset", query)
+                    if settings is not None:
+                        send(unit, None, "write", *settings)
+                    trackers.append(sent.add(unit, None, "write", partial(self._track, m, action)))
+                    send(unit, None, "check", *guard.proof(m.version, m.checksum, action))
                     send(unit, None, "commit", "COMMIT")
         except (psycopg.Error, failures.Halted) as exc:
-            raise self._batch_stopped(batch, action, sent, trackers, exc, started) from None
+            raise self._batch_stopped(batch, action, sent, trackers, unit_settings, exc, started) from None
         return self._batch_steps(batch, trackers, action)
 
     def _batch_stopped(
@@ -967,6 +986,7 @@ class Runner:
         action: str,
         sent: failures.Commands,
         trackers: list[psycopg.Cursor[Any]],
+        unit_settings: list[tuple[str, list[object]] | None],
         exc: BaseException,
         started: float,
     ) -> _Stopped:
@@ -986,7 +1006,8 @@ class Runner:
         except psycopg.Error as second:  # lost now: the one that stopped did not commit
             return _Stopped(steps, LostConnection(second, during, unit))
         if self.interrupts.received and (isinstance(exc, failures.Halted) or _sqlstate(exc) == "57014"):
-            return _Stopped(steps, failures.interruption(m, action, statements, statement, what, exc))
+            tail = "tracking" if what in integrity.STAGES else what
+            return _Stopped(steps, failures.interruption(m, action, statements, statement, tail, exc))
         if what == "end":  # every command had its result: the whole batch committed
             return _Stopped(
                 steps,
@@ -997,9 +1018,27 @@ class Runner:
             )
         if what == "start":
             return _Stopped(steps, self._could_not_start(m, action, exc))
-        if statement is None:  # every statement ran: the tracking change, its check or COMMIT failed
+        if what in integrity.STAGES:  # the unit's statements ran: the reset, tracking write or proof failed
+            settings = unit_settings[unit]
+
+            def write() -> None:
+                if settings is not None:
+                    self.conn.execute(*settings)
+                self._track(m, action)
+
+            blamed = integrity.blame(self.conn, m, action, exc, what, write)
+            if blamed is not exc:
+                return _Stopped(steps, blamed)
+            return _Stopped(steps, self._engine_failed(m, action, statements, "tracking", exc, started))
+        if statement is None:  # COMMIT failed (a deferred constraint...)
             return _Stopped(steps, self._engine_failed(m, action, statements, what, exc, started))
         return _Stopped(steps, self._statement_failed(m, action, statements, statement, exc, started))
+
+    def _track(self, m: Migration, action: str) -> psycopg.Cursor[Any]:
+        """The unit's tracking change: its success recorded, or its row removed after a rollback."""
+        if action == "apply":
+            return history.record_success(self.conn, self.actor, m.version, m.name, m.checksum)
+        return history.forget(self.conn, self.actor, m.version, m.checksum)
 
     @staticmethod
     def _batch_steps(
@@ -1167,6 +1206,7 @@ class Runner:
         try:
             with self.conn.transaction():
                 history.ensure_tracking(self.conn)
+                self._guard = integrity.Guard.read(self.conn, self.actor.run_id)
                 for index, (m, statements) in enumerate(prepared):
                     if not _in_transaction(m, result.action):
                         result.steps.append(
@@ -1201,26 +1241,33 @@ class Runner:
         assert script is not None
         started = time.perf_counter()
         done = 0
+        stage = ""
+        assert self._guard is not None
         try:
             with self.conn.transaction():
                 _set_limits(self.conn, self._limits(m.limits if action == "apply" else m.rollback_limits))
                 for done, stmt in enumerate(statements):  # noqa: B007
                     self.conn.execute(stmt.text)
+                stage = "reset"
+                integrity.reset_session(self.conn)
+                stage = "write"
                 if action == "apply":
                     history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, _ms(started))
                 else:
-                    self.conn.execute("DELETE FROM schema_migrations WHERE version = %s", (m.version,))
+                    history.forget(self.conn, self.actor, m.version, m.checksum)
+                stage = "check"
+                query, params = self._guard.proof(m.version, m.checksum, action, by_content=True)
+                self.conn.execute(query, params)
         except psycopg.Error as exc:
             stmt = statements[done]
-            return Step(
-                m.version,
-                m.name,
-                action,
-                "failed",
-                _ms(started),
-                done,
-                detail=(f"{script.path.name}:{error_line(stmt, exc)}: {server_message(exc)}"),
-            )
+            detail = f"{script.path.name}:{error_line(stmt, exc)}: {server_message(exc)}"
+            if (
+                stage
+            ):  # its statements ran: did they break the reset or the tracking write, or change the history?
+                blamed = integrity.blame(self.conn, m, action, exc, stage, lambda: self._track(m, action))
+                what = f"{script.path.name}: its tracking {stage} failed: {server_message(exc)}"
+                detail = blamed.message if isinstance(blamed, MigrationFailed) else what
+            return Step(m.version, m.name, action, "failed", _ms(started), done, detail=detail)
         verb = "would apply" if action == "apply" else "would roll back"
         return Step(m.version, m.name, action, verb, _ms(started), len(statements))
 
@@ -1275,11 +1322,6 @@ def _limits_sql(limits: Limits, local: bool, synchronous_commit: bool) -> tuple[
     for name, value in chosen:
         params.extend((name, value, local))
     return f"SELECT {calls}", params
-
-
-def _reset_limits(conn: psycopg.Connection) -> None:
-    conn.execute("RESET lock_timeout")
-    conn.execute("RESET statement_timeout")
 
 
 def _sqlstate(exc: BaseException) -> str | None:

@@ -4,10 +4,11 @@ the file:line and the statement that caused it, never "check the user's privileg
 Before, the tracking write (or COMMIT) failing after a migration's last statement escaped
 the runner as a raw server error, and the CLI said "<target> refused the apply: ERROR ...;
 check the user's privileges and the server's state" (exit 2) with no migration named:
-after `SET SESSION AUTHORIZATION`, `DROP TABLE schema_migrations`, `SET search_path`, a
-deferred constraint failing at COMMIT. Privileges are blamed only for a 42501 on the
-connected role (tests/faults/test_privileges.py): a role the migration switched to is
-named as the cause.
+after `SET SESSION AUTHORIZATION`, `SET search_path`, a deferred constraint failing at
+COMMIT. Now the session is reset before the engine records a migration (those switches
+no longer break the record: last test), a deferred constraint is named, and privileges
+are blamed only for a 42501 on the connected role (tests/faults/test_privileges.py). A
+migration that drops or alters the tracking objects is tests/faults/test_tampering.py's.
 """
 
 from __future__ import annotations
@@ -49,100 +50,10 @@ def history(conn: psycopg.Connection) -> list[tuple[str, bool]]:
     return [(str(v), bool(s)) for v, s in rows]
 
 
-def without_tracking_rule(basic: Path) -> None:
-    """`check` refuses these files (rule tracking-object) before anything runs; with the rule
-    turned off by the project, the engine still names the statement that broke it."""
-    (basic / "pyproject.toml").write_text('[tool.bilantools]\ndisable = ["tracking-object"]\n')
-
-
 def failed_004(conn: psycopg.Connection) -> str:
     row = conn.execute("SELECT error_message FROM schema_migrations WHERE version = '004'").fetchone()
     assert row is not None
     return str(row[0])
-
-
-def test_session_authorization_to_a_role_that_may_not_write_the_history(
-    cli: Any, db_url: str, conn: psycopg.Connection, basic: Path, role: str, figures: Figures
-) -> None:
-    (basic / "004_switch.sql").write_text(f"CREATE TABLE t4 (id int);\nSET SESSION AUTHORIZATION {role};\n")
-    code, error = apply(cli, db_url, basic)
-    assert (code, error) == (
-        1,
-        "error: migration 004_switch failed after its last statement, when the engine recorded it: "
-        "ERROR 42501: permission denied for table schema_migration_events; 004_switch.sql:2 (statement: "
-        f"SET SESSION AUTHORIZATION {role}) switches to a role that may not write the history: switch "
-        "back before the end of the file (RESET ROLE, RESET SESSION AUTHORIZATION); its changes were "
-        "rolled back and the failure recorded: fix the file and run apply again",
-    )
-    assert history(conn) == [("001", True), ("002", True), ("003", True), ("004", False)]
-    assert tables(conn) == BASE
-    figures.add("failure messages: cases")
-
-
-def test_a_dropped_tracking_table(
-    cli: Any, db_url: str, conn: psycopg.Connection, basic: Path, figures: Figures
-) -> None:
-    without_tracking_rule(basic)
-    (basic / "004_drop.sql").write_text("CREATE TABLE t4 (id int);\nDROP TABLE schema_migrations;\n")
-    (basic / "005_next.sql").write_text("CREATE TABLE t5 (id int);\n")
-    code, error = apply(cli, db_url, basic)
-    assert (code, error) == (
-        1,
-        "error: migration 004_drop failed after its last statement, when the engine recorded it: "
-        'ERROR 42P01: relation "schema_migrations" does not exist; 004_drop.sql:2 (statement: DROP '
-        "TABLE schema_migrations) touches the engine's tracking objects, which a migration must not "
-        "change; its changes were rolled back and the failure recorded: fix the file and run apply again",
-    )
-    assert history(conn) == [("001", True), ("002", True), ("003", True), ("004", False)]
-    assert failed_004(conn) == (
-        'ERROR 42P01: relation "schema_migrations" does not exist when the engine recorded it; '
-        "004_drop.sql:2 (statement: DROP TABLE schema_migrations) touches the engine's tracking objects, "
-        "which a migration must not change"
-    )
-    assert tables(conn) == BASE
-    figures.add("failure messages: cases")
-
-
-def test_a_search_path_change(
-    cli: Any, db_url: str, conn: psycopg.Connection, basic: Path, figures: Figures
-) -> None:
-    (basic / "004_path.sql").write_text("CREATE SCHEMA other;\nSET search_path = other;\n")
-    code, error = apply(cli, db_url, basic)
-    expected = (
-        "migration 004_path failed after its last statement, when the engine recorded it: ERROR 42883: "
-        "function record_migration(unknown, unknown, unknown, name, integer) does not exist; 004_path.sql:2 "
-        "(statement: SET search_path = other) changes search_path, which the engine's tracking statements "
-        "rely on: qualify names with their schema instead, or restore it before the end of the file (RESET "
-        "search_path); its changes were rolled back and the failure recorded: fix the file and run apply "
-        "again"
-    )
-    assert (code, error) == (1, f"error: {expected}")
-    assert history(conn) == [("001", True), ("002", True), ("003", True), ("004", False)]
-    assert conn.execute("SELECT to_regnamespace('other')").fetchone() == (None,)
-    figures.add("failure messages: cases")
-
-
-def test_a_search_path_change_outside_a_transaction(
-    cli: Any, db_url: str, conn: psycopg.Connection, basic: Path, figures: Figures
-) -> None:
-    """Its statements commit one by one, so the SET outlives them: recording its success fails."""
-    (basic / "004_path.sql").write_text(
-        "-- transaction: off\nCREATE SCHEMA other;\nSET search_path = other;\n"
-    )
-    code, error = apply(cli, db_url, basic)
-    assert (code, error) == (
-        1,
-        "error: migration 004_path failed after its last statement, when the engine recorded it: ERROR "
-        "42883: function record_migration(unknown, unknown, unknown, name, integer) does not exist; "
-        "004_path.sql:3 (statement: SET search_path = other) changes search_path, which the engine's "
-        "tracking statements rely on: qualify names with their schema instead, or restore it before the "
-        "end of the file (RESET search_path); all 2 of its statements had committed (it runs outside a "
-        "transaction) and it stays recorded as started and not finished: make the file safe to re-run, "
-        "then run apply again",
-    )
-    assert history(conn) == [("001", True), ("002", True), ("003", True), ("004", False)]
-    assert failed_004(conn).startswith("interrupted: started ")
-    figures.add("failure messages: cases")
 
 
 def test_a_statement_refused_to_the_role_the_migration_switched_to(
@@ -183,25 +94,6 @@ def test_a_deferred_constraint_failing_at_commit(
     figures.add("failure messages: cases")
 
 
-def test_a_rollback_that_drops_the_tracking_table(
-    cli: Any, db_url: str, conn: psycopg.Connection, basic: Path, figures: Figures
-) -> None:
-    without_tracking_rule(basic)
-    (basic / "003_seed_people_rollback.sql").write_text("DROP TABLE schema_migrations;\n")
-    assert cli("--db", db_url, "--migrations", str(basic), "apply").code == 0
-    r = cli("--db", db_url, "--migrations", str(basic), "rollback")
-    assert (r.code, r.err.strip().splitlines()[-1]) == (
-        1,
-        "error: rollback of 003_seed_people failed after its last statement, when the engine recorded it: "
-        'ERROR 42P01: relation "schema_migrations" does not exist; 003_seed_people_rollback.sql:1 '
-        "(statement: DROP TABLE schema_migrations) touches the engine's tracking objects, which a "
-        "migration must not change; its changes were rolled back and the migration stays applied: fix the "
-        "rollback script and run rollback again",
-    )
-    assert history(conn) == [("001", True), ("002", True), ("003", True)]
-    figures.add("failure messages: cases")
-
-
 def test_an_altered_tracking_table_is_not_blamed_on_privileges(
     cli: Any, db_url: str, conn: psycopg.Connection, basic: Path, figures: Figures
 ) -> None:
@@ -217,21 +109,35 @@ def test_an_altered_tracking_table_is_not_blamed_on_privileges(
     figures.add("failure messages: cases")
 
 
-def test_session_authorization_outside_a_transaction_outlives_its_statements(
-    cli: Any, db_url: str, conn: psycopg.Connection, basic: Path, role: str, figures: Figures
+@pytest.mark.parametrize("header", ["", "-- transaction: off\n"], ids=["transaction", "transaction-off"])
+@pytest.mark.parametrize(
+    "switch",
+    ["SET SESSION AUTHORIZATION {role}", "SET ROLE {role}", "SET search_path = other"],
+    ids=["session-authorization", "role", "search-path"],
+)
+def test_a_session_the_migration_switched_is_reset_before_the_engine_records_it(
+    cli: Any,
+    db_url: str,
+    conn: psycopg.Connection,
+    basic: Path,
+    role: str,
+    header: str,
+    switch: str,
+    figures: Figures,
 ) -> None:
-    """The session still runs as the role when the engine records the success: the
-    connected role's own privileges are asked by name, and they are not to blame."""
-    (basic / "004_switch.sql").write_text(f"-- transaction: off\nSET SESSION AUTHORIZATION {role};\n")
-    code, error = apply(cli, db_url, basic)
-    assert (code, error) == (
-        1,
-        "error: migration 004_switch failed after its last statement, when the engine recorded it: "
-        "ERROR 42501: permission denied for table schema_migration_events; 004_switch.sql:2 (statement: "
-        f"SET SESSION AUTHORIZATION {role}) switches to a role that may not write the history: switch "
-        "back before the end of the file (RESET ROLE, RESET SESSION AUTHORIZATION); its one "
-        "statement had committed (it runs outside a transaction) and it stays recorded as started and "
-        "not finished: make the file safe to re-run, then run apply again",
-    )
-    assert history(conn) == [("001", True), ("002", True), ("003", True), ("004", False)]
+    """Once the tracking write failed after such a switch (and the CLI blamed privileges);
+    now the session is reset first: the migration is recorded as the connected role, and
+    the next one runs in the session the run started with."""
+    conn.execute("CREATE SCHEMA other")
+    statement = switch.format(role=role)
+    (basic / "004_switch.sql").write_text(f"{header}CREATE TABLE t4 (id int);\n{statement};\n")
+    (basic / "005_next.sql").write_text("CREATE TABLE t5 (id int);\n")
+    r = cli("--db", db_url, "--migrations", str(basic), "apply")
+    assert r.code == 0, r.err
+    assert history(conn)[-2:] == [("004", True), ("005", True)]
+    owners = conn.execute(
+        "SELECT c.relnamespace::regnamespace::text, c.relname, pg_get_userbyid(c.relowner)"
+        " FROM pg_class c WHERE c.relname IN ('t4', 't5') ORDER BY 2"
+    ).fetchall()
+    assert owners == [("public", "t4", "postgres"), ("public", "t5", "postgres")]
     figures.add("failure messages: cases")
