@@ -215,9 +215,9 @@ class _Splitter:
             pos = end
             if kind == "semi" and self.paren_depth == 0 and self.begin_depth == 0:
                 self.parts.append(line[start:end])
-                statement = self._close()
-                yield statement
-                if statement.copy_from_stdin:
+                closed = self._close()
+                yield closed
+                if closed.copy_from_stdin:
                     if line[end:].strip():
                         self._refuse(number, "text after 'COPY ... FROM stdin;' on the same line")
                     self.copying = True
@@ -321,10 +321,10 @@ class _Splitter:
         setting = _STD_STRINGS.fullmatch(sql.strip())
         if setting:  # how the following string literals treat backslashes
             self.std_strings = setting[1].lower() in (b"on", b"true")
-        statement = Statement(self.start_line, sql, copy_in)
+        closed = Statement(self.start_line, sql, copy_in)
         self.open, self.parts, self.head, self.words = False, [], [], []
         self.paren_depth = self.begin_depth = 0
-        return statement
+        return closed
 
     def _meta_command(self, line: bytes, pos: int, number: int) -> None:
         """psql would run a meta-command here: only pg_dump's own restrict lines pass."""

@@ -1023,7 +1023,8 @@ class Runner:
 
             def write() -> None:
                 if settings is not None:
-                    self.conn.execute(*settings)
+                    query, params = settings
+                    self.conn.execute(query, params)
                 self._track(m, action)
 
             blamed = integrity.blame(self.conn, m, action, exc, what, write)
