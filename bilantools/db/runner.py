@@ -724,22 +724,7 @@ class Runner:
                     m, m.script, statements, done, exc, started, partial=done > 0, limits=limits, note=left
                 ) from None
         elapsed = _ms(started)
-        assert self._guard is not None
-        stage = "write"
-        try:
-            integrity.reset_session(self.conn)
-            with self.conn.transaction():
-                history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, elapsed)
-                stage = "check"
-                query, params = self._guard.proof(m.version, m.checksum, "apply", by_content=True)
-                self.conn.execute(query, params)
-        except psycopg.Error as exc:
-            if _is_lost(self.conn):
-                outside = failures.outside(m.label, total, total)
-                raise LostConnection(exc, during, 0, outside, flushed=True) from None
-            if integrity.changed(exc) is not None or integrity.structural(exc):
-                raise integrity.tampered(m, "apply", exc, stage, committed=True) from None
-            raise self._engine_failed(m, "apply", statements, "success", exc, started) from None
+        self._record_autocommit(m, "apply", statements, started, elapsed)
         return Step(m.version, m.name, "apply", "applied", elapsed, len(statements))
 
     def _rollback_autocommit(self, m: Migration, statements: list[Statement], started: float) -> Step:
@@ -777,23 +762,39 @@ class Runner:
                     raise self._rollback_interrupted(m, statements, done, started, ran=True) from None
                 raise self._rollback_failed(m, statements, done, exc, started) from None
         elapsed = _ms(started)
+        self._record_autocommit(m, "rollback", statements, started, elapsed)
+        return Step(m.version, m.name, "rollback", "rolled back", elapsed, len(statements))
+
+    def _record_autocommit(
+        self, m: Migration, action: str, statements: list[Statement], started: float, elapsed: int
+    ) -> None:
+        """After the last statement of a `-- transaction: off` script: the session reset,
+        then its success (or, after a rollback, its row removed) with the proof, in one
+        transaction. Its statements had committed, so a failure here says so."""
+        import psycopg
+
         assert self._guard is not None
+        apply, total = action == "apply", len(statements)
+        during = f"migration {m.label}" if apply else f"the rollback of {m.label}"
         stage = "write"
         try:
             integrity.reset_session(self.conn)
             with self.conn.transaction():
-                history.forget(self.conn, self.actor, m.version, m.checksum, elapsed)
+                if apply:
+                    history.record_success(self.conn, self.actor, m.version, m.name, m.checksum, elapsed)
+                else:
+                    history.forget(self.conn, self.actor, m.version, m.checksum, elapsed)
                 stage = "check"
-                query, params = self._guard.proof(m.version, m.checksum, "rollback", by_content=True)
+                query, params = self._guard.proof(m.version, m.checksum, action, by_content=True)
                 self.conn.execute(query, params)
         except psycopg.Error as exc:
             if _is_lost(self.conn):
-                outside = failures.outside_rollback(m.label, total, total)
+                outside = (failures.outside if apply else failures.outside_rollback)(m.label, total, total)
                 raise LostConnection(exc, during, 0, outside, flushed=True) from None
             if integrity.changed(exc) is not None or integrity.structural(exc):
-                raise integrity.tampered(m, "rollback", exc, stage, committed=True) from None
-            raise self._engine_failed(m, "rollback", statements, "forget", exc, started) from None
-        return Step(m.version, m.name, "rollback", "rolled back", elapsed, len(statements))
+                raise integrity.tampered(m, action, exc, stage, committed=True) from None
+            what = "success" if apply else "forget"
+            raise self._engine_failed(m, action, statements, what, exc, started) from None
 
     def _rollback_interrupted(
         self, m: Migration, statements: list[Statement], done: int, started: float, ran: bool
