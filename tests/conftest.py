@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,16 @@ from bilantools.db.sandbox import Sandbox
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEMPLATE = "bt_template"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Started in the background by a shell without job control (`make test &`, a CI
+    runner), the suite inherits SIGINT ignored, and so would every CLI it starts (a
+    process keeps an ignored SIGINT across exec): the Ctrl-C tests would then wait for a
+    command that rightly ignores Ctrl-C. A user's terminal delivers SIGINT; so does the
+    suite, by handling it itself (children then start with SIGINT at its default)."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
