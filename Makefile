@@ -43,7 +43,7 @@ system-packages:
 	[ -z "$$packages" ] && exit 0; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "make test needs$$programs: installing$$packages from Debian's packages"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$packages >/dev/null \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300$$packages >/dev/null \
 		|| { echo "error: apt-get install$$packages failed (see above); fix apt, then run make test again" >&2; exit 2; }; \
 	else \
 		echo "error: make test needs$$programs, not installed (installed by make only as root with apt-get): run 'sudo apt-get install -y$$packages', then make test again" >&2; \
