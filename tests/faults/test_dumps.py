@@ -314,7 +314,7 @@ def test_signal_during_a_dump_leaves_nothing(
     assert sorted(p.name for p in bk.iterdir()) == [], "a partial dump was left"
     assert password_in_files(work.root) == []
     work.no_sessions_left()  # the lock is free now: a session still alive would dump on
-    assert elapsed < 30
+    assert elapsed < 10, f"the CLI took {elapsed:.1f} s to stop"
     if command == "apply":
         with psycopg.connect(server.url(work.dbname)) as conn:
             rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
