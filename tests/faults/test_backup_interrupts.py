@@ -32,6 +32,7 @@ import pytest
 from bilantools import commands
 from bilantools.db import backup as backups
 from bilantools.db.sandbox import Sandbox
+from bilantools.db.scratch import HELD, Stopped, held, stop_on_signals
 from tests.conftest import FIXTURES
 from tests.faults.conftest import Figures, Role
 
@@ -260,3 +261,31 @@ def test_ctrl_c_at_any_moment_of_a_backup_leaves_nothing(
     assert elapsed < 10, f"take() raised {elapsed:.1f} s after Ctrl-C while {moment}"
     assert sessions_after(server, role) == [], "a session of the backup outlived it"
     figures.add("interrupts: moments of a backup Ctrl-C was sent at (in process)", 1)
+
+
+# -- held: the steps a signal must not cut in two ------------------------------------------------------
+@pytest.mark.usefixtures("interruptible")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_signal_inside_held_is_raised_once_the_block_is_done(signum: signal.Signals) -> None:
+    before = {s: signal.getsignal(s) for s in HELD}
+    done = []
+    expected = KeyboardInterrupt if signum == signal.SIGINT else Stopped
+    with stop_on_signals(), pytest.raises(expected) as raised, held():
+        signal.raise_signal(signum)
+        done.append("the rest of the block")
+    assert done == ["the rest of the block"]
+    if isinstance(raised.value, Stopped):
+        assert raised.value.signum == signum
+    assert {s: signal.getsignal(s) for s in HELD} == before
+
+
+@pytest.mark.usefixtures("interruptible")
+def test_held_leaves_an_ignored_signal_ignored() -> None:
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_on_signals(), held():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN  # nohup: the run goes on
+            signal.raise_signal(signal.SIGHUP)
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
