@@ -35,6 +35,7 @@ from bilantools.db.diagnostics import server_message
 from bilantools.db.fingerprint import Fingerprint, fingerprint
 from bilantools.db.pgtools import DIR_OPTIONS, choose, connection_env, require_writable
 from bilantools.db.sandbox import Sandbox
+from bilantools.db.scratch import held
 from bilantools.db.target import Target
 from bilantools.errors import BilanToolsError, InputError, RefusedError
 from bilantools.secrets import redact
@@ -114,81 +115,82 @@ def take(
     out = Path(out_dir).absolute()
     require_writable(out)
     kind = "schema" if schema_only else "full"
-    conn = target.connect("bilantools backup")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stem, suffix = f"{_safe(target.dbname)}_{stamp}", f"_{kind}.{EXTENSIONS[fmt]}"
+    # unique per run: two backups of the same second never write the same file
+    partial = out / f".{stem}{suffix}.{os.getpid()}-{os.urandom(4).hex()}.partial"
+    final: Path | None = None
+    sidecar: Path | None = None
     try:
-        server_major = conn.info.server_version // 10000
-        pg_dump = choose("pg_dump", server_major, pg_bin)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        stem, suffix = f"{_safe(target.dbname)}_{stamp}", f"_{kind}.{EXTENSIONS[fmt]}"
-        # unique per run: two backups of the same second never write the same file
-        partial = out / f".{stem}{suffix}.{os.getpid()}-{os.urandom(4).hex()}.partial"
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()
-        assert snapshot is not None
-        if lock_wait_timeout is not None:  # the row counts lock the tables as pg_dump does
-            conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_wait_timeout,))
-        args = [str(pg_dump.path), "--format", fmt, "--snapshot", snapshot[0], "--no-password"]
-        if schema_only:
-            args.append("--schema-only")
-        if lock_wait_timeout is not None:
-            args += ["--lock-wait-timeout", lock_wait_timeout]
-        if fmt == "directory":  # the other formats stream through us, hashed on the way
-            args += ["--file", str(partial)]
-        described: dict[str, Any] = {}
-
-        def describe() -> None:
-            """Read in the dump's own snapshot while pg_dump works on the other core."""
-            described["fingerprint"] = fingerprint(conn, rows=False)
-            described["counts"] = {} if schema_only else row_counts(conn)
-            described["migration_version"] = _migration_version(conn)
-            version = conn.execute("SHOW server_version").fetchone()
-            described["server_version"] = version[0] if version else None
-
-        started = time.perf_counter()
+        conn = target.connect("bilantools backup")
         try:
+            server_major = conn.info.server_version // 10000
+            pg_dump = choose("pg_dump", server_major, pg_bin)
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()
+            assert snapshot is not None
+            if lock_wait_timeout is not None:  # the row counts lock the tables as pg_dump does
+                conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_wait_timeout,))
+            args = [str(pg_dump.path), "--format", fmt, "--snapshot", snapshot[0], "--no-password"]
+            if schema_only:
+                args.append("--schema-only")
+            if lock_wait_timeout is not None:
+                args += ["--lock-wait-timeout", lock_wait_timeout]
+            if fmt == "directory":  # the other formats stream through us, hashed on the way
+                args += ["--file", str(partial)]
+            described: dict[str, Any] = {}
+
+            def describe() -> None:
+                """Read in the dump's own snapshot while pg_dump works on the other core."""
+                described["fingerprint"] = fingerprint(conn, rows=False)
+                described["counts"] = {} if schema_only else row_counts(conn)
+                described["migration_version"] = _migration_version(conn)
+                version = conn.execute("SHOW server_version").fetchone()
+                described["server_version"] = version[0] if version else None
+
+            started = time.perf_counter()
             digest = _run_dump(target, args, partial, progress, describe)
             duration_ms = int((time.perf_counter() - started) * 1000)
             conn.execute("COMMIT")
-        except BaseException:  # an error, a full disk, Ctrl-C, SIGTERM: nothing partial stays
-            _remove(partial)
-            raise
-    finally:
-        conn.close()
-    final = None
-    try:
-        _protect(partial)
-        final = _claim(partial, out, stem, suffix)
-        meta = {
-            "file": final.name,
-            "database": target.dbname,
-            "target": target.masked,
-            "kind": kind,
-            "origin": origin,
-            "sandbox": target.is_sandbox,
-            "format": fmt,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "server_version": described["server_version"],
-            "pg_dump": str(pg_dump.path),
-            "pg_dump_version": pg_dump.version,
-            "bytes": _size(final),
-            "sha256": digest or _sha256(final),
-            "duration_ms": duration_ms,
-            "migration_version": described["migration_version"],
-            "fingerprint": described["fingerprint"].digest,
-            "objects": _details(described["fingerprint"]),
-            "row_counts": described["counts"],
-            "verified": None,
-        }
-        sidecar = _sidecar(final)
-        _write_json(sidecar, meta)
-    except BaseException as exc:  # a dump without its sidecar is no backup: remove both
-        for path in (partial, final):
-            if path is not None:
-                _remove(path)
-        if isinstance(exc, OSError):
-            raise _write_failed(out, exc) from None
+        finally:
+            conn.close()
+        with held():  # the finished dump gets its name and its sidecar; a signal waits, then undoes both
+            try:
+                _protect(partial)
+                final = _claim(partial, out, stem, suffix)
+                meta = {
+                    "file": final.name,
+                    "database": target.dbname,
+                    "target": target.masked,
+                    "kind": kind,
+                    "origin": origin,
+                    "sandbox": target.is_sandbox,
+                    "format": fmt,
+                    "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "server_version": described["server_version"],
+                    "pg_dump": str(pg_dump.path),
+                    "pg_dump_version": pg_dump.version,
+                    "bytes": _size(final),
+                    "sha256": digest or _sha256(final),
+                    "duration_ms": duration_ms,
+                    "migration_version": described["migration_version"],
+                    "fingerprint": described["fingerprint"].digest,
+                    "objects": _details(described["fingerprint"]),
+                    "row_counts": described["counts"],
+                    "verified": None,
+                }
+                sidecar = _sidecar(final)
+                _write_json(sidecar, meta)
+                taken = Backup(final, sidecar, meta)
+            except OSError as exc:
+                raise _write_failed(out, exc) from None
+    except BaseException:  # an error, a full disk, Ctrl-C, SIGTERM: nothing partial stays,
+        with held():  # and no dump without its sidecar (that is no backup)
+            for path in (partial, final, sidecar):
+                if path is not None:
+                    _remove(path)
         raise
-    return Backup(final, sidecar, meta)
+    return taken
 
 
 def _run_dump(
@@ -207,22 +209,25 @@ def _run_dump(
     digest = hashlib.sha256()
     written = [0]
     failed: list[OSError] = []  # the copier's write error
+    errors: list[bytes] = []
+    process: subprocess.Popen[bytes] | None = None
+    threads: list[threading.Thread] = []
     with connection_env(target) as (conninfo, env):
-        process = subprocess.Popen(
-            [*args, "--dbname", conninfo],
-            env=env,
-            stderr=subprocess.PIPE,
-            stdout=subprocess.PIPE if streamed else subprocess.DEVNULL,
-        )
-        errors: list[bytes] = []
-        threads = [
-            threading.Thread(target=lambda: errors.append(process.stderr.read() if process.stderr else b""))
-        ]
-        if streamed:
-            threads.append(threading.Thread(target=_copy, args=(process, partial, digest, written, failed)))
-        for thread in threads:
-            thread.start()
         try:
+            with held():  # pg_dump and its readers started and known here, or not started
+                process = subprocess.Popen(
+                    [*args, "--dbname", conninfo],
+                    env=env,
+                    stderr=subprocess.PIPE,
+                    stdout=subprocess.PIPE if streamed else subprocess.DEVNULL,
+                )
+                threads.append(threading.Thread(target=_read_all, args=(process.stderr, errors)))
+                if streamed:
+                    threads.append(
+                        threading.Thread(target=_copy, args=(process, partial, digest, written, failed))
+                    )
+                for thread in threads:
+                    thread.start()
             try:
                 during()
             except psycopg.Error as exc:
@@ -235,11 +240,15 @@ def _run_dump(
                     progress(written[0] if streamed else _size(partial))
                 time.sleep(0.1)
         finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            for thread in threads:
-                thread.join()
+            with held():  # a second signal must not leave pg_dump running, or its readers waiting
+                if process is not None and process.poll() is None:
+                    process.kill()
+                if process is not None:
+                    process.wait()
+                for thread in threads:
+                    if thread.ident is not None:
+                        thread.join()
+    assert process is not None
     if failed:
         raise _write_failed(partial.parent, failed[0], written[0])
     if process.returncode != 0:
@@ -250,6 +259,11 @@ def _run_dump(
     if progress is not None:
         progress(written[0] if streamed else _size(partial))
     return digest.hexdigest() if streamed else None
+
+
+def _read_all(stream: Any, into: list[bytes]) -> None:
+    """What pg_dump writes on its standard error (read meanwhile: a full pipe would stop it)."""
+    into.append(stream.read() if stream is not None else b"")
 
 
 def _copy(

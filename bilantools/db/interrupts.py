@@ -33,7 +33,8 @@ class Interrupts:
     Until `defer()` a SIGINT still raises KeyboardInterrupt (nothing has changed yet, and
     `received` stays set in case the exception is swallowed); after it, SIGINT only sets
     `received` and cancels the running statement while `cancellable`. Outside the main
-    thread signals cannot be caught, and SIGINT keeps Python's behaviour."""
+    thread signals cannot be caught, and SIGINT keeps Python's behaviour; a SIGINT the run
+    was started with ignored (the ``&`` job of a script) stays ignored."""
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
@@ -45,7 +46,11 @@ class Interrupts:
         self._installed = False
 
     def __enter__(self) -> Interrupts:
-        if self._depth == 0 and threading.current_thread() is threading.main_thread():
+        if (
+            self._depth == 0
+            and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) != signal.SIG_IGN
+        ):
             self._previous = signal.signal(signal.SIGINT, self._handle)
             self._installed = True
         self._depth += 1

@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from bilantools.db.sandbox import embedded_bin
-from bilantools.db.scratch import private_dir, write_private
+from bilantools.db.scratch import held, private_dir, write_private
 from bilantools.db.target import Target
 from bilantools.errors import InputError, RefusedError
 
@@ -115,8 +115,8 @@ def require_writable(directory: Path) -> None:
     """Fail before any work when `directory` cannot take a new file."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".bilantools-probe-"):
-            pass
+        with held(), tempfile.NamedTemporaryFile(dir=directory, prefix=".bilantools-probe-"):
+            pass  # a signal waits until the probe is gone
     except OSError as exc:
         raise InputError(
             f"backup directory {directory} is not writable ({exc.strerror}); pass {DIR_OPTIONS} with a "

@@ -3,6 +3,8 @@
 * `CliRun`: a real `bilantools` subprocess whose stdout and stderr lines are collected as
   they arrive, so a test can act (SIGKILL it, stop the server) after the N-th migration
   the CLI printed, and knows exactly what the CLI claimed before the fault.
+* `as_from_a_terminal`: children get SIGINT, SIGTERM and SIGHUP as from a terminal,
+  though the test run may have been started ignoring them.
 * `build_references`: the schema fingerprint after each k = 0..n migrations, taken once
   per server and corpus while one in-process `apply` runs (its progress hook fires after
   each migration has committed).
@@ -45,6 +47,34 @@ STEP_LINE = re.compile(r"^(\d+)  \S+ +(applied|rolled back)( |$)")  # not "29 mi
 RUNNER_SESSIONS = "application_name LIKE 'bilantools %%'"
 
 
+TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """Ignored here; unlike SIG_IGN, not handed down: exec resets a handled signal to its default."""
+
+
+@contextmanager
+def as_from_a_terminal() -> Iterator[None]:
+    """The children started inside get SIGINT, SIGTERM and SIGHUP at their defaults, as a
+    shell at a terminal starts a command, even when this test run ignores them: a shell
+    without job control ignores SIGINT for the ``&`` jobs of a script (``make test &``),
+    nohup ignores SIGHUP, and a child inherits what is ignored; bilantools, as POSIX
+    programs do, keeps ignoring it, and a test signalling it would wait in vain. This
+    process keeps ignoring them meanwhile (a handler that does nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    ignored = [signum for signum in TERMINAL_SIGNALS if signal.getsignal(signum) == signal.SIG_IGN]
+    for signum in ignored:
+        signal.signal(signum, _ignore)
+    try:
+        yield
+    finally:
+        for signum in ignored:
+            signal.signal(signum, signal.SIG_IGN)
+
+
 def cli_env(home: Path) -> dict[str, str]:
     """The environment of a CLI subprocess: `home` is the sandbox of the server under test,
     so a --db URL on it counts as the sandbox (no confirmation, no automatic backup)."""
@@ -65,14 +95,15 @@ class CliRun:
         self.step_times: list[float] = []  # seconds after the start, one per step line
         self._changed = threading.Condition()
         self._open = 2
-        self.proc = subprocess.Popen(
-            [CLI, *self.args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=cli_env(home),
-        )
+        with as_from_a_terminal():  # tests SIGINT it
+            self.proc = subprocess.Popen(
+                [CLI, *self.args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                env=cli_env(home),
+            )
         assert self.proc.stdout is not None and self.proc.stderr is not None
         self._readers = [
             threading.Thread(target=self._read, args=(self.proc.stdout, self.out, True), daemon=True),

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from bilantools import commands
 from bilantools.db.sandbox import Sandbox
 from tests.conftest import FIXTURES
 from tests.faults.conftest import Figures, Role
+from tests.faults.harness import as_from_a_terminal
 
 CLI = str(Path(sys.executable).with_name("bilantools"))
 # ':' and '\' must be escaped in a passfile, '@', '%' and ' ' percent-encoded in a URL
@@ -205,42 +207,89 @@ EXPECTED = {
     signal.SIGHUP: (129, "error: stopped by SIGHUP"),
     signal.SIGINT: (130, "aborted"),
 }
+APPLY_INTERRUPTED = "error: interrupted (Ctrl-C) before any change: nothing was changed; run apply again"
+SIGNAL_CASES = [
+    *[pytest.param("backup", s, False, id=s.name) for s in EXPECTED],
+    # `make test &` in a script: the test run ignores SIGINT; nohup: SIGHUP. The CLI is
+    # still started as from a terminal, and still stops.
+    *[
+        pytest.param("backup", s, True, id=f"{s.name}-test-run-ignoring-it")
+        for s in (signal.SIGINT, signal.SIGHUP)
+    ],
+    pytest.param("apply", signal.SIGINT, False, id="apply-automatic-backup-SIGINT"),
+    pytest.param("apply", signal.SIGTERM, False, id="apply-automatic-backup-SIGTERM"),
+]
 
 
-@pytest.mark.parametrize("signum", list(EXPECTED), ids=[s.name for s in EXPECTED])
+@contextmanager
+def ignoring(*signums: signal.Signals) -> Iterator[None]:
+    """This process ignores `signums` meanwhile, as a job started by `cmd &` in a script
+    ignores SIGINT, or by nohup SIGHUP; children inherit that."""
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def start_dump_on_a_locked_table(
+    work: Work, server: Sandbox, args: list[str], outside: bool = False
+) -> tuple[subprocess.Popen[str], psycopg.Connection, Path]:
+    """`bilantools ARGS` started while another session holds `people` locked, once pg_dump
+    waits on it with the passfile and the partial dump in place: (process, the locking
+    session, the backup directory). Start it inside `as_from_a_terminal` for a CLI that
+    gets the signals of a terminal."""
+    bk = work.root / "bk"
+    locker = psycopg.connect(server.url(work.dbname), autocommit=True)
+    locker.execute("BEGIN")
+    locker.execute("LOCK TABLE people IN ACCESS EXCLUSIVE MODE")
+    process = subprocess.Popen(
+        work.command(*args, outside=outside),
+        env=dict(work.env),
+        cwd=work.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        waiting = work.sessions("application_name = 'pg_dump' AND wait_event_type = 'Lock'")
+        passfiles = [p for p in work.tmp.rglob("*") if "pgpass" in p.name]
+        partials = [p for p in bk.glob(".*.partial")] if bk.exists() else []
+        if waiting and passfiles and partials:
+            return process, locker, bk
+        time.sleep(0.1)
+    locker.close()
+    raise AssertionError(f"pg_dump never waited on the lock: {process.communicate(timeout=10)}")
+
+
+@pytest.mark.parametrize(("command", "signum", "test_run_ignores_it"), SIGNAL_CASES)
 def test_signal_during_a_dump_leaves_nothing(
-    signum: signal.Signals, work: Work, server: Sandbox, figures: Figures
+    command: str,
+    signum: signal.Signals,
+    test_run_ignores_it: bool,
+    work: Work,
+    server: Sandbox,
+    figures: Figures,
 ) -> None:
     """pg_dump waits on a table another session holds locked; the CLI gets the signal
     then: no passfile, no partial dump, the password in no file, and neither pg_dump nor
-    bilantools' own session outlives the run."""
-    commands.apply(work.url(), work.migrations, backup=False)
-    bk = work.root / "bk"
-    locker = psycopg.connect(server.url(work.dbname), autocommit=True)
+    bilantools' own session outlives the run. With apply, during its automatic backup
+    (a database other than the sandbox): nothing was changed either."""
+    if command == "apply":
+        commands.apply(work.url(), work.migrations, to="002", backup=False)
+        args = ["apply", "--yes", "--backup-dir", str(work.root / "bk"), "--lock-timeout", "60s"]
+    else:
+        commands.apply(work.url(), work.migrations, backup=False)
+        args = ["backup", "--out", str(work.root / "bk")]
     process: subprocess.Popen[str] | None = None
+    locker: psycopg.Connection | None = None
     try:
-        locker.execute("BEGIN")
-        locker.execute("LOCK TABLE people IN ACCESS EXCLUSIVE MODE")
-        work.env["BILANTOOLS_HOME"] = str(server.home)
-        process = subprocess.Popen(
-            work.command("backup", "--out", str(bk)),
-            env=dict(work.env),
-            cwd=work.root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and process.poll() is None:
-            waiting = work.sessions("application_name = 'pg_dump' AND wait_event_type = 'Lock'")
-            passfiles = [p for p in work.tmp.rglob("*") if "pgpass" in p.name]
-            partials = [p for p in bk.glob(".*.partial")] if bk.exists() else []
-            if waiting and passfiles and partials:
-                break
-            time.sleep(0.1)
-        else:
-            raise AssertionError(f"pg_dump never waited on the lock: {process.communicate(timeout=10)}")
+        with ignoring(signum) if test_run_ignores_it else nullcontext(), as_from_a_terminal():
+            process, locker, bk = start_dump_on_a_locked_table(work, server, args, outside=command == "apply")
+        passfiles = [p for p in work.tmp.rglob("*") if "pgpass" in p.name]
         assert password_in_files(work.tmp), "the passfile holds the password (or the test sees nothing)"
         (passfile,) = passfiles
         assert passfile.parent != work.tmp and passfile.parent.parent == work.tmp, passfile
@@ -253,17 +302,61 @@ def test_signal_during_a_dump_leaves_nothing(
         if process is not None and process.poll() is None:
             process.kill()
             process.wait()
-        locker.execute("ROLLBACK")
-        locker.close()
+        if locker is not None:
+            locker.execute("ROLLBACK")
+            locker.close()
     code, line = EXPECTED[signum]
+    if command == "apply" and signum == signal.SIGINT:
+        line = APPLY_INTERRUPTED
     assert process.returncode == code, (process.returncode, out, err)
     assert err.strip().splitlines()[-1] == line, err
     assert work.leftovers() == [], "a passfile (or its directory) was left in TMPDIR"
     assert sorted(p.name for p in bk.iterdir()) == [], "a partial dump was left"
     assert password_in_files(work.root) == []
     work.no_sessions_left()  # the lock is free now: a session still alive would dump on
-    assert elapsed < 30
+    assert elapsed < 10, f"the CLI took {elapsed:.1f} s to stop"
+    if command == "apply":
+        with psycopg.connect(server.url(work.dbname)) as conn:
+            rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+        assert [str(v) for (v,) in rows] == ["001", "002"], "the apply changed something"
     figures.add("dumps: signals mid-dump", 1)
+
+
+@pytest.mark.parametrize("command", ["backup", "apply"])
+def test_signals_the_cli_was_started_ignoring_stay_ignored(
+    command: str, work: Work, server: Sandbox, figures: Figures
+) -> None:
+    """`bilantools backup &` in a script ignores SIGINT, `nohup bilantools apply` SIGHUP,
+    as POSIX programs do: a Ctrl-C at the terminal of the script, or the terminal hanging
+    up, leaves the run going; it finishes with its backup and exit 0."""
+    if command == "apply":
+        commands.apply(work.url(), work.migrations, to="002", backup=False)
+        args = ["apply", "--yes", "--backup-dir", str(work.root / "bk"), "--lock-timeout", "60s"]
+    else:
+        commands.apply(work.url(), work.migrations, backup=False)
+        args = ["backup", "--out", str(work.root / "bk")]
+    process: subprocess.Popen[str] | None = None
+    locker: psycopg.Connection | None = None
+    try:
+        with ignoring(signal.SIGINT, signal.SIGHUP):
+            process, locker, bk = start_dump_on_a_locked_table(work, server, args, outside=command == "apply")
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        still_running = process.poll() is None
+        locker.execute("ROLLBACK")
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        if locker is not None:
+            locker.close()
+    assert still_running and process.returncode == 0, (process.returncode, out, err)
+    dumps = [p for p in bk.iterdir() if p.suffix == ".dump"]
+    assert len(dumps) == 1 and (bk / f"{dumps[0].name}.json").exists(), sorted(bk.iterdir())
+    assert work.leftovers() == [], "a passfile (or its directory) was left in TMPDIR"
+    figures.add("dumps: runs started ignoring SIGINT and SIGHUP, signalled, finished", 1)
 
 
 # -- a full disk -----------------------------------------------------------------------------------
