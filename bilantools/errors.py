@@ -4,11 +4,34 @@ The CLI catches only `BilanToolsError`, prints its message (one line that names 
 problem and the fix) and exits with its `exit_code`; `--json` names the error's `kind`.
 Messages never contain a password: they are built from masked URLs and passed through
 `redact` when they quote the server.
+
+A fix that names an option is written as a placeholder, ``{option:force}`` or
+``{option:lock_wait=60}``, with the Python parameter's name: ``str(error)`` spells it as
+Python (``force=True``, ``lock_wait=60``) and each face spells it its own way with
+`render` (the CLI: ``--force``, ``--lock-wait 60``), so no caller is told to use a flag it
+does not have. `params` lists the parameters a message names.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
+
+OPTION = re.compile(r"\{option:([a-z_]+)(?:=([^{}]*))?\}")
+
+# How a face spells an option: (parameter name, value or None for a switch) -> text.
+Spelling = Callable[[str, "str | None"], str]
+
+
+def python_spelling(name: str, value: str | None) -> str:
+    """``force=True`` for a switch, ``to=005`` for a value (as a Python caller passes it)."""
+    return f"{name}=True" if value is None else f"{name}={value}"
+
+
+def option(name: str, value: object = None) -> str:
+    """The placeholder for parameter `name` in a message (value None: a switch)."""
+    return "{option:" + name + ("" if value is None else f"={value}") + "}"
 
 
 class BilanToolsError(Exception):
@@ -20,9 +43,15 @@ class BilanToolsError(Exception):
     def __init__(self, message: str) -> None:
         from bilantools.secrets import redact
 
-        super().__init__(redact(" ".join(message.split())))
+        self.template = redact(" ".join(message.split()))
+        self.params: tuple[str, ...] = tuple(m.group(1) for m in OPTION.finditer(self.template))
+        super().__init__(self.render(python_spelling))
         # A run that stopped: what it had done (RunResult.as_dict(): its committed steps).
         self.run: dict[str, Any] | None = None
+
+    def render(self, spell: Spelling) -> str:
+        """The message with each option placeholder spelled by `spell`."""
+        return OPTION.sub(lambda m: spell(m.group(1), m.group(2)), self.template)
 
     @property
     def message(self) -> str:
