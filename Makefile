@@ -54,7 +54,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check bilantools tests bench
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy bilantools
+	$(BIN)/mypy bilantools tests
 
 # Tests that need Debian's PostgreSQL 15 binaries run only where they are installed.
 pytest: system-packages $(VENV)/.installed-dev

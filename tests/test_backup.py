@@ -116,7 +116,7 @@ def test_unwritable_directory_fails_before_pg_dump(
     def no_process(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("pg_dump must not start")
 
-    monkeypatch.setattr(backups.subprocess, "Popen", no_process)
+    monkeypatch.setattr("subprocess.Popen", no_process)
     in_the_way = tmp_path / "a-file"
     in_the_way.write_text("not a directory")
     with pytest.raises(InputError, match=r"backup directory .*a-file is not writable \(.*\); pass --out DIR"):

@@ -947,9 +947,9 @@ def test_cli_graph_svg_of_the_29_migrations(cli: Any, tmp_path: Path) -> None:
     root = ET.fromstring(out.read_bytes())  # well-formed XML, or this raises
     ns = "{http://www.w3.org/2000/svg}"
     assert root.tag == f"{ns}svg"
-    groups: dict[str | None, list[str | None]] = {"node": [], "edge": []}
+    groups: dict[str | None, list[str]] = {"node": [], "edge": []}
     for g in root.iter(f"{ns}g"):
-        groups.setdefault(g.get("class"), []).append(g.findtext(f"{ns}title"))
+        groups.setdefault(g.get("class"), []).append(g.findtext(f"{ns}title") or "")
     files = (REPO / "migrations").glob("[0-9][0-9][0-9]_*.sql")
     versions = sorted(p.name[:3] for p in files if not p.name.endswith("_rollback.sql"))
     assert sorted(groups["node"]) == versions and len(versions) == 29

@@ -87,7 +87,7 @@ def test_seed_data(db_url: str, conn: psycopg.Connection) -> None:
         (7, 30, 32),
     ]
     assert sum(len(n) for _, n in criteria) == 32
-    counts = dict(
+    counts: dict[str, int] = dict(
         conn.execute(
             "SELECT 'mbti', count(*) FROM mbti_questions"
             " UNION ALL SELECT 'riasec', count(*) FROM riasec_questions"

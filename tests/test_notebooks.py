@@ -35,7 +35,8 @@ ONE_WORD_SQL = {
 
 
 def load(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
+    notebook: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return notebook
 
 
 def source(cell: dict[str, Any]) -> str:

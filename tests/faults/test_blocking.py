@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -66,7 +67,7 @@ def last_line(result: CliResult) -> str:
 
 
 def test_lock_timeout_fails_and_names_the_blocker(
-    cli, db_url: str, conn: psycopg.Connection, basic: Path, figures: Figures
+    cli: Any, db_url: str, conn: psycopg.Connection, basic: Path, figures: Figures
 ) -> None:
     assert cli("--db", db_url, "--migrations", str(basic), "apply").code == 0
     with_migration(basic, "004_add_nickname", ADD_COLUMN)
@@ -153,7 +154,7 @@ def test_a_blocker_on_another_table_is_found_among_the_oldest_transactions(
 
 
 def test_statement_timeout_per_run_and_per_header(
-    cli, db_url: str, conn: psycopg.Connection, basic: Path, figures: Figures
+    cli: Any, db_url: str, conn: psycopg.Connection, basic: Path, figures: Figures
 ) -> None:
     assert cli("--db", db_url, "--migrations", str(basic), "apply").code == 0
     with_migration(basic, "004_slow", "CREATE TABLE slow (id int);\nSELECT pg_sleep(30);\n")

@@ -127,7 +127,7 @@ class Work:
             query = sql.SQL(
                 "SELECT application_name, state, wait_event_type FROM pg_stat_activity"
                 " WHERE usename = %s AND pid <> pg_backend_pid() AND {}"
-            ).format(sql.SQL(where))  # type: ignore[arg-type]
+            ).format(sql.SQL(where))
             return conn.execute(query, (self.role.name,)).fetchall()
 
     def no_sessions_left(self, timeout: float = 15) -> None:

@@ -499,9 +499,9 @@ def _unsafe_sql(tree: ast.Module) -> list[tuple[str, int]]:
                 found.append((function.name, call.lineno))
         # a variable given to execute() must itself be a literal, a constant or a composition
         for assign in ast.walk(function):
-            named = isinstance(assign, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id in ("query", "statement") for t in assign.targets
-            )
+            if not isinstance(assign, ast.Assign):
+                continue
+            named = any(isinstance(t, ast.Name) and t.id in ("query", "statement") for t in assign.targets)
             if named and not _statement_is_safe(assign.value):
                 found.append((function.name, assign.lineno))
     return found
