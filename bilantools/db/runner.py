@@ -169,23 +169,24 @@ class Runner:
     def plan_sql(self, to: str | None = None, step: int | None = None) -> str:
         """The SQL `apply` would send, in order, with its transaction boundaries: recorded
         by the executor that runs nothing (see `engine.recording`)."""
+        recorded = self.recorded(to, step)
+        header = f"-- bilantools apply on {self.target_label}: {len(recorded.units)} migration(s)"
+        return recorded.sql(self.conn, header, DURABLE_EVERY)
+
+    def recorded(self, to: str | None = None, step: int | None = None) -> Recording:
+        """The commands `apply` would send for each migration, recorded without sending
+        any: with the proof of the tracking objects as they are now (or, when there are
+        none yet, the script that creates them first)."""
         todo = self.plan(to, step)
         prepared = [(m, self._prepare(m.script, m.transactional)) for m in todo]
-        prologue: list[str] = []
-        guard = None
+        guard, create = None, False
         if prepared and all(history.tracking_state(self.conn)):
             guard = integrity.Guard.read(self.conn, self.actor.run_id)
         elif prepared:
-            prologue = [
-                "\n-- the tracking objects (schema_migrations, its functions, the event log), created first",
-                "BEGIN;",
-                history.tracking_sql().rstrip(),
-                "COMMIT;",
-            ]
-        recorder = Recording(replace(self.session, guard=guard))
+            create = True
+        recorder = Recording(replace(self.session, guard=guard), create)
         recorder.run(prepared, "apply", True, time.perf_counter())
-        header = f"-- bilantools apply on {self.target_label}: {len(todo)} migration(s)"
-        return recorder.sql(self.conn, header, prologue, DURABLE_EVERY)
+        return recorder
 
     def rollback_plan(self, to: str | None = None, step: int | None = None) -> list[Migration]:
         """Applied migrations to roll back, newest first; refuses a range with no script."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bilantools.db import integrity
+from bilantools.db import history, integrity
 from bilantools.db.engine import autocommit, sending
 from bilantools.db.engine.results import Action, Outcome, Step
 from bilantools.db.engine.session import Session, Unit, in_transaction
@@ -40,11 +40,12 @@ class Recorded:
 
 
 class Recording:
-    """Records each unit's commands; `guard` None when the tracking objects do not exist
-    yet (the proof is then a comment)."""
+    """Records each unit's commands; the session's guard is None when the tracking
+    objects do not exist yet (the proof is then a comment)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, create_tracking: bool = False) -> None:
         self.session = session
+        self.create_tracking = create_tracking  # the run creates the tracking objects first
         self.units: list[Recorded] = []
 
     def run(self, batch: list[Unit], action: Action, durable: bool, started: float) -> list[Step]:
@@ -98,14 +99,21 @@ class Recording:
             return commands
         return [NO_PROOF if isinstance(c, sending.Command) and c.what == "check" else c for c in commands]
 
-    def sql(self, conn: psycopg.Connection, header: str, prologue: list[str], durable_every: float) -> str:
+    def sql(self, conn: psycopg.Connection, header: str, durable_every: float) -> str:
         """The recorded units as a script: parameters inlined by psycopg's client-side
         binding (the same quoting as `sql.Literal`), each unit under a comment naming its
         file."""
         from psycopg import ClientCursor
 
         cursor = ClientCursor(conn)
-        lines = [header, *prologue]
+        lines = [header]
+        if self.create_tracking:
+            lines += [
+                "\n-- the tracking objects (schema_migrations, its functions, the event log), created first",
+                "BEGIN;",
+                history.tracking_sql().rstrip(),
+                "COMMIT;",
+            ]
         for unit in self.units:
             m = unit.migration
             lines.append(f"\n-- {m.path.name} (checksum {m.checksum[:12]})")
