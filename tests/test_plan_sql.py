@@ -56,7 +56,10 @@ def test_the_recorded_plan_is_what_the_batched_executor_sends(
     recorded = engine.recorded()
     printed = engine.plan_sql()
     expected: list[Sent] = [
-        (c.query, c.params or None) for unit in recorded.units for c in unit.commands if not isinstance(c, str)
+        (c.query, c.params or None)
+        for unit in recorded.units
+        for c in unit.commands
+        if not isinstance(c, str)
     ]
     assert len(recorded.units) == 29 and all(unit.transactional for unit in recorded.units)
 

@@ -201,18 +201,10 @@ def event_sql(
     )
 
 
-def record_event(
-    conn: psycopg.Connection,
-    actor: Actor,
-    version: str | None,
-    action: str,
-    outcome: str,
-    duration_ms: int | None = None,
-    checksum: str | None = None,
-    detail: str | None = None,
-) -> None:
-    query, params = event_sql(actor, version, action, outcome, duration_ms, checksum, detail)
-    conn.execute(query, params)
+def run(conn: psycopg.Connection, statement: Query) -> psycopg.Cursor[Any]:
+    """Send one of the statements built here (its text from this module's constants, its
+    values bound as parameters)."""
+    return conn.execute(statement[0], statement[1])
 
 
 def success_sql(
@@ -246,20 +238,6 @@ def success_sql(
     )
 
 
-def record_success(
-    conn: psycopg.Connection,
-    actor: Actor,
-    version: str,
-    description: str,
-    checksum: str,
-    duration_ms: int | None = None,
-    action: str = "apply",
-) -> psycopg.Cursor[Any]:
-    """`success_sql` sent; the returned cursor's one row is the duration."""
-    query, params = success_sql(actor, version, description, checksum, duration_ms, action)
-    return conn.execute(query, params)
-
-
 def record_failure(
     conn: psycopg.Connection,
     actor: Actor,
@@ -273,9 +251,8 @@ def record_failure(
     """The guide's record_migration_failure plus the event, in their own transaction."""
     with conn.transaction():
         conn.execute(_RECORD_FAILURE, (version, version, description, error))
-        record_event(
-            conn, actor, version, "apply", "partial" if partial else "failure", duration_ms, checksum, error
-        )
+        outcome = "partial" if partial else "failure"
+        run(conn, event_sql(actor, version, "apply", outcome, duration_ms, checksum, error))
 
 
 def started_sql(
@@ -303,14 +280,6 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def record_started(
-    conn: psycopg.Connection, actor: Actor, version: str, description: str, checksum: str, detail: str
-) -> None:
-    """`started_sql` sent (in the caller's transaction)."""
-    for query, params in started_sql(actor, version, description, checksum, detail, now()):
-        conn.execute(query, params)
-
-
 def forget_sql(actor: Actor, version: str, checksum: str | None, duration_ms: int | None = None) -> Query:
     """Remove a version's row after its rollback script ran, and log the rollback; the
     statement's one row is the rollback's duration: `duration_ms`, else measured by the
@@ -328,25 +297,17 @@ def forget_sql(actor: Actor, version: str, checksum: str | None, duration_ms: in
     )
 
 
-def forget(
-    conn: psycopg.Connection, actor: Actor, version: str, checksum: str | None, duration_ms: int | None = None
-) -> psycopg.Cursor[Any]:
-    """`forget_sql` sent; the returned cursor's one row is the duration."""
-    query, params = forget_sql(actor, version, checksum, duration_ms)
-    return conn.execute(query, params)
-
-
 def clear_failed(conn: psycopg.Connection, actor: Actor, version: str, error: str | None) -> None:
     """Repair: remove a version's failed row, and log it."""
     conn.execute(_CLEAR_FAILED, (version,))
-    record_event(conn, actor, version, "repair", "success", detail=f"cleared failed row: {error}")
+    run(conn, event_sql(actor, version, "repair", "success", detail=f"cleared failed row: {error}"))
 
 
 def realign(conn: psycopg.Connection, actor: Actor, version: str, checksum: str) -> None:
     """Repair: take an edited file's checksum as the applied one, and log it."""
     conn.execute(_REALIGN, (checksum, version))
     detail = "checksum realigned with the file"
-    record_event(conn, actor, version, "repair", "success", checksum=checksum, detail=detail)
+    run(conn, event_sql(actor, version, "repair", "success", checksum=checksum, detail=detail))
 
 
 def tracking_objects() -> frozenset[str]:

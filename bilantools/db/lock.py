@@ -61,9 +61,10 @@ class MigrationLock:
                 who = holder(self.conn)
                 pid = who.split(",")[0].removeprefix("pid ") if who.startswith("pid ") else None
                 end = f", or end it with SELECT pg_terminate_backend({pid})" if pid else ""
+                longer = option("lock_wait", "SECONDS")
                 raise LockTimeoutError(
                     f"another run holds the migration lock on {self.target_label} ({who}); "
-                    f"waited {self.wait:g}s: retry when it has finished (or pass {option('lock_wait', 'SECONDS')} "
+                    f"waited {self.wait:g}s: retry when it has finished (or pass {longer} "
                     f"to wait longer){end} if it is stuck"
                 )
             time.sleep(delay * (0.5 + random.random()))

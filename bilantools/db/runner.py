@@ -247,9 +247,8 @@ class Runner:
         result = RunResult(self.target_label, "baseline", run_id=str(self.actor.run_id))
         with self.conn.transaction():
             for m in todo:
-                history.record_success(
-                    self.conn, self.actor, m.version, m.name, m.checksum, 0, action="baseline"
-                )
+                record = history.success_sql(self.actor, m.version, m.name, m.checksum, 0, action="baseline")
+                history.run(self.conn, record)
                 result.steps.append(Step(m.version, m.name, "baseline", "baselined"))
         return result
 

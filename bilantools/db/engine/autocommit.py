@@ -68,13 +68,13 @@ class Autocommit:
         try:
             settings = session_limits(limits)
             if settings is not None:
-                conn.execute(settings.query, settings.params)
+                sending.send(conn, settings)
             detail = "started"
             if apply and m.version in session.retrying:
                 detail += self._drop_left_over(m, statements)
             with conn.transaction():
                 for c in started_record(session.actor, m, action, detail, history.now()):
-                    conn.execute(c.query, c.params)
+                    sending.send(conn, c)
         except psycopg.Error as exc:
             if session.lost():
                 raise LostConnection(exc, during, 0, outside(m.label, total)) from None
@@ -143,7 +143,7 @@ class Autocommit:
             with conn.transaction():
                 for c in after(session.actor, session.the_guard(), m, action, elapsed):
                     stage = c.what
-                    conn.execute(c.query, c.params)
+                    sending.send(conn, c)
         except psycopg.Error as exc:
             if session.lost():
                 outside = (failures.outside if apply else failures.outside_rollback)(m.label, total, total)
@@ -191,16 +191,12 @@ class Autocommit:
         conn = self.session.conn
         try:
             with conn.transaction():
-                history.record_event(
-                    conn,
-                    self.session.actor,
-                    m.version,
-                    "rollback",
-                    "partial" if done else "failure",
-                    ms(started),
-                    m.checksum,
-                    f"{done} of {total} statements committed: {why}",
+                outcome = "partial" if done else "failure"
+                detail = f"{done} of {total} statements committed: {why}"
+                event = history.event_sql(
+                    self.session.actor, m.version, "rollback", outcome, ms(started), m.checksum, detail
                 )
+                history.run(conn, event)
         except psycopg.Error as second:
             return f" (the failure could not be recorded: {server_message(second)})"
         return ""
@@ -218,17 +214,12 @@ class Autocommit:
         where = f"{script.path.name}:{line}"
         note = self._record_rollback_event(m, done, len(statements), f"{reason} at {where}", started)
         fix = translate.fix(exc, "make the rollback script safe to re-run (IF EXISTS) and run rollback again")
-        return MigrationFailed(
+        message = (
             f"rollback of {m.label} failed at {where}: {reason} (statement: {excerpt(stmt.text)}); the "
             f"rollback script runs outside a transaction and {done} of {len(statements)} statements had "
-            f"committed, and {m.label} stays applied: {fix}{note}",
-            version=m.version,
-            file=str(script.path),
-            line=line,
-            statement=stmt.text,
-            server_message=reason,
-            partial=done > 0,
+            f"committed, and {m.label} stays applied: {fix}{note}"
         )
+        return translate.at_statement(message, m, script, stmt, line, reason, partial=done > 0)
 
     def _drop_left_over(self, m: Migration, statements: list[Statement]) -> str:
         """Before retrying `m`: drop the invalid indexes its earlier attempt left, or refuse."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bilantools.db import failures, integrity
@@ -52,7 +53,7 @@ class Batched:
                     )
                     units.append(commands)
                     for c in commands:
-                        cursor = sent.add(unit, c.statement, c.what, _sender(conn, c))
+                        cursor = sent.add(unit, c.statement, c.what, partial(sending.send, conn, c))
                         if c.tracking:
                             trackers.append(cursor)
         except (psycopg.Error, failures.Halted) as exc:
@@ -103,7 +104,7 @@ class Batched:
 
             def write() -> None:
                 for c in writes:
-                    conn.execute(c.query, c.params)
+                    sending.send(conn, c)
 
             blamed = integrity.blame(conn, m, action, exc, what, write)
             if blamed is not exc:
@@ -116,11 +117,6 @@ class Batched:
         return Stopped(
             steps, translate.statement_failed(session, m, action, statements, statement, exc, started)
         )
-
-
-def _sender(conn: psycopg.Connection, command: sending.Command) -> Any:
-    """Sends `command` when called (`failures.Commands.add` records it first)."""
-    return lambda: conn.execute(command.query, command.params or None)
 
 
 def _steps(batch: list[Unit], trackers: list[psycopg.Cursor[Any]], action: str) -> list[Step]:

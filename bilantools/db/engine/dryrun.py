@@ -46,23 +46,19 @@ class DryRun:
                 stage = "reset"
                 integrity.reset_session(conn)
                 stage = "write"
-                write = sending.tracking_write(
-                    session.actor, m, action, ms(started) if action == "apply" else None
-                )
-                conn.execute(write.query, write.params)
+                elapsed = ms(started) if action == "apply" else None
+                sending.send(conn, sending.tracking_write(session.actor, m, action, elapsed))
                 stage = "check"
-                query, params = session.the_guard().proof(m.version, m.checksum, action, by_content=True)
-                conn.execute(query, params)
+                proof = session.the_guard().proof(m.version, m.checksum, action, by_content=True)
+                sending.send(conn, sending.Command("check", *proof))
         except psycopg.Error as exc:
             stmt = statements[done]
             detail = f"{script.path.name}:{error_line(stmt, exc)}: {server_message(exc)}"
-            if (
-                stage
-            ):  # its statements ran: did they break the reset or the tracking write, or change the history?
+            # its statements ran: did they break the reset or the tracking write, or change the history?
+            if stage:
 
                 def again() -> None:
-                    replay = sending.tracking_write(session.actor, m, action)
-                    conn.execute(replay.query, replay.params)
+                    sending.send(conn, sending.tracking_write(session.actor, m, action))
 
                 blamed = integrity.blame(conn, m, action, exc, stage, again)
                 what = f"{script.path.name}: its tracking {stage} failed: {server_message(exc)}"

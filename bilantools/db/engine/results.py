@@ -111,11 +111,5 @@ class RunResult:
     backup: str | None = None  # the backup taken before the first change
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "action": self.action,
-            "dry_run": self.dry_run,
-            "run_id": self.run_id,
-            "backup": self.backup,
-            "steps": [s.as_dict() for s in self.steps],
-        }
+        shown = {name: getattr(self, name) for name in ("target", "action", "dry_run", "run_id", "backup")}
+        return {**shown, "steps": [s.as_dict() for s in self.steps]}

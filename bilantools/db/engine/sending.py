@@ -14,6 +14,8 @@ from bilantools.source.headers import Limits
 from bilantools.source.statements import Statement
 
 if TYPE_CHECKING:
+    import psycopg
+
     from bilantools.source.files import Migration
 
 
@@ -66,3 +68,9 @@ def in_transaction(
     commands.append(Command("check", *guard.proof(m.version, m.checksum, action)))
     commands.append(Command("commit", "COMMIT"))
     return commands
+
+
+def send(conn: psycopg.Connection, command: Command) -> psycopg.Cursor[Any]:
+    """Hand `command` to psycopg: the one place the executors send a unit's statements
+    (a migration's own, or the engine's, built from constants with bound values)."""
+    return conn.execute(command.query, command.params or None)

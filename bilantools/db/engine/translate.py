@@ -126,15 +126,15 @@ def statement_failed(
         )
     line = error_line(stmt, exc)
     reason = explain(session, exc, stmt, limits)
-    return MigrationFailed(
+    return at_statement(
         f"rollback of {m.label} failed at {script.path.name}:{line}: {reason} "
         f"(statement: {excerpt(stmt.text)}); its changes were rolled back and the migration "
         f"stays applied: {fix(exc, 'fix the rollback script and run rollback again')}{note}",
-        version=m.version,
-        file=str(script.path),
-        line=line,
-        statement=stmt.text,
-        server_message=reason,
+        m,
+        script,
+        stmt,
+        line,
+        reason,
     )
 
 
@@ -178,9 +178,16 @@ def failed(
         consequence = "its changes were rolled back and the failure recorded: " + fix(
             exc, "fix the file and run apply again"
         )
+    message = f"migration {m.label} failed at {where}: {reason} (statement: {excerpt(stmt.text)}); "
+    return at_statement(message + consequence + note, m, script, stmt, line, reason, partial)
+
+
+def at_statement(
+    message: str, m: Migration, script: Script, stmt: Statement, line: int, reason: str, partial: bool = False
+) -> MigrationFailed:
+    """The failure of `stmt`, at `line` of `script` of migration `m`."""
     return MigrationFailed(
-        f"migration {m.label} failed at {where}: {reason} (statement: {excerpt(stmt.text)}); "
-        f"{consequence}{note}",
+        message,
         version=m.version,
         file=str(script.path),
         line=line,
