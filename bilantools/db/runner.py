@@ -190,6 +190,7 @@ class Runner:
 
     def rollback_plan(self, to: str | None = None, step: int | None = None) -> list[Migration]:
         """Applied migrations to roll back, newest first; refuses a range with no script."""
+        self.migrations.require_valid()
         return planning.rollback_plan(self.status(), self.migrations, to, step)
 
     # -- changing -----------------------------------------------------------------------

@@ -65,8 +65,7 @@ def plan(
     current: Status, migrations: MigrationSet, to: str | None, step: int | None
 ) -> tuple[list[Migration], set[str]]:
     """(the migrations `apply` would run in order, the failed ones among them it retries);
-    refuses when an applied file changed."""
-    migrations.require_valid()
+    refuses when an applied file changed. `migrations` is valid (`require_valid`)."""
     states = {s.version: s for s in current.migrations}
     changed = [v for v, s in states.items() if s.state == "changed"]
     if changed:
@@ -82,8 +81,8 @@ def plan(
 def rollback_plan(
     current: Status, migrations: MigrationSet, to: str | None, step: int | None
 ) -> list[Migration]:
-    """Applied migrations to roll back, newest first; refuses a range with no script."""
-    migrations.require_valid()
+    """Applied migrations to roll back, newest first; refuses a range with no script.
+    `migrations` is valid (`require_valid`)."""
     states = {s.version: s for s in current.migrations}
     done = [m for m in reversed(migrations.migrations) if states[m.version].state in ("applied", "changed")]
     if to is not None and step is not None:
