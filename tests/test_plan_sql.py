@@ -15,7 +15,7 @@ from psycopg import ClientCursor
 from bilantools import commands
 from bilantools.db import history, runner
 from bilantools.db.engine import batched
-from bilantools.db.engine.recording import NO_PROOF
+from bilantools.db.engine.recording import ELAPSED_MS, NO_PROOF, STARTED_AT
 from bilantools.db.pgtools import choose
 from bilantools.db.runner import Runner
 from bilantools.db.target import parse_target
@@ -125,3 +125,27 @@ def test_on_a_fresh_database_the_plan_creates_the_tracking_objects_first(db_url:
     assert done.returncode == 0, done.stderr
     states = [m.state for m in commands.status(db_url, PROJECT).migrations]
     assert states == ["applied"] * 3 + ["pending"] * 26
+
+
+def test_a_migration_outside_a_transaction_is_printed_as_the_autocommit_executor_sends_it(
+    db_url: str, basic: Path, tmp_path: Path
+) -> None:
+    """Its 'started' record, its statements each on their own, then its success; the values
+    only the run knows (when it started, how long it took) are named in the script."""
+    (basic / "004_index_email.sql").write_text(
+        "-- transaction: off\nCREATE INDEX CONCURRENTLY IF NOT EXISTS people_email_idx ON people (email);\n"
+    )
+    (basic / "004_index_email_rollback.sql").write_text("DROP INDEX IF EXISTS people_email_idx;\n")
+    assert commands.apply(db_url, basic, to="003", backup=False).steps
+    target = parse_target(db_url, "argument")
+    engine = Runner(target.connect(), discover(basic), target)
+    script = engine.plan_sql()
+    engine.conn.close()
+    unit = script.split("-- 004_index_email.sql", 1)[1]
+    assert "-- transaction: off: each statement commits on its own" in unit
+    assert STARTED_AT in unit and ELAPSED_MS in unit and "record_migration_failure(" in unit
+    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS people_email_idx ON people (email);" in unit
+    done = _psql(db_url, script, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [m.state for m in commands.status(db_url, basic).migrations] == ["applied"] * 4
+    assert commands.validate(db_url, basic) == []
