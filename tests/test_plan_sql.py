@@ -27,7 +27,7 @@ Sent = tuple[str, Any]
 
 
 def _runner(db_url: str) -> Runner:
-    target = parse_target(db_url, "argument")
+    target = parse_target(db_url, "--db")
     return Runner(target.connect(), discover(PROJECT), target)
 
 
@@ -137,7 +137,7 @@ def test_a_migration_outside_a_transaction_is_printed_as_the_autocommit_executor
     )
     (basic / "004_index_email_rollback.sql").write_text("DROP INDEX IF EXISTS people_email_idx;\n")
     assert commands.apply(db_url, basic, to="003", backup=False).steps
-    target = parse_target(db_url, "argument")
+    target = parse_target(db_url, "--db")
     engine = Runner(target.connect(), discover(basic), target)
     script = engine.plan_sql()
     engine.conn.close()
