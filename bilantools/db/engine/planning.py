@@ -1,0 +1,182 @@
+"""Status and plans as pure functions of the history rows and the migration set: which
+state each migration is in, what `apply` and `rollback` would run, and the range a run
+is limited to (`to`, `step`). Nothing here touches a connection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bilantools.db.engine.results import MigrationStatus, State, Status
+from bilantools.db.history import HistoryRow
+from bilantools.errors import InputError, RefusedError, option
+from bilantools.source.files import Migration, MigrationSet
+from bilantools.source.findings import Finding
+
+BOTH_RANGES = f"{option('to')} and {option('step')} cannot be used together; pass one of them"
+
+
+def status(target: str, migrations: MigrationSet, tracked: bool, rows: Sequence[HistoryRow]) -> Status:
+    """Each migration's state from its history row (and the rows without a file)."""
+    by_number = {r.number if r.number is not None else r.version: r for r in rows}
+    result: list[MigrationStatus] = []
+    for m in migrations:
+        row = by_number.pop(m.number, None)
+        file = str(m.path)
+        if row is None:
+            result.append(MigrationStatus(m.version, m.name, "pending", file=file))
+            continue
+        if not row.success:
+            state: State = "failed"
+        elif row.checksum and row.checksum != m.checksum:
+            state = "changed"
+        else:
+            state = "applied"
+        result.append(
+            MigrationStatus(
+                m.version,
+                m.name,
+                state,
+                row.applied_at,
+                row.execution_time_ms,
+                row.applied_by,
+                row.error_message,
+                row.partial,
+                file,
+            )
+        )
+    for row in by_number.values():
+        result.append(
+            MigrationStatus(
+                row.version,
+                row.description or "",
+                "missing-file",
+                row.applied_at,
+                row.execution_time_ms,
+                row.applied_by,
+                row.error_message,
+                row.partial,
+            )
+        )
+    result.sort(key=lambda s: version_order(s.version))
+    return Status(target, result, tracked)
+
+
+def plan(
+    current: Status, migrations: MigrationSet, to: str | None, step: int | None
+) -> tuple[list[Migration], set[str]]:
+    """(the migrations `apply` would run in order, the failed ones among them it retries);
+    refuses when an applied file changed. `migrations` is valid (`require_valid`)."""
+    states = {s.version: s for s in current.migrations}
+    changed = [v for v, s in states.items() if s.state == "changed"]
+    if changed:
+        raise RefusedError(
+            f"migration(s) {', '.join(changed)} changed since they were applied (checksum "
+            "differs): restore the file(s), or run 'bilantools repair' if the edit is intentional"
+        )
+    todo = [m for m in migrations if states[m.version].state in ("pending", "failed")]
+    retrying = {v for v, s in states.items() if s.state == "failed"}
+    return limit(todo, migrations, to, step, forward=True), retrying
+
+
+def rollback_plan(
+    current: Status, migrations: MigrationSet, to: str | None, step: int | None
+) -> list[Migration]:
+    """Applied migrations to roll back, newest first; refuses a range with no script.
+    `migrations` is valid (`require_valid`)."""
+    states = {s.version: s for s in current.migrations}
+    done = [m for m in reversed(migrations.migrations) if states[m.version].state in ("applied", "changed")]
+    if to is not None and step is not None:
+        raise InputError(BOTH_RANGES)
+    if to is not None and number(to) == 0:
+        chosen = done
+    else:
+        chosen = limit(done, migrations, to, 1 if to is None and step is None else step, forward=False)
+    lowest = min((m.number for m in chosen), default=None)
+    stranded = [
+        s.version
+        for s in states.values()
+        if s.state == "missing-file" and lowest is not None and (number(s.version) or 0) > lowest
+    ]
+    if stranded:
+        raise RefusedError(
+            f"migration(s) {', '.join(stranded)} are applied but their files are missing: "
+            "restore them before rolling back past them"
+        )
+    without = [m.label for m in chosen if m.rollback is None]
+    if without:
+        raise RefusedError(
+            f"no rollback script for {', '.join(without)}: add "
+            f"{without[0]}_rollback.sql (nothing was rolled back)"
+        )
+    return chosen
+
+
+def limit(
+    candidates: list[Migration], migrations: MigrationSet, to: str | None, step: int | None, forward: bool
+) -> list[Migration]:
+    """The candidates within the range: the first `step`, or those up to (forward) or
+    above (backward) version `to`."""
+    if to is not None and step is not None:
+        raise InputError(BOTH_RANGES)
+    if step is not None:
+        if step < 1:
+            raise InputError(f"{option('step', step)}: pass a number of migrations of 1 or more")
+        return candidates[:step]
+    if to is None:
+        return candidates
+    position = {m.version: i for i, m in enumerate(migrations.migrations)}
+    end = position[migrations.resolve(to).version]
+    if forward:
+        return [m for m in candidates if position[m.version] <= end]
+    return [m for m in candidates if position[m.version] > end]
+
+
+def number(version: str) -> int | None:
+    """A version's number, or None for one that is not ASCII digits ('²'.isdigit() is true)."""
+    return int(version) if version.isascii() and version.isdigit() else None
+
+
+def version_order(version: str) -> tuple[int, str]:
+    found = number(version)
+    return (found if found is not None else 1 << 62, version)
+
+
+def history_findings(current: Status, migrations: MigrationSet) -> list[Finding]:
+    """Directory problems plus history problems: edited, vanished and failed migrations."""
+    findings = list(migrations.findings)
+    for s in current.migrations:
+        file = s.file or str(migrations.directory)
+        if s.state == "changed":
+            findings.append(
+                Finding(
+                    "checksum-mismatch",
+                    "error",
+                    file,
+                    None,
+                    f"migration {s.version} was edited after it was applied (checksum differs)",
+                    "restore the file, or run 'bilantools repair' if the edit is intentional",
+                )
+            )
+        elif s.state == "missing-file":
+            findings.append(
+                Finding(
+                    "missing-file",
+                    "error",
+                    file,
+                    None,
+                    f"migration {s.version} ({s.name}) is recorded in the database but has no file",
+                    "restore the file from version control",
+                )
+            )
+        elif s.state == "failed":
+            findings.append(
+                Finding(
+                    "failed-migration",
+                    "error",
+                    file,
+                    None,
+                    f"migration {s.version} failed{' half-way' if s.partial else ''}: {s.error}",
+                    "fix the file and run 'bilantools apply', or 'bilantools repair' to clear it",
+                )
+            )
+    return findings

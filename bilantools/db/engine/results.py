@@ -1,0 +1,115 @@
+"""What the engine returns: a migration's state, a run's steps and its progress events,
+and the literals (`State`, `Action`, `Outcome`) they are spelled with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from bilantools.source.files import Migration
+
+State = Literal["applied", "pending", "failed", "changed", "missing-file"]
+Action = Literal["apply", "rollback", "baseline", "repair"]
+Outcome = Literal[
+    "applied",
+    "rolled back",
+    "baselined",
+    "would apply",
+    "would roll back",
+    "failed",
+    "skipped",
+    "cleared failed row",
+    "checksum realigned",
+]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a progress hook receives: 'start' when a migration is sent to the server (a
+    batch sends several before the first finishes), 'done' with its step once durable."""
+
+    event: Literal["start", "done"]
+    migration: Migration
+    index: int
+    total: int
+    step: Step | None = None
+
+
+ProgressHook = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    version: str
+    name: str
+    state: State
+    applied_at: datetime | None = None
+    execution_time_ms: int | None = None
+    applied_by: str | None = None
+    error: str | None = None
+    partial: bool = False
+    file: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "name": self.name,
+            "state": self.state,
+            "applied_at": self.applied_at.isoformat() if self.applied_at else None,
+            "execution_time_ms": self.execution_time_ms,
+            "applied_by": self.applied_by,
+            "error": self.error,
+            "partial": self.partial,
+            "file": self.file,
+        }
+
+
+@dataclass(frozen=True)
+class Status:
+    target: str
+    migrations: list[MigrationStatus]
+    tracking: bool
+
+    def count(self, state: State) -> int:
+        return sum(1 for m in self.migrations if m.state == state)
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.count(s)} {s}"
+            for s in ("applied", "pending", "failed", "changed", "missing-file")
+            if self.count(s)
+        ]
+        return f"{len(self.migrations)} migrations: " + ", ".join(parts or ["none"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "migrations": [m.as_dict() for m in self.migrations]}
+
+
+@dataclass(frozen=True)
+class Step:
+    version: str
+    name: str
+    action: Action
+    outcome: Outcome
+    duration_ms: int | None = None
+    statements: int | None = None
+    detail: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RunResult:
+    target: str
+    action: Action
+    dry_run: bool = False
+    steps: list[Step] = field(default_factory=list)
+    run_id: str | None = None
+    backup: str | None = None  # the backup taken before the first change
+
+    def as_dict(self) -> dict[str, Any]:
+        shown = {name: getattr(self, name) for name in ("target", "action", "dry_run", "run_id", "backup")}
+        return {**shown, "steps": [s.as_dict() for s in self.steps]}
