@@ -19,6 +19,7 @@ import pytest
 
 from bilantools import commands
 from bilantools.db import backup as backups
+from bilantools.db import dump_process
 from bilantools.db.sandbox import Sandbox
 from bilantools.db.target import parse_target
 from bilantools.errors import InputError, RefusedError
@@ -127,14 +128,14 @@ def test_unwritable_directory_fails_before_pg_dump(
 
 
 def test_failed_dump_leaves_nothing(migrated: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = backups._run_dump
+    real = dump_process.run
 
     def broken(target: Any, args: list[str], partial: Path, progress: Any, during: Any) -> str | None:
         return real(
             target, [*args, "--table", "no_such_table_anywhere", "--strict-names"], partial, progress, during
         )
 
-    monkeypatch.setattr(backups, "_run_dump", broken)
+    monkeypatch.setattr(dump_process, "run", broken)
     with pytest.raises(
         backups.BackupError, match=r"pg_dump failed: .*no_such_table_anywhere.*nothing was kept"
     ):
@@ -150,7 +151,7 @@ def test_restore_refuses_a_non_empty_target_unless_clean(
     assert backups.restore(taken.file, empty) == []
     with empty.connect() as conn:
         assert backups.compare(taken, conn) == []
-    with pytest.raises(RefusedError, match=r"is not empty .* pass --clean to drop and replace"):
+    with pytest.raises(RefusedError, match=r"is not empty .* pass clean=True to drop and replace"):
         backups.restore(taken.file, empty)
     with psycopg.connect(empty.conninfo, autocommit=True) as conn:
         conn.execute("DELETE FROM organizations")
