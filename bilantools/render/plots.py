@@ -14,11 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bilantools.db.stats import SchemaStats, human_bytes
+from bilantools.render.text import human_bytes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from bilantools.db.stats import SchemaStats
 
 PAGE = 8192  # PostgreSQL's block size: index sizes are multiples of it
 DPI = 120
