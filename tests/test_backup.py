@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import tempfile
 import threading
 import time
@@ -117,7 +118,7 @@ def test_unwritable_directory_fails_before_pg_dump(
     def no_process(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("pg_dump must not start")
 
-    monkeypatch.setattr(backups.subprocess, "Popen", no_process)
+    monkeypatch.setattr(subprocess, "Popen", no_process)
     in_the_way = tmp_path / "a-file"
     in_the_way.write_text("not a directory")
     with pytest.raises(InputError, match=r"backup directory .*a-file is not writable \(.*\); pass --out DIR"):
@@ -137,7 +138,7 @@ def test_failed_dump_leaves_nothing(migrated: str, tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(dump_process, "run", broken)
     with pytest.raises(
-        backups.BackupError, match=r"pg_dump failed: .*no_such_table_anywhere.*nothing was kept"
+        dump_process.BackupError, match=r"pg_dump failed: .*no_such_table_anywhere.*nothing was kept"
     ):
         backups.take(parse_target(migrated, "--db"), tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -41,7 +41,10 @@ def test_short_bytes_keeps_one_decimal_and_stops_at_gb() -> None:
 
 
 def test_text_table_left_aligned_by_default_without_trailing_blanks() -> None:
-    rows = [["001", "create_schema", None], ["010", "x", Cell("applied", style="color:green")]]
+    rows: list[list[object]] = [
+        ["001", "create_schema", None],
+        ["010", "x", Cell("applied", style="color:green")],
+    ]
     assert text_table(["VERSION", "NAME", "STATE"], rows) == (
         "VERSION  NAME           STATE\n001      create_schema\n010      x              applied"
     )
