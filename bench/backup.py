@@ -50,8 +50,8 @@ from psycopg import sql
 
 from bilantools import commands
 from bilantools.db import backup as backups
+from bilantools.db import dump_files, pgtools
 from bilantools.db import fingerprint as fingerprints
-from bilantools.db import pgtools
 from bilantools.db.pgtools import Program, choose, connection_env
 from bilantools.db.sandbox import Sandbox, embedded_bin
 from bilantools.db.target import Target, parse_target
@@ -285,7 +285,7 @@ def run_bare(bench: Bench, fmt: str) -> float:
         elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise BenchError(f"pg_dump exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
-    bench.record_size("bare", fmt, backups._size(out))
+    bench.record_size("bare", fmt, dump_files.size(out))
     return elapsed
 
 
@@ -428,7 +428,7 @@ def breakdown_pass(bench: Bench, fmt: str, steps: Steps) -> None:
         helper(backups, "_sha256")(dump)
     with steps.timed("chmod + size + sidecar JSON"):
         helper(backups, "_protect")(dump)
-        meta = {"bytes": backups._size(dump), "objects": backups._details(described), "row_counts": counts}
+        meta = {"bytes": dump_files.size(dump), "objects": backups._details(described), "row_counts": counts}
         helper(backups, "_write_json")(out / f"{dump.name}.json", meta)
 
 

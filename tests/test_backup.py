@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import tempfile
 import threading
 import time
@@ -19,6 +20,7 @@ import pytest
 
 from bilantools import commands
 from bilantools.db import backup as backups
+from bilantools.db import dump_process
 from bilantools.db.sandbox import Sandbox
 from bilantools.db.target import parse_target
 from bilantools.errors import InputError, RefusedError
@@ -116,7 +118,7 @@ def test_unwritable_directory_fails_before_pg_dump(
     def no_process(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("pg_dump must not start")
 
-    monkeypatch.setattr("subprocess.Popen", no_process)
+    monkeypatch.setattr(subprocess, "Popen", no_process)
     in_the_way = tmp_path / "a-file"
     in_the_way.write_text("not a directory")
     with pytest.raises(InputError, match=r"backup directory .*a-file is not writable \(.*\); pass --out DIR"):
@@ -127,16 +129,16 @@ def test_unwritable_directory_fails_before_pg_dump(
 
 
 def test_failed_dump_leaves_nothing(migrated: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = backups._run_dump
+    real = dump_process.run
 
     def broken(target: Any, args: list[str], partial: Path, progress: Any, during: Any) -> str | None:
         return real(
             target, [*args, "--table", "no_such_table_anywhere", "--strict-names"], partial, progress, during
         )
 
-    monkeypatch.setattr(backups, "_run_dump", broken)
+    monkeypatch.setattr(dump_process, "run", broken)
     with pytest.raises(
-        backups.BackupError, match=r"pg_dump failed: .*no_such_table_anywhere.*nothing was kept"
+        dump_process.BackupError, match=r"pg_dump failed: .*no_such_table_anywhere.*nothing was kept"
     ):
         backups.take(parse_target(migrated, "--db"), tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -150,7 +152,7 @@ def test_restore_refuses_a_non_empty_target_unless_clean(
     assert backups.restore(taken.file, empty) == []
     with empty.connect() as conn:
         assert backups.compare(taken, conn) == []
-    with pytest.raises(RefusedError, match=r"is not empty .* pass --clean to drop and replace"):
+    with pytest.raises(RefusedError, match=r"is not empty .* pass clean=True to drop and replace"):
         backups.restore(taken.file, empty)
     with psycopg.connect(empty.conninfo, autocommit=True) as conn:
         conn.execute("DELETE FROM organizations")

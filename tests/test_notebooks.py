@@ -127,13 +127,20 @@ def test_the_parameters_cell_comes_first_and_was_executed(path: Path) -> None:
     )
 
 
+# The shared set-up (bilantools.notebook.runbook.setup) sets it: tests/test_runbook_setup.py
+# proves it in a real IPython shell.
+SETUP_IMPORT = re.compile(r"^from bilantools\.notebook\.runbook import [\w, ]*\bsetup\b", re.M)
+SETUP_CALL = re.compile(r"^\w+ = setup\(", re.M)
+
+
 @pytest.mark.parametrize("path", CURATED, ids=lambda p: p.stem)
 def test_jupysql_errors_raise(path: Path) -> None:
     """Without it a failing %sql prints a short message and the cell 'succeeds'."""
     assert any(
         re.search(r"^\s*%config SqlMagic\.short_errors = False\s*$", source(c), re.M)
+        or (SETUP_IMPORT.search(source(c)) and SETUP_CALL.search(source(c)))
         for c in code_cells(path)
-    ), f"{path.name} lacks '%config SqlMagic.short_errors = False'"
+    ), f"{path.name} lacks '%config SqlMagic.short_errors = False' (or the runbook set-up that sets it)"
 
 
 @pytest.mark.parametrize("path", CURATED, ids=lambda p: p.stem)
@@ -197,6 +204,11 @@ def test_the_checks_catch_broken_notebooks(tmp_path: Path) -> None:
     short = fake_notebook(tmp_path, [PARAMS, cell("%config SqlMagic.short_errors = True")])
     with pytest.raises(AssertionError, match="short_errors"):
         test_jupysql_errors_raise(short)
+    imported_only = fake_notebook(tmp_path, [PARAMS, cell("from bilantools.notebook.runbook import setup")])
+    with pytest.raises(AssertionError, match="short_errors"):
+        test_jupysql_errors_raise(imported_only)
+    set_up = "from bilantools.notebook.runbook import html, setup\n\nrunbook = setup('09_fake')"
+    test_jupysql_errors_raise(fake_notebook(tmp_path, [PARAMS, cell(set_up)]))
 
     for leak in ("print('postgresql://app:s3cret@db:5432/bilan')", "conninfo = 'host=db password=s3cret'"):
         leaking = fake_notebook(tmp_path, [PARAMS, CONFIG, cell(leak)])

@@ -17,7 +17,6 @@ from matplotlib.patches import Rectangle
 from psycopg import sql
 
 from bilantools import commands
-from bilantools.db import plots
 from bilantools.db.history import tracking_objects
 from bilantools.db.stats import (
     CATEGORY_COLUMNS,
@@ -26,11 +25,12 @@ from bilantools.db.stats import (
     TOTAL_KEYS,
     TRACKING_TABLES,
     SchemaStats,
-    human_bytes,
-    render_text,
     schema_stats,
 )
 from bilantools.errors import DatabaseError
+from bilantools.render import plots
+from bilantools.render.stats import render_text
+from bilantools.render.text import human_bytes
 from bilantools.source.categories import UNCATEGORIZED, load_categories
 
 pytestmark = pytest.mark.pg15

@@ -14,41 +14,31 @@ writes to a hidden ``.partial`` name that is renamed only on success.
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import itertools
 import json
 import os
 import re
-import shutil
 import subprocess
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from bilantools.db import plain_dump, retention
-from bilantools.db.diagnostics import server_message
+from bilantools.db import dump_files, dump_process, plain_dump, retention
+from bilantools.db.dump_process import BackupError, ProgressHook
 from bilantools.db.fingerprint import Fingerprint, fingerprint
-from bilantools.db.pgtools import DIR_OPTIONS, choose, connection_env, require_writable
+from bilantools.db.pgtools import choose, connection_env, require_writable
 from bilantools.db.sandbox import Sandbox
 from bilantools.db.scratch import held
 from bilantools.db.target import Target
-from bilantools.errors import BilanToolsError, InputError, RefusedError
+from bilantools.errors import InputError, RefusedError, option
 from bilantools.secrets import redact
 
 Format = Literal["custom", "plain", "directory"]
 Origin = Literal["manual", "automatic"]  # automatic: taken by apply/rollback before a change
 EXTENSIONS: dict[str, str] = {"custom": "dump", "plain": "sql", "directory": "dir"}
 DEFAULT_DIR = "backups"
-ProgressHook = Callable[[int], None]  # called with the bytes written so far
-
-
-class BackupError(BilanToolsError):
-    """pg_dump or pg_restore failed, or a restore reported errors; a failed dump leaves nothing."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +106,7 @@ def take(
     require_writable(out)
     kind = "schema" if schema_only else "full"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    stem, suffix = f"{_safe(target.dbname)}_{stamp}", f"_{kind}.{EXTENSIONS[fmt]}"
+    stem, suffix = f"{dump_files.safe_name(target.dbname)}_{stamp}", f"_{kind}.{EXTENSIONS[fmt]}"
     # unique per run: two backups of the same second never write the same file
     partial = out / f".{stem}{suffix}.{os.getpid()}-{os.urandom(4).hex()}.partial"
     final: Path | None = None
@@ -149,15 +139,15 @@ def take(
                 described["server_version"] = version[0] if version else None
 
             started = time.perf_counter()
-            digest = _run_dump(target, args, partial, progress, describe)
+            digest = dump_process.run(target, args, partial, progress, describe)
             duration_ms = int((time.perf_counter() - started) * 1000)
             conn.execute("COMMIT")
         finally:
             conn.close()
         with held():  # the finished dump gets its name and its sidecar; a signal waits, then undoes both
             try:
-                _protect(partial)
-                final = _claim(partial, out, stem, suffix)
+                dump_files.protect(partial)
+                final = dump_files.claim(partial, out, stem, suffix)
                 meta = {
                     "file": final.name,
                     "database": target.dbname,
@@ -170,8 +160,8 @@ def take(
                     "server_version": described["server_version"],
                     "pg_dump": str(pg_dump.path),
                     "pg_dump_version": pg_dump.version,
-                    "bytes": _size(final),
-                    "sha256": digest or _sha256(final),
+                    "bytes": dump_files.size(final),
+                    "sha256": digest or dump_files.sha256(final),
                     "duration_ms": duration_ms,
                     "migration_version": described["migration_version"],
                     "fingerprint": described["fingerprint"].digest,
@@ -179,131 +169,25 @@ def take(
                     "row_counts": described["counts"],
                     "verified": None,
                 }
-                sidecar = _sidecar(final)
-                _write_json(sidecar, meta)
+                sidecar = dump_files.sidecar_of(final)
+                dump_files.write_json(sidecar, meta)
                 taken = Backup(final, sidecar, meta)
             except OSError as exc:
-                raise _write_failed(out, exc) from None
+                raise dump_process.write_failed(out, exc) from None
     except BaseException:  # an error, a full disk, Ctrl-C, SIGTERM: nothing partial stays,
         with held():  # and no dump without its sidecar (that is no backup)
             for path in (partial, final, sidecar):
                 if path is not None:
-                    _remove(path)
+                    dump_files.remove(path)
         raise
     return taken
-
-
-def _run_dump(
-    target: Target,
-    args: list[str],
-    partial: Path,
-    progress: ProgressHook | None,
-    during: Callable[[], None],
-) -> str | None:
-    """Run pg_dump; `during` runs meanwhile. Returns the SHA-256 of what pg_dump wrote on
-    its standard output (None when it wrote a directory itself). Whatever stops the run
-    (an error, a full disk, a signal) stops pg_dump too: it never outlives the call."""
-    import psycopg
-
-    streamed = "--file" not in args
-    digest = hashlib.sha256()
-    written = [0]
-    failed: list[OSError] = []  # the copier's write error
-    errors: list[bytes] = []
-    process: subprocess.Popen[bytes] | None = None
-    threads: list[threading.Thread] = []
-    with connection_env(target) as (conninfo, env):
-        try:
-            with held():  # pg_dump and its readers started and known here, or not started
-                process = subprocess.Popen(
-                    [*args, "--dbname", conninfo],
-                    env=env,
-                    stderr=subprocess.PIPE,
-                    stdout=subprocess.PIPE if streamed else subprocess.DEVNULL,
-                )
-                threads.append(threading.Thread(target=_read_all, args=(process.stderr, errors)))
-                if streamed:
-                    threads.append(
-                        threading.Thread(target=_copy, args=(process, partial, digest, written, failed))
-                    )
-                for thread in threads:
-                    thread.start()
-            try:
-                during()
-            except psycopg.Error as exc:
-                raise BackupError(
-                    f"cannot read the database in the dump's snapshot: {server_message(exc)}; "
-                    "nothing was kept"
-                ) from None
-            while process.poll() is None:
-                if progress is not None:
-                    progress(written[0] if streamed else _size(partial))
-                time.sleep(0.1)
-        finally:
-            with held():  # a second signal must not leave pg_dump running, or its readers waiting
-                if process is not None and process.poll() is None:
-                    process.kill()
-                if process is not None:
-                    process.wait()
-                for thread in threads:
-                    if thread.ident is not None:
-                        thread.join()
-    assert process is not None
-    if failed:
-        raise _write_failed(partial.parent, failed[0], written[0])
-    if process.returncode != 0:
-        stderr = b"".join(errors).decode(errors="replace")
-        if "No space left on device" in stderr:  # pg_dump writing a directory itself
-            raise _write_failed(partial.parent, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
-        raise BackupError(f"pg_dump failed: {_last_error(stderr)}; nothing was kept")
-    if progress is not None:
-        progress(written[0] if streamed else _size(partial))
-    return digest.hexdigest() if streamed else None
-
-
-def _read_all(stream: Any, into: list[bytes]) -> None:
-    """What pg_dump writes on its standard error (read meanwhile: a full pipe would stop it)."""
-    into.append(stream.read() if stream is not None else b"")
-
-
-def _copy(
-    process: subprocess.Popen[bytes], partial: Path, digest: Any, written: list[int], failed: list[OSError]
-) -> None:
-    """pg_dump's output into the partial file (0600 from the start), hashed on the way.
-    A write error (a full disk) stops pg_dump, which would otherwise wait forever on a
-    pipe nobody reads, holding its locks and its snapshot's transaction."""
-    assert process.stdout is not None
-    try:
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            for block in iter(lambda: process.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
-                digest.update(block)
-                handle.write(block)
-                written[0] += len(block)
-            handle.flush()
-            os.fsync(handle.fileno())  # a backup reported as taken must survive a crash
-    except OSError as exc:
-        failed.append(exc)
-        process.kill()
-
-
-def _write_failed(directory: Path, exc: OSError, written: int | None = None) -> BackupError:
-    """One line naming the directory that could not take the backup, and the fix."""
-    so_far = f" after {written} bytes" if written else ""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        what = f"backup directory {directory} is full ({exc.strerror}{so_far})"
-        fix = f"free space there or pass {DIR_OPTIONS} elsewhere"
-    else:
-        what = f"cannot write the backup into {directory} ({exc.strerror}{so_far})"
-        fix = f"fix the directory or pass {DIR_OPTIONS} elsewhere"
-    return BackupError(f"{what}: pg_dump was stopped and nothing was kept; {fix}")
 
 
 # -- reading backups ------------------------------------------------------------------------------
 def load(file: Path | str) -> Backup:
     """A backup and its sidecar; a clear error when the sidecar is missing or unreadable."""
     path = Path(file)
-    sidecar = _sidecar(path)
+    sidecar = dump_files.sidecar_of(path)
     if not path.exists():
         raise InputError(f"{path} does not exist; pass a backup file ('bilantools backup list' shows them)")
     try:
@@ -330,7 +214,9 @@ def listing(out_dir: Path | str = DEFAULT_DIR) -> list[Backup]:
             found.append(Backup(file, sidecar, json.loads(sidecar.read_text(encoding="utf-8"))))
         except (OSError, ValueError):
             continue
-    return sorted(found, key=lambda b: (str(b.meta.get("created_at", "")), _mtime(b.file)), reverse=True)
+    return sorted(
+        found, key=lambda b: (str(b.meta.get("created_at", "")), dump_files.mtime(b.file)), reverse=True
+    )
 
 
 def prune_plan(out_dir: Path | str = DEFAULT_DIR, keep: int = 5) -> retention.PrunePlan:
@@ -351,11 +237,11 @@ def prune(
         backup = decision.backup
         if allowed is not None and backup.file not in allowed:
             continue
-        _remove(backup.file)
+        dump_files.remove(backup.file)
         backup.sidecar.unlink(missing_ok=True)
         removed.append(backup.file)
     if removed:
-        _sync_directory(Path(out_dir))
+        dump_files.sync_directory(Path(out_dir))
     return removed
 
 
@@ -364,7 +250,7 @@ def verify(file: Path | str, sandbox: Sandbox, pg_bin: Path | str | None = None)
     """Restore into a fresh sandbox database and compare with the sidecar."""
     backup = load(file)
     result = Verification(backup.file, ok=False)
-    actual = _sha256(backup.file)
+    actual = dump_files.sha256(backup.file)
     if actual != backup.sha256:
         result.differences.append(
             f"{backup.file.name} changed since it was taken: SHA-256 {actual[:12]}... is not the "
@@ -424,7 +310,7 @@ def restore(
     """Restore into `target`; refuses a non-empty database unless `clean`. Returns what the
     target lacked (roles, extensions) for objects that could not be restored as dumped."""
     backup = load(file)
-    if _sha256(backup.file) != backup.sha256:
+    if dump_files.sha256(backup.file) != backup.sha256:
         raise RefusedError(
             f"{backup.file.name} does not match its recorded SHA-256 (truncated or corrupted): "
             "refusing to restore it"
@@ -440,11 +326,11 @@ def restore(
     if objects and objects[0] and not clean:
         raise RefusedError(
             f"{target.masked} is not empty ({objects[0]} relations): restore into an empty "
-            "database, or pass --clean to drop and replace what the backup contains"
+            f"database, or pass {option('clean')} to drop and replace what the backup contains"
         )
     if clean and backup.meta["format"] == "plain":
         raise RefusedError(
-            "--clean needs a custom or directory backup (a plain SQL dump cannot drop "
+            f"{option('clean')} needs a custom or directory backup (a plain SQL dump cannot drop "
             "what it replaces): restore into an empty database instead"
         )
     missing, errors = _restore_into(backup, target, clean, pg_bin)
@@ -525,108 +411,6 @@ def _details(described: Fingerprint) -> dict[str, str]:
     }
 
 
-def _claim(partial: Path, out: Path, stem: str, suffix: str) -> Path:
-    """Give the finished dump its name, `<stem><suffix>`, or `<stem>-2<suffix>`... when a
-    backup of the same second has it: an existing backup is never replaced."""
-    for n in itertools.count(1):
-        final = out / f"{stem}{'' if n == 1 else f'-{n}'}{suffix}"
-        if _sidecar(final).exists():
-            continue
-        try:
-            if partial.is_dir():  # fails onto an existing (never empty) directory backup
-                partial.rename(final)
-            else:  # a hard link fails if the name exists, where a rename would replace it
-                os.link(partial, final)
-                partial.unlink()
-        except (FileExistsError, IsADirectoryError, NotADirectoryError):
-            continue
-        except OSError as exc:
-            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-            continue
-        _sync_directory(out)
-        return final
-    raise AssertionError("unreachable")
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "database"
-
-
-def _files(path: Path) -> list[Path]:
-    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-
-
-def _mtime(path: Path) -> int:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return 0
-
-
-def _size(path: Path) -> int:
-    try:
-        return sum(p.stat().st_size for p in _files(path)) if path.exists() else 0
-    except OSError:
-        return 0
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    for file in _files(path):
-        if path.is_dir():
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def _protect(path: Path) -> None:
-    """0600 files (0700 directories): a dump holds every row of the database."""
-    if path.is_dir():
-        path.chmod(0o700)
-        for file in _files(path):
-            file.chmod(0o600)
-    else:
-        path.chmod(0o600)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.rename(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    _sync_directory(path.parent)
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make renames in `directory` durable."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def _record_verification(backup: Backup, result: Verification) -> None:
     meta = dict(backup.meta)
     meta["verified"] = {
@@ -635,11 +419,4 @@ def _record_verification(backup: Backup, result: Verification) -> None:
         "differences": result.differences[:50],
         "missing": result.missing,
     }
-    _write_json(backup.sidecar, meta)
-
-
-def _last_error(stderr: str) -> str:
-    """pg_dump's last error line (not the 'detail:' line that may follow it)."""
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if "error:" in line] or lines
-    return redact(" ".join(errors[-1].split())) if errors else "no message"
+    dump_files.write_json(backup.sidecar, meta)

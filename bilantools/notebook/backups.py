@@ -10,7 +10,7 @@ import ipywidgets as widgets
 from bilantools import commands
 from bilantools.notebook import log
 from bilantools.notebook.panel import Panel, TargetLike
-from bilantools.notebook.render import size
+from bilantools.render.text import short_bytes as size
 
 FORMATS = ("custom", "plain", "directory")
 

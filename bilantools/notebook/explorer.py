@@ -11,7 +11,8 @@ import ipywidgets as widgets
 from bilantools import commands
 from bilantools.errors import DatabaseError
 from bilantools.notebook.panel import Panel, TargetLike
-from bilantools.notebook.render import Cell, esc, size, table
+from bilantools.notebook.render import Cell, esc, table
+from bilantools.render.text import short_bytes as size
 
 if TYPE_CHECKING:
     import psycopg

@@ -1,4 +1,7 @@
-"""Small HTML tables for panels (escaped, styled inline so they survive any frontend)."""
+"""Small HTML tables for panels (escaped, styled inline so they survive any frontend).
+
+Their plain-text twin (the log's text/plain form) is `bilantools.render.text.text_table`,
+which shows a `Cell` by its text."""
 
 from __future__ import annotations
 
@@ -17,6 +20,9 @@ class Cell:
     text: str
     style: str = ""
     title: str = ""
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def esc(value: object) -> str:
@@ -46,22 +52,3 @@ def table(
                 cells.append(f'<td style="{CELL_STYLE}">{esc(value)}</td>')
         body.append(f"<tr{attr_text}>{''.join(cells)}</tr>")
     return f'<table style="{TABLE_STYLE}"><tr>{head}</tr>{"".join(body)}</table>'
-
-
-def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """The same rows as aligned plain text (the log's text/plain form)."""
-    cells = [[str(h) for h in headers]] + [
-        [c.text if isinstance(c, Cell) else ("" if c is None else str(c)) for c in row] for row in rows
-    ]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells)
-
-
-def size(n: int) -> str:
-    """Bytes for humans."""
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"

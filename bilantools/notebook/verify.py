@@ -9,7 +9,8 @@ import ipywidgets as widgets
 from bilantools import commands
 from bilantools.notebook import log
 from bilantools.notebook.panel import Panel, TargetLike
-from bilantools.notebook.render import Cell, table, text_table
+from bilantools.notebook.render import Cell, table
+from bilantools.render.text import text_table
 
 PROBLEM_COLOURS = {"missing": "#c62828", "changed": "#c2185b"}
 DRIFT_KINDS = ("unexpected", "absent", "changed")

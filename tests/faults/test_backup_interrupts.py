@@ -30,7 +30,7 @@ import psycopg
 import pytest
 
 from bilantools import commands
-from bilantools.db import backup as backups
+from bilantools.db import dump_files, dump_process
 from bilantools.db.sandbox import Sandbox
 from bilantools.db.scratch import HELD, Stopped, held, stop_on_signals
 from tests.conftest import FIXTURES
@@ -171,7 +171,7 @@ def trigger(
 
         def starting(thread: threading.Thread) -> None:
             start(thread)
-            if getattr(thread, "_target", None) is backups._copy:
+            if getattr(thread, "_target", None) is dump_process.copy:
                 pg_dump_waits()
                 ctrl_c()
 
@@ -188,13 +188,13 @@ def trigger(
 
         monkeypatch.setattr(shutil, "rmtree", removing)
     elif moment == "naming the finished dump":
-        sync = backups._sync_directory
+        sync = dump_files.sync_directory
 
         def syncing(directory: Path) -> None:
             ctrl_c()
             sync(directory)
 
-        monkeypatch.setattr(backups, "_sync_directory", syncing)
+        monkeypatch.setattr(dump_files, "sync_directory", syncing)
     return None
 
 

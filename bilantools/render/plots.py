@@ -14,11 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bilantools.db.stats import SchemaStats, human_bytes
+from bilantools.render.text import human_bytes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from bilantools.db.stats import SchemaStats
 
 PAGE = 8192  # PostgreSQL's block size: index sizes are multiples of it
 DPI = 120
@@ -48,6 +50,20 @@ def _unit(largest: int) -> tuple[str, int]:
     return "bytes", 1
 
 
+def _per_category(fig: Figure, ax: Axes, stats: SchemaStats, ylabel: str, title: str) -> Figure:
+    """The frame of a chart with one group of bars per category: the categories' names
+    under their bars, the labels, the legend and the caption."""
+    names = [c.name for c in stats.category_stats]
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel("table category (migrations/categories.toml)")
+    ax.set_title(title)
+    ax.legend()
+    ax.margins(y=0.12)
+    _caption(fig, stats)
+    return fig
+
+
 def category_objects(stats: SchemaStats) -> Figure:
     """Tables and indexes per category, side by side, in the guide's category order."""
     import numpy as np
@@ -63,14 +79,8 @@ def category_objects(stats: SchemaStats) -> Figure:
         (width / 2, indexes, "indexes", INDEXES_COLOUR),
     ):
         ax.bar_label(ax.bar(x + offset, values, width, label=label, color=colour), padding=2, fontsize=8)
-    ax.set_xticks(x, names, rotation=30, ha="right")
-    ax.set_ylabel("number of objects")
-    ax.set_xlabel("table category (migrations/categories.toml)")
-    ax.set_title(f"Tables and indexes per category: {len(stats.tables)} tables, {len(stats.indexes)} indexes")
-    ax.legend()
-    ax.margins(y=0.12)
-    _caption(fig, stats)
-    return fig
+    title = f"Tables and indexes per category: {len(stats.tables)} tables, {len(stats.indexes)} indexes"
+    return _per_category(fig, ax, stats, "number of objects", title)
 
 
 def category_sizes(stats: SchemaStats) -> Figure:
@@ -86,15 +96,10 @@ def category_sizes(stats: SchemaStats) -> Figure:
     ax.bar(x, table_part, 0.6, label="table data (heap + TOAST)", color=TABLES_COLOUR)
     totals = ax.bar(x, index_part, 0.6, bottom=table_part, label="indexes", color=INDEXES_COLOUR)
     ax.bar_label(totals, labels=[human_bytes(c.bytes) for c in stats.category_stats], padding=2, fontsize=8)
-    ax.set_xticks(x, names, rotation=30, ha="right")
-    ax.set_ylabel(f"size ({unit})")
-    ax.set_xlabel("table category (migrations/categories.toml)")
     total = sum(c.bytes for c in stats.category_stats)
-    ax.set_title(f"Disk size per category: {human_bytes(total)} in all")
-    ax.legend()
-    ax.margins(y=0.12)
-    _caption(fig, stats)
-    return fig
+    return _per_category(
+        fig, ax, stats, f"size ({unit})", f"Disk size per category: {human_bytes(total)} in all"
+    )
 
 
 def index_sizes(stats: SchemaStats) -> Figure:
