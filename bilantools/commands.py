@@ -38,9 +38,6 @@ from bilantools.db.target import Target, parse_target
 from bilantools.errors import ConnectionLostError, DatabaseError, InputError, option
 from bilantools.options import DEFAULT_BACKUP_DIR, RunOptions
 from bilantools.project import DEFAULT_MIGRATIONS, Project, ProjectLike, as_project
-from bilantools.runbooks import history as runbook_history
-from bilantools.runbooks import parse_parameters as runbook_parameters
-from bilantools.runbooks import run as run_runbook
 from bilantools.secrets import redact
 from bilantools.source.files import Migration
 from bilantools.source.findings import Finding
@@ -55,6 +52,7 @@ if TYPE_CHECKING:
     from bilantools.db.retention import PrunePlan
     from bilantools.db.stats import SchemaStats
     from bilantools.db.verify import Detection, Verification
+    from bilantools.runbooks import RunRecord
     from bilantools.source.check import CheckReport
 
 __all__ = [
@@ -103,7 +101,7 @@ __all__ = [
     "restore",
     "rollback",
     "rollback_plan",
-    "run_runbook",
+    "runbook",
     "runbook_history",
     "runbook_parameters",
     "sandbox",
@@ -387,7 +385,10 @@ def _backup_hook(runner: Runner, options: RunOptions) -> Callable[[], str] | Non
         from bilantools.db import backup as backups
 
         taken = backups.take(
-            runner.target, options.backup_dir, lock_wait_timeout=runner.limits.lock_timeout, origin="automatic"
+            runner.target,
+            options.backup_dir,
+            lock_wait_timeout=runner.limits.lock_timeout,
+            origin="automatic",
         )
         return str(taken.file)
 
@@ -443,6 +444,35 @@ def stats_plots(*, stats: SchemaStats, out: Path | str) -> list[Path]:
     from bilantools.db.plots import save_all
 
     return save_all(stats, out)
+
+
+def runbook(
+    *,
+    name: str,
+    target: TargetLike = None,
+    parameters: dict[str, Any] | None = None,
+    notebooks: Path | str = "notebooks",
+    runs: Path | str = "runs",
+) -> RunRecord:
+    """Execute runbook `name` (e.g. "02") against the target with papermill; the executed
+    copy is kept under `runs` even when a cell fails."""
+    from bilantools import runbooks
+
+    return runbooks.run(name, resolve_target(target=target), parameters, notebooks, runs)
+
+
+def runbook_history(*, runs: Path | str = "runs") -> list[dict[str, Any]]:
+    """The runs kept under `runs`, newest first."""
+    from bilantools import runbooks
+
+    return runbooks.history(runs)
+
+
+def runbook_parameters(*, pairs: list[str]) -> dict[str, Any]:
+    """Runbook parameters from KEY=VALUE texts (values read as JSON when they can be)."""
+    from bilantools import runbooks
+
+    return runbooks.parse_parameters(pairs)
 
 
 @contextmanager
