@@ -119,7 +119,7 @@ def test_unwritable_directory_fails_before_pg_dump(
     monkeypatch.setattr(backups.subprocess, "Popen", no_process)
     in_the_way = tmp_path / "a-file"
     in_the_way.write_text("not a directory")
-    with pytest.raises(InputError, match=r"backup directory .*a-file is not writable \(.*\); pass --out DIR"):
+    with pytest.raises(InputError, match=r"backup directory .*a-file is not writable \(.*\); pass out=DIR"):
         backups.take(parse_target(migrated, "--db"), in_the_way)
     with pytest.raises(InputError, match="is not writable"):
         backups.take(parse_target(migrated, "--db"), Path("/proc/bilantools-backups"))

@@ -85,7 +85,7 @@ def test_apply_to_and_step(db_url: str, basic: Path) -> None:
         for s in commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="2")).steps
     ] == ["002"]
     assert states(db_url, basic) == {"001": "applied", "002": "applied", "003": "pending"}
-    with pytest.raises(InputError, match="--to 007: no migration has version 007"):
+    with pytest.raises(InputError, match="to=007: no migration has version 007"):
         commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="007"))
     with pytest.raises(InputError, match="cannot be used together"):
         commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="003", step=1))
