@@ -11,41 +11,35 @@ here, so a face imports this module and `bilantools.errors` only.
 from __future__ import annotations
 
 import os
-import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bilantools.db.diagnostics import server_message
-from bilantools.db.failures import lost_before
-from bilantools.db.lock import DEFAULT_WAIT, MigrationLock
+from bilantools import session
+from bilantools.db.lock import DEFAULT_WAIT
 from bilantools.db.runner import (
     DEFAULT_LOCK_TIMEOUT,
     MigrationStatus,
     Progress,
     ProgressHook,
-    Runner,
     RunResult,
     State,
     Status,
     Step,
-    run_limits,
 )
 from bilantools.db.sandbox import Sandbox
 from bilantools.db.scratch import Stopped, stop_on_signals
 from bilantools.db.target import Target, parse_target
-from bilantools.errors import ConnectionLostError, DatabaseError, InputError, option
+from bilantools.errors import InputError, option
 from bilantools.options import DEFAULT_BACKUP_DIR, RunOptions
 from bilantools.project import DEFAULT_MIGRATIONS, Project, ProjectLike, as_project
 from bilantools.secrets import redact
+from bilantools.session import TargetLike, resolve_target
 from bilantools.source.files import Migration
 from bilantools.source.findings import Finding
-from bilantools.source.headers import DURATION_HINT, Limits, parse_duration
+from bilantools.source.headers import DURATION_HINT, parse_duration
 
 if TYPE_CHECKING:
-    import psycopg
-
     from bilantools.db.backup import Backup
     from bilantools.db.backup import Verification as BackupVerification
     from bilantools.db.fingerprint import Fingerprint
@@ -114,27 +108,12 @@ __all__ = [
     "verify",
 ]
 
-TargetLike = Target | str | None
 DEFAULTS = RunOptions()
 
 
 def sandbox(*, home: Path | str | None = None, pg_bin: Path | str | None = None) -> Sandbox:
     """The local sandbox server (started on demand by `resolve_target`)."""
     return Sandbox(home, pg_bin)
-
-
-def resolve_target(
-    *, target: TargetLike = None, pg_bin: Path | str | None = None, home: Path | str | None = None
-) -> Target:
-    """`target`, else DATABASE_URL, else the sandbox's default database (started if needed)."""
-    if isinstance(target, Target):
-        return target
-    box = Sandbox(home, pg_bin)
-    if target is None and os.environ.get("DATABASE_URL") is not None:
-        return parse_target(os.environ["DATABASE_URL"], "DATABASE_URL", _sandbox_port(box))
-    if target is not None:
-        return parse_target(target, "--db", _sandbox_port(box))
-    return parse_target(box.start(), "sandbox")
 
 
 def needs_confirmation(*, target: Target, options: RunOptions = DEFAULTS) -> bool:
@@ -145,7 +124,7 @@ def needs_confirmation(*, target: Target, options: RunOptions = DEFAULTS) -> boo
 
 def status(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS) -> Status:
     """Each migration's state: applied, pending, failed, changed or missing-file."""
-    with _runner(target, project, "status") as runner:
+    with session.runner(target, project, "status") as runner:
         return runner.status()
 
 
@@ -153,7 +132,7 @@ def plan(
     *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, options: RunOptions = DEFAULTS
 ) -> list[Migration]:
     """The migrations `apply` would run with the same options (`to`, `step`), in order."""
-    with _runner(target, project, "plan") as runner:
+    with session.runner(target, project, "plan") as runner:
         return runner.plan(options.to, options.step)
 
 
@@ -175,8 +154,8 @@ def apply(
     setting); a migration's `-- lock-timeout:` / `-- statement-timeout:` headers win.
     `progress` is called as each migration starts and ends.
     """
-    with _run(target, project, "apply", options, progress) as runner:
-        hook = _backup_hook(runner, options)
+    with session.changing(target, project, "apply", options, progress) as runner:
+        hook = session.backup_hook(runner, options)
         return runner.apply(options.to, options.step, options.dry_run, options.force, before_changes=hook)
 
 
@@ -184,7 +163,7 @@ def plan_sql(
     *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, options: RunOptions = DEFAULTS
 ) -> str:
     """The exact SQL `apply` would run, in order, with its transaction boundaries."""
-    with _runner(target, project, "plan") as runner:
+    with session.runner(target, project, "plan") as runner:
         return runner.plan_sql(options.to, options.step)
 
 
@@ -197,7 +176,7 @@ def rollback_plan(
     *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, options: RunOptions = DEFAULTS
 ) -> list[Migration]:
     """The migrations `rollback` would roll back, newest first, without running anything."""
-    with _runner(target, project, "plan") as runner:
+    with session.runner(target, project, "plan") as runner:
         return runner.rollback_plan(options.to, options.step)
 
 
@@ -211,8 +190,8 @@ def rollback(
     """Run rollback scripts newest first: the last migration, `step` of them, or down to `to`
     (which stays applied; ``to="0"`` rolls back everything). Backs up first and limits lock
     waits and statements like `apply`."""
-    with _run(target, project, "rollback", options, progress) as runner:
-        hook = _backup_hook(runner, options)
+    with session.changing(target, project, "rollback", options, progress) as runner:
+        hook = session.backup_hook(runner, options)
         return runner.rollback(options.to, options.step, options.dry_run, before_changes=hook)
 
 
@@ -268,7 +247,7 @@ def backup_diff(*, file: Path | str, target: TargetLike = None) -> list[str]:
     from bilantools.db import backup as backups
 
     loaded = backups.load(file)
-    with _connection(target, "backup diff") as (_, conn):
+    with session.connection(target, "backup diff") as (_, conn):
         return backups.compare(loaded, conn)
 
 
@@ -303,7 +282,7 @@ def inspect(*, kind: str, target: TargetLike = None) -> Any:
 
     if kind not in INSPECTIONS:
         raise InputError(f"cannot inspect '{kind}': choose one of {', '.join(INSPECTIONS)}")
-    with _connection(target, "inspect") as (_, conn):
+    with session.connection(target, "inspect") as (_, conn):
         return getattr(catalog, kind)(conn)
 
 
@@ -311,7 +290,7 @@ def fingerprint(*, target: TargetLike = None) -> Fingerprint:
     """The schema fingerprint (and its per-object details) of the target."""
     from bilantools.db.fingerprint import fingerprint as take
 
-    with _connection(target, "fingerprint") as (_, conn):
+    with session.connection(target, "fingerprint") as (_, conn):
         return take(conn, rows=False)
 
 
@@ -344,7 +323,7 @@ def detect(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIO
     from bilantools.db import verify as checks
     from bilantools.db.fingerprint import fingerprint as take
 
-    with _connection(target, "detect") as (_, conn):
+    with session.connection(target, "detect") as (_, conn):
         live = take(conn, rows=False)
     return checks.detect(as_project(project).analysis, live)
 
@@ -353,7 +332,7 @@ def _live(target: TargetLike, project: Project, action: str) -> tuple[str, Finge
     """(target label, live fingerprint, last applied version) for verify and drift."""
     from bilantools.db.fingerprint import fingerprint as take
 
-    with _runner(target, project, action) as runner:
+    with session.runner(target, project, action) as runner:
         applied = [s.version for s in runner.status().migrations if s.state in ("applied", "changed")]
         live = take(runner.conn, rows=False)
     return runner.target_label, live, applied[-1] if applied else None
@@ -376,32 +355,13 @@ def _reference(project: Project, upto: str | None) -> Fingerprint:
         box.drop_db(url.rsplit("/", 1)[1])
 
 
-def _backup_hook(runner: Runner, options: RunOptions) -> Callable[[], str] | None:
-    """The automatic backup before changes: on by default for anything but the sandbox."""
-    if options.backup is False or (options.backup is None and runner.target.is_sandbox):
-        return None
-
-    def take_backup() -> str:
-        from bilantools.db import backup as backups
-
-        taken = backups.take(
-            runner.target,
-            options.backup_dir,
-            lock_wait_timeout=runner.limits.lock_timeout,
-            origin="automatic",
-        )
-        return str(taken.file)
-
-    return take_backup
-
-
 def baseline(
     *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, options: RunOptions = DEFAULTS
 ) -> RunResult:
     """Record migrations up to `options.to` as applied without running them."""
     if options.to is None:
         raise InputError(f"baseline needs the last version to record: pass {option('to', 'VERSION')}")
-    with _runner(target, project, "baseline", options.lock_wait) as runner:
+    with session.runner(target, project, "baseline", options.lock_wait) as runner:
         return runner.baseline(options.to)
 
 
@@ -409,13 +369,13 @@ def repair(
     *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, options: RunOptions = DEFAULTS
 ) -> RunResult:
     """Clear failed rows and realign the checksums of edited files (logged as events)."""
-    with _runner(target, project, "repair", options.lock_wait) as runner:
+    with session.runner(target, project, "repair", options.lock_wait) as runner:
         return runner.repair()
 
 
 def validate(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS) -> list[Finding]:
     """Problems in the directory and in the history; empty when all is well."""
-    with _runner(target, project, "validate") as runner:
+    with session.runner(target, project, "validate") as runner:
         return runner.validate()
 
 
@@ -427,7 +387,7 @@ def stats(
     from bilantools.db.stats import schema_stats
 
     categories = as_project(project).categories
-    with _connection(target, "stats") as (resolved, conn):
+    with session.connection(target, "stats") as (resolved, conn):
         return schema_stats(conn, resolved.masked, categories, exact_rows=exact_rows)
 
 
@@ -473,80 +433,3 @@ def runbook_parameters(*, pairs: list[str]) -> dict[str, Any]:
     from bilantools import runbooks
 
     return runbooks.parse_parameters(pairs)
-
-
-@contextmanager
-def _connection(target: TargetLike, action: str) -> Iterator[tuple[Target, psycopg.Connection]]:
-    """A connection named after the action; server refusals become one-line errors."""
-    import psycopg
-
-    resolved = resolve_target(target=target)
-    conn = resolved.connect(f"bilantools {action} {_whoami()}")
-    try:
-        yield resolved, conn
-    except psycopg.Error as exc:
-        if conn.closed or conn.broken:
-            raise ConnectionLostError(
-                f"lost the connection to {resolved.masked} during the {action}: {server_message(exc)}; "
-                f"check that the server is running, then run the {action} again"
-            ) from None
-        if getattr(getattr(exc, "diag", None), "sqlstate", None) == "42501":
-            raise DatabaseError(
-                f"{resolved.masked} refused the {action}: {server_message(exc)}; the connected role "
-                f"{conn.info.user} lacks the privilege: GRANT it, or connect as the objects' owner"
-            ) from None
-        raise DatabaseError(
-            f"the {action} on {resolved.masked} failed: {server_message(exc)}; fix what the error names, "
-            f"then run the {action} again"
-        ) from None
-    finally:
-        conn.close()
-
-
-@contextmanager
-def _run(
-    target: TargetLike, project: ProjectLike, action: str, options: RunOptions, progress: ProgressHook | None
-) -> Iterator[Runner]:
-    """The runner of a changing run: its limits checked first, then the migration lock."""
-    limits = run_limits(options.lock_timeout, options.statement_timeout)
-    with _runner(target, project, action, options.lock_wait, progress, limits) as runner:
-        yield runner
-
-
-@contextmanager
-def _runner(
-    target: TargetLike,
-    project: ProjectLike,
-    action: str,
-    lock_wait: float | None = None,
-    progress: ProgressHook | None = None,
-    limits: Limits | None = None,
-) -> Iterator[Runner]:
-    import psycopg
-
-    found = as_project(project).migrations
-    with _connection(target, action) as (resolved, conn):
-        runner = Runner(conn, found, resolved, progress, limits or run_limits(DEFAULT_LOCK_TIMEOUT, None))
-        if lock_wait is None:
-            yield runner
-            return
-        try:
-            # Ctrl-C: a KeyboardInterrupt until the runner changes anything, then a cancel
-            # and a stop it reports; never one while the lock is released.
-            with runner.interrupts, MigrationLock(conn, resolved.masked, lock_wait):
-                yield runner
-        except psycopg.Error as exc:
-            # The runner turns every error of its migrations into its own: a server error
-            # reaching here came before the first migration was sent.
-            if action in ("apply", "rollback") and (conn.closed or conn.broken):
-                raise lost_before(resolved.masked, action, exc) from None
-            raise
-
-
-def _sandbox_port(box: Sandbox) -> int | None:
-    running = box.running()
-    return running.port if running else None
-
-
-def _whoami() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"

@@ -17,7 +17,13 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "bilantools"
 
 # The front door's floor: commands.py and what it is made of.
-FRONT = ("bilantools.commands", "bilantools.project", "bilantools.options", "bilantools.runbooks")
+FRONT = (
+    "bilantools.commands",
+    "bilantools.project",
+    "bilantools.options",
+    "bilantools.session",
+    "bilantools.runbooks",
+)
 FACES = ("bilantools.cli", "bilantools.notebook")
 LOWER = ("bilantools.db", "bilantools.source")
 # A module under the first prefix must not import one under any of the others.

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 import click
 
 from bilantools import commands
-from bilantools.commands import DEFAULT_LOCK_TIMEOUT, DEFAULT_WAIT, DURATION_HINT, Project, Target
+from bilantools.commands import DEFAULT_LOCK_TIMEOUT, DEFAULT_WAIT, DURATION_HINT, Project, RunOptions, Target
 
 # Front-door parameters whose flag is not their name with dashes (--force, --lock-wait...).
 FLAG_NAMES = {"target": "--db", "project": "--migrations", "fmt": "--format"}
@@ -118,3 +120,39 @@ def change_options(f: Callable[..., Any]) -> Callable[..., Any]:
         metavar="SECONDS",
         help="How long to wait for another run's migration lock.",
     )(f)
+
+
+def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Gather a command's run flags (--to, --dry-run, --no-backup, --lock-wait, --yes...)
+    into the one `RunOptions` the command receives as `options`."""
+    names = {field.name for field in fields(RunOptions)}
+
+    @functools.wraps(f)
+    def with_options(*args: Any, **flags: Any) -> Any:
+        backup = False if flags.pop("no_backup", False) else None
+        chosen = {name: flags.pop(name) for name in list(flags) if name in names}
+        return f(*args, options=RunOptions(backup=backup, **chosen), **flags)
+
+    return with_options
+
+
+def run_flags(*, force: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The flags of apply and rollback (--force only with apply), in their help order,
+    gathered into one `RunOptions`."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = backup_options(limit_options(change_flags(f)))
+        if force:
+            f = click.option(
+                "--force", is_flag=True, help="Apply despite forward references (never syntax errors)."
+            )(f)
+        f = click.option("--dry-run", is_flag=True, help="Run in a transaction that is rolled back.")(f)
+        return range_options(f)
+
+    return decorate
+
+
+def change_flags(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--lock-wait, --yes and --json of every changing command, gathered into one
+    `RunOptions` with the command's other run flags."""
+    return change_options(json_option(pass_ctx(run_options(f))))

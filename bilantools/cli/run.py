@@ -15,157 +15,66 @@ import click
 from bilantools import commands
 from bilantools.cli.flags import (
     Context,
-    backup_options,
-    change_options,
-    json_option,
-    limit_options,
-    pass_ctx,
-    range_options,
+    change_flags,
+    run_flags,
     spell,
 )
 from bilantools.cli.output import StepPrinter, confirm, print_json, step_line
-from bilantools.commands import ProgressHook, RunOptions, RunResult
+from bilantools.commands import RunOptions, RunResult
 from bilantools.errors import BilanToolsError, RunInterrupted
 
+# What each command asks before it changes a database other than the sandbox.
+QUESTIONS = {
+    "apply": "apply migrations to",
+    "rollback": "roll back migrations on",
+    "baseline": "record migrations as applied on",
+    "repair": "repair the migration history of",
+}
+
 
 @click.command()
-@range_options
-@click.option("--dry-run", is_flag=True, help="Run in a transaction that is rolled back.")
-@click.option("--force", is_flag=True, help="Apply despite forward references (never syntax errors).")
-@backup_options
-@limit_options
-@change_options
-@json_option
-@pass_ctx
-def apply(
-    obj: Context,
-    to: str | None,
-    step: int | None,
-    dry_run: bool,
-    force: bool,
-    no_backup: bool,
-    backup_dir: str,
-    lock_timeout: str,
-    statement_timeout: str | None,
-    lock_wait: float,
-    yes: bool,
-    as_json: bool,
-) -> None:
+@run_flags(force=True)
+def apply(obj: Context, options: RunOptions, as_json: bool) -> None:
     """Apply pending migrations, each with its tracking row in one transaction."""
-
-    options = RunOptions(
-        to=to,
-        step=step,
-        dry_run=dry_run,
-        force=force,
-        lock_timeout=lock_timeout,
-        statement_timeout=statement_timeout,
-        lock_wait=lock_wait,
-        backup=False if no_backup else None,
-        backup_dir=backup_dir,
-        yes=yes,
-    )
-
-    def call(hook: ProgressHook | None) -> RunResult:
-        target = obj.target()
-        confirm(target, "apply migrations to", options)
-        return commands.apply(target=target, project=obj.project, options=options, progress=hook)
-
-    _run(call, as_json, obj, "apply", dry_run)
+    _run(obj, "apply", options, as_json, commands.apply)
 
 
 @click.command()
-@range_options
-@click.option("--dry-run", is_flag=True, help="Run in a transaction that is rolled back.")
-@backup_options
-@limit_options
-@change_options
-@json_option
-@pass_ctx
-def rollback(
-    obj: Context,
-    to: str | None,
-    step: int | None,
-    dry_run: bool,
-    no_backup: bool,
-    backup_dir: str,
-    lock_timeout: str,
-    statement_timeout: str | None,
-    lock_wait: float,
-    yes: bool,
-    as_json: bool,
-) -> None:
+@run_flags(force=False)
+def rollback(obj: Context, options: RunOptions, as_json: bool) -> None:
     """Roll back the last migration, N of them (--step) or down to a version (--to; 0 = all)."""
-
-    options = RunOptions(
-        to=to,
-        step=step,
-        dry_run=dry_run,
-        lock_timeout=lock_timeout,
-        statement_timeout=statement_timeout,
-        lock_wait=lock_wait,
-        backup=False if no_backup else None,
-        backup_dir=backup_dir,
-        yes=yes,
-    )
-
-    def call(hook: ProgressHook | None) -> RunResult:
-        target = obj.target()
-        confirm(target, "roll back migrations on", options)
-        return commands.rollback(target=target, project=obj.project, options=options, progress=hook)
-
-    _run(call, as_json, obj, "rollback", dry_run)
+    _run(obj, "rollback", options, as_json, commands.rollback)
 
 
 @click.command()
 @click.option("--to", required=True, metavar="VERSION", help="Last version to mark as applied.")
-@change_options
-@json_option
-@pass_ctx
-def baseline(obj: Context, to: str, lock_wait: float, yes: bool, as_json: bool) -> None:
+@change_flags
+def baseline(obj: Context, options: RunOptions, as_json: bool) -> None:
     """Mark migrations up to a version as applied without running them."""
-
-    options = RunOptions(to=to, lock_wait=lock_wait, yes=yes)
-
-    def call(hook: ProgressHook | None) -> RunResult:
-        target = obj.target()
-        confirm(target, "record migrations as applied on", options)
-        return commands.baseline(target=target, project=obj.project, options=options)
-
-    _run(call, as_json, obj, "baseline")
+    _run(obj, "baseline", options, as_json, commands.baseline)
 
 
 @click.command()
-@change_options
-@json_option
-@pass_ctx
-def repair(obj: Context, lock_wait: float, yes: bool, as_json: bool) -> None:
+@change_flags
+def repair(obj: Context, options: RunOptions, as_json: bool) -> None:
     """Clear failed rows and realign the checksums of edited migration files."""
-
-    options = RunOptions(lock_wait=lock_wait, yes=yes)
-
-    def call(hook: ProgressHook | None) -> RunResult:
-        target = obj.target()
-        confirm(target, "repair the migration history of", options)
-        return commands.repair(target=target, project=obj.project, options=options)
-
-    _run(call, as_json, obj, "repair")
+    _run(obj, "repair", options, as_json, commands.repair)
 
 
 def _run(
-    call: Callable[[ProgressHook | None], RunResult],
-    as_json: bool,
-    obj: Context,
-    action: str,
-    dry_run: bool = False,
+    obj: Context, action: str, options: RunOptions, as_json: bool, command: Callable[..., RunResult]
 ) -> None:
-    """Run a changing command: one line per migration as it completes, then a summary.
-    With --json, a run that does not succeed prints its failure object too (see
-    `_failure`); Ctrl-C before the runner handles it means nothing was changed."""
+    """Run a changing command once confirmed (see `confirm`): one line per migration as it
+    completes, then a summary. With --json, a run that does not succeed prints its failure
+    object too (see `_failure`); Ctrl-C before the runner handles it means nothing was
+    changed."""
     printer = StepPrinter(quiet=as_json)
     try:
         try:
-            result = call(printer)
+            target = obj.target()
+            confirm(target, QUESTIONS[action], options)
+            hooks = {"progress": printer} if action in ("apply", "rollback") else {}
+            result = command(target=target, project=obj.project, options=options, **hooks)
         except KeyboardInterrupt:
             raise RunInterrupted(
                 f"interrupted (Ctrl-C) before any change: nothing was changed; run {action} again"
@@ -173,7 +82,7 @@ def _run(
     except BilanToolsError as exc:
         printer.close()
         if as_json:
-            print_json(_failure(exc, obj, action, dry_run))
+            print_json(_failure(exc, obj, action, options.dry_run))
         raise
     printer.close()
     if as_json:
