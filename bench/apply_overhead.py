@@ -312,7 +312,7 @@ def run_cli(server: Server, url: str, corpus: Corpus) -> None:
 
 def run_api(server: Server, url: str, corpus: Corpus) -> None:
     try:
-        result = commands.apply(url, corpus.directory)
+        result = commands.apply(target=url, project=corpus.directory)
     except Exception as exc:
         raise ToolFailed(f"commands.apply raised {type(exc).__name__}: {exc}") from None
     if len(result.steps) != corpus.count:
@@ -499,7 +499,7 @@ class Probe:
 def measure_startup(server: Server, corpus: Corpus, runs: int) -> dict[str, list[float]]:
     """`bilantools status` with nothing pending, next to what any client pays to start."""
     url = server.fresh_db(f"b_{corpus.name}_status")
-    commands.apply(url, corpus.directory)
+    commands.apply(target=url, project=corpus.directory)
     probes = [
         Probe(
             "bilantools status (nothing pending)",

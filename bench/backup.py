@@ -652,7 +652,7 @@ def prepare(
     """Migrate and load a database; the clock never runs here."""
     url = box.new_db("bench_backup", template="template0")
     print("applying migrations/ ...", file=sys.stderr, flush=True)
-    commands.apply(url, REPO / "migrations", backup=False)
+    commands.apply(target=url, project=REPO / "migrations", options=commands.RunOptions(backup=False))
     plan = row_plan(rows)
     print(f"loading {sum(plan.values()):,} rows ...", file=sys.stderr, flush=True)
     started = time.perf_counter()

@@ -130,7 +130,7 @@ def measure_status(
     included: what a user waits for when there is nothing to do.
     """
     url = server.fresh_db(f"s_{corpus.name}_bt")
-    commands.apply(url, corpus.directory)
+    commands.apply(target=url, project=corpus.directory)
     probes: list[tuple[str, Callable[[], None]]] = [
         ("bilantools status", partial(bilantools_status, server, url, corpus)),
         (PYTHON_FLOOR, partial(python_floor, server, url)),

@@ -1,60 +1,77 @@
 """The front door: one function per user-level operation.
 
-The CLI and the notebook widgets call these and nothing below them. Each takes the
-target (a `Target`, a URL, or None for DATABASE_URL / the sandbox) and the migrations
-directory, and returns plain results. Errors are `BilanToolsError`s whose message names
-the problem and the fix; nothing here prompts or prints.
+The CLI and the notebook widgets call these and nothing below them. Every parameter is
+a keyword: the target (a `Target`, a URL, or None for DATABASE_URL / the sandbox), the
+project (a `Project`, or its migrations directory) and, for the runs, one `RunOptions`.
+They return plain results. Errors are `BilanToolsError`s whose message names the problem
+and the fix; nothing here prompts or prints. The types a face needs are re-exported
+here, so a face imports this module and `bilantools.errors` only.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bilantools.db.diagnostics import server_message
-from bilantools.db.failures import lost_before
-from bilantools.db.lock import DEFAULT_WAIT, MigrationLock
-from bilantools.db.runner import (
-    DEFAULT_LOCK_TIMEOUT,
+from bilantools import session
+from bilantools.db.engine.limits import DEFAULT_LOCK_TIMEOUT
+from bilantools.db.engine.results import (
     MigrationStatus,
     Progress,
     ProgressHook,
-    Runner,
     RunResult,
+    State,
     Status,
     Step,
-    run_limits,
 )
+from bilantools.db.lock import DEFAULT_WAIT
 from bilantools.db.sandbox import Sandbox
+from bilantools.db.scratch import Stopped, stop_on_signals
 from bilantools.db.target import Target, parse_target
-from bilantools.errors import ConnectionLostError, DatabaseError, InputError
-from bilantools.source.files import Migration, discover
+from bilantools.errors import InputError, option
+from bilantools.options import DEFAULT_BACKUP_DIR, RunOptions
+from bilantools.project import DEFAULT_MIGRATIONS, Project, ProjectLike, as_project
+from bilantools.secrets import redact
+from bilantools.session import TargetLike, resolve_target
+from bilantools.source.files import Migration
 from bilantools.source.findings import Finding
-from bilantools.source.headers import Limits
+from bilantools.source.headers import DURATION_HINT, parse_duration
 
 if TYPE_CHECKING:
-    import psycopg
-
     from bilantools.db.backup import Backup
     from bilantools.db.backup import Verification as BackupVerification
     from bilantools.db.fingerprint import Fingerprint
     from bilantools.db.retention import PrunePlan
     from bilantools.db.stats import SchemaStats
     from bilantools.db.verify import Detection, Verification
+    from bilantools.runbooks import RunRecord
     from bilantools.source.check import CheckReport
-    from bilantools.source.graph import Analysis
 
 __all__ = [
+    "DEFAULT_BACKUP_DIR",
+    "DEFAULT_LOCK_TIMEOUT",
+    "DEFAULT_MIGRATIONS",
+    "DEFAULT_WAIT",
+    "DURATION_HINT",
+    "INSPECTIONS",
+    "Finding",
+    "Migration",
     "MigrationStatus",
     "Progress",
+    "ProgressHook",
+    "Project",
+    "ProjectLike",
+    "RunOptions",
     "RunResult",
+    "Sandbox",
+    "State",
     "Status",
     "Step",
+    "Stopped",
     "Target",
+    "TargetLike",
     "apply",
     "backup",
     "backup_diff",
@@ -68,74 +85,61 @@ __all__ = [
     "drift",
     "fingerprint",
     "inspect",
+    "needs_confirmation",
+    "parse_duration",
     "plan",
     "plan_sql",
+    "redact",
     "repair",
     "resolve_target",
     "restore",
     "rollback",
     "rollback_plan",
+    "runbook",
+    "runbook_history",
+    "runbook_parameters",
     "sandbox",
     "stats",
     "status",
+    "stop_on_signals",
     "validate",
     "verify",
 ]
 
-TargetLike = Target | str | None
-DEFAULT_MIGRATIONS = "migrations"
-DEFAULT_BACKUP_DIR = "backups"
+DEFAULTS = RunOptions()
 
 
-def sandbox(home: Path | str | None = None, pg_bin: Path | str | None = None) -> Sandbox:
+def sandbox(*, home: Path | str | None = None, pg_bin: Path | str | None = None) -> Sandbox:
     """The local sandbox server (started on demand by `resolve_target`)."""
     return Sandbox(home, pg_bin)
 
 
-def resolve_target(
-    db: TargetLike = None, pg_bin: Path | str | None = None, home: Path | str | None = None
-) -> Target:
-    """`db`, else DATABASE_URL, else the sandbox's default database (started if needed)."""
-    if isinstance(db, Target):
-        return db
-    box = Sandbox(home, pg_bin)
-    if db is None and os.environ.get("DATABASE_URL") is not None:
-        return parse_target(os.environ["DATABASE_URL"], "DATABASE_URL", _sandbox_port(box))
-    if db is not None:
-        return parse_target(db, "--db", _sandbox_port(box))
-    return parse_target(box.start(), "sandbox")
+def needs_confirmation(*, target: Target, options: RunOptions = DEFAULTS) -> bool:
+    """Whether a face must ask before this change: not for the sandbox, a dry run, or
+    options already confirmed (``yes``). The front door itself never asks."""
+    return not (target.is_sandbox or options.dry_run or options.yes)
 
 
-def status(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS) -> Status:
+def status(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS) -> Status:
     """Each migration's state: applied, pending, failed, changed or missing-file."""
-    with _runner(target, migrations, "status") as runner:
+    with session.runner(target, project, "status") as runner:
         return runner.status()
 
 
 def plan(
-    target: TargetLike = None,
-    migrations: Path | str = DEFAULT_MIGRATIONS,
-    to: str | None = None,
-    step: int | None = None,
+    *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, options: RunOptions = DEFAULTS
 ) -> list[Migration]:
-    """The migrations `apply` would run with the same arguments, in order."""
-    with _runner(target, migrations, "plan") as runner:
-        return runner.plan(to, step)
+    """The migrations `apply` would run with the same options (`to`, `step`), in order."""
+    with session.runner(target, project, "plan") as runner:
+        return runner.plan(options.to, options.step)
 
 
 def apply(
+    *,
     target: TargetLike = None,
-    migrations: Path | str = DEFAULT_MIGRATIONS,
-    to: str | None = None,
-    step: int | None = None,
-    dry_run: bool = False,
-    lock_wait: float = DEFAULT_WAIT,
+    project: ProjectLike = DEFAULT_MIGRATIONS,
+    options: RunOptions = DEFAULTS,
     progress: ProgressHook | None = None,
-    force: bool = False,
-    backup: bool | None = None,
-    backup_dir: Path | str = DEFAULT_BACKUP_DIR,
-    lock_timeout: str | None = DEFAULT_LOCK_TIMEOUT,
-    statement_timeout: str | None = None,
 ) -> RunResult:
     """Apply pending migrations (up to `to`, or the next `step`), each in its own transaction.
 
@@ -146,65 +150,51 @@ def apply(
     A statement waits at most `lock_timeout` for a lock and runs at most
     `statement_timeout` (PostgreSQL durations such as "5s"; None keeps the server's
     setting); a migration's `-- lock-timeout:` / `-- statement-timeout:` headers win.
+    `progress` is called as each migration starts and ends.
     """
-    limits = run_limits(lock_timeout, statement_timeout)
-    with _runner(target, migrations, "apply", lock_wait, progress, limits) as runner:
-        hook = _backup_hook(runner, backup, backup_dir)
-        return runner.apply(to, step, dry_run, force, before_changes=hook)
+    with session.changing(target, project, "apply", options, progress) as runner:
+        hook = session.backup_hook(runner, options)
+        return runner.apply(options.to, options.step, options.dry_run, options.force, before_changes=hook)
 
 
 def plan_sql(
-    target: TargetLike = None,
-    migrations: Path | str = DEFAULT_MIGRATIONS,
-    to: str | None = None,
-    step: int | None = None,
+    *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, options: RunOptions = DEFAULTS
 ) -> str:
     """The exact SQL `apply` would run, in order, with its transaction boundaries."""
-    with _runner(target, migrations, "plan") as runner:
-        return runner.plan_sql(to, step)
+    with session.runner(target, project, "plan") as runner:
+        return runner.plan_sql(options.to, options.step)
 
 
-def check(migrations: Path | str = DEFAULT_MIGRATIONS) -> CheckReport:
+def check(*, project: ProjectLike = DEFAULT_MIGRATIONS) -> CheckReport:
     """Every problem of the migrations directory, found without a database."""
-    from bilantools.db.history import tracking
-    from bilantools.source.check import check as check_directory
-
-    return check_directory(migrations, tracking=tracking())
+    return as_project(project).report
 
 
 def rollback_plan(
-    target: TargetLike = None,
-    migrations: Path | str = DEFAULT_MIGRATIONS,
-    to: str | None = None,
-    step: int | None = None,
+    *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, options: RunOptions = DEFAULTS
 ) -> list[Migration]:
     """The migrations `rollback` would roll back, newest first, without running anything."""
-    with _runner(target, migrations, "plan") as runner:
-        return runner.rollback_plan(to, step)
+    with session.runner(target, project, "plan") as runner:
+        return runner.rollback_plan(options.to, options.step)
 
 
 def rollback(
+    *,
     target: TargetLike = None,
-    migrations: Path | str = DEFAULT_MIGRATIONS,
-    to: str | None = None,
-    step: int | None = None,
-    dry_run: bool = False,
-    lock_wait: float = DEFAULT_WAIT,
+    project: ProjectLike = DEFAULT_MIGRATIONS,
+    options: RunOptions = DEFAULTS,
     progress: ProgressHook | None = None,
-    backup: bool | None = None,
-    backup_dir: Path | str = DEFAULT_BACKUP_DIR,
-    lock_timeout: str | None = DEFAULT_LOCK_TIMEOUT,
-    statement_timeout: str | None = None,
 ) -> RunResult:
     """Run rollback scripts newest first: the last migration, `step` of them, or down to `to`
     (which stays applied; ``to="0"`` rolls back everything). Backs up first and limits lock
     waits and statements like `apply`."""
-    limits = run_limits(lock_timeout, statement_timeout)
-    with _runner(target, migrations, "rollback", lock_wait, progress, limits) as runner:
-        return runner.rollback(to, step, dry_run, before_changes=_backup_hook(runner, backup, backup_dir))
+    with session.changing(target, project, "rollback", options, progress) as runner:
+        hook = session.backup_hook(runner, options)
+        return runner.rollback(options.to, options.step, options.dry_run, before_changes=hook)
 
 
 def backup(
+    *,
     target: TargetLike = None,
     out: Path | str = DEFAULT_BACKUP_DIR,
     schema_only: bool = False,
@@ -215,17 +205,17 @@ def backup(
     """pg_dump `target` into `out` with a sidecar (versions, SHA-256, fingerprint, row counts)."""
     from bilantools.db import backup as backups
 
-    return backups.take(resolve_target(target), out, schema_only, fmt, pg_bin, progress)  # type: ignore[arg-type]
+    return backups.take(resolve_target(target=target), out, schema_only, fmt, pg_bin, progress)  # type: ignore[arg-type]
 
 
-def backup_list(out: Path | str = DEFAULT_BACKUP_DIR) -> list[Backup]:
+def backup_list(*, out: Path | str = DEFAULT_BACKUP_DIR) -> list[Backup]:
     """The backups of `out`, newest first."""
     from bilantools.db import backup as backups
 
     return backups.listing(out)
 
 
-def backup_prune_plan(out: Path | str = DEFAULT_BACKUP_DIR, keep: int = 5) -> PrunePlan:
+def backup_prune_plan(*, out: Path | str = DEFAULT_BACKUP_DIR, keep: int = 5) -> PrunePlan:
     """What `backup_prune` would remove and keep in `out`, each with its reason."""
     from bilantools.db import backup as backups
 
@@ -233,7 +223,7 @@ def backup_prune_plan(out: Path | str = DEFAULT_BACKUP_DIR, keep: int = 5) -> Pr
 
 
 def backup_prune(
-    out: Path | str = DEFAULT_BACKUP_DIR, keep: int = 5, approved: PrunePlan | None = None
+    *, out: Path | str = DEFAULT_BACKUP_DIR, keep: int = 5, approved: PrunePlan | None = None
 ) -> list[Path]:
     """Delete all but the newest `keep` backups of each database, origin (automatic or
     manual) and kind in `out`, never the newest verified one of each; with `approved`,
@@ -243,30 +233,30 @@ def backup_prune(
     return backups.prune(out, keep, approved)
 
 
-def backup_verify(file: Path | str, pg_bin: Path | str | None = None) -> BackupVerification:
+def backup_verify(*, file: Path | str, pg_bin: Path | str | None = None) -> BackupVerification:
     """Restore `file` into a fresh sandbox database and compare it with its sidecar."""
     from bilantools.db import backup as backups
 
     return backups.verify(file, Sandbox(), pg_bin)
 
 
-def backup_diff(file: Path | str, target: TargetLike = None) -> list[str]:
+def backup_diff(*, file: Path | str, target: TargetLike = None) -> list[str]:
     """What differs between the backup's sidecar and the target as it is now."""
     from bilantools.db import backup as backups
 
     loaded = backups.load(file)
-    with _connection(target, "backup diff") as (_, conn):
+    with session.connection(target, "backup diff") as (_, conn):
         return backups.compare(loaded, conn)
 
 
 def restore(
-    file: Path | str, target: TargetLike = None, clean: bool = False, pg_bin: Path | str | None = None
+    *, file: Path | str, target: TargetLike = None, clean: bool = False, pg_bin: Path | str | None = None
 ) -> list[str]:
     """Restore `file` into the target (empty unless `clean`); returns the roles and extensions
     the target lacked."""
     from bilantools.db import backup as backups
 
-    return backups.restore(file, resolve_target(target), clean, pg_bin)
+    return backups.restore(file, resolve_target(target=target), clean, pg_bin)
 
 
 INSPECTIONS = (
@@ -284,71 +274,69 @@ INSPECTIONS = (
 )
 
 
-def inspect(kind: str, target: TargetLike = None) -> Any:
+def inspect(*, kind: str, target: TargetLike = None) -> Any:
     """One catalog inspection (see bilantools.db.catalog) as a pandas DataFrame."""
     from bilantools.db import catalog
 
     if kind not in INSPECTIONS:
         raise InputError(f"cannot inspect '{kind}': choose one of {', '.join(INSPECTIONS)}")
-    with _connection(target, "inspect") as (_, conn):
+    with session.connection(target, "inspect") as (_, conn):
         return getattr(catalog, kind)(conn)
 
 
-def fingerprint(target: TargetLike = None) -> Fingerprint:
+def fingerprint(*, target: TargetLike = None) -> Fingerprint:
     """The schema fingerprint (and its per-object details) of the target."""
     from bilantools.db.fingerprint import fingerprint as take
 
-    with _connection(target, "fingerprint") as (_, conn):
+    with session.connection(target, "fingerprint") as (_, conn):
         return take(conn, rows=False)
 
 
-def verify(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS) -> Verification:
+def verify(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS) -> Verification:
     """Per applied migration, each object it creates: ok, missing or changed.
 
     The expected schema is built by applying the same migrations to a scratch sandbox
     database, so implicit objects and exact definitions are known.
     """
     from bilantools.db import verify as checks
-    from bilantools.db.fingerprint import fingerprint as take
 
-    with _runner(target, migrations, "verify") as runner:
-        applied = [s.version for s in runner.status().migrations if s.state in ("applied", "changed")]
-        live = take(runner.conn, rows=False)
-    reference = _reference(migrations, applied[-1] if applied else None)
-    analysis = _analysis(migrations)
-    return checks.verify_tables(runner.target_label, live, reference, checks.owners(analysis, reference))
+    project = as_project(project)
+    label, live, upto = _live(target, project, "verify")
+    reference = _reference(project, upto)
+    return checks.verify_tables(label, live, reference, checks.owners(project.analysis, reference))
 
 
-def drift(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS) -> dict[str, list[str]]:
+def drift(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS) -> dict[str, list[str]]:
     """Objects no applied migration creates, and created ones that are absent or changed."""
     from bilantools.db import verify as checks
-    from bilantools.db.fingerprint import fingerprint as take
 
-    with _runner(target, migrations, "drift") as runner:
-        applied = [s.version for s in runner.status().migrations if s.state in ("applied", "changed")]
-        live = take(runner.conn, rows=False)
-    return checks.drift(live, _reference(migrations, applied[-1] if applied else None))
+    project = as_project(project)
+    _, live, upto = _live(target, project, "drift")
+    return checks.drift(live, _reference(project, upto))
 
 
-def detect(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS) -> Detection:
+def detect(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS) -> Detection:
     """For a database migrated by hand: the share of each migration's objects present, and
     the version to pass to `baseline --to`. Reads only."""
     from bilantools.db import verify as checks
     from bilantools.db.fingerprint import fingerprint as take
 
-    with _connection(target, "detect") as (_, conn):
+    with session.connection(target, "detect") as (_, conn):
         live = take(conn, rows=False)
-    return checks.detect(_analysis(migrations), live)
+    return checks.detect(as_project(project).analysis, live)
 
 
-def _analysis(migrations: Path | str) -> Analysis:
-    from bilantools.db.history import tracking_objects
-    from bilantools.source.graph import analyse
+def _live(target: TargetLike, project: Project, action: str) -> tuple[str, Fingerprint, str | None]:
+    """(target label, live fingerprint, last applied version) for verify and drift."""
+    from bilantools.db.fingerprint import fingerprint as take
 
-    return analyse(discover(migrations), tracking_objects())
+    with session.runner(target, project, action) as runner:
+        applied = [s.version for s in runner.status().migrations if s.state in ("applied", "changed")]
+        live = take(runner.conn, rows=False)
+    return runner.target_label, live, applied[-1] if applied else None
 
 
-def _reference(migrations: Path | str, upto: str | None) -> Fingerprint:
+def _reference(project: Project, upto: str | None) -> Fingerprint:
     """The fingerprint of a scratch sandbox database migrated up to `upto`."""
     from bilantools.db.fingerprint import Fingerprint
     from bilantools.db.fingerprint import fingerprint as take
@@ -358,129 +346,73 @@ def _reference(migrations: Path | str, upto: str | None) -> Fingerprint:
     box = Sandbox()
     url = box.new_db("bt_reference_" + os.urandom(4).hex())
     try:
-        apply(url, migrations, to=upto, backup=False)
+        apply(target=url, project=project, options=RunOptions(to=upto, backup=False))
         with parse_target(url, "sandbox").connect("bilantools reference") as conn:
             return take(conn, rows=False)
     finally:
         box.drop_db(url.rsplit("/", 1)[1])
 
 
-def _backup_hook(runner: Runner, wanted: bool | None, out: Path | str) -> Callable[[], str] | None:
-    """The automatic backup before changes: on by default for anything but the sandbox."""
-    if wanted is False or (wanted is None and runner.target.is_sandbox):
-        return None
-
-    def take_backup() -> str:
-        from bilantools.db import backup as backups
-
-        taken = backups.take(
-            runner.target, out, lock_wait_timeout=runner.limits.lock_timeout, origin="automatic"
-        )
-        return str(taken.file)
-
-    return take_backup
-
-
 def baseline(
-    to: str,
-    target: TargetLike = None,
-    migrations: Path | str = DEFAULT_MIGRATIONS,
-    lock_wait: float = DEFAULT_WAIT,
+    *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, options: RunOptions = DEFAULTS
 ) -> RunResult:
-    """Record migrations up to `to` as applied without running them."""
-    with _runner(target, migrations, "baseline", lock_wait) as runner:
-        return runner.baseline(to)
+    """Record migrations up to `options.to` as applied without running them."""
+    if options.to is None:
+        raise InputError(f"baseline needs the last version to record: pass {option('to', 'VERSION')}")
+    with session.runner(target, project, "baseline", options.lock_wait) as runner:
+        return runner.baseline(options.to)
 
 
 def repair(
-    target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS, lock_wait: float = DEFAULT_WAIT
+    *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, options: RunOptions = DEFAULTS
 ) -> RunResult:
     """Clear failed rows and realign the checksums of edited files (logged as events)."""
-    with _runner(target, migrations, "repair", lock_wait) as runner:
+    with session.runner(target, project, "repair", options.lock_wait) as runner:
         return runner.repair()
 
 
-def validate(target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS) -> list[Finding]:
+def validate(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS) -> list[Finding]:
     """Problems in the directory and in the history; empty when all is well."""
-    with _runner(target, migrations, "validate") as runner:
+    with session.runner(target, project, "validate") as runner:
         return runner.validate()
 
 
 def stats(
-    target: TargetLike = None, migrations: Path | str = DEFAULT_MIGRATIONS, exact_rows: bool = False
+    *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, exact_rows: bool = False
 ) -> SchemaStats:
     """The guide's schema overview from the live catalog: totals, categories with sizes,
     flags, the largest tables and indexes (row counts estimated unless `exact_rows`)."""
     from bilantools.db.stats import schema_stats
-    from bilantools.source.categories import load_categories
 
-    categories = load_categories(migrations)
-    with _connection(target, "stats") as (resolved, conn):
+    categories = as_project(project).categories
+    with session.connection(target, "stats") as (resolved, conn):
         return schema_stats(conn, resolved.masked, categories, exact_rows=exact_rows)
 
 
-@contextmanager
-def _connection(target: TargetLike, action: str) -> Iterator[tuple[Target, psycopg.Connection]]:
-    """A connection named after the action; server refusals become one-line errors."""
-    import psycopg
+def runbook(
+    *,
+    name: str,
+    target: TargetLike = None,
+    parameters: dict[str, Any] | None = None,
+    notebooks: Path | str = "notebooks",
+    runs: Path | str = "runs",
+) -> RunRecord:
+    """Execute runbook `name` (e.g. "02") against the target with papermill; the executed
+    copy is kept under `runs` even when a cell fails."""
+    from bilantools import runbooks
 
-    resolved = resolve_target(target)
-    conn = resolved.connect(f"bilantools {action} {_whoami()}")
-    try:
-        yield resolved, conn
-    except psycopg.Error as exc:
-        if conn.closed or conn.broken:
-            raise ConnectionLostError(
-                f"lost the connection to {resolved.masked} during the {action}: {server_message(exc)}; "
-                f"check that the server is running, then run the {action} again"
-            ) from None
-        if getattr(getattr(exc, "diag", None), "sqlstate", None) == "42501":
-            raise DatabaseError(
-                f"{resolved.masked} refused the {action}: {server_message(exc)}; the connected role "
-                f"{conn.info.user} lacks the privilege: GRANT it, or connect as the objects' owner"
-            ) from None
-        raise DatabaseError(
-            f"the {action} on {resolved.masked} failed: {server_message(exc)}; fix what the error names, "
-            f"then run the {action} again"
-        ) from None
-    finally:
-        conn.close()
+    return runbooks.run(name, resolve_target(target=target), parameters, notebooks, runs)
 
 
-@contextmanager
-def _runner(
-    target: TargetLike,
-    migrations: Path | str,
-    action: str,
-    lock_wait: float | None = None,
-    progress: ProgressHook | None = None,
-    limits: Limits | None = None,
-) -> Iterator[Runner]:
-    import psycopg
+def runbook_history(*, runs: Path | str = "runs") -> list[dict[str, Any]]:
+    """The runs kept under `runs`, newest first."""
+    from bilantools import runbooks
 
-    found = discover(migrations)
-    with _connection(target, action) as (resolved, conn):
-        runner = Runner(conn, found, resolved, progress, limits or run_limits(DEFAULT_LOCK_TIMEOUT, None))
-        if lock_wait is None:
-            yield runner
-            return
-        try:
-            # Ctrl-C: a KeyboardInterrupt until the runner changes anything, then a cancel
-            # and a stop it reports; never one while the lock is released.
-            with runner.interrupts, MigrationLock(conn, resolved.masked, lock_wait):
-                yield runner
-        except psycopg.Error as exc:
-            # The runner turns every error of its migrations into its own: a server error
-            # reaching here came before the first migration was sent.
-            if action in ("apply", "rollback") and (conn.closed or conn.broken):
-                raise lost_before(resolved.masked, action, exc) from None
-            raise
+    return runbooks.history(runs)
 
 
-def _sandbox_port(box: Sandbox) -> int | None:
-    running = box.running()
-    return running.port if running else None
+def runbook_parameters(*, pairs: list[str]) -> dict[str, Any]:
+    """Runbook parameters from KEY=VALUE texts (values read as JSON when they can be)."""
+    from bilantools import runbooks
 
-
-def _whoami() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return runbooks.parse_parameters(pairs)

@@ -5,10 +5,11 @@ problem and the fix) and exits with its `exit_code`; `--json` names the error's 
 Messages never contain a password: they are built from masked URLs and passed through
 `redact` when they quote the server.
 
-A fix that names an option is written as a placeholder, ``{option:force}`` or
-``{option:lock_wait=60}``, with the Python parameter's name: ``str(error)`` spells it as
-Python (``force=True``, ``lock_wait=60``) and each face spells it its own way with
-`render` (the CLI: ``--force``, ``--lock-wait 60``), so no caller is told to use a flag it
+A fix that names an option is written as a placeholder with the Python parameter's name:
+``{option:to}`` (the parameter itself), ``{option:lock_wait=60}`` (a value) or
+``{option:force=True}`` (a switch turned on). ``str(error)`` spells it as Python (``to``,
+``lock_wait=60``, ``force=True``) and each face spells it its own way with `render` (the
+CLI: ``--to``, ``--lock-wait 60``, ``--force``), so no caller is told to use a flag it
 does not have. `params` lists the parameters a message names.
 """
 
@@ -25,12 +26,14 @@ Spelling = Callable[[str, "str | None"], str]
 
 
 def python_spelling(name: str, value: str | None) -> str:
-    """``force=True`` for a switch, ``to=005`` for a value (as a Python caller passes it)."""
-    return f"{name}=True" if value is None else f"{name}={value}"
+    """``to`` for the parameter itself, ``to=005`` or ``force=True`` with a value (as a
+    Python caller passes it)."""
+    return name if value is None else f"{name}={value}"
 
 
 def option(name: str, value: object = None) -> str:
-    """The placeholder for parameter `name` in a message (value None: a switch)."""
+    """The placeholder for parameter `name` in a message (value None: the parameter
+    itself; True: a switch turned on)."""
     return "{option:" + name + ("" if value is None else f"={value}") + "}"
 
 

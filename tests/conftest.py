@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bilantools.cli import main
+from bilantools.cli.main import main
 from bilantools.db.sandbox import Sandbox
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -33,7 +33,7 @@ PASSWORD = "Bk-s3cret-pw_77"
 @pytest.fixture
 def migrated(db_url: str) -> str:
     """A fresh database with the 29 migrations and a few rows of our own."""
-    commands.apply(db_url, MIGRATIONS)
+    commands.apply(target=db_url, project=MIGRATIONS)
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO organizations (name, slug) VALUES ('Centre Bilan Lyon', 'cb-lyon'),"
@@ -73,12 +73,12 @@ def test_schema_only_and_other_formats_verify(
 
 def test_diff_reports_what_changed_after_the_backup(migrated: str, tmp_path: Path) -> None:
     taken = backups.take(parse_target(migrated, "--db"), tmp_path)
-    assert commands.backup_diff(taken.file, migrated) == []
+    assert commands.backup_diff(file=taken.file, target=migrated) == []
     with psycopg.connect(migrated, autocommit=True) as conn:
         conn.execute("ALTER TABLE users ADD COLUMN nickname text")
         conn.execute("DROP INDEX idx_messages_conversation_id")
         conn.execute("DELETE FROM organizations WHERE slug = 'cb-nantes'")
-    assert commands.backup_diff(taken.file, migrated) == [
+    assert commands.backup_diff(file=taken.file, target=migrated) == [
         "column users.nickname: in the database, not in the backup",
         "index idx_messages_conversation_id: in the backup, not in the database",
         "table audit_logs: 2 row(s) in the backup, 3 now",  # the audit trigger logged the delete
@@ -121,7 +121,7 @@ def test_unwritable_directory_fails_before_pg_dump(
     monkeypatch.setattr(subprocess, "Popen", no_process)
     in_the_way = tmp_path / "a-file"
     in_the_way.write_text("not a directory")
-    with pytest.raises(InputError, match=r"backup directory .*a-file is not writable \(.*\); pass --out DIR"):
+    with pytest.raises(InputError, match=r"backup directory .*a-file is not writable \(.*\); pass out=DIR"):
         backups.take(parse_target(migrated, "--db"), in_the_way)
     with pytest.raises(InputError, match="is not writable"):
         backups.take(parse_target(migrated, "--db"), Path("/proc/bilantools-backups"))
@@ -252,12 +252,14 @@ def test_apply_backs_up_other_targets_first(
     """A target that is not the sandbox gets a full backup before the first change."""
     monkeypatch.setenv("BILANTOOLS_HOME", str(tmp_path / "elsewhere"))
     fresh = migrated.rsplit("/", 1)[0] + "/" + _clone_empty(migrated)
-    result = commands.apply(fresh, basic, backup_dir=tmp_path / "auto")
+    result = commands.apply(
+        target=fresh, project=basic, options=commands.RunOptions(backup_dir=tmp_path / "auto")
+    )
     assert result.backup is not None and Path(result.backup).exists()
     with psycopg.connect(fresh) as conn:
         rows = conn.execute("SELECT DISTINCT backup FROM schema_migration_events").fetchall()
     assert rows == [(result.backup,)]
-    nothing = commands.rollback(fresh, basic, backup=False)
+    nothing = commands.rollback(target=fresh, project=basic, options=commands.RunOptions(backup=False))
     assert nothing.backup is None
 
 
@@ -284,7 +286,9 @@ def pg15() -> Iterator[Sandbox]:
 @pytest.mark.needs_system_pg15
 def test_backup_of_pg15_restores_into_pg18(pg15: Sandbox, server: Sandbox, tmp_path: Path) -> None:
     source = pg15.new_db("cross_version")
-    commands.apply(source, MIGRATIONS, backup=False)  # not into ./backups of the checkout
+    commands.apply(
+        target=source, project=MIGRATIONS, options=commands.RunOptions(backup=False)
+    )  # not into ./backups of the checkout
     with psycopg.connect(source, autocommit=True) as conn:
         assert conn.info.server_version // 10000 == 15
         conn.execute("INSERT INTO organizations (name, slug) VALUES ('Centre 15', 'c15')")

@@ -67,12 +67,28 @@ def shelf(server: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
     basic = FIXTURES / "basic"
     assert backups.verify(manual("p_m1", prod).file, server).ok
-    automatic("p_a1", lambda: commands.apply(prod, basic, to="001", backup_dir=out))
-    automatic("p_a2", lambda: commands.apply(prod, basic, to="002", backup_dir=out))
+    automatic(
+        "p_a1",
+        lambda: commands.apply(
+            target=prod, project=basic, options=commands.RunOptions(to="001", backup_dir=out)
+        ),
+    )
+    automatic(
+        "p_a2",
+        lambda: commands.apply(
+            target=prod, project=basic, options=commands.RunOptions(to="002", backup_dir=out)
+        ),
+    )
     manual("p_m2", prod)
-    automatic("p_a3", lambda: commands.apply(prod, basic, backup_dir=out))
-    automatic("p_a4", lambda: commands.rollback(prod, basic, backup_dir=out))
-    commands.apply(crm, basic, backup=False)
+    automatic(
+        "p_a3",
+        lambda: commands.apply(target=prod, project=basic, options=commands.RunOptions(backup_dir=out)),
+    )
+    automatic(
+        "p_a4",
+        lambda: commands.rollback(target=prod, project=basic, options=commands.RunOptions(backup_dir=out)),
+    )
+    commands.apply(target=crm, project=basic, options=commands.RunOptions(backup=False))
     assert backups.verify(manual("c_m1", crm).file, server).ok
     failing = manual("c_m2", crm)
     original = failing.file.read_bytes()
@@ -132,7 +148,7 @@ def test_keep_1_keeps_each_group_and_the_verified(copy: Shelf, cli: Any) -> None
 
 
 def test_keep_2(copy: Shelf) -> None:
-    removed = commands.backup_prune(copy.dir, keep=2)
+    removed = commands.backup_prune(out=copy.dir, keep=2)
     assert removed == [copy.dir / copy.names[k] for k in ("p_a2", "p_a1")]
     assert left(copy) == ["c_m1", "c_m2", "c_s1", "p_a3", "p_a4", "p_m1", "p_m2"]
 
@@ -224,9 +240,9 @@ def test_asks_on_a_terminal(copy: Shelf, server: Sandbox) -> None:
 
 def test_sandbox_backups_are_pruned_without_asking(db_url: str, cli: Any, tmp_path: Path) -> None:
     out = tmp_path / "bk"
-    first = commands.backup(db_url, out, schema_only=True)
+    first = commands.backup(target=db_url, out=out, schema_only=True)
     _next_second()
-    second = commands.backup(db_url, out, schema_only=True)
+    second = commands.backup(target=db_url, out=out, schema_only=True)
     assert first.meta["sandbox"] is True
     r = cli("backup", "--out", str(out), "prune", "--keep", "1")
     assert r.code == 0 and r.out.splitlines() == [f"removed {first.file}", "1 backup(s) removed, 1 kept"]
@@ -240,7 +256,7 @@ def test_sidecars_without_origin_are_a_group_of_their_own(copy: Shelf) -> None:
         meta = json.loads(sidecar.read_text())
         del meta["origin"], meta["sandbox"]
         sidecar.write_text(json.dumps(meta))
-    plan = commands.backup_prune_plan(copy.dir, keep=1)
+    plan = commands.backup_prune_plan(out=copy.dir, keep=1)
     reasons = {d.backup.file.name: d.reason for d in plan.decisions}
     prod = copy.databases["prod"]
     assert reasons[copy.names["p_a2"]] == f"among the newest 1 of {prod}'s full backups of unrecorded origin"
@@ -250,9 +266,9 @@ def test_sidecars_without_origin_are_a_group_of_their_own(copy: Shelf) -> None:
 
 
 def test_a_backup_verified_after_the_preview_is_not_deleted(copy: Shelf, server: Sandbox) -> None:
-    plan = commands.backup_prune_plan(copy.dir, keep=1)
+    plan = commands.backup_prune_plan(out=copy.dir, keep=1)
     assert [d.backup.file.name for d in plan.removed] == [copy.names[k] for k in ("p_a3", "p_a2", "p_a1")]
     assert backups.verify(copy.dir / copy.names["p_a3"], server).ok  # meanwhile, a restore drill
-    removed = commands.backup_prune(copy.dir, keep=1, approved=plan)
+    removed = commands.backup_prune(out=copy.dir, keep=1, approved=plan)
     assert removed == [copy.dir / copy.names[k] for k in ("p_a2", "p_a1")]
     assert "p_a3" in left(copy)

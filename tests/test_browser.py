@@ -44,7 +44,7 @@ def free_port() -> int:
 
 
 def applied(db_url: str) -> int:
-    return commands.status(db_url, REPO / "migrations").count("applied")
+    return commands.status(target=db_url, project=REPO / "migrations").count("applied")
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ RLS_TABLES = {
 @pytest.fixture
 def db(db_url: str) -> Iterator[psycopg.Connection]:
     """A connection (autocommit) to a fresh database with the 29 migrations applied."""
-    commands.apply(db_url, MIGRATIONS)
+    commands.apply(target=db_url, project=MIGRATIONS)
     with psycopg.connect(db_url, autocommit=True) as conn:
         yield conn
 
@@ -555,7 +555,7 @@ def test_sequences_close_to_max(db: psycopg.Connection) -> None:
 
 
 def test_sequences_without_reading_last_values_take_no_lock(db_url: str) -> None:
-    commands.apply(db_url, MIGRATIONS)
+    commands.apply(target=db_url, project=MIGRATIONS)
     locks = (
         "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
         " WHERE l.pid = pg_backend_pid() AND c.relkind = 'S'"

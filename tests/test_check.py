@@ -1302,7 +1302,7 @@ def test_a_passed_check_is_remembered_and_never_hides_an_edit(
     monkeypatch.setenv("BILANTOOLS_HOME", str(home))
     d = write(tmp_path / "migrations", {**BASE, "002_u.sql": "CREATE TABLE u (id int);\nSELECT 1;\n"})
     (d / "002_u_rollback.sql").write_text("DROP TABLE u;\n")
-    commands.apply(db_url, d, to="001", backup=False)
+    commands.apply(target=db_url, project=d, options=commands.RunOptions(to="001", backup=False))
     (record,) = _checks(home)
     slices = json.loads(record.read_text())
     assert sorted(len(s) for s in slices.values()) == [1, 2]  # 001: one statement, 002: two
@@ -1311,7 +1311,7 @@ def test_a_passed_check_is_remembered_and_never_hides_an_edit(
     (d / "004_later.sql").write_text("CREATE TABLE later (id int);\n")
     (d / "004_later_rollback.sql").write_text("DROP TABLE later;\n")
     with pytest.raises(InputError, match=re.escape("003_v.sql uses table later, first created by 004_later")):
-        commands.apply(db_url, d, backup=False)
+        commands.apply(target=db_url, project=d, options=commands.RunOptions(backup=False))
     assert _checks(home) == [record]  # a refused directory is not remembered
     with psycopg.connect(db_url) as conn:
         assert tables(conn) == ["schema_migration_events", "schema_migrations", "t"]
@@ -1330,15 +1330,20 @@ def test_a_remembered_check_that_does_not_fit_its_files_is_ignored(
         tmp_path / "migrations", {**BASE, "002_u.sql": "CREATE TABLE u (id int);\nCREATE TABLE w (id int);\n"}
     )
     (d / "002_u_rollback.sql").write_text("DROP TABLE w;\nDROP TABLE u;\n")
-    commands.apply(db_url, d, to="001", backup=False)
+    commands.apply(target=db_url, project=d, options=commands.RunOptions(to="001", backup=False))
     (record,) = _checks(home)
     wrong = {k: [[0, 10_000]] if len(v) == 2 else v for k, v in json.loads(record.read_text()).items()}
     record.write_text(json.dumps(wrong))
-    result = commands.apply(db_url, d, backup=False)
+    result = commands.apply(target=db_url, project=d, options=commands.RunOptions(backup=False))
     assert [(s.version, s.statements) for s in result.steps] == [("002", 2)]
     record.write_text("{not json")
-    commands.rollback(db_url, d, to="001")
-    assert commands.apply(db_url, d, backup=False).steps[0].statements == 2
+    commands.rollback(target=db_url, project=d, options=commands.RunOptions(to="001"))
+    assert (
+        commands.apply(target=db_url, project=d, options=commands.RunOptions(backup=False))
+        .steps[0]
+        .statements
+        == 2
+    )
     with psycopg.connect(db_url) as conn:
         assert tables(conn) == ["schema_migration_events", "schema_migrations", "t", "u", "w"]
 
@@ -1352,5 +1357,8 @@ def test_apply_works_when_the_check_cannot_be_remembered(
     home.write_text("not a directory\n")
     monkeypatch.setenv("BILANTOOLS_HOME", str(home))
     d = write(tmp_path / "migrations", BASE)
-    assert [s.outcome for s in commands.apply(db_url, d, backup=False).steps] == ["applied"]
+    assert [
+        s.outcome
+        for s in commands.apply(target=db_url, project=d, options=commands.RunOptions(backup=False)).steps
+    ] == ["applied"]
     assert home.read_text() == "not a directory\n"

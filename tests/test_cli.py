@@ -289,3 +289,34 @@ def test_version_and_help(cli: Any) -> None:
     r = cli("--help")
     for command in ("apply", "baseline", "plan", "repair", "rollback", "sandbox", "status", "validate"):
         assert f"  {command} " in r.out
+
+
+def test_errors_name_the_cli_flags(cli: Any, db_url: str, basic: Path) -> None:
+    """An error names an option by its front-door parameter; the CLI prints its flag, in
+    the error line and in the --json failure object, never the Python spelling."""
+    r = cli("--db", db_url, "--migrations", str(basic), "apply", "--to", "099", "--json")
+    message = "--to 099: no migration has version 099"
+    assert r.code == 2 and message in json.loads(r.out)["error"] and "to=099" not in r.out
+    assert r.err.strip().splitlines()[-1].startswith(f"error: {message}")
+    r = cli("--migrations", str(basic / "nope"), "check")
+    assert r.err.strip().endswith("pass --migrations DIR (default ./migrations)")
+
+
+def test_every_option_an_error_can_name_is_a_flag() -> None:
+    """Each parameter a front-door message may name is spelled as a flag the CLI has."""
+    import click
+
+    from bilantools.cli.flags import spell
+    from bilantools.cli.main import cli as group
+    from bilantools.commands import RunOptions
+
+    def flags(command: click.Command) -> set[str]:
+        found = {opt for p in command.params for opt in p.opts if opt.startswith("--")}
+        for sub in getattr(command, "commands", {}).values():
+            found |= flags(sub)
+        return found
+
+    names = {f for f in RunOptions.__dataclass_fields__ if f != "backup"}
+    names |= {"target", "project", "pg_bin", "out", "keep", "clean", "fmt", "exact_rows"}
+    assert {spell(name, None) for name in names} <= flags(group)
+    assert spell("lock_wait", "60") == "--lock-wait 60" and spell("target", None) == "--db"

@@ -21,13 +21,13 @@ def events(conn: psycopg.Connection) -> list[tuple[str, str, str]]:
 
 
 def states(db_url: str, migrations: Path) -> dict[str, str]:
-    return {m.version: m.state for m in commands.status(db_url, migrations).migrations}
+    return {m.version: m.state for m in commands.status(target=db_url, project=migrations).migrations}
 
 
 def test_status_on_a_fresh_database_creates_nothing(
     db_url: str, basic: Path, conn: psycopg.Connection
 ) -> None:
-    status = commands.status(db_url, basic)
+    status = commands.status(target=db_url, project=basic)
     assert [m.state for m in status.migrations] == ["pending"] * 3
     assert not status.tracking
     assert status.summary() == "3 migrations: 3 pending"
@@ -35,7 +35,7 @@ def test_status_on_a_fresh_database_creates_nothing(
 
 
 def test_apply_all_records_each_migration(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
-    result = commands.apply(db_url, basic)
+    result = commands.apply(target=db_url, project=basic)
     assert [(s.version, s.outcome) for s in result.steps] == [
         ("001", "applied"),
         ("002", "applied"),
@@ -54,12 +54,12 @@ def test_apply_all_records_each_migration(db_url: str, basic: Path, conn: psycop
     run_ids = conn.execute("SELECT DISTINCT run_id, host, os_user FROM schema_migration_events").fetchall()
     assert len(run_ids) == 1 and all(run_ids[0])
     # nothing left to do: a second apply is a no-op
-    assert commands.apply(db_url, basic).steps == []
+    assert commands.apply(target=db_url, project=basic).steps == []
     assert set(states(db_url, basic).values()) == {"applied"}
 
 
 def test_guide_tracking_functions(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, basic, to="001")
+    commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="001"))
     assert conn.execute("SELECT migration_applied('001'), migration_applied('002')").fetchone() == (
         True,
         False,
@@ -76,17 +76,23 @@ def test_guide_tracking_functions(db_url: str, basic: Path, conn: psycopg.Connec
 
 
 def test_apply_to_and_step(db_url: str, basic: Path) -> None:
-    assert [s.version for s in commands.apply(db_url, basic, step=1).steps] == ["001"]
-    assert [s.version for s in commands.apply(db_url, basic, to="2").steps] == ["002"]
+    assert [
+        s.version
+        for s in commands.apply(target=db_url, project=basic, options=commands.RunOptions(step=1)).steps
+    ] == ["001"]
+    assert [
+        s.version
+        for s in commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="2")).steps
+    ] == ["002"]
     assert states(db_url, basic) == {"001": "applied", "002": "applied", "003": "pending"}
-    with pytest.raises(InputError, match="--to 007: no migration has version 007"):
-        commands.apply(db_url, basic, to="007")
+    with pytest.raises(InputError, match="to=007: no migration has version 007"):
+        commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="007"))
     with pytest.raises(InputError, match="cannot be used together"):
-        commands.apply(db_url, basic, to="003", step=1)
+        commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="003", step=1))
 
 
 def test_percent_signs_reach_the_server_untouched(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     check = conn.execute(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'people_email_check'"
     ).fetchone()
@@ -95,19 +101,21 @@ def test_percent_signs_reach_the_server_untouched(db_url: str, basic: Path, conn
 
 def test_dry_run_changes_nothing(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
     before = snapshot(conn)
-    result = commands.apply(db_url, basic, dry_run=True)
+    result = commands.apply(target=db_url, project=basic, options=commands.RunOptions(dry_run=True))
     assert result.dry_run and [s.outcome for s in result.steps] == ["would apply"] * 3
     assert snapshot(conn) == before and tables(conn) == []
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     before = snapshot(conn)
-    result = commands.rollback(db_url, basic, to="0", dry_run=True)
+    result = commands.rollback(
+        target=db_url, project=basic, options=commands.RunOptions(to="0", dry_run=True)
+    )
     assert [s.outcome for s in result.steps] == ["would roll back"] * 3
     assert snapshot(conn) == before
 
 
 def test_dry_run_reports_the_failure(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
     (basic / "004_broken.sql").write_text("CREATE TABLE ok_table (id int);\nSELECT * FROM nowhere;\n")
-    result = commands.apply(db_url, basic, dry_run=True)
+    result = commands.apply(target=db_url, project=basic, options=commands.RunOptions(dry_run=True))
     last = result.steps[-1]
     assert last.outcome == "failed" and last.version == "004"
     assert last.detail is not None and "004_broken.sql:2" in last.detail and "nowhere" in last.detail
@@ -117,7 +125,7 @@ def test_dry_run_reports_the_failure(db_url: str, basic: Path, conn: psycopg.Con
 def test_failure_half_way_leaves_no_trace_and_retry_succeeds(
     db_url: str, basic: Path, conn: psycopg.Connection
 ) -> None:
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     broken = basic / "004_add_profiles.sql"
     broken.write_text(
         "-- two statements, the second one fails\n"
@@ -125,7 +133,7 @@ def test_failure_half_way_leaves_no_trace_and_retry_succeeds(
         "INSERT INTO profiles (id)\n  VALUES (1), (1);\n"
     )
     with pytest.raises(MigrationFailed) as failure:
-        commands.apply(db_url, basic)
+        commands.apply(target=db_url, project=basic)
     exc = failure.value
     assert exc.version == "004" and exc.line == 3 and not exc.partial
     assert exc.statement is not None and exc.statement.startswith("INSERT INTO profiles")
@@ -139,12 +147,12 @@ def test_failure_half_way_leaves_no_trace_and_retry_succeeds(
     assert (
         "duplicate key" in row[1] and "004_add_profiles.sql:3" in row[1] and "INSERT INTO profiles" in row[1]
     )
-    status = commands.status(db_url, basic).migrations[-1]
+    status = commands.status(target=db_url, project=basic).migrations[-1]
     assert status.state == "failed" and not status.partial
     assert events(conn)[-1] == ("004", "apply", "failure")
 
     broken.write_text("CREATE TABLE profiles (id int PRIMARY KEY);\nINSERT INTO profiles VALUES (1);\n")
-    assert [s.version for s in commands.apply(db_url, basic).steps] == ["004"]
+    assert [s.version for s in commands.apply(target=db_url, project=basic).steps] == ["004"]
     assert states(db_url, basic)["004"] == "applied"
     assert conn.execute("SELECT error_message FROM schema_migrations WHERE version = '004'").fetchone() == (
         None,
@@ -155,11 +163,11 @@ def test_non_transactional_migration(db_url: str, basic: Path, conn: psycopg.Con
     (basic / "004_index_concurrently.sql").write_text(
         "-- transaction: off\nCREATE INDEX CONCURRENTLY IF NOT EXISTS people_email_idx ON people (email);\n"
     )
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     assert conn.execute(
         "SELECT indisvalid FROM pg_index WHERE indexrelid = 'people_email_idx'::regclass"
     ).fetchone() == (True,)
-    dry = commands.apply(db_url, basic, dry_run=True)
+    dry = commands.apply(target=db_url, project=basic, options=commands.RunOptions(dry_run=True))
     assert dry.steps == []
 
 
@@ -170,74 +178,83 @@ def test_non_transactional_failure_is_reported_half_way(
         "-- transaction: off\nCREATE TABLE step_one (id int);\nCREATE TABLE people (id int);\n"
     )
     with pytest.raises(MigrationFailed) as failure:
-        commands.apply(db_url, basic)
+        commands.apply(target=db_url, project=basic)
     assert failure.value.partial
     assert "1 of 2 statements had committed" in str(failure.value)
     assert "step_one" in tables(conn)  # committed: no transaction around it
-    status = commands.status(db_url, basic).migrations[-1]
+    status = commands.status(target=db_url, project=basic).migrations[-1]
     assert status.state == "failed" and status.partial
     assert events(conn)[-1] == ("004", "apply", "partial")
-    dry = commands.apply(db_url, basic, dry_run=True)
+    dry = commands.apply(target=db_url, project=basic, options=commands.RunOptions(dry_run=True))
     assert dry.steps[-1].outcome == "skipped" and "cannot be dry-run" in (dry.steps[-1].detail or "")
 
 
 def test_rollback_steps(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, basic)
-    assert [s.version for s in commands.rollback(db_url, basic).steps] == ["003"]
+    commands.apply(target=db_url, project=basic)
+    assert [s.version for s in commands.rollback(target=db_url, project=basic).steps] == ["003"]
     assert conn.execute("SELECT to_regprocedure('people_count()')").fetchone() == (None,)
-    commands.apply(db_url, basic)
-    assert [s.version for s in commands.rollback(db_url, basic, step=2).steps] == ["003", "002"]
-    commands.apply(db_url, basic)
-    assert [s.version for s in commands.rollback(db_url, basic, to="001").steps] == ["003", "002"]
+    commands.apply(target=db_url, project=basic)
+    assert [
+        s.version
+        for s in commands.rollback(target=db_url, project=basic, options=commands.RunOptions(step=2)).steps
+    ] == ["003", "002"]
+    commands.apply(target=db_url, project=basic)
+    assert [
+        s.version
+        for s in commands.rollback(target=db_url, project=basic, options=commands.RunOptions(to="001")).steps
+    ] == ["003", "002"]
     assert states(db_url, basic) == {"001": "applied", "002": "pending", "003": "pending"}
-    assert [s.version for s in commands.rollback(db_url, basic, to="0").steps] == ["001"]
+    assert [
+        s.version
+        for s in commands.rollback(target=db_url, project=basic, options=commands.RunOptions(to="0")).steps
+    ] == ["001"]
     assert tables(conn) == ["schema_migration_events", "schema_migrations"]
     assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (0,)
     assert [e for e in events(conn) if e[1] == "rollback"][-1] == ("001", "rollback", "success")
 
 
 def test_rollback_refuses_without_script(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     (basic / "002_add_email_rollback.sql").unlink()
     before = snapshot(conn)
     with pytest.raises(RefusedError, match="no rollback script for 002_add_email"):
-        commands.rollback(db_url, basic, to="001")
+        commands.rollback(target=db_url, project=basic, options=commands.RunOptions(to="001"))
     assert snapshot(conn) == before  # 003 was not rolled back either
 
 
 def test_failing_rollback_keeps_migration_applied(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     (basic / "003_seed_people_rollback.sql").write_text("DROP FUNCTION people_count();\nDROP TABLE nope;\n")
     with pytest.raises(
         MigrationFailed, match=r"rollback of 003_seed_people failed at 003_seed_people_rollback.sql:2"
     ):
-        commands.rollback(db_url, basic)
+        commands.rollback(target=db_url, project=basic)
     assert conn.execute("SELECT people_count()").fetchone() == (2,)
     assert states(db_url, basic)["003"] == "applied"
 
 
 def test_changed_file_blocks_apply_until_repair(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, basic, to="002")
+    commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="002"))
     edited = basic / "001_create_people.sql"
     edited.write_text(edited.read_text() + "-- reviewed\n")
     assert states(db_url, basic)["001"] == "changed"
     with pytest.raises(RefusedError, match="001 changed since they were applied"):
-        commands.apply(db_url, basic)
-    findings = commands.validate(db_url, basic)
+        commands.apply(target=db_url, project=basic)
+    findings = commands.validate(target=db_url, project=basic)
     assert [f.rule for f in findings] == ["checksum-mismatch"]
-    result = commands.repair(db_url, basic)
+    result = commands.repair(target=db_url, project=basic)
     assert [(s.version, s.outcome) for s in result.steps] == [("001", "checksum realigned")]
-    assert commands.validate(db_url, basic) == []
+    assert commands.validate(target=db_url, project=basic) == []
     assert events(conn)[-1] == ("001", "repair", "success")
-    assert [s.version for s in commands.apply(db_url, basic).steps] == ["003"]
+    assert [s.version for s in commands.apply(target=db_url, project=basic).steps] == ["003"]
 
 
 def test_repair_clears_failed_rows(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
     (basic / "002_add_email.sql").write_text("ALTER TABLE nowhere ADD COLUMN x int;\n")
     with pytest.raises(MigrationFailed):
-        commands.apply(db_url, basic)
-    assert [f.rule for f in commands.validate(db_url, basic)] == ["failed-migration"]
-    result = commands.repair(db_url, basic)
+        commands.apply(target=db_url, project=basic)
+    assert [f.rule for f in commands.validate(target=db_url, project=basic)] == ["failed-migration"]
+    result = commands.repair(target=db_url, project=basic)
     assert [(s.version, s.outcome) for s in result.steps] == [("002", "cleared failed row")]
     assert states(db_url, basic) == {"001": "applied", "002": "pending", "003": "pending"}
     detail = conn.execute("SELECT detail FROM schema_migration_events WHERE action = 'repair'").fetchone()
@@ -245,25 +262,25 @@ def test_repair_clears_failed_rows(db_url: str, basic: Path, conn: psycopg.Conne
 
 
 def test_missing_file_is_reported(db_url: str, basic: Path) -> None:
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     for name in ("003_seed_people.sql", "003_seed_people_rollback.sql"):
         (basic / name).unlink()
     assert states(db_url, basic)["003"] == "missing-file"
-    assert [f.rule for f in commands.validate(db_url, basic)] == ["missing-file"]
+    assert [f.rule for f in commands.validate(target=db_url, project=basic)] == ["missing-file"]
     with pytest.raises(RefusedError, match="003 are applied but their files are missing"):
-        commands.rollback(db_url, basic, to="001")
+        commands.rollback(target=db_url, project=basic, options=commands.RunOptions(to="001"))
 
 
 def test_baseline_records_without_running(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
     conn.execute("CREATE TABLE people (id serial PRIMARY KEY, name text NOT NULL, email text)")
-    result = commands.baseline("002", db_url, basic)
+    result = commands.baseline(target=db_url, project=basic, options=commands.RunOptions(to="002"))
     assert [(s.version, s.outcome) for s in result.steps] == [("001", "baselined"), ("002", "baselined")]
     assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 'people_name_idx'").fetchone() == (
         0,
     )
     assert states(db_url, basic) == {"001": "applied", "002": "applied", "003": "pending"}
     assert [e[1] for e in events(conn)] == ["baseline", "baseline"]
-    assert [s.version for s in commands.apply(db_url, basic).steps] == ["003"]
+    assert [s.version for s in commands.apply(target=db_url, project=basic).steps] == ["003"]
 
 
 def test_lock_held_by_another_session(db_url: str, basic: Path) -> None:
@@ -271,11 +288,11 @@ def test_lock_held_by_another_session(db_url: str, basic: Path) -> None:
         holder.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)
         pid = holder.info.backend_pid
         with pytest.raises(LockTimeoutError) as err:
-            commands.apply(db_url, basic, lock_wait=0.3)
+            commands.apply(target=db_url, project=basic, options=commands.RunOptions(lock_wait=0.3))
     message = str(err.value)
     assert f"pid {pid}" in message and "application 'other runner'" in message
     assert f"pg_terminate_backend({pid})" in message
-    assert commands.status(db_url, basic).count("pending") == 3
+    assert commands.status(target=db_url, project=basic).count("pending") == 3
 
 
 def test_unreachable_and_missing_database(db_url: str, basic: Path, server: object) -> None:
@@ -283,9 +300,9 @@ def test_unreachable_and_missing_database(db_url: str, basic: Path, server: obje
 
     missing = db_url.rsplit("/", 1)[0] + "/no_such_db"
     with pytest.raises(ConnectError, match='database "no_such_db" does not exist; create the database'):
-        commands.status(missing, basic)
+        commands.status(target=missing, project=basic)
     with pytest.raises(ConnectError, match="check the host and port"):
-        commands.status("postgresql://postgres@127.0.0.1:1/x", basic)
+        commands.status(target="postgresql://postgres@127.0.0.1:1/x", project=basic)
 
 
 def test_progress_hook_sees_each_migration(db_url: str, basic: Path) -> None:
@@ -293,8 +310,8 @@ def test_progress_hook_sees_each_migration(db_url: str, basic: Path) -> None:
     are reported together at the next synchronous commit (here the run's last)."""
     seen: list[tuple[str, str, int, int, str | None]] = []
     commands.apply(
-        db_url,
-        basic,
+        target=db_url,
+        project=basic,
         progress=lambda p: seen.append(
             (p.event, p.migration.version, p.index, p.total, p.step.outcome if p.step else None)
         ),
@@ -316,7 +333,9 @@ def test_a_slow_migration_is_reported_as_soon_as_it_is_durable(db_url: str, basi
         path = basic / f"{name}.sql"
         path.write_text(path.read_text() + "SELECT pg_sleep(0.25);\n")
     seen: list[tuple[str, str]] = []
-    commands.apply(db_url, basic, progress=lambda p: seen.append((p.event, p.migration.version)))
+    commands.apply(
+        target=db_url, project=basic, progress=lambda p: seen.append((p.event, p.migration.version))
+    )
     assert seen == [
         ("start", "001"),
         ("start", "002"),
@@ -335,7 +354,9 @@ def test_migrations_before_a_failure_are_reported_done(db_url: str, basic: Path)
     done: list[str] = []
     with pytest.raises(MigrationFailed):
         commands.apply(
-            db_url, basic, progress=lambda p: done.append(p.migration.version) if p.event == "done" else None
+            target=db_url,
+            project=basic,
+            progress=lambda p: done.append(p.migration.version) if p.event == "done" else None,
         )
     assert done == ["001", "002", "003"]
 
@@ -363,8 +384,8 @@ def test_a_failure_inside_a_batch_stops_the_run_there(
     done: list[str] = []
     with pytest.raises(MigrationFailed) as failed:
         commands.apply(
-            db_url,
-            directory,
+            target=db_url,
+            project=directory,
             progress=lambda p: done.append(p.migration.version) if p.event == "done" else None,
         )
     assert failed.value.version == "025" and failed.value.line == 2
@@ -382,12 +403,12 @@ def test_a_failing_rollback_inside_a_batch_leaves_the_later_ones_applied(
 ) -> None:
     directory = tmp_path / "many"
     _many(directory, 40, failing_rollback=12)
-    commands.apply(db_url, directory)
+    commands.apply(target=db_url, project=directory)
     with pytest.raises(MigrationFailed) as failed:
-        commands.rollback(db_url, directory, to="0")
+        commands.rollback(target=db_url, project=directory, options=commands.RunOptions(to="0"))
     assert failed.value.version == "012" and "012_t12_rollback.sql:1" in str(failed.value)
     rows = conn.execute("SELECT version FROM schema_migrations WHERE success ORDER BY version").fetchall()
     assert rows == [(f"{n:03d}",) for n in range(1, 13)]
     assert [t for t in tables(conn) if t.startswith("t")] == sorted(f"t{n}" for n in range(1, 13))
-    result = commands.status(db_url, directory)
+    result = commands.status(target=db_url, project=directory)
     assert result.summary() == "40 migrations: 12 applied, 28 pending"

@@ -42,7 +42,7 @@ def test_the_directory_is_complete_and_valid() -> None:
 
 
 def test_schema_figures_from_the_catalog(db_url: str, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, MIGRATIONS)
+    commands.apply(target=db_url, project=MIGRATIONS)
     guide = {t for tables in load_categories(MIGRATIONS).values() for t in tables}
     live = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert live == guide
@@ -72,7 +72,7 @@ def test_schema_figures_from_the_catalog(db_url: str, conn: psycopg.Connection) 
 
 
 def test_seed_data(db_url: str, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, MIGRATIONS)
+    commands.apply(target=db_url, project=MIGRATIONS)
     criteria = conn.execute(
         "SELECT criterion_number, array_agg(indicator_number ORDER BY indicator_number)"
         " FROM qualiopi_indicators GROUP BY 1 ORDER BY 1"
@@ -108,15 +108,15 @@ def test_rollback_round_trip_of_every_migration(db_url: str, conn: psycopg.Conne
     ensure_tracking(conn)  # the engine creates these before 001; they are not 001's
     previous = fingerprint(conn)
     for m in discover(MIGRATIONS):
-        commands.apply(db_url, MIGRATIONS, to=m.version)
+        commands.apply(target=db_url, project=MIGRATIONS, options=commands.RunOptions(to=m.version))
         applied = fingerprint(conn)
         assert applied.digest != previous.digest, f"{m.label} changed nothing"
-        assert [s.version for s in commands.rollback(db_url, MIGRATIONS).steps] == [m.version]
+        assert [s.version for s in commands.rollback(target=db_url, project=MIGRATIONS).steps] == [m.version]
         after_rollback = fingerprint(conn)
         assert after_rollback.digest == previous.digest, (
             f"rollback of {m.label}: {explain(previous, after_rollback)}"
         )
-        commands.apply(db_url, MIGRATIONS, to=m.version)
+        commands.apply(target=db_url, project=MIGRATIONS, options=commands.RunOptions(to=m.version))
         again = fingerprint(conn)
         assert again.digest == applied.digest, f"re-applying {m.label}: {explain(applied, again)}"
         previous = applied
@@ -124,7 +124,7 @@ def test_rollback_round_trip_of_every_migration(db_url: str, conn: psycopg.Conne
 
 def test_rerunning_every_migration_changes_nothing(db_url: str, conn: psycopg.Connection) -> None:
     """The guide's troubleshooting: a migration run again by hand must not fail or change anything."""
-    commands.apply(db_url, MIGRATIONS)
+    commands.apply(target=db_url, project=MIGRATIONS)
     before = fingerprint(conn)
     for m in discover(MIGRATIONS):
         with conn.transaction():
@@ -147,8 +147,8 @@ def test_029_declares_the_engine_tracking_objects_verbatim() -> None:
 
 
 def test_029_rollback_keeps_the_tracking_table(db_url: str, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, MIGRATIONS)
-    commands.rollback(db_url, MIGRATIONS, step=1)
+    commands.apply(target=db_url, project=MIGRATIONS)
+    commands.rollback(target=db_url, project=MIGRATIONS, options=commands.RunOptions(step=1))
     assert conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone() == (True,)
     assert conn.execute("SELECT migration_applied('028'), migration_applied('029')").fetchone() == (
         True,
@@ -157,7 +157,7 @@ def test_029_rollback_keeps_the_tracking_table(db_url: str, conn: psycopg.Connec
 
 
 def test_stats_json_shape(cli: Any, db_url: str) -> None:
-    commands.apply(db_url, MIGRATIONS)
+    commands.apply(target=db_url, project=MIGRATIONS)
     r = cli("--db", db_url, "--migrations", str(MIGRATIONS), "stats", "--json")
     assert r.code == 0
     data = json.loads(r.out)

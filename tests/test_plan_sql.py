@@ -19,6 +19,7 @@ from bilantools.db.engine.recording import ELAPSED_MS, NO_PROOF, STARTED_AT
 from bilantools.db.pgtools import choose
 from bilantools.db.runner import Runner
 from bilantools.db.target import parse_target
+from bilantools.options import RunOptions
 from bilantools.source.files import discover
 
 PROJECT = Path(__file__).parents[1] / "migrations"
@@ -110,8 +111,8 @@ def test_the_printed_plan_applies_the_migrations_in_psql(db_url: str, tmp_path: 
     assert script.count("\nBEGIN;") == 29 and script.count("\nCOMMIT;") == 29 and NO_PROOF not in script
     done = _psql(db_url, script, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert {m.state for m in commands.status(db_url, PROJECT).migrations} == {"applied"}
-    assert commands.validate(db_url, PROJECT) == []
+    assert {m.state for m in commands.status(target=db_url, project=PROJECT).migrations} == {"applied"}
+    assert commands.validate(target=db_url, project=PROJECT) == []
 
 
 def test_on_a_fresh_database_the_plan_creates_the_tracking_objects_first(db_url: str, tmp_path: Path) -> None:
@@ -123,7 +124,7 @@ def test_on_a_fresh_database_the_plan_creates_the_tracking_objects_first(db_url:
     assert script.count(NO_PROOF) == 3
     done = _psql(db_url, script, tmp_path)
     assert done.returncode == 0, done.stderr
-    states = [m.state for m in commands.status(db_url, PROJECT).migrations]
+    states = [m.state for m in commands.status(target=db_url, project=PROJECT).migrations]
     assert states == ["applied"] * 3 + ["pending"] * 26
 
 
@@ -136,7 +137,7 @@ def test_a_migration_outside_a_transaction_is_printed_as_the_autocommit_executor
         "-- transaction: off\nCREATE INDEX CONCURRENTLY IF NOT EXISTS people_email_idx ON people (email);\n"
     )
     (basic / "004_index_email_rollback.sql").write_text("DROP INDEX IF EXISTS people_email_idx;\n")
-    assert commands.apply(db_url, basic, to="003", backup=False).steps
+    assert commands.apply(target=db_url, project=basic, options=RunOptions(to="003", backup=False)).steps
     target = parse_target(db_url, "--db")
     engine = Runner(target.connect(), discover(basic), target)
     script = engine.plan_sql()
@@ -147,5 +148,5 @@ def test_a_migration_outside_a_transaction_is_printed_as_the_autocommit_executor
     assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS people_email_idx ON people (email);" in unit
     done = _psql(db_url, script, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert [m.state for m in commands.status(db_url, basic).migrations] == ["applied"] * 4
-    assert commands.validate(db_url, basic) == []
+    assert [m.state for m in commands.status(target=db_url, project=basic).migrations] == ["applied"] * 4
+    assert commands.validate(target=db_url, project=basic) == []

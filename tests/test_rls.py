@@ -403,7 +403,7 @@ def rls_db(server: Sandbox) -> Iterator[str]:
             mp.delenv("DATABASE_URL", raising=False)
             mp.setenv("BILANTOOLS_HOME", str(server.home))
             mp.setenv("TQDM_DISABLE", "1")
-            result = commands.apply(url, REPO / "migrations")
+            result = commands.apply(target=url, project=REPO / "migrations")
         assert [s.outcome for s in result.steps] == ["applied"] * 29
         populate(url)
         yield url

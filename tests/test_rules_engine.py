@@ -474,7 +474,7 @@ def test_a_session_setting_does_not_refuse_apply(db_url: str, tmp_path: Path) ->
     """A warning: apply runs the migration (the engine itself resets the session)."""
     files: Files = {**BASE, "002_x.sql": "SET search_path = public;\nCREATE TABLE u (id int);\n"}
     directory = write(tmp_path / "migrations", files)
-    result = commands.apply(db_url, directory, backup=False)
+    result = commands.apply(target=db_url, project=directory, options=commands.RunOptions(backup=False))
     assert [(s.version, s.outcome) for s in result.steps] == [("001", "applied"), ("002", "applied")]
 
 
@@ -599,11 +599,11 @@ def test_rollback_with_transaction_off_runs_outside_a_transaction(
     db_url: str, tmp_path: Path, conn: psycopg.Connection
 ) -> None:
     directory = write(tmp_path / "migrations", INDEXED)
-    commands.apply(db_url, directory, backup=False)
+    commands.apply(target=db_url, project=directory, options=commands.RunOptions(backup=False))
     assert conn.execute("SELECT to_regclass('t_id') IS NOT NULL").fetchone() == (True,)
-    dry = commands.rollback(db_url, directory, dry_run=True)
+    dry = commands.rollback(target=db_url, project=directory, options=commands.RunOptions(dry_run=True))
     assert [(s.action, s.outcome) for s in dry.steps] == [("rollback", "skipped")]
-    result = commands.rollback(db_url, directory)
+    result = commands.rollback(target=db_url, project=directory)
     assert [(s.version, s.outcome, s.statements) for s in result.steps] == [("002", "rolled back", 1)]
     assert conn.execute("SELECT to_regclass('t_id')").fetchone() == (None,)
     assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [("001",)]
@@ -611,7 +611,10 @@ def test_rollback_with_transaction_off_runs_outside_a_transaction(
         "SELECT version, action, outcome, duration_ms >= 0 FROM schema_migration_events"
         " WHERE action = 'rollback' ORDER BY id"
     ).fetchall() == [("002", "rollback", "started", None), ("002", "rollback", "success", True)]
-    assert [m.state for m in commands.status(db_url, directory).migrations] == ["applied", "pending"]
+    assert [m.state for m in commands.status(target=db_url, project=directory).migrations] == [
+        "applied",
+        "pending",
+    ]
 
 
 @pytest.mark.pg15
@@ -619,12 +622,12 @@ def test_rollback_with_transaction_off_failing_half_way(
     db_url: str, tmp_path: Path, conn: psycopg.Connection
 ) -> None:
     directory = write(tmp_path / "migrations", INDEXED)
-    commands.apply(db_url, directory, backup=False)
+    commands.apply(target=db_url, project=directory, options=commands.RunOptions(backup=False))
     (directory / "002_idx_rollback.sql").write_text(
         "-- transaction: off\nDROP INDEX CONCURRENTLY IF EXISTS t_id;\nDROP INDEX CONCURRENTLY t_gone;\n"
     )
     with pytest.raises(MigrationFailed) as failure:
-        commands.rollback(db_url, directory)
+        commands.rollback(target=db_url, project=directory)
     assert str(failure.value) == (
         'rollback of 002_idx failed at 002_idx_rollback.sql:3: ERROR 42704: index "t_gone" does not exist '
         "(statement: DROP INDEX CONCURRENTLY t_gone); the rollback script runs outside a transaction and "
@@ -633,7 +636,10 @@ def test_rollback_with_transaction_off_failing_half_way(
     )
     assert failure.value.partial
     assert conn.execute("SELECT to_regclass('t_id')").fetchone() == (None,)  # committed on its own
-    assert [m.state for m in commands.status(db_url, directory).migrations] == ["applied", "applied"]
+    assert [m.state for m in commands.status(target=db_url, project=directory).migrations] == [
+        "applied",
+        "applied",
+    ]
     assert conn.execute(
         "SELECT outcome, detail FROM schema_migration_events WHERE action = 'rollback' ORDER BY id"
     ).fetchall() == [
@@ -648,8 +654,11 @@ def test_rollback_with_transaction_off_failing_half_way(
         "-- transaction: off\nDROP INDEX CONCURRENTLY IF EXISTS t_id;\n"
         "DROP INDEX CONCURRENTLY IF EXISTS t_gone;\n"
     )
-    assert [s.outcome for s in commands.rollback(db_url, directory).steps] == ["rolled back"]
-    assert [m.state for m in commands.status(db_url, directory).migrations] == ["applied", "pending"]
+    assert [s.outcome for s in commands.rollback(target=db_url, project=directory).steps] == ["rolled back"]
+    assert [m.state for m in commands.status(target=db_url, project=directory).migrations] == [
+        "applied",
+        "pending",
+    ]
 
 
 # --- the remembered check --------------------------------------------------------------------

@@ -88,7 +88,7 @@ def test_may_change_refuses_another_database_without_yes(capsys: pytest.CaptureF
     from bilantools import commands
     from bilantools.notebook.runbook import Runbook
 
-    target = commands.resolve_target(db="postgresql://app:s3cret@db.example:5432/bilan")
+    target = commands.resolve_target(target="postgresql://app:s3cret@db.example:5432/bilan")
     runbook = Runbook(target, own_database=False, engine=None, yes=False)  # type: ignore[arg-type]
     assert runbook.may_change("apply") is False
     out = capsys.readouterr().out

@@ -96,7 +96,7 @@ def test_the_kernels_own_stderr_is_kept_masked_not_shown(
         nb.cells = [params, nbformat.v4.new_code_cell(noisy)]
         nbformat.write(nb, str(notebooks / "09_noisy.ipynb"))
         url = server.url("postgres").replace("postgres@", f"{role}:{password}@")
-        target = commands.resolve_target(url)
+        target = commands.resolve_target(target=url)
         capfd.readouterr()
         from bilantools.runbooks import run
 

@@ -69,7 +69,7 @@ def test_dependency_order_and_tie_break(tmp_path: Path) -> None:
 
 
 def test_missing_and_empty_directory(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="does not exist; pass --migrations DIR"):
+    with pytest.raises(InputError, match="does not exist; pass project=DIR"):
         discover(tmp_path / "nope")
     with pytest.raises(InputError, match="no migrations in"):
         discover(tmp_path)
@@ -121,7 +121,7 @@ def test_missing_rollback_is_a_warning(tmp_path: Path) -> None:
 def test_resolve_versions(basic: Path) -> None:
     found = discover(basic)
     assert found.resolve("2").version == "002"
-    with pytest.raises(InputError, match=r"--to 099: no migration has version 099 .*versions 001\.\.003"):
+    with pytest.raises(InputError, match=r"to=099: no migration has version 099 .*versions 001\.\.003"):
         found.resolve("099")
 
 

@@ -53,7 +53,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def migrated(db_url: str, conn: psycopg.Connection, exact_rows: bool = False) -> SchemaStats:
-    commands.apply(db_url, MIGRATIONS)
+    commands.apply(target=db_url, project=MIGRATIONS)
     return schema_stats(conn, "test", CATEGORIES, exact_rows=exact_rows)
 
 
@@ -118,7 +118,7 @@ def test_totals_and_categories_match_the_catalog(db_url: str, conn: psycopg.Conn
         assert table.index_bytes == sum(i.bytes for i in stats.indexes if i.table == table.name)
 
     # The front door gives the same overview.
-    front = commands.stats(db_url, MIGRATIONS).as_dict()
+    front = commands.stats(target=db_url, project=MIGRATIONS).as_dict()
     assert {**front, "target": "test"} == stats.as_dict()
 
 
@@ -139,7 +139,7 @@ def test_as_dict_keeps_the_contract_and_adds_the_new_keys(db_url: str, conn: psy
 
 
 def test_row_estimates_and_exact_counts(db_url: str, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, MIGRATIONS)
+    commands.apply(target=db_url, project=MIGRATIONS)
     names = [t for tables in CATEGORIES.values() for t in tables]
     truth = exact_counts(conn, names)
     assert truth["mbti_questions"] == 48 and truth["qualiopi_indicators"] == 32
@@ -171,7 +171,7 @@ def test_row_estimates_and_exact_counts(db_url: str, conn: psycopg.Connection) -
 
 
 def test_flags_report_a_stray_table_and_a_missing_one(db_url: str, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, MIGRATIONS)
+    commands.apply(target=db_url, project=MIGRATIONS)
     # The stray table is partitioned: its partition is not a table of its own, and its
     # rows, bytes and indexes are the partition's.
     conn.execute("CREATE TABLE stray (id integer, note text) PARTITION BY RANGE (id)")
@@ -213,7 +213,7 @@ def test_flags_report_a_stray_table_and_a_missing_one(db_url: str, conn: psycopg
 
 
 def test_largest_tables_and_indexes_ordered_by_size(db_url: str, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, MIGRATIONS)
+    commands.apply(target=db_url, project=MIGRATIONS)
     conn.execute("CREATE TABLE bulky (id integer PRIMARY KEY, payload text)")
     conn.execute("INSERT INTO bulky SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
     stats = schema_stats(conn, "test", {**CATEGORIES, "Scratch": ["bulky"]})
@@ -255,7 +255,7 @@ class CountingConnection:
 
 
 def test_a_constant_number_of_queries_whatever_the_tables(db_url: str, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, MIGRATIONS)
+    commands.apply(target=db_url, project=MIGRATIONS)
 
     def statements(exact_rows: bool) -> int:
         counting = CountingConnection(conn)
@@ -272,7 +272,7 @@ def test_a_constant_number_of_queries_whatever_the_tables(db_url: str, conn: psy
 def test_exact_rows_refused_when_row_level_security_would_filter(
     db_url: str, conn: psycopg.Connection
 ) -> None:
-    commands.apply(db_url, MIGRATIONS)
+    commands.apply(target=db_url, project=MIGRATIONS)
     role = "bt_stats_" + uuid.uuid4().hex[:8]
     conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
     try:

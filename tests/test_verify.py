@@ -24,23 +24,27 @@ MIGRATIONS = Path(__file__).parent.parent / "migrations"
 
 @pytest.fixture
 def migrated(db_url: str) -> str:
-    commands.apply(db_url, MIGRATIONS)
+    commands.apply(target=db_url, project=MIGRATIONS)
     return db_url
 
 
 def problems(url: str) -> list[tuple[str, str, str, str]]:
     return [
         (r.migration, r.kind, r.name, r.status)
-        for r in commands.verify(url, MIGRATIONS).rows
+        for r in commands.verify(target=url, project=MIGRATIONS).rows
         if r.status != "ok"
     ]
 
 
 def test_fully_migrated_database_verifies(cli: Any, migrated: str) -> None:
-    result = commands.verify(migrated, MIGRATIONS)
+    result = commands.verify(target=migrated, project=MIGRATIONS)
     assert result.ok and len(result.rows) > 1000
     assert {r.migration for r in result.rows} == {f"{n:03d}" for n in range(1, 30)} - {"019"}
-    assert commands.drift(migrated, MIGRATIONS) == {"unexpected": [], "absent": [], "changed": []}
+    assert commands.drift(target=migrated, project=MIGRATIONS) == {
+        "unexpected": [],
+        "absent": [],
+        "changed": [],
+    }
     r = cli("--db", migrated, "--migrations", str(MIGRATIONS), "verify", "--json")
     data = json.loads(r.out)
     assert r.code == 0 and data["ok"] is True
@@ -57,7 +61,7 @@ def test_a_dropped_index(cli: Any, migrated: str, conn: psycopg.Connection) -> N
     before = fingerprint(conn, rows=False)
     conn.execute("DROP INDEX idx_messages_conversation_id")
     assert problems(migrated) == [("028", "index", "idx_messages_conversation_id", "missing")]
-    assert commands.drift(migrated, MIGRATIONS) == {
+    assert commands.drift(target=migrated, project=MIGRATIONS) == {
         "unexpected": [],
         "absent": ["index idx_messages_conversation_id"],
         "changed": [],
@@ -75,8 +79,8 @@ def test_row_level_security_disabled(migrated: str, conn: psycopg.Connection) ->
     conn.execute("ALTER TABLE bilans DISABLE ROW LEVEL SECURITY")
     assert before.diff(fingerprint(conn, rows=False)) == [("table", "bilans", "changed")]
     assert problems(migrated) == [("001", "table", "bilans", "changed")]
-    assert commands.drift(migrated, MIGRATIONS)["changed"] == ["table bilans"]
-    row = next(r for r in commands.verify(migrated, MIGRATIONS).rows if r.status == "changed")
+    assert commands.drift(target=migrated, project=MIGRATIONS)["changed"] == ["table bilans"]
+    row = next(r for r in commands.verify(target=migrated, project=MIGRATIONS).rows if r.status == "changed")
     assert "rls=true" in row.expected and "rls=false" in row.found
 
 
@@ -91,7 +95,7 @@ def test_a_stray_table(cli: Any, migrated: str, conn: psycopg.Connection) -> Non
         ("table", "notes_by_hand"),
     ]
     assert problems(migrated) == []  # nothing a migration creates is missing or changed
-    assert commands.drift(migrated, MIGRATIONS) == {
+    assert commands.drift(target=migrated, project=MIGRATIONS) == {
         "unexpected": [
             "column notes_by_hand.body",
             "column notes_by_hand.id",
@@ -114,7 +118,7 @@ def test_an_edited_function_body(migrated: str, conn: psycopg.Connection) -> Non
     )
     assert before.diff(fingerprint(conn, rows=False)) == [("function", "set_updated_at()", "changed")]
     assert problems(migrated) == [("001", "function", "set_updated_at()", "changed")]
-    assert commands.drift(migrated, MIGRATIONS)["changed"] == ["function set_updated_at()"]
+    assert commands.drift(target=migrated, project=MIGRATIONS)["changed"] == ["function set_updated_at()"]
 
 
 def psql_apply(url: str, upto: int) -> None:
@@ -135,7 +139,7 @@ def psql_apply(url: str, upto: int) -> None:
 def test_detect_suggests_the_baseline(cli: Any, db_url: str, conn: psycopg.Connection, upto: int) -> None:
     psql_apply(db_url, upto)
     before = fingerprint(conn)
-    found = commands.detect(db_url, MIGRATIONS)
+    found = commands.detect(target=db_url, project=MIGRATIONS)
     assert found.suggested == f"{upto:03d}"
     shares = {s["version"]: s["share"] for s in found.shares}
     assert all(shares[f"{n:03d}"] in (1.0, None) for n in range(1, upto + 1))
@@ -146,10 +150,10 @@ def test_detect_suggests_the_baseline(cli: Any, db_url: str, conn: psycopg.Conne
     r = cli("--db", db_url, "--migrations", str(MIGRATIONS), "detect")
     assert r.code == 0 and r.out.strip().endswith(f"suggested: bilantools baseline --to {upto:03d}")
     # the suggestion is the one to use: after baseline, nothing is pending up to it
-    commands.baseline(f"{upto:03d}", db_url, MIGRATIONS)
-    assert commands.verify(db_url, MIGRATIONS).ok
+    commands.baseline(target=db_url, project=MIGRATIONS, options=commands.RunOptions(to=f"{upto:03d}"))
+    assert commands.verify(target=db_url, project=MIGRATIONS).ok
 
 
 def test_detect_on_an_empty_database(db_url: str) -> None:
-    found = commands.detect(db_url, MIGRATIONS)
+    found = commands.detect(target=db_url, project=MIGRATIONS)
     assert found.suggested is None and all(s["share"] in (0.0, None) for s in found.shares)

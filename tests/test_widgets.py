@@ -40,7 +40,7 @@ RED = "#c62828"
 
 
 def states(url: str, migrations: Path) -> dict[str, str]:
-    return {m.version: m.state for m in commands.status(url, migrations).migrations}
+    return {m.version: m.state for m in commands.status(target=url, project=migrations).migrations}
 
 
 def red_lines(out: Any) -> list[str]:
@@ -100,7 +100,7 @@ def test_table_colours_every_state(db_url: str, basic: Path) -> None:
     (basic / "005_later.sql").write_text("CREATE TABLE later (id int);\n")
     (basic / "005_later_rollback.sql").write_text("DROP TABLE later;\n")
     with pytest.raises(MigrationFailed):
-        commands.apply(db_url, basic, to="004")
+        commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="004"))
     (basic / "002_add_email.sql").write_text("-- edited after it was applied\nSELECT 1;\n")
     (basic / "003_seed_people.sql").unlink()
     (basic / "003_seed_people_rollback.sql").unlink()
@@ -126,7 +126,7 @@ def test_table_colours_every_state(db_url: str, basic: Path) -> None:
     table.versions.value = "004"
     assert "missing_table" in table.detail.value
 
-    commands.repair(db_url, basic)  # clears 004's failed row and realigns 002
+    commands.repair(target=db_url, project=basic)  # clears 004's failed row and realigns 002
     seen: list[str] = []
     table.on_refresh(lambda status: seen.append(status.summary()))
     table.refresh_button.click()
@@ -176,7 +176,7 @@ def test_apply_to_selected(db_url: str, basic: Path) -> None:
 
 
 def test_dry_run_changes_nothing(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, basic, to="001")
+    commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="001"))
     before = snapshot(conn)
     panel = ApplyPanel(db_url, basic)
     panel.dry_run.value = True
@@ -234,7 +234,7 @@ def test_non_sandbox_target_needs_the_confirm_click(
     panel.confirm.click()
     assert states(db_url, basic) == {"001": "applied", "002": "applied", "003": "applied"}
     assert not visible(panel.confirm_box)
-    [taken] = commands.backup_list(backups)  # commands.apply backed up first
+    [taken] = commands.backup_list(out=backups)  # commands.apply backed up first
     assert f"backup taken before the first change: {taken.file}" in log_text(panel.log)
     assert red_lines(panel.log) == []
 
@@ -245,7 +245,9 @@ def test_confirmation_refused_when_the_plan_changed(
     monkeypatch.setenv("BILANTOOLS_HOME", str(tmp_path / "another-home"))
     panel = ApplyPanel(db_url, basic, backup_dir=tmp_path / "b")
     panel.next_button.click()
-    commands.apply(db_url, basic, step=1, backup=False)  # a colleague applied 001 meanwhile
+    commands.apply(
+        target=db_url, project=basic, options=commands.RunOptions(step=1, backup=False)
+    )  # a colleague applied 001 meanwhile
     panel.confirm.click()
     [line] = red_lines(panel.log)
     assert "the plan changed since confirmation was asked (001 -> 002)" in line
@@ -254,7 +256,7 @@ def test_confirmation_refused_when_the_plan_changed(
 
 # -- rollback -------------------------------------------------------------------------------
 def test_rollback_preview_then_confirmed_rollback(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     panel = RollbackPanel(db_url, basic)
     assert [v for _, v in panel.to.options] == ["0", "001", "002", "003"]
     assert panel.to.value == "002"  # default: the last migration only
@@ -297,11 +299,11 @@ def test_rollback_preview_then_confirmed_rollback(db_url: str, basic: Path, conn
 
 
 def test_rollback_confirmation_refused_when_the_database_changed(db_url: str, basic: Path) -> None:
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     panel = RollbackPanel(db_url, basic)
     panel.to.value = "001"
     panel.rollback_button.click()
-    commands.rollback(db_url, basic)  # a colleague rolled back 003 meanwhile
+    commands.rollback(target=db_url, project=basic)  # a colleague rolled back 003 meanwhile
     panel.confirm.click()
     [line] = red_lines(panel.log)
     assert "the database changed since confirmation was asked: nothing was rolled back" in line
@@ -309,7 +311,7 @@ def test_rollback_confirmation_refused_when_the_database_changed(db_url: str, ba
 
 
 def test_rollback_that_would_fail_is_not_offered(db_url: str, basic: Path) -> None:
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     (basic / "003_seed_people_rollback.sql").write_text("DROP FUNCTION no_such_function();\n")
     panel = RollbackPanel(db_url, basic)
     panel.rollback_button.click()
@@ -322,14 +324,14 @@ def test_rollback_that_would_fail_is_not_offered(db_url: str, basic: Path) -> No
 
 # -- backups --------------------------------------------------------------------------------
 def test_backup_then_verify(db_url: str, basic: Path, tmp_path: Path) -> None:
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     out = tmp_path / "bk"
     panel = BackupPanel(db_url, basic, out=out)
     assert panel.backups.options == ()
     panel.schema_only.value = False
     panel.format.value = "custom"
     panel.backup_button.click()
-    [taken] = commands.backup_list(out)
+    [taken] = commands.backup_list(out=out)
     assert taken.file.is_file() and taken.meta["kind"] == "full"
     text = log_text(panel.log)
     assert f"backup written: {taken.file}" in text and f"sha256 {taken.sha256[:16]}..." in text
@@ -338,7 +340,7 @@ def test_backup_then_verify(db_url: str, basic: Path, tmp_path: Path) -> None:
 
     panel.verify_button.click()
     assert f"OK: {taken.file.name} restores and matches its sidecar" in log_text(panel.log)
-    assert commands.backup_list(out)[0].meta["verified"]["ok"] is True
+    assert commands.backup_list(out=out)[0].meta["verified"]["ok"] is True
     assert "verified OK" in panel.backups.options[0][0]
     assert red_lines(panel.log) == []
 
@@ -351,20 +353,20 @@ def test_backup_then_verify(db_url: str, basic: Path, tmp_path: Path) -> None:
 
 
 def test_schema_only_plain_backup(db_url: str, basic: Path, tmp_path: Path) -> None:
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     panel = BackupPanel(db_url, basic, out=tmp_path / "x")
     panel.out.value = str(tmp_path / "schema")
     panel.schema_only.value = True
     panel.format.value = "plain"
     panel.backup_button.click()
-    [taken] = commands.backup_list(tmp_path / "schema")
+    [taken] = commands.backup_list(out=tmp_path / "schema")
     assert taken.file.suffix == ".sql" and taken.meta["kind"] == "schema"
     assert "CREATE TABLE public.people" in taken.file.read_text()
 
 
 # -- verify and drift ------------------------------------------------------------------------
 def test_verify_and_drift_then_a_dropped_index(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     panel = VerifyPanel(db_url, basic)
     panel.verify_button.click()
     for version in ("001", "002", "003"):
@@ -388,7 +390,7 @@ def test_verify_and_drift_then_a_dropped_index(db_url: str, basic: Path, conn: p
 
 # -- table explorer --------------------------------------------------------------------------
 def test_explorer_shows_people(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     explorer = TableExplorer(db_url, basic)
     names = [v for _, v in explorer.tables.options]
     assert "people" in names and "schema_migrations" in names
@@ -438,7 +440,7 @@ def test_no_password_in_any_widget(
     board.apply.selected.value = "003"
     board.apply.to_button.click()
     assert states(url, basic) == {"001": "applied", "002": "applied", "003": "applied"}
-    assert commands.status(url, basic).migrations[0].applied_by == role
+    assert commands.status(target=url, project=basic).migrations[0].applied_by == role
     board.rollback.preview_button.click()
     board.rollback.rollback_button.click()
     assert masked in board.rollback.confirm.description

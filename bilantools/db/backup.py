@@ -326,11 +326,11 @@ def restore(
     if objects and objects[0] and not clean:
         raise RefusedError(
             f"{target.masked} is not empty ({objects[0]} relations): restore into an empty "
-            f"database, or pass {option('clean')} to drop and replace what the backup contains"
+            f"database, or pass {option('clean', True)} to drop and replace what the backup contains"
         )
     if clean and backup.meta["format"] == "plain":
         raise RefusedError(
-            f"{option('clean')} needs a custom or directory backup (a plain SQL dump cannot drop "
+            f"{option('clean', True)} needs a custom or directory backup (a plain SQL dump cannot drop "
             "what it replaces): restore into an empty database instead"
         )
     missing, errors = _restore_into(backup, target, clean, pg_bin)

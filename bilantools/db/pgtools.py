@@ -24,9 +24,9 @@ from pathlib import Path
 from bilantools.db.sandbox import embedded_bin
 from bilantools.db.scratch import held, private_dir, write_private
 from bilantools.db.target import Target
-from bilantools.errors import InputError, RefusedError
+from bilantools.errors import InputError, RefusedError, option
 
-DIR_OPTIONS = "--out DIR (--backup-dir DIR with apply and rollback)"
+DIR_OPTIONS = f"{option('out', 'DIR')} ({option('backup_dir', 'DIR')} with apply and rollback)"
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def choose(name: str, server_major: int, pg_bin: Path | str | None = None) -> Pr
         raise RefusedError(
             f"no {name} of major version {server_major} or later for this PostgreSQL {server_major} "
             f"server (found: {have}); install the PostgreSQL {server_major} client programs or pass "
-            "--pg-bin DIR"
+            f"{option('pg_bin', 'DIR')}"
         )
     return fitting[0]
 

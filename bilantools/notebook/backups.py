@@ -8,8 +8,9 @@ from typing import Any
 import ipywidgets as widgets
 
 from bilantools import commands
+from bilantools.commands import TargetLike
 from bilantools.notebook import log
-from bilantools.notebook.panel import Panel, TargetLike
+from bilantools.notebook.panel import Panel
 from bilantools.render.text import short_bytes as size
 
 FORMATS = ("custom", "plain", "directory")
@@ -63,7 +64,9 @@ class BackupPanel(Panel):
     def refresh(self, select: str | None = None) -> None:
         """Reread the directory's backups (newest first), keeping or setting the selection."""
         previous = select or self.backups.value
-        options = [(describe(b.meta, b.file.name), str(b.file)) for b in commands.backup_list(self.out.value)]
+        options = [
+            (describe(b.meta, b.file.name), str(b.file)) for b in commands.backup_list(out=self.out.value)
+        ]
         self.backups.options = options
         values = [v for _, v in options]
         self.backups.value = previous if previous in values else (values[0] if values else None)
@@ -71,7 +74,10 @@ class BackupPanel(Panel):
     def backup(self) -> None:
         log.info(self.log, f"backing up {self.target.masked} into {self.out.value} ...")
         taken = commands.backup(
-            self.target, self.out.value, schema_only=bool(self.schema_only.value), fmt=str(self.format.value)
+            target=self.target,
+            out=self.out.value,
+            schema_only=bool(self.schema_only.value),
+            fmt=str(self.format.value),
         )
         log.success(
             self.log,
@@ -86,7 +92,7 @@ class BackupPanel(Panel):
             log.info(self.log, "no backup selected: take one, or choose a directory that has some")
             return
         log.info(self.log, f"verifying {Path(chosen).name}: restoring into a scratch sandbox database ...")
-        result = commands.backup_verify(chosen)
+        result = commands.backup_verify(file=chosen)
         if result.ok:
             log.success(self.log, f"OK: {result.file.name} restores and matches its sidecar")
         else:

@@ -8,8 +8,9 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from bilantools import BilanToolsError
+from bilantools.commands import TargetLike
 from bilantools.notebook import log
-from bilantools.notebook.panel import Panel, TargetLike
+from bilantools.notebook.panel import Panel
 from bilantools.notebook.render import esc
 
 SANDBOX_STYLE = "background:#e8f5e9;border:2px solid #2e7d32;color:#1b5e20"

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
-from bilantools import BilanToolsError, commands
+from bilantools import commands
+from bilantools.commands import TargetLike
+from bilantools.errors import BilanToolsError
 from bilantools.notebook.apply import ApplyPanel
 from bilantools.notebook.backups import BackupPanel
 from bilantools.notebook.banner import TargetBanner
 from bilantools.notebook.explorer import TableExplorer
-from bilantools.notebook.panel import TargetLike
 from bilantools.notebook.rollback import RollbackPanel
 from bilantools.notebook.status import MigrationTable
 from bilantools.notebook.verify import VerifyPanel
@@ -34,7 +35,7 @@ class Dashboard:
         backup_dir: Path | str = "backups",
     ) -> None:
         try:
-            resolved: TargetLike = commands.resolve_target(target)
+            resolved: TargetLike = commands.resolve_target(target=target)
         except BilanToolsError:
             resolved = target  # each panel shows the error in its own log
         self.banner = TargetBanner(resolved, migrations)

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from bilantools import commands
+from bilantools.commands import TargetLike
 from bilantools.errors import DatabaseError
-from bilantools.notebook.panel import Panel, TargetLike
+from bilantools.notebook.panel import Panel
 from bilantools.notebook.render import Cell, esc, table
 from bilantools.render.text import short_bytes as size
 
@@ -94,7 +95,7 @@ class TableExplorer(Panel):
 
     def refresh(self) -> None:
         """Reread the list of tables (after a migration added or dropped some) and redraw."""
-        overview = commands.stats(self.target, self.migrations)
+        overview = commands.stats(target=self.target, project=self.migrations)
         options = [
             (f"{name} ({category})", name) for category, names in overview.categories for name in names
         ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from bilantools.secrets import redact
+from bilantools.commands import redact
 
 ERROR = "#c62828"
 WARNING = "#e65100"

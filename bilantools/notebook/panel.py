@@ -9,11 +9,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from bilantools import BilanToolsError, commands
-from bilantools.db.target import Target
+from bilantools import commands
+from bilantools.commands import Target, TargetLike
+from bilantools.errors import BilanToolsError
 from bilantools.notebook import log
-
-TargetLike = Target | str | None
 
 
 class Panel:
@@ -40,7 +39,7 @@ class Panel:
 
     def resolve(self) -> Target:
         if self._target is None:
-            self._target = commands.resolve_target(self._wanted)
+            self._target = commands.resolve_target(target=self._wanted)
         return self._target
 
     @property

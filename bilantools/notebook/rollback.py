@@ -6,10 +6,11 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
-from bilantools import BilanToolsError, commands
-from bilantools.db.runner import RunResult, Status
+from bilantools import commands
+from bilantools.commands import RunResult, Status, TargetLike
+from bilantools.errors import BilanToolsError
 from bilantools.notebook import log
-from bilantools.notebook.panel import Confirmation, Panel, TargetLike
+from bilantools.notebook.panel import Confirmation, Panel
 from bilantools.notebook.render import esc
 from bilantools.notebook.runs import RunProgress, step_line
 from bilantools.notebook.status import MigrationTable
@@ -78,7 +79,9 @@ class RollbackPanel(Panel):
 
     def _dry_run(self) -> tuple[str, RunResult]:
         to = str(self.to.value or EVERYTHING)
-        return to, commands.rollback(self.target, self.migrations, to=to, dry_run=True)
+        return to, commands.rollback(
+            target=self.target, project=self.migrations, options=commands.RunOptions(to=to, dry_run=True)
+        )
 
     def preview(self) -> None:
         """Show the rollback scripts that would run, newest first, as they would run."""
@@ -86,7 +89,9 @@ class RollbackPanel(Panel):
         if not result.steps:
             log.info(self.log, f"nothing to roll back: nothing is applied after {to}")
             return
-        files = {m.version: m.file for m in commands.status(self.target, self.migrations).migrations}
+        files = {
+            m.version: m.file for m in commands.status(target=self.target, project=self.migrations).migrations
+        }
         log.info(
             self.log, f"preview: rollback to {to} on {self.target.masked} runs {len(result.steps)} script(s)"
         )
@@ -127,7 +132,10 @@ class RollbackPanel(Panel):
 
     def _states(self) -> list[tuple[str, str]]:
         """What the rollback list depends on: each migration's state (cheap to compare)."""
-        return [(m.version, m.state) for m in commands.status(self.target, self.migrations).migrations]
+        return [
+            (m.version, m.state)
+            for m in commands.status(target=self.target, project=self.migrations).migrations
+        ]
 
     def _run(self, to: str, seen: list[tuple[str, str]]) -> None:
         target = self.target
@@ -143,7 +151,10 @@ class RollbackPanel(Panel):
         self.runner.start()
         try:
             result = commands.rollback(
-                target, self.migrations, to=to, progress=self.runner, backup_dir=self.backup_dir
+                target=target,
+                project=self.migrations,
+                options=commands.RunOptions(to=to, backup_dir=self.backup_dir),
+                progress=self.runner,
             )
         except BilanToolsError:
             self.runner.fail()

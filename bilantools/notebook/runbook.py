@@ -72,9 +72,11 @@ def setup(name: str, *, yes: bool = False) -> Runbook:
     os.environ.setdefault("BILANTOOLS_HOME", str(PROJECT_SANDBOX.resolve()))
     own_database = os.environ.get("DATABASE_URL") is None
     if own_database:  # a fresh, empty sandbox database for this run only
-        target = commands.resolve_target(db=commands.sandbox().new_db(f"nb_{name}_{secrets.token_hex(3)}"))
+        target = commands.resolve_target(
+            target=commands.sandbox().new_db(f"nb_{name}_{secrets.token_hex(3)}")
+        )
     else:  # None: DATABASE_URL, read exactly as the command line reads it
-        target = commands.resolve_target(db=None)
+        target = commands.resolve_target(target=None)
     pd.set_option("display.max_rows", 500)
     pd.set_option("display.max_colwidth", 200)
     origin = "a new sandbox database for this run" if own_database else "from DATABASE_URL"

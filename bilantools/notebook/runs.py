@@ -7,7 +7,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from bilantools.db.runner import Progress, RunResult, Step
+from bilantools.commands import Progress, RunResult, Step
 from bilantools.notebook import log
 
 

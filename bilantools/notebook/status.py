@@ -9,9 +9,9 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from bilantools import commands
-from bilantools.db.runner import MigrationStatus, State, Status
+from bilantools.commands import MigrationStatus, State, Status, TargetLike
 from bilantools.notebook import log
-from bilantools.notebook.panel import Panel, TargetLike
+from bilantools.notebook.panel import Panel
 from bilantools.notebook.render import Cell, esc, table
 
 STATE_COLOURS: dict[str, str] = {
@@ -76,7 +76,7 @@ class MigrationTable(Panel):
         ]
 
     def _refresh(self) -> None:
-        status = commands.status(self.target, self.migrations)
+        status = commands.status(target=self.target, project=self.migrations)
         self.status = status
         rows = []
         attrs = []

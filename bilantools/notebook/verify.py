@@ -7,8 +7,9 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from bilantools import commands
+from bilantools.commands import TargetLike
 from bilantools.notebook import log
-from bilantools.notebook.panel import Panel, TargetLike
+from bilantools.notebook.panel import Panel
 from bilantools.notebook.render import Cell, table
 from bilantools.render.text import text_table
 
@@ -48,7 +49,7 @@ class VerifyPanel(Panel):
         )
 
     def verify(self) -> None:
-        result = commands.verify(self.target, self.migrations)
+        result = commands.verify(target=self.target, project=self.migrations)
         headers = ("migration", "objects", "ok", "missing", "changed")
         summary = result.summary()
         rows = [
@@ -87,7 +88,7 @@ class VerifyPanel(Panel):
             log.block(self.log, self.problems.value, text_table(problem_headers, problem_rows))
 
     def drift(self) -> None:
-        found = commands.drift(self.target, self.migrations)
+        found = commands.drift(target=self.target, project=self.migrations)
         rows = [[kind, name] for kind in DRIFT_KINDS for name in found.get(kind, [])]
         self.drift_html.value = "<b>Drift</b>" + table(("drift", "object"), rows, empty="no drift")
         if not rows:

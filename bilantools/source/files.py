@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
-from bilantools.errors import InputError
+from bilantools.errors import InputError, option
 from bilantools.source.findings import Finding
 from bilantools.source.headers import HeaderError, Headers, Limits, parse_headers
 
@@ -124,7 +124,8 @@ class MigrationSet:
         number = int(version)
         return next((m for m in self.migrations if m.number == number), None)
 
-    def resolve(self, version: str, flag: str = "--to") -> Migration:
+    def resolve(self, version: str, param: str = "to") -> Migration:
+        """The migration of `version`, given as the option `param`; InputError if none."""
         found = self.find(version)
         if found is None:
             span = (
@@ -133,7 +134,7 @@ class MigrationSet:
                 else "no migrations"
             )
             raise InputError(
-                f"{flag} {version}: no migration has version {version} in {self.directory} "
+                f"{_option(param, version)}: no migration has version {version} in {self.directory} "
                 f"({span}); pass one of those versions"
             )
         return found
@@ -145,7 +146,7 @@ def discover(directory: Path | str) -> MigrationSet:
     if not directory.is_dir():
         what = "is not a directory" if directory.exists() else "does not exist"
         raise InputError(
-            f"migrations directory {directory} {what}; pass --migrations DIR (default ./migrations)"
+            f"migrations directory {directory} {what}; pass {option('project', 'DIR')} (default ./migrations)"
         )
     found = MigrationSet(directory)
     mains: dict[int, list[tuple[str, str, Script, int]]] = {}
@@ -215,7 +216,7 @@ def discover(directory: Path | str) -> MigrationSet:
     if not mains and not found.findings:
         raise InputError(
             f"no migrations in {directory}: it has no NNN_slug.sql file; "
-            "add migrations or pass --migrations DIR"
+            f"add migrations or pass {option('project', 'DIR')}"
         )
 
     for _, entries in sorted(mains.items()):
@@ -317,6 +318,12 @@ def discover(directory: Path | str) -> MigrationSet:
 
     found.migrations = _order(built, found)
     return found
+
+
+def _option(param: str, value: str) -> str:
+    """`option(param, value)`, or the value after the bare option when it holds a brace
+    (a placeholder cannot carry one: it would be printed as typed)."""
+    return option(param, value) if not set(value) & set("{}") else f"{option(param)} {value}"
 
 
 def _not_a_file(path: Path, directory: Path) -> Finding:

@@ -311,7 +311,9 @@ def build_references(box: Sandbox, directory: Path, empty_template: str | None =
         history.ensure_tracking(watch.conn)  # as `settled` compares: tracking tables on both sides
         references.append(fingerprint(watch.conn))
         for k in range(1, len(versions) + 1):
-            result = commands.apply(url, directory, step=1, backup=False)
+            result = commands.apply(
+                target=url, project=directory, options=commands.RunOptions(step=1, backup=False)
+            )
             applied += [s.version for s in result.steps]
             assert watch.committed() == k, f"{watch.committed()} committed after step {k}"
             references.append(fingerprint(watch.conn))
@@ -411,7 +413,7 @@ def settled(url: str, corpus: Corpus, context: str) -> int:
 
 def assert_complete(url: str, corpus: Corpus, context: str) -> None:
     """Status: every migration applied; fingerprint: the full reference."""
-    status = commands.status(url, corpus.directory)
+    status = commands.status(target=url, project=corpus.directory)
     states = [(m.version, m.state) for m in status.migrations]
     assert states == [(v, "applied") for v in corpus.versions], f"{context}: status {states}"
     assert settled(url, corpus, context) == corpus.n

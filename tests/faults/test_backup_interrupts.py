@@ -213,7 +213,11 @@ def test_ctrl_c_at_any_moment_of_a_backup_leaves_nothing(
     role: Role = make_role(PASSWORD)
     dbname = db_url.rsplit("/", 1)[1]
     url = role.url(dbname)  # the role owns the tables: pg_dump may read them
-    commands.apply(url, shutil.copytree(FIXTURES / "basic", tmp_path / "migrations"), backup=False)
+    commands.apply(
+        target=url,
+        project=shutil.copytree(FIXTURES / "basic", tmp_path / "migrations"),
+        options=commands.RunOptions(backup=False),
+    )
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE quiet (x int)")  # pg_dump locks it, our reading does not
     if not case.password_in_url:
@@ -242,7 +246,7 @@ def test_ctrl_c_at_any_moment_of_a_backup_leaves_nothing(
             locker.execute(f"LOCK TABLE {case.locked} IN ACCESS EXCLUSIVE MODE")
         started = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
-            commands.backup(url, out, schema_only=case.schema_only, progress=progress)
+            commands.backup(target=url, out=out, schema_only=case.schema_only, progress=progress)
         elapsed = time.monotonic() - (watcher.sent or started)
         watcher.raised.set()
         monkeypatch.undo()  # the real rmtree, Popen... from here on

@@ -107,7 +107,9 @@ def both(*setups: Setup) -> Setup:
 
 def applied_to(version: str) -> Setup:
     def setup(env: Env) -> None:
-        commands.apply(env.db_url, env.dir, to=version, backup=False)
+        commands.apply(
+            target=env.db_url, project=env.dir, options=commands.RunOptions(to=version, backup=False)
+        )
 
     return setup
 
@@ -154,7 +156,7 @@ def tmp_file(name: str, text: str = "not what was expected\n") -> Setup:
 
 def real_backup(env: Env) -> None:
     """A real backup of the database as it is (001 applied) in tmp/backups, as backup.dump."""
-    taken = commands.backup(env.db_url, env.tmp / "backups")
+    taken = commands.backup(target=env.db_url, out=env.tmp / "backups")
     taken.file.rename(env.tmp / "backups" / "backup.dump")
     taken.sidecar.rename(env.tmp / "backups" / "backup.dump.json")
 
@@ -1181,7 +1183,7 @@ def test_bad_input(
     monkeypatch.delenv("PGPASSWORD", raising=False)
     monkeypatch.delenv("PGPASSFILE", raising=False)
     env = Env(basic, tmp_path, db_url)
-    commands.apply(db_url, basic, to="001", backup=False)
+    commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="001", backup=False))
     case.setup(env)
     server = db_url.rsplit("/", 1)[0]
     before_db, before_files = state(conn, server), tree(tmp_path)
@@ -1245,7 +1247,7 @@ def test_bad_input_json(
 ) -> None:
     """With --json, stdout holds nothing or one JSON object that says the run failed."""
     env = Env(basic, tmp_path, db_url)
-    commands.apply(db_url, basic, to="001", backup=False)
+    commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="001", backup=False))
     case.setup(env)
     server = db_url.rsplit("/", 1)[0]
     before_db, before_files = state(conn, server), tree(tmp_path)
@@ -1354,7 +1356,7 @@ def test_accepted_look_alikes(
 ) -> None:
     """Input that looks wrong but is not: no error, the expected output, nothing changed."""
     env = Env(basic, tmp_path, db_url)
-    commands.apply(db_url, basic, to="001", backup=False)
+    commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="001", backup=False))
     setup(env)
     server = db_url.rsplit("/", 1)[0]
     before_db, before_files = state(conn, server), tree(tmp_path)
@@ -1372,7 +1374,7 @@ def test_chmod_000(
 ) -> None:
     """A file without read permission: root reads it like any other (the test machine runs
     as root); anyone else gets the one-line error. Nothing changes either way."""
-    commands.apply(db_url, basic, to="001", backup=False)
+    commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="001", backup=False))
     (basic / "002_add_email.sql").chmod(0)
     server = db_url.rsplit("/", 1)[0]
     before_db, before_files = state(conn, server), tree(tmp_path)
@@ -1392,7 +1394,7 @@ def test_chmod_000(
 def test_lock_held_by_another_runner(
     cli: Any, db_url: str, basic: Path, conn: psycopg.Connection, figures: Figures
 ) -> None:
-    commands.apply(db_url, basic, to="001", backup=False)
+    commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="001", backup=False))
     before = snapshot(conn)
     with psycopg.connect(db_url, autocommit=True, application_name="bilantools apply elsewhere") as other:
         other.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)

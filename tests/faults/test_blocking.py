@@ -84,7 +84,7 @@ def test_lock_timeout_fails_and_names_the_blocker(
         assert "raise the limit with --lock-timeout or a '-- lock-timeout:' header" in line
         assert "nickname" not in columns(conn)  # rolled back, while the blocker still holds
     assert fingerprint(conn) == before
-    state = {s.version: s for s in commands.status(db_url, basic).migrations}["004"]
+    state = {s.version: s for s in commands.status(target=db_url, project=basic).migrations}["004"]
     assert state.state == "failed" and "lock timeout" in (state.error or "")
     assert cli("--db", db_url, "--migrations", str(basic), "apply").code == 0
     assert "nickname" in columns(conn)
@@ -94,22 +94,22 @@ def test_lock_timeout_fails_and_names_the_blocker(
 def test_the_default_lock_timeout_is_a_few_seconds(
     db_url: str, conn: psycopg.Connection, basic: Path
 ) -> None:
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     with_migration(basic, "004_add_nickname", ADD_COLUMN)
     with (
         holding(db_url, "BEGIN; LOCK TABLE people IN ACCESS SHARE MODE"),
         pytest.raises(MigrationFailed) as failed,
     ):
-        commands.apply(db_url, basic)
+        commands.apply(target=db_url, project=basic)
     assert "waited lock_timeout 5s for a lock" in str(failed.value)
     assert "nickname" not in columns(conn)
 
 
 def test_the_header_wins_over_the_run(db_url: str, conn: psycopg.Connection, basic: Path) -> None:
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     with_migration(basic, "004_add_nickname", "-- lock-timeout: 200ms\n" + ADD_COLUMN)
     with holding(db_url, "BEGIN; SELECT count(*) FROM people"), pytest.raises(MigrationFailed) as failed:
-        commands.apply(db_url, basic, lock_timeout="1h")
+        commands.apply(target=db_url, project=basic, options=commands.RunOptions(lock_timeout="1h"))
     assert "waited lock_timeout 200ms for a lock" in str(failed.value)
 
 
@@ -122,16 +122,16 @@ def test_rollback_respects_its_own_header(
         ADD_COLUMN,
         "-- lock-timeout: 250ms\nALTER TABLE people DROP COLUMN nickname;\n",
     )
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     with holding(db_url, "BEGIN; SELECT count(*) FROM people") as pid:
         with pytest.raises(MigrationFailed) as failed:
-            commands.rollback(db_url, basic, lock_timeout="1h")
+            commands.rollback(target=db_url, project=basic, options=commands.RunOptions(lock_timeout="1h"))
         message = str(failed.value)
     assert message.startswith("rollback of 004_add_nickname failed at 004_add_nickname_rollback.sql:2: ")
     assert f"waited lock_timeout 250ms for a lock, held by pid {pid}" in message
     assert "the migration stays applied" in message
     assert "nickname" in columns(conn)
-    commands.rollback(db_url, basic)
+    commands.rollback(target=db_url, project=basic)
     assert "nickname" not in columns(conn)
     figures.add("blocking: lock timeouts provoked")
 
@@ -141,14 +141,14 @@ def test_a_blocker_on_another_table_is_found_among_the_oldest_transactions(
 ) -> None:
     """A row lock is not a table lock: the statement's tables show no holder, so the
     message falls back on the oldest open transactions, which include the blocker."""
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     with_migration(basic, "004_rename", "UPDATE people SET name = 'x' WHERE id = 1;\n")
     conn.execute("INSERT INTO people (id, name) VALUES (1, 'a') ON CONFLICT DO NOTHING")
     with (
         holding(db_url, "BEGIN; SELECT * FROM people WHERE id = 1 FOR UPDATE", "row-locker") as pid,
         pytest.raises(MigrationFailed) as failed,
     ):
-        commands.apply(db_url, basic, lock_timeout="200ms")
+        commands.apply(target=db_url, project=basic, options=commands.RunOptions(lock_timeout="200ms"))
     message = str(failed.value)
     assert f"pid {pid} (application 'row-locker'" in message
 
@@ -170,7 +170,7 @@ def test_statement_timeout_per_run_and_per_header(
         "-- statement-timeout: 100ms\nCREATE TABLE slow (id int);\nSELECT pg_sleep(30);\n"
     )
     with pytest.raises(MigrationFailed) as failed:
-        commands.apply(db_url, basic, statement_timeout="1h")
+        commands.apply(target=db_url, project=basic, options=commands.RunOptions(statement_timeout="1h"))
     assert "ran longer than statement_timeout 100ms" in str(failed.value)
     figures.add("blocking: statement timeouts provoked", 2)
 
@@ -181,7 +181,7 @@ def test_limits_stay_inside_the_migration(db_url: str, conn: psycopg.Connection,
     with_migration(
         basic, "005_check", "CREATE TABLE seen AS SELECT current_setting('statement_timeout') AS v;\n"
     )
-    commands.apply(db_url, basic, statement_timeout="42s")
+    commands.apply(target=db_url, project=basic, options=commands.RunOptions(statement_timeout="42s"))
     assert conn.execute("SELECT v FROM seen").fetchone() == ("42s",)
 
 
@@ -191,7 +191,7 @@ def test_non_transactional_migration_times_out_and_says_half_way(
     """CREATE INDEX CONCURRENTLY waits for the transactions that could see the table; it
     gives up after lock_timeout like any lock wait, and leaves an INVALID index that a
     re-run with IF NOT EXISTS would skip: the engine drops it before the retry."""
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     with_migration(
         basic,
         "004_index_email",
@@ -202,14 +202,14 @@ def test_non_transactional_migration_times_out_and_says_half_way(
         holding(db_url, "BEGIN; INSERT INTO people (name) VALUES ('writer')", "open-writer") as pid,
         pytest.raises(MigrationFailed) as failed,
     ):
-        commands.apply(db_url, basic, lock_timeout="300ms")
+        commands.apply(target=db_url, project=basic, options=commands.RunOptions(lock_timeout="300ms"))
     message = str(failed.value)
     assert "lock timeout" in message and f"pid {pid}" in message
     assert "the invalid index public.people_email_idx it left could not be dropped yet" in message
     assert failed.value.partial
-    state = {s.version: s for s in commands.status(db_url, basic).migrations}["004"]
+    state = {s.version: s for s in commands.status(target=db_url, project=basic).migrations}["004"]
     assert state.state == "failed" and state.partial
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     valid = conn.execute(
         "SELECT indisvalid FROM pg_index WHERE indexrelid = 'people_email_idx'::regclass"
     ).fetchone()
@@ -229,7 +229,7 @@ def test_production_queries_queue_only_until_the_lock_timeout(
     """The reason for the limit: a waiting ALTER TABLE makes every later query on the table
     queue behind it. With the limit, a reader that arrives while the migration waits is
     served as soon as the migration gives up, while the blocker is still open."""
-    commands.apply(db_url, basic)
+    commands.apply(target=db_url, project=basic)
     with_migration(basic, "004_add_nickname", ADD_COLUMN)
     served: list[object] = []
 
@@ -242,7 +242,7 @@ def test_production_queries_queue_only_until_the_lock_timeout(
         timer = threading.Timer(0.3, reader.start)  # arrives while the ALTER waits
         timer.start()
         with pytest.raises(MigrationFailed):
-            commands.apply(db_url, basic, lock_timeout="1s")
+            commands.apply(target=db_url, project=basic, options=commands.RunOptions(lock_timeout="1s"))
         timer.join()
         reader.join(timeout=10)
         assert served == [(2,)]  # served while the blocker still holds its lock
@@ -254,16 +254,24 @@ def test_the_automatic_backup_does_not_queue_behind_a_lock_either(
 ) -> None:
     """pg_dump locks every table it dumps: behind a session holding an exclusive lock it
     would wait forever (and block readers meanwhile). It gets the run's lock timeout."""
-    commands.apply(db_url, basic, to="002")
+    commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="002"))
     before = fingerprint(conn)
     with (
         holding(db_url, "BEGIN; LOCK TABLE people IN ACCESS EXCLUSIVE MODE", "ddl-session"),
         pytest.raises(BilanToolsError) as failed,
     ):
-        commands.apply(db_url, basic, backup=True, backup_dir=tmp_path / "backups", lock_timeout="300ms")
+        commands.apply(
+            target=db_url,
+            project=basic,
+            options=commands.RunOptions(lock_timeout="300ms", backup=True, backup_dir=tmp_path / "backups"),
+        )
     message = str(failed.value)
     assert "canceling statement due to lock timeout" in message and "nothing was kept" in message
     assert fingerprint(conn) == before
-    assert [s.state for s in commands.status(db_url, basic).migrations] == ["applied", "applied", "pending"]
+    assert [s.state for s in commands.status(target=db_url, project=basic).migrations] == [
+        "applied",
+        "applied",
+        "pending",
+    ]
     assert not list((tmp_path / "backups").glob("*.dump"))
     figures.add("blocking: lock timeouts provoked")

@@ -249,7 +249,9 @@ def test_apply_rollback_status_and_baseline_race(server: Sandbox, real: Corpus, 
                 f"mixed round {round_no + 1} of {MIXED_ROUNDS} ({' '.join(waits) or 'default lock wait'})"
             )
             with scratch_db(server, TEMPLATE, "mixed") as (_, url):
-                commands.apply(url, MIGRATIONS, to="010", backup=False)
+                commands.apply(
+                    target=url, project=MIGRATIONS, options=commands.RunOptions(to="010", backup=False)
+                )
                 start = last_event_id(url)
                 mix = rng.sample(MIXED, len(MIXED))
                 runs = [

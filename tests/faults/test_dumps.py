@@ -279,10 +279,12 @@ def test_signal_during_a_dump_leaves_nothing(
     bilantools' own session outlives the run. With apply, during its automatic backup
     (a database other than the sandbox): nothing was changed either."""
     if command == "apply":
-        commands.apply(work.url(), work.migrations, to="002", backup=False)
+        commands.apply(
+            target=work.url(), project=work.migrations, options=commands.RunOptions(to="002", backup=False)
+        )
         args = ["apply", "--yes", "--backup-dir", str(work.root / "bk"), "--lock-timeout", "60s"]
     else:
-        commands.apply(work.url(), work.migrations, backup=False)
+        commands.apply(target=work.url(), project=work.migrations, options=commands.RunOptions(backup=False))
         args = ["backup", "--out", str(work.root / "bk")]
     process: subprocess.Popen[str] | None = None
     locker: psycopg.Connection | None = None
@@ -330,10 +332,12 @@ def test_signals_the_cli_was_started_ignoring_stay_ignored(
     as POSIX programs do: a Ctrl-C at the terminal of the script, or the terminal hanging
     up, leaves the run going; it finishes with its backup and exit 0."""
     if command == "apply":
-        commands.apply(work.url(), work.migrations, to="002", backup=False)
+        commands.apply(
+            target=work.url(), project=work.migrations, options=commands.RunOptions(to="002", backup=False)
+        )
         args = ["apply", "--yes", "--backup-dir", str(work.root / "bk"), "--lock-timeout", "60s"]
     else:
-        commands.apply(work.url(), work.migrations, backup=False)
+        commands.apply(target=work.url(), project=work.migrations, options=commands.RunOptions(backup=False))
         args = ["backup", "--out", str(work.root / "bk")]
     process: subprocess.Popen[str] | None = None
     locker: psycopg.Connection | None = None

@@ -421,7 +421,10 @@ def test_a_runbook_parameter_with_quotes_stays_a_value(
     nb.cells = [
         nbformat.v4.new_code_cell(f"to = None\nmigrations = {str(basic)!r}"),
         nbformat.v4.new_code_cell("print('to is', repr(to))"),
-        nbformat.v4.new_code_cell("from bilantools import commands\ncommands.plan(None, migrations, to=to)"),
+        nbformat.v4.new_code_cell(
+            "from bilantools import commands\n"
+            "commands.plan(target=None, project=migrations, options=commands.RunOptions(to=to))"
+        ),
     ]
     nb.cells[0].metadata["tags"] = ["parameters"]
     nbformat.write(nb, str(notebooks / "09_plan.ipynb"))

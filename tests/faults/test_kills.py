@@ -289,7 +289,7 @@ def test_kill_inside_transaction_off_migration(server: Sandbox, synthetic: Corpu
                     continue
                 url, run, _ = found
                 context = tag(f"apply {moment} (printed {run.steps})")
-                status = commands.status(url, synthetic.directory)
+                status = commands.status(target=url, project=synthetic.directory)
                 states = {m.version: m for m in status.migrations}
                 interrupted = states[NON_TRANSACTIONAL]
                 if interrupted.state == "failed":
@@ -322,7 +322,7 @@ def test_kill_inside_transaction_off_migration(server: Sandbox, synthetic: Corpu
 def test_synthetic_corpus_is_what_the_kills_assume(synthetic: Corpus) -> None:
     """The kills inside 003 rely on it running outside a transaction, statement by statement,
     and on the corpus passing the checks `apply` runs first."""
-    report = commands.check(synthetic.directory)
+    report = commands.check(project=synthetic.directory)
     assert not report.errors, report.errors
     modes = {m.version: m.transactional for m in discover(synthetic.directory)}
     assert modes == {"001": True, "002": True, NON_TRANSACTIONAL: False, "004": True}

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from bilantools import commands
-from bilantools.db.runner import Progress
+from bilantools.db.engine.results import Progress
 from bilantools.db.sandbox import Sandbox
 from bilantools.errors import ConnectionLostError
 from tests.faults.conftest import Figures
@@ -67,7 +67,9 @@ def test_lost_before_the_first_statement_of_a_batch(db_url: str, tmp_path: Path,
             terminate(db_url, "true")
 
     with pytest.raises(ConnectionLostError) as caught:
-        commands.apply(db_url, tmp_path / "m", progress=hook, backup=False)
+        commands.apply(
+            target=db_url, project=tmp_path / "m", options=commands.RunOptions(backup=False), progress=hook
+        )
     error = str(caught.value)
     assert error.startswith(f"lost the connection to {db_url} during migration 002_t2 ("), error
     tail = (
@@ -122,7 +124,7 @@ def test_lost_inside_a_migration_outside_a_transaction(
         "every migration reported applied is committed; 004_t4 and the 1 after it did not commit: once the "
         "server is back, 'bilantools status' shows what is applied; then run apply again"
     ), error
-    status = {m.version: m for m in commands.status(db_url, tmp_path / "m").migrations}
+    status = {m.version: m for m in commands.status(target=db_url, project=tmp_path / "m").migrations}
     assert [status[v].state for v in ("001", "002", "003", "004", "005")] == [
         "applied",
         "applied",

@@ -57,7 +57,7 @@ $body$;
 def source(server: Sandbox) -> Iterator[str]:
     """The 29 migrations, tricky rows and SQL bodies, in a database of the module."""
     url = server.new_db("plain_src_" + uuid.uuid4().hex[:8], template=TEMPLATE)
-    commands.apply(url, MIGRATIONS, backup=False)
+    commands.apply(target=url, project=MIGRATIONS, options=commands.RunOptions(backup=False))
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(EXTRA_SQL)
         for i, name in enumerate(TRICKY):

@@ -35,7 +35,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bilantools.cli import cli as cli_group
+from bilantools.cli.main import cli as cli_group
 from bilantools.db.sandbox import Sandbox, embedded_bin
 from bilantools.db.target import parse_target
 from bilantools.errors import BilanToolsError, InputError
@@ -179,7 +179,7 @@ def logging_client_programs(directory: Path) -> Path:
 
 def bilantools_program() -> list[str]:
     script = Path(sys.executable).with_name("bilantools")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "bilantools.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bilantools"]
 
 
 def closed_port() -> int:

@@ -1,0 +1,5 @@
+"""`python -m bilantools`: the command line."""
+
+from bilantools.cli.main import main
+
+main()

@@ -1,0 +1,309 @@
+"""The commands that read: status, plan, check, graph, validate, verify, drift, detect,
+inspect, fingerprint and stats. None of them changes a database."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bilantools import commands
+from bilantools.cli.flags import Context, json_option, pass_ctx, range_options
+from bilantools.cli.output import print_json, print_status, print_table
+from bilantools.commands import Migration, RunOptions
+from bilantools.errors import InputError, RefusedError
+from bilantools.render.plots import save_all
+from bilantools.render.stats import render_text
+
+
+@click.command()
+@json_option
+@pass_ctx
+def status(obj: Context, as_json: bool) -> None:
+    """Show each migration: applied, pending, failed, changed or missing-file."""
+    result = commands.status(target=obj.target(), project=obj.project)
+    if as_json:
+        print_json(result.as_dict())
+        return
+    print_status(result)
+
+
+@click.command()
+@range_options
+@click.option("--sql", "as_sql", is_flag=True, help="Print the exact SQL apply would run.")
+@json_option
+@pass_ctx
+def plan(obj: Context, to: str | None, step: int | None, as_sql: bool, as_json: bool) -> None:
+    """List the migrations apply would run, in order (or their SQL with --sql)."""
+    if as_sql:
+        click.echo(
+            commands.plan_sql(target=obj.target(), project=obj.project, options=RunOptions(to=to, step=step)),
+            nl=False,
+        )
+        return
+    todo = commands.plan(target=obj.target(), project=obj.project, options=RunOptions(to=to, step=step))
+    if as_json:
+        print_json({"target": obj.target().masked, "migrations": [_plan_item(m) for m in todo]})
+        return
+    if not todo:
+        click.echo("nothing to apply: the database is up to date")
+        return
+    rows = [
+        [
+            m.version,
+            m.name,
+            "yes" if m.transactional else "no (statement by statement)",
+            ", ".join(m.depends) or "-",
+        ]
+        for m in todo
+    ]
+    print_table(["VERSION", "NAME", "TRANSACTION", "DEPENDS"], rows)
+    click.echo(f"{len(todo)} migration(s) to apply")
+
+
+@click.command()
+@json_option
+@pass_ctx
+def validate(obj: Context, as_json: bool) -> None:
+    """Exit 1 when files changed or vanished after apply, versions clash or rollbacks lack."""
+    findings = commands.validate(target=obj.target(), project=obj.project)
+    failing = [f for f in findings if f.severity in ("error", "warning")]
+    if as_json:
+        print_json({"findings": [f.as_dict() for f in findings]})
+    else:
+        for f in findings:
+            click.echo(f"{f.severity}: [{f.rule}] {f.one_line()}")
+        click.echo(f"{len(failing)} problem(s) found" if failing else "valid: no problems found")
+    sys.exit(1 if failing else 0)
+
+
+@click.command()
+@click.option("--all", "show_all", is_flag=True, help="List every object, not only the problems.")
+@json_option
+@pass_ctx
+def verify(obj: Context, show_all: bool, as_json: bool) -> None:
+    """Per applied migration, the objects it creates: ok, missing or changed; exit 1 if not all ok."""
+    result = commands.verify(target=obj.target(), project=obj.project)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        rows = [
+            [r.migration, r.kind, r.name, r.status.upper() if r.status != "ok" else "ok", r.found]
+            for r in result.rows
+            if show_all or r.status != "ok"
+        ]
+        if rows:
+            print_table(["MIGRATION", "KIND", "NAME", "STATUS", "FOUND"], rows)
+        print_table(
+            ["MIGRATION", "OBJECTS", "OK", "MISSING", "CHANGED"],
+            [[str(v) for v in s.values()] for s in result.summary()],
+        )
+        problems = sum(1 for r in result.rows if r.status != "ok")
+        click.echo(
+            f"{len(result.rows)} objects verified: " + (f"{problems} problem(s)" if problems else "all ok")
+        )
+    sys.exit(0 if result.ok else 1)
+
+
+@click.command()
+@json_option
+@pass_ctx
+def drift(obj: Context, as_json: bool) -> None:
+    """Objects no migration creates, and created ones that are absent or changed; exit 1 if any."""
+    found = commands.drift(target=obj.target(), project=obj.project)
+    if as_json:
+        print_json(found)
+    else:
+        labels = {
+            "unexpected": "not created by any migration",
+            "absent": "created by a migration, absent",
+            "changed": "definition differs from the migrations",
+        }
+        for key, label in labels.items():
+            for item in found[key]:
+                click.echo(f"{item}: {label}")
+        total = sum(len(v) for v in found.values())
+        click.echo(f"{total} difference(s)" if total else "no drift")
+    sys.exit(1 if any(found.values()) else 0)
+
+
+@click.command()
+@json_option
+@pass_ctx
+def detect(obj: Context, as_json: bool) -> None:
+    """For a database migrated by hand: each migration's share of objects present, and the
+    version to baseline. Writes nothing."""
+    found = commands.detect(target=obj.target(), project=obj.project)
+    if as_json:
+        print_json(found.as_dict())
+        return
+    rows = [
+        [
+            s["version"],
+            s["name"],
+            str(s["objects"]),
+            str(s["present"]),
+            "-" if s["share"] is None else f"{s['share']:.0%}",
+        ]
+        for s in found.shares
+    ]
+    print_table(["VERSION", "NAME", "OBJECTS", "PRESENT", "SHARE"], rows)
+    if found.suggested:
+        click.echo(f"suggested: bilantools baseline --to {found.suggested}")
+    else:
+        click.echo("no migration is fully present: nothing to baseline; apply from the start")
+
+
+@click.command("inspect")
+@click.argument("kind", type=click.Choice([k.replace("_", "-") for k in commands.INSPECTIONS]))
+@json_option
+@pass_ctx
+def inspect_command(obj: Context, kind: str, as_json: bool) -> None:
+    """Inspect the live catalog: tables (sizes), indexes (unused, duplicate), RLS, functions..."""
+    frame = commands.inspect(kind=kind.replace("-", "_"), target=obj.target())
+    if as_json:
+        click.echo(
+            json.dumps({"kind": kind, "rows": frame.to_dict("records")}, ensure_ascii=False, default=str)
+        )
+    elif frame.empty:
+        click.echo(f"no {kind}")
+    else:
+        click.echo(frame.to_string(index=False))
+
+
+@click.command()
+@click.option("--details", is_flag=True, help="Also list every object and its detail hash.")
+@json_option
+@pass_ctx
+def fingerprint(obj: Context, details: bool, as_json: bool) -> None:
+    """A stable hash of the schema (the one round trips and backups compare)."""
+    import hashlib
+
+    found = commands.fingerprint(target=obj.target())
+    objects = {
+        f"{k}\t{n}": hashlib.md5(d.encode()).hexdigest() for (k, n), d in sorted(found.objects.items())
+    }
+    if as_json:
+        print_json({"fingerprint": found.digest, **({"objects": objects} if details else {})})
+        return
+    if details:
+        for key, digest in objects.items():
+            click.echo(f"{key.replace(chr(9), ' ')}  {digest}")
+    click.echo(found.digest)
+
+
+@click.command()
+@json_option
+@pass_ctx
+def check(obj: Context, as_json: bool) -> None:
+    """Find every problem of the migrations directory, without a database; exit 1 on errors."""
+    report = commands.check(project=obj.project)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        for f in report.findings:
+            where = f"{f.file}:{f.line}" if f.line else f.file
+            click.echo(f"{where}: {f.severity}: [{f.rule}] {f.message}")
+            if f.hint:
+                click.echo(f"    fix: {f.hint}")
+        counts = {s: sum(1 for f in report.findings if f.severity == s) for s in ("error", "warning", "info")}
+        click.echo(
+            f"{len(report.migrations)} migration(s) checked: {counts['error']} error(s), "
+            f"{counts['warning']} warning(s), {counts['info']} note(s)"
+        )
+    sys.exit(1 if report.errors else 0)
+
+
+@click.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "dot", "svg", "png"]),
+    default="text",
+    show_default=True,
+    help="text, Graphviz dot source, or an image rendered by Graphviz.",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to this file.")
+@pass_ctx
+def graph(obj: Context, fmt: str, output: str | None) -> None:
+    """Draw the dependency graph: inferred and declared edges, forward references in red."""
+    analysis = commands.check(project=obj.project).analysis
+    if fmt == "text":
+        data: bytes = analysis.to_text().encode()
+    elif fmt == "dot":
+        data = analysis.to_dot().encode()
+    else:
+        data = _render(analysis.to_dot(), fmt)
+    if output:
+        try:
+            Path(output).write_bytes(data)
+        except OSError as exc:
+            raise InputError(
+                f"cannot write {output} ({exc.strerror}); pass --output FILE in a directory you can write to"
+            ) from None
+        click.echo(f"written: {output}", err=True)
+    elif fmt in ("svg", "png") and sys.stdout.isatty():
+        raise RefusedError(f"refusing to print a {fmt} image to the terminal: pass --output FILE")
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+
+
+def _render(dot_source: str, fmt: str) -> bytes:
+    """Graphviz's `dot` turns the source into an image."""
+    import shutil
+    import subprocess
+
+    dot = shutil.which("dot")
+    if dot is None:
+        raise RefusedError(
+            f"--format {fmt} needs Graphviz's dot program: install graphviz (apt-get install graphviz), "
+            "or use --format dot"
+        )
+    return subprocess.run(
+        [dot, f"-T{fmt}"], input=dot_source.encode(), capture_output=True, check=True
+    ).stdout
+
+
+@click.command()
+@click.option(
+    "--exact-rows",
+    is_flag=True,
+    help="Count every table's rows (scans them; needs the owner or BYPASSRLS) instead of estimates.",
+)
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Also write the charts as PNG files into DIR.",
+)
+@json_option
+@pass_ctx
+def stats(obj: Context, exact_rows: bool, plots_dir: str | None, as_json: bool) -> None:
+    """The schema overview: totals, categories with sizes, flags, largest tables and indexes."""
+    result = commands.stats(target=obj.target(), project=obj.project, exact_rows=exact_rows)
+    if plots_dir:
+        try:
+            written = save_all(result, plots_dir)
+        except ImportError:
+            raise RefusedError("--plots needs matplotlib: pip install 'bilantools[notebooks]'") from None
+        for path in written:
+            click.echo(f"written: {path}", err=True)
+    if as_json:
+        print_json(result.as_dict())
+        return
+    click.echo(render_text(result), nl=False)
+
+
+def _plan_item(m: Migration) -> dict[str, Any]:
+    return {
+        "version": m.version,
+        "name": m.name,
+        "file": str(m.path),
+        "transaction": m.transactional,
+        "depends": list(m.depends),
+    }

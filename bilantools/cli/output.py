@@ -1,0 +1,111 @@
+"""How the commands print: tables, JSON, migration steps as they complete, and prompts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from bilantools import commands
+from bilantools.commands import Progress, RunOptions, Status, Step, Target
+from bilantools.errors import RefusedError
+from bilantools.render.text import text_table
+
+STATE_COLOURS = {
+    "applied": "green",
+    "pending": "yellow",
+    "failed": "red",
+    "changed": "magenta",
+    "missing-file": "red",
+}
+
+
+def confirm(target: Target, what: str, options: RunOptions) -> None:
+    """Ask before a change that needs it (see `commands.needs_confirmation`); refuse without
+    a terminal."""
+    if not commands.needs_confirmation(target=target, options=options):
+        return
+    refusal = f"refusing to {what} {target.masked} without confirmation: pass --yes"
+    ask(f"{what.capitalize()} {target.masked}?", refusal, options.yes)
+
+
+def ask(question: str, refusal: str, yes: bool) -> None:
+    """`question` on a terminal unless `yes`; without a terminal, refuse with `refusal`."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise RefusedError(refusal)
+    if not click.confirm(question, default=False, err=True):
+        raise RefusedError("cancelled: nothing was changed")
+
+
+def step_line(s: Step) -> str:
+    ms = f"{s.duration_ms} ms" if s.duration_ms is not None else ""
+    detail = f"  {s.detail}" if s.detail else ""
+    return f"{s.version}  {s.name:<40} {s.outcome:<16} {ms}{detail}".rstrip()
+
+
+class StepPrinter:
+    """Prints each migration's line as it completes; a tqdm bar on stderr when it is a terminal."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.use_bar = not quiet and sys.stderr.isatty()
+        self.bar: Any = None
+
+    def __call__(self, progress: Progress) -> None:
+        if self.quiet:
+            return
+        if self.use_bar and self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=progress.total, unit="migration", file=sys.stderr, leave=False)
+        if progress.event == "start":
+            if self.bar is not None:
+                self.bar.set_description(progress.migration.label[:40])
+            return
+        assert progress.step is not None
+        line = step_line(progress.step)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.write(line, file=sys.stdout)
+        else:
+            click.echo(line)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def print_status(result: Status) -> None:
+    rows = []
+    for m in result.migrations:
+        when = m.applied_at.strftime("%Y-%m-%d %H:%M:%S") if m.applied_at else ""
+        state = m.state + (" (half-way)" if m.partial else "")
+        rows.append(
+            [
+                m.version,
+                m.name,
+                click.style(state, fg=STATE_COLOURS[m.state]),
+                when,
+                "" if m.execution_time_ms is None else str(m.execution_time_ms),
+                m.applied_by or "",
+            ]
+        )
+    print_table(["VERSION", "NAME", "STATE", "APPLIED AT", "MS", "BY"], rows)
+    for m in result.migrations:
+        if m.state == "failed" and m.error:
+            click.echo(f"{m.version} failed: {m.error}")
+    click.echo(result.summary())
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Aligned columns; coloured cells are measured without their escapes."""
+    click.echo(text_table(headers, rows, width=lambda cell: len(click.unstyle(cell))))
+
+
+def print_json(data: dict[str, Any]) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, default=str))

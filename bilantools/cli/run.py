@@ -1,0 +1,123 @@
+"""The commands that change the migration history: apply, rollback, baseline, repair.
+
+Each builds one `RunOptions` from its flags, asks for confirmation where the front door's
+policy says so, and prints one line per migration as it completes, then a summary (or,
+with --json, one object, a failure object when the run stops).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from bilantools import commands
+from bilantools.cli.flags import (
+    Context,
+    change_flags,
+    run_flags,
+    spell,
+)
+from bilantools.cli.output import StepPrinter, confirm, print_json, step_line
+from bilantools.commands import RunOptions, RunResult
+from bilantools.errors import BilanToolsError, RunInterrupted
+
+# What each command asks before it changes a database other than the sandbox.
+QUESTIONS = {
+    "apply": "apply migrations to",
+    "rollback": "roll back migrations on",
+    "baseline": "record migrations as applied on",
+    "repair": "repair the migration history of",
+}
+
+
+@click.command()
+@run_flags(force=True)
+def apply(obj: Context, options: RunOptions, as_json: bool) -> None:
+    """Apply pending migrations, each with its tracking row in one transaction."""
+    _run(obj, "apply", options, as_json, commands.apply)
+
+
+@click.command()
+@run_flags(force=False)
+def rollback(obj: Context, options: RunOptions, as_json: bool) -> None:
+    """Roll back the last migration, N of them (--step) or down to a version (--to; 0 = all)."""
+    _run(obj, "rollback", options, as_json, commands.rollback)
+
+
+@click.command()
+@click.option("--to", required=True, metavar="VERSION", help="Last version to mark as applied.")
+@change_flags
+def baseline(obj: Context, options: RunOptions, as_json: bool) -> None:
+    """Mark migrations up to a version as applied without running them."""
+    _run(obj, "baseline", options, as_json, commands.baseline)
+
+
+@click.command()
+@change_flags
+def repair(obj: Context, options: RunOptions, as_json: bool) -> None:
+    """Clear failed rows and realign the checksums of edited migration files."""
+    _run(obj, "repair", options, as_json, commands.repair)
+
+
+def _run(
+    obj: Context, action: str, options: RunOptions, as_json: bool, command: Callable[..., RunResult]
+) -> None:
+    """Run a changing command once confirmed (see `confirm`): one line per migration as it
+    completes, then a summary. With --json, a run that does not succeed prints its failure
+    object too (see `_failure`); Ctrl-C before the runner handles it means nothing was
+    changed."""
+    printer = StepPrinter(quiet=as_json)
+    try:
+        try:
+            target = obj.target()
+            confirm(target, QUESTIONS[action], options)
+            hooks = {"progress": printer} if action in ("apply", "rollback") else {}
+            result = command(target=target, project=obj.project, options=options, **hooks)
+        except KeyboardInterrupt:
+            raise RunInterrupted(
+                f"interrupted (Ctrl-C) before any change: nothing was changed; run {action} again"
+            ) from None
+    except BilanToolsError as exc:
+        printer.close()
+        if as_json:
+            print_json(_failure(exc, obj, action, options.dry_run))
+        raise
+    printer.close()
+    if as_json:
+        print_json({"ok": True, "error": None, **result.as_dict()})
+        return
+    if result.action in ("baseline", "repair"):
+        for step in result.steps:
+            click.echo(step_line(step))
+    verb = {"apply": "applied", "rollback": "rolled back", "baseline": "baselined", "repair": "repaired"}
+    if result.dry_run:
+        click.echo(f"dry run: {len(result.steps)} migration(s) checked, nothing was changed")
+    elif not result.steps:
+        click.echo(f"nothing to do: no migration {verb[result.action]}")
+    else:
+        click.echo(f"{len(result.steps)} migration(s) {verb[result.action]}")
+
+
+def _failure(exc: BilanToolsError, obj: Context, action: str, dry_run: bool) -> dict[str, Any]:
+    """The --json object of a run that stopped: the README's fields of a failed migration
+    (null when no migration is to blame), what kind of stop, and the run's fields with
+    the steps that had committed."""
+    target = obj.resolved()
+    return {
+        "ok": False,
+        "error": exc.render(spell),
+        "failure": exc.kind,
+        "version": getattr(exc, "version", None),
+        "file": getattr(exc, "file", None),
+        "line": getattr(exc, "line", None),
+        "partial": getattr(exc, "partial", False),
+        "target": target.masked if target else None,
+        "action": action,
+        "dry_run": dry_run,
+        "run_id": None,
+        "backup": None,
+        "steps": [],
+        **(exc.run or {}),
+    }

@@ -1,0 +1,87 @@
+"""`Project`: a migrations directory, read once and reused across targets.
+
+Discovery, settings, the check report and the object analysis are each computed on first
+use and kept, so a caller that runs one Project against many databases (or one database
+many times) reads and parses the files once. A Project is a snapshot: files edited after
+it read them are seen by a new `Project.load`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from bilantools.errors import InputError
+from bilantools.source.files import MigrationSet, discover
+
+if TYPE_CHECKING:
+    from bilantools.source.check import CheckReport
+    from bilantools.source.config import CheckConfig
+    from bilantools.source.graph import Analysis
+
+# How the directory names its files: NNN_slug.sql + NNN_slug_rollback.sql. Other tools'
+# layouts (Flyway, golang-migrate, dbmate, Sqitch) are added here with their discovery.
+Layout = Literal["bilantools"]
+LAYOUTS: tuple[Layout, ...] = ("bilantools",)
+DEFAULT_MIGRATIONS = "migrations"
+
+
+@dataclass(eq=False)
+class Project:
+    """The migrations directory with its layout; everything read from it is cached."""
+
+    directory: Path
+    layout: Layout = "bilantools"
+
+    @classmethod
+    def load(cls, path: Path | str = DEFAULT_MIGRATIONS, layout: Layout = "bilantools") -> Project:
+        """The project of directory `path` (read lazily: nothing is read yet)."""
+        if layout not in LAYOUTS:
+            raise InputError(f"unknown migrations layout '{layout}'; choose one of {', '.join(LAYOUTS)}")
+        return cls(Path(path), layout)
+
+    @cached_property
+    def migrations(self) -> MigrationSet:
+        """The migrations found in the directory, in order (with the directory's findings)."""
+        return discover(self.directory)
+
+    @cached_property
+    def settings(self) -> CheckConfig:
+        """The ``[tool.bilantools]`` settings of the nearest pyproject.toml."""
+        from bilantools.source.config import load_config
+
+        return load_config(self.directory.absolute())
+
+    @cached_property
+    def report(self) -> CheckReport:
+        """Every problem of the directory (see `bilantools.source.check`)."""
+        from bilantools.db.history import tracking
+        from bilantools.source.check import check
+
+        found = self.migrations  # a missing directory is reported before a bad setting
+        return check(self.directory, config=self.settings, found=found, tracking=tracking())
+
+    @cached_property
+    def analysis(self) -> Analysis:
+        """Which objects each migration creates, alters and drops (for verify and detect)."""
+        from bilantools.db.history import tracking_objects
+        from bilantools.source.graph import analyse
+
+        return analyse(self.migrations, tracking_objects())
+
+    @cached_property
+    def categories(self) -> dict[str, list[str]]:
+        """The table categories of ``categories.toml`` beside the migrations (may be empty)."""
+        from bilantools.source.categories import load_categories
+
+        return load_categories(self.directory)
+
+
+ProjectLike = Project | Path | str
+
+
+def as_project(project: ProjectLike) -> Project:
+    """`project` itself, or the project of a directory path."""
+    return project if isinstance(project, Project) else Project.load(project)
