@@ -128,9 +128,8 @@ class Runner:
             passed.remember(store, digest, self.migrations)
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            bypass = (
-                f" or pass {option('force', True)}" if all(f.rule == "forward-reference" for f in errors) else ""
-            )
+            only_order = all(f.rule == "forward-reference" for f in errors)
+            bypass = f" or pass {option('force', True)}" if only_order else ""
             raise InputError(
                 f"refusing to apply: {errors[0].one_line()}{more}; run 'bilantools check' to list every "
                 f"problem, fix them{bypass}"
