@@ -475,6 +475,8 @@ def _statement_is_safe(node: ast.expr) -> bool:
         return isinstance(node.value, str)
     if isinstance(node, ast.Name):
         return True  # a variable: its assignment is checked on its own (see below)
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr.isupper():
+        return True  # another module's constant (catalog_queries.SUMMARY_SQL), as a module's own name above
     if isinstance(node, ast.Attribute) and node.attr == "text" and getattr(node.value, "id", "") == "stmt":
         return True  # a migration's own statement, as its file says
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
