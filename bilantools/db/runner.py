@@ -129,7 +129,9 @@ class Runner:
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             bypass = (
-                f" or pass {option('force', True)}" if all(f.rule == "forward-reference" for f in errors) else ""
+                f" or pass {option('force', True)}"
+                if all(f.rule == "forward-reference" for f in errors)
+                else ""
             )
             raise InputError(
                 f"refusing to apply: {errors[0].one_line()}{more}; run 'bilantools check' to list every "
