@@ -1,5 +1,6 @@
 """A run of apply or rollback as the panels show it: a progress bar fed by the `progress`
-hook of `commands.apply`/`commands.rollback`, and one log line per migration."""
+hook of `commands.apply`/`commands.rollback`, one log line per migration, and `RunPanel`,
+the base of the two panels that run them."""
 
 from __future__ import annotations
 
