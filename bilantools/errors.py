@@ -97,11 +97,33 @@ class SandboxError(BilanToolsError):
     kind = "sandbox"
 
 
-class MigrationFailed(BilanToolsError):
+class StoppedInMigration(BilanToolsError):
+    """Base of the errors that stop a run inside a migration: where (version, file, line)
+    and whether part of it had committed (`partial`), for the message and the JSON."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        version: str | None = None,
+        file: str | None = None,
+        line: int | None = None,
+        partial: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.version = version
+        self.file = file
+        self.line = line
+        self.partial = partial
+
+
+class MigrationFailed(StoppedInMigration):
     """A migration or rollback script failed; its own changes were rolled back."""
 
     exit_code = 1
     kind = "failed"
+    version: str  # a failure always has its migration and file
+    file: str
 
     def __init__(
         self,
@@ -114,13 +136,9 @@ class MigrationFailed(BilanToolsError):
         server_message: str,
         partial: bool = False,
     ) -> None:
-        super().__init__(message)
-        self.version = version
-        self.file = file
-        self.line = line
+        super().__init__(message, version=version, file=file, line=line, partial=partial)
         self.statement = statement
         self.server_message = server_message
-        self.partial = partial
 
 
 class DatabaseError(BilanToolsError):
@@ -129,25 +147,10 @@ class DatabaseError(BilanToolsError):
     kind = "database"
 
 
-class RunInterrupted(BilanToolsError):
+class RunInterrupted(StoppedInMigration):
     """Ctrl-C (SIGINT) stopped a run: the running statement was cancelled, the current
     migration rolled back; the message names what had committed. Exit 130, as a shell
     reports a command ended by SIGINT."""
 
     exit_code = 130
-    kind = "interrupted"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        version: str | None = None,
-        file: str | None = None,
-        line: int | None = None,
-        partial: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.version = version  # the migration that was running, if one was
-        self.file = file
-        self.line = line
-        self.partial = partial
+    kind = "interrupted"  # version/file/line: the migration that was running, if one was

@@ -61,24 +61,39 @@ def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")(f)
 
 
-def range_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--step", type=click.IntRange(min=1), metavar="N", help="Only the next N migrations.")(f)
-    return click.option("--to", metavar="VERSION", help="Stop at this version.")(f)
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-def backup_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
+def option_group(*options: Decorator) -> Decorator:
+    """One decorator for flags that go together, listed in the order --help shows them."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+range_options = option_group(
+    click.option("--to", metavar="VERSION", help="Stop at this version."),
+    click.option("--step", type=click.IntRange(min=1), metavar="N", help="Only the next N migrations."),
+)
+
+backup_options = option_group(
+    click.option(
+        "--no-backup",
+        is_flag=True,
+        help="Skip the full backup taken before changing a database other than the sandbox.",
+    ),
+    click.option(
         "--backup-dir",
         default=commands.DEFAULT_BACKUP_DIR,
         show_default=True,
         metavar="DIR",
         help="Where the automatic backup goes.",
-    )(f)
-    return click.option(
-        "--no-backup",
-        is_flag=True,
-        help="Skip the full backup taken before changing a database other than the sandbox.",
-    )(f)
+    ),
+)
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]
@@ -93,34 +108,35 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
         return duration
 
 
-def limit_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
-        "--statement-timeout",
-        type=Duration(),
-        default=None,
-        metavar="DURATION",
-        help="Cancel a statement that runs longer (default: the server's setting).",
-    )(f)
-    return click.option(
+limit_options = option_group(
+    click.option(
         "--lock-timeout",
         type=Duration(),
         default=DEFAULT_LOCK_TIMEOUT,
         show_default=True,
         metavar="DURATION",
         help="Fail a statement that waits longer for a lock (rather than stall the queries behind it).",
-    )(f)
+    ),
+    click.option(
+        "--statement-timeout",
+        type=Duration(),
+        default=None,
+        metavar="DURATION",
+        help="Cancel a statement that runs longer (default: the server's setting).",
+    ),
+)
 
-
-def change_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--yes", is_flag=True, help="Do not ask for confirmation.")(f)
-    return click.option(
+change_options = option_group(
+    click.option(
         "--lock-wait",
         type=click.FloatRange(min=0),
         default=DEFAULT_WAIT,
         show_default=True,
         metavar="SECONDS",
         help="How long to wait for another run's migration lock.",
-    )(f)
+    ),
+    click.option("--yes", is_flag=True, help="Do not ask for confirmation."),
+)
 
 
 def run_options(f: Callable[..., Any]) -> Callable[..., Any]:

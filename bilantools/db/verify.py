@@ -10,7 +10,7 @@ alone because a hand-migrated database has no reliable history.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from bilantools.db.fingerprint import Fingerprint
@@ -46,14 +46,7 @@ class VerifyRow:
     found: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "migration": self.migration,
-            "kind": self.kind,
-            "name": self.name,
-            "status": self.status,
-            "expected": self.expected,
-            "found": self.found,
-        }
+        return asdict(self)
 
 
 @dataclass

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import ipywidgets as widgets
 
 from bilantools import commands
-from bilantools.commands import RunOptions, Status, TargetLike
-from bilantools.errors import BilanToolsError
+from bilantools.commands import RunOptions, Status
 from bilantools.notebook import log
-from bilantools.notebook.panel import Confirmation, Panel
-from bilantools.notebook.runs import RunProgress
-from bilantools.notebook.status import MigrationTable
+from bilantools.notebook.runs import RunPanel
 
 
-class ApplyPanel(Panel):
+class ApplyPanel(RunPanel):
     """Buttons "Apply next" and "Apply to selected", a --dry-run checkbox, a progress bar and the log.
 
     On anything but the sandbox the first click only plans: it shows "Confirm: apply N
@@ -24,16 +19,7 @@ class ApplyPanel(Panel):
     asks, as on the command line. `commands.apply` takes the automatic backup itself.
     """
 
-    def __init__(
-        self,
-        target: TargetLike = None,
-        migrations: Path | str = "migrations",
-        table: MigrationTable | None = None,
-        backup_dir: Path | str = "backups",
-    ) -> None:
-        super().__init__(target, migrations)
-        self.backup_dir = Path(backup_dir)
-        self.table = table if table is not None else MigrationTable(self._wanted_target(), migrations)
+    def _build(self) -> widgets.VBox:
         self.next_button = widgets.Button(
             description="Apply next", button_style="primary", icon="step-forward"
         )
@@ -42,29 +28,15 @@ class ApplyPanel(Panel):
         )
         self.selected = widgets.Dropdown(description="Up to", options=[], layout=widgets.Layout(width="50%"))
         self.dry_run = widgets.Checkbox(value=False, description="--dry-run (roll back at the end)")
-        self.runner = RunProgress(self.log)
-        self.progress = self.runner.bar
-        self.confirmation = Confirmation(self)
-        self.confirm = self.confirmation.confirm
-        self.cancel = self.confirmation.cancel
-        self.confirm_box = self.confirmation.box
         self.on_click(self.next_button, lambda: self.request(step=1))
         self.on_click(self.to_button, self._request_selected)
-        self.table.on_refresh(self._update_options)
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.next_button, self.selected, self.to_button]),
-                self.dry_run,
-                self.progress,
-                self.confirm_box,
-                self.table.html,
-                self.log,
-            ]
+        return self.stack(
+            [self.next_button, self.selected, self.to_button],
+            self.dry_run,
+            self.progress,
+            self.confirm_box,
+            self.table.html,
         )
-
-    def _wanted_target(self) -> TargetLike:
-        """The resolved target when there is one, so the shared table does not resolve again."""
-        return self._target if self._target is not None else self._wanted
 
     def _update_options(self, status: Status) -> None:
         previous = self.selected.value
@@ -111,18 +83,11 @@ class ApplyPanel(Panel):
         dry_run = options.dry_run
         what = f"up to {options.to}" if options.to is not None else f"next {options.step}"
         log.info(self.log, f"{'dry run: ' if dry_run else ''}apply {what} on {target.masked}")
-        self.runner.start()
-        try:
-            result = commands.apply(
+        result = self.execute(
+            lambda: commands.apply(
                 target=target, project=self.migrations, options=options, progress=self.runner
             )
-        except BilanToolsError:
-            self.runner.fail()
-            self.table.refresh()
-            raise
-        self.runner.finish(result)
-        if result.backup:
-            log.info(self.log, f"backup taken before the first change: {result.backup}")
+        )
         done = [s for s in result.steps if s.outcome in ("applied", "would apply")]
         if dry_run:
             failed = [s for s in result.steps if s.outcome == "failed"]

@@ -51,13 +51,10 @@ class BackupPanel(Panel):
         self.on_click(self.refresh_button, self.refresh)
         self.on_click(self.verify_button, self.verify)
         self.out.observe(lambda _change: self.guard(self.refresh), names="value")
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.schema_only, self.format, self.out, self.backup_button]),
-                self.backups,
-                widgets.HBox([self.refresh_button, self.verify_button]),
-                self.log,
-            ]
+        self.widget = self.stack(
+            [self.schema_only, self.format, self.out, self.backup_button],
+            self.backups,
+            widgets.HBox([self.refresh_button, self.verify_button]),
         )
         self.guard(self.refresh)
 

@@ -81,15 +81,8 @@ class TableExplorer(Panel):
         self.triggers = widgets.HTML()
         self.on_click(self.refresh_button, self.refresh)
         self.tables.observe(lambda _change: self.guard(self.show), names="value")
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.tables, self.refresh_button]),
-                self.columns,
-                self.indexes,
-                self.policies,
-                self.triggers,
-                self.log,
-            ]
+        self.widget = self.stack(
+            [self.tables, self.refresh_button], self.columns, self.indexes, self.policies, self.triggers
         )
         self.guard(self.refresh)
 

@@ -70,6 +70,10 @@ class Panel:
         """Bind `action` to `button`, guarded."""
         button.on_click(lambda _button: self.guard(action))
 
+    def stack(self, controls: list[Any], *body: Any) -> widgets.VBox:
+        """Every panel's layout: its row of controls on top, what it shows below, the log last."""
+        return widgets.VBox([widgets.HBox(controls), *body, self.log])
+
 
 def hidden(box: Any, hide: bool) -> None:
     """Show or hide a widget without removing it from the layout tree."""

@@ -7,13 +7,10 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from bilantools import commands
-from bilantools.commands import RunResult, Status, TargetLike
-from bilantools.errors import BilanToolsError
+from bilantools.commands import RunResult, Status
 from bilantools.notebook import log
-from bilantools.notebook.panel import Confirmation, Panel
 from bilantools.notebook.render import esc
-from bilantools.notebook.runs import RunProgress, step_line
-from bilantools.notebook.status import MigrationTable
+from bilantools.notebook.runs import RunPanel, step_line
 
 EVERYTHING = "0"
 PRE_STYLE = "background:#f5f5f5;padding:4px;margin:2px 0"
@@ -25,7 +22,7 @@ def rollback_file(migration_file: str) -> Path:
     return path.with_name(f"{path.stem}_rollback.sql")
 
 
-class RollbackPanel(Panel):
+class RollbackPanel(RunPanel):
     """How far to go (a version that stays applied, or "0" for everything), "Preview SQL"
     and "Roll back".
 
@@ -35,36 +32,17 @@ class RollbackPanel(Panel):
     real run would take, and proves their scripts run, before anyone confirms.
     """
 
-    def __init__(
-        self,
-        target: TargetLike = None,
-        migrations: Path | str = "migrations",
-        table: MigrationTable | None = None,
-        backup_dir: Path | str = "backups",
-    ) -> None:
-        super().__init__(target, migrations)
-        self.backup_dir = Path(backup_dir)
-        self.table = table if table is not None else MigrationTable(self._target or self._wanted, migrations)
+    def _build(self) -> widgets.VBox:
         self.to = widgets.Dropdown(description="Keep up to", options=[], layout=widgets.Layout(width="50%"))
         self.preview_button = widgets.Button(description="Preview SQL", icon="eye")
         self.rollback_button = widgets.Button(description="Roll back", button_style="warning", icon="undo")
-        self.runner = RunProgress(self.log)
-        self.progress = self.runner.bar
-        self.confirmation = Confirmation(self)
-        self.confirm = self.confirmation.confirm
-        self.cancel = self.confirmation.cancel
-        self.confirm_box = self.confirmation.box
         self.on_click(self.preview_button, self.preview)
         self.on_click(self.rollback_button, self.request)
-        self.table.on_refresh(self._update_options)
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.to, self.preview_button, self.rollback_button]),
-                self.progress,
-                self.confirm_box,
-                self.table.html,
-                self.log,
-            ]
+        return self.stack(
+            [self.to, self.preview_button, self.rollback_button],
+            self.progress,
+            self.confirm_box,
+            self.table.html,
         )
 
     def _update_options(self, status: Status) -> None:
@@ -148,20 +126,13 @@ class RollbackPanel(Panel):
             self.table.refresh()
             return
         log.info(self.log, f"rollback to {to} on {target.masked}")
-        self.runner.start()
-        try:
-            result = commands.rollback(
+        result = self.execute(
+            lambda: commands.rollback(
                 target=target,
                 project=self.migrations,
                 options=commands.RunOptions(to=to, backup_dir=self.backup_dir),
                 progress=self.runner,
             )
-        except BilanToolsError:
-            self.runner.fail()
-            self.table.refresh()
-            raise
-        self.runner.finish(result)
-        if result.backup:
-            log.info(self.log, f"backup taken before the first change: {result.backup}")
+        )
         log.success(self.log, f"rolled back {len(result.steps)} migration(s) on {target.masked}")
         self.table.refresh()

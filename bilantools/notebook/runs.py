@@ -1,14 +1,21 @@
 """A run of apply or rollback as the panels show it: a progress bar fed by the `progress`
-hook of `commands.apply`/`commands.rollback`, and one log line per migration."""
+hook of `commands.apply`/`commands.rollback`, one log line per migration, and `RunPanel`,
+the base of the two panels that run them."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 
-from bilantools.commands import Progress, RunResult, Step
+from bilantools.commands import Progress, RunResult, Status, Step, TargetLike
+from bilantools.errors import BilanToolsError
 from bilantools.notebook import log
+from bilantools.notebook.panel import Confirmation, Panel
+from bilantools.notebook.status import MigrationTable
 
 
 def step_line(step: Step) -> str:
@@ -72,3 +79,52 @@ class RunProgress:
     def fail(self) -> None:
         self.bar.bar_style = "danger"
         self.bar.description = "failed"
+
+
+class RunPanel(Panel, ABC):
+    """Base of the Apply and Rollback panels: the status table they may share, the
+    progress bar, the confirmation, and the guarded run that drives them."""
+
+    def __init__(
+        self,
+        target: TargetLike = None,
+        migrations: Path | str = "migrations",
+        table: MigrationTable | None = None,
+        backup_dir: Path | str = "backups",
+    ) -> None:
+        super().__init__(target, migrations)
+        self.backup_dir = Path(backup_dir)
+        # The resolved target when there is one, so the shared table does not resolve again.
+        wanted = self._target if self._target is not None else self._wanted
+        self.table = table if table is not None else MigrationTable(wanted, migrations)
+        self.runner = RunProgress(self.log)
+        self.progress = self.runner.bar
+        self.confirmation = Confirmation(self)
+        self.confirm = self.confirmation.confirm
+        self.cancel = self.confirmation.cancel
+        self.confirm_box = self.confirmation.box
+        self.widget = self._build()
+        self.table.on_refresh(self._update_options)
+
+    @abstractmethod
+    def _build(self) -> widgets.VBox:
+        """The panel's own controls, bound, and its layout (shared parts above are ready)."""
+
+    @abstractmethod
+    def _update_options(self, status: Status) -> None:
+        """Refill the version dropdown from the table's `status` after each refresh."""
+
+    def execute(self, run: Callable[[], RunResult]) -> RunResult:
+        """`run` (a `commands` call fed `progress=self.runner`) with the bar and log driven;
+        an error turns the bar red and rereads the table before it propagates."""
+        self.runner.start()
+        try:
+            result = run()
+        except BilanToolsError:
+            self.runner.fail()
+            self.table.refresh()
+            raise
+        self.runner.finish(result)
+        if result.backup:
+            log.info(self.log, f"backup taken before the first change: {result.backup}")
+        return result

@@ -49,9 +49,7 @@ class MigrationTable(Panel):
         self._listeners: list[Callable[[Status], None]] = []
         self.on_click(self.refresh_button, self.refresh)
         self.versions.observe(lambda _change: self.guard(self._show_detail), names="value")
-        self.widget = widgets.VBox(
-            [widgets.HBox([self.refresh_button, self.versions]), self.html, self.detail, self.log]
-        )
+        self.widget = self.stack([self.refresh_button, self.versions], self.html, self.detail)
         self.refresh()
 
     def on_refresh(self, callback: Callable[[Status], None]) -> None:

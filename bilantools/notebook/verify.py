@@ -38,14 +38,8 @@ class VerifyPanel(Panel):
         self.drift_html = widgets.HTML()
         self.on_click(self.verify_button, self.verify)
         self.on_click(self.drift_button, self.drift)
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.verify_button, self.drift_button]),
-                self.summary,
-                self.problems,
-                self.drift_html,
-                self.log,
-            ]
+        self.widget = self.stack(
+            [self.verify_button, self.drift_button], self.summary, self.problems, self.drift_html
         )
 
     def verify(self) -> None:

@@ -237,28 +237,22 @@ def discover(directory: Path | str) -> MigrationSet:
         if any(entry[1] == slug for entry in owners) or (number, slug) in rejected:
             continue
         if not owners:
-            found.findings.append(
-                Finding(
-                    "orphan-rollback",
-                    "error",
-                    str(script.path),
-                    None,
-                    f"rollback {script.path.name} has no migration {version}_{slug}.sql",
-                    "add the migration or remove it",
-                )
-            )
+            problem = f"has no migration {version}_{slug}.sql"
+            hint = "add the migration or remove it"
         else:
             owner = owners[0]
-            found.findings.append(
-                Finding(
-                    "orphan-rollback",
-                    "error",
-                    str(script.path),
-                    None,
-                    f"rollback {script.path.name} does not match migration {owner[2].path.name}",
-                    f"rename it {owner[0]}_{owner[1]}_rollback.sql",
-                )
+            problem = f"does not match migration {owner[2].path.name}"
+            hint = f"rename it {owner[0]}_{owner[1]}_rollback.sql"
+        found.findings.append(
+            Finding(
+                "orphan-rollback",
+                "error",
+                str(script.path),
+                None,
+                f"rollback {script.path.name} {problem}",
+                hint,
             )
+        )
 
     built: dict[int, Migration] = {}
     for number, entries in mains.items():

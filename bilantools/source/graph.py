@@ -291,7 +291,11 @@ def _inverse(
     if done.broken or rollback.broken:  # a syntax error: what either does is unknown
         return []
     file, name = str(m.rollback.path), m.rollback.path.name
-    findings = []
+    findings: list[Finding] = []
+
+    def warn(rule: str, line: int | None, message: str, hint: str) -> None:
+        findings.append(Finding(rule, "warning", file, line, message, hint))
+
     created_tables = {o.name for o in done.creates if o.kind == "table" and first.get(o.key) == m.version}
     for obj, line in sorted(done.creates.items()):
         owner = Obj("table", obj.table) if obj.table else obj
@@ -303,55 +307,39 @@ def _inverse(
         if first.get(obj.key) not in (None, m.version):
             if obj.kind in REDEFINABLE and obj not in rollback.creates:
                 verb = "drops it instead of restoring" if rollback.dropped(obj) else "does not restore"
-                findings.append(
-                    Finding(
-                        "rollback-incomplete",
-                        "warning",
-                        file,
-                        None,
-                        f"{m.path.name} redefines {obj} (line {line}) but its rollback {verb} the previous "
-                        f"definition from {first[obj.key]}",
-                        f"re-create the previous definition of {obj} in {name}",
-                    )
+                warn(
+                    "rollback-incomplete",
+                    None,
+                    f"{m.path.name} redefines {obj} (line {line}) but its rollback {verb} the previous "
+                    f"definition from {first[obj.key]}",
+                    f"re-create the previous definition of {obj} in {name}",
                 )
         elif not rollback.dropped(obj) and not _dropped_with_table(obj, done, rollback):
-            findings.append(
-                Finding(
-                    "rollback-incomplete",
-                    "warning",
-                    file,
-                    None,
-                    f"{m.path.name} creates {obj} (line {line}) but its rollback does not drop it",
-                    f"add {obj.undo_sql()}; to {name}",
-                )
+            warn(
+                "rollback-incomplete",
+                None,
+                f"{m.path.name} creates {obj} (line {line}) but its rollback does not drop it",
+                f"add {obj.undo_sql()}; to {name}",
             )
     for table, rows in sorted(done.seeds.items()):
         if f"table:{table}" in provided:
             continue
         if table not in rollback.deletes and not rollback.dropped(Obj("table", table)):
-            findings.append(
-                Finding(
-                    "rollback-incomplete",
-                    "warning",
-                    file,
-                    None,
-                    f"{m.path.name} inserts {'rows' if rows < 0 else f'{rows} row(s)'} into {table} but "
-                    "its rollback neither deletes them nor drops the table",
-                    f"delete the seeded rows of {table} in {name}",
-                )
+            warn(
+                "rollback-incomplete",
+                None,
+                f"{m.path.name} inserts {'rows' if rows < 0 else f'{rows} row(s)'} into {table} but "
+                "its rollback neither deletes them nor drops the table",
+                f"delete the seeded rows of {table} in {name}",
             )
     created_keys = {o.key for o in done.creates} | {o.key for o in done.drops} | {o.key for o in done.alters}
     for obj, line in sorted(rollback.drops.items()):
         if obj.key not in created_keys and obj.kind in UNDOABLE:
-            findings.append(
-                Finding(
-                    "rollback-drops-foreign",
-                    "warning",
-                    file,
-                    line,
-                    f"the rollback drops {obj}, which {m.path.name} does not create",
-                    f"drop {obj} in the rollback of the migration that creates it",
-                )
+            warn(
+                "rollback-drops-foreign",
+                line,
+                f"the rollback drops {obj}, which {m.path.name} does not create",
+                f"drop {obj} in the rollback of the migration that creates it",
             )
     return findings
 

@@ -138,12 +138,7 @@ def _idempotency(
         )  # gone with its session
         if kind == "CreateStmt" and not node.get("if_not_exists") and not temporary:
             name = _rel(node["relation"])
-            yield (
-                stmt,
-                "create-table-not-idempotent",
-                f"CREATE TABLE {name} without IF NOT EXISTS {fails}",
-                f"write CREATE TABLE IF NOT EXISTS {name}",
-            )
+            yield (stmt, *_missing_clause("create-table-not-idempotent", "TABLE", name, fails, replace=False))
         elif kind == "CreateTableAsStmt" and not node.get("if_not_exists"):
             name = _rel(node["into"]["rel"])
             rule, words = (
@@ -194,30 +189,15 @@ def _idempotency(
         elif kind == "CreateFunctionStmt" and not node.get("replace"):
             words = "PROCEDURE" if node.get("is_procedure") else "FUNCTION"
             name = ".".join(_strings(node["funcname"]))
-            yield (
-                stmt,
-                "create-function-not-replace",
-                f"CREATE {words} {name} without OR REPLACE {fails}",
-                f"write CREATE OR REPLACE {words} {name}",
-            )
+            yield (stmt, *_missing_clause("create-function-not-replace", words, name, fails, replace=True))
         elif kind == "ViewStmt" and not node.get("replace"):
             name = _rel(node["view"])
-            yield (
-                stmt,
-                "create-object-not-idempotent",
-                f"CREATE VIEW {name} without OR REPLACE {fails}",
-                f"write CREATE OR REPLACE VIEW {name}",
-            )
+            yield (stmt, *_missing_clause("create-object-not-idempotent", "VIEW", name, fails, replace=True))
         elif kind in ("CreateSchemaStmt", "CreateSeqStmt", "CreateExtensionStmt") and not node.get(
             "if_not_exists"
         ):
             words, name = _created(kind, node)
-            yield (
-                stmt,
-                "create-object-not-idempotent",
-                f"CREATE {words} {name} without IF NOT EXISTS {fails}",
-                f"write CREATE {words} IF NOT EXISTS {name}",
-            )
+            yield (stmt, *_missing_clause("create-object-not-idempotent", words, name, fails, replace=False))
         elif kind in ("CreateEnumStmt", "CompositeTypeStmt", "CreateDomainStmt"):
             # CREATE TYPE/DOMAIN has no IF NOT EXISTS: only a guard makes it re-runnable.
             name = (
@@ -247,6 +227,22 @@ def _idempotency(
                 "drop-without-if-exists",
                 *_drop_without_if_exists(stmt.text, "ROLE|USER|GROUP", fails),
             )
+
+
+def _missing_clause(rule: str, words: str, name: str, fails: str, *, replace: bool) -> tuple[str, str, str]:
+    """(rule, message, hint) for a CREATE lacking OR REPLACE (`replace`) or IF NOT EXISTS,
+    which stand in different places: CREATE OR REPLACE VIEW v, CREATE TABLE IF NOT EXISTS t."""
+    if replace:
+        return (
+            rule,
+            f"CREATE {words} {name} without OR REPLACE {fails}",
+            f"write CREATE OR REPLACE {words} {name}",
+        )
+    return (
+        rule,
+        f"CREATE {words} {name} without IF NOT EXISTS {fails}",
+        f"write CREATE {words} IF NOT EXISTS {name}",
+    )
 
 
 def _drop_without_if_exists(text: str, words: str, fails: str) -> tuple[str, str]:

@@ -4,7 +4,7 @@ and the literals (`State`, `Action`, `Outcome`) they are spelled with."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -41,9 +41,19 @@ ProgressHook = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)
-class MigrationStatus:
+class AboutMigration:
+    """What a status row and a run step share: the migration they are about first, and a
+    JSON shape that is their fields in order."""
+
     version: str
     name: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MigrationStatus(AboutMigration):
     state: State
     applied_at: datetime | None = None
     execution_time_ms: int | None = None
@@ -53,17 +63,7 @@ class MigrationStatus:
     file: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "name": self.name,
-            "state": self.state,
-            "applied_at": self.applied_at.isoformat() if self.applied_at else None,
-            "execution_time_ms": self.execution_time_ms,
-            "applied_by": self.applied_by,
-            "error": self.error,
-            "partial": self.partial,
-            "file": self.file,
-        }
+        return {**super().as_dict(), "applied_at": self.applied_at.isoformat() if self.applied_at else None}
 
 
 @dataclass(frozen=True)
@@ -88,17 +88,12 @@ class Status:
 
 
 @dataclass(frozen=True)
-class Step:
-    version: str
-    name: str
+class Step(AboutMigration):
     action: Action
     outcome: Outcome
     duration_ms: int | None = None
     statements: int | None = None
     detail: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 @dataclass
