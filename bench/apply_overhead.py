@@ -341,15 +341,17 @@ TOOLS = (
 
 # The API leg of one tree, in a process that imports bilantools from that tree only.
 WORKER = """
-import json, sys, time
+import inspect, json, sys, time
 import bilantools
 from bilantools import commands
 print(json.dumps({"file": bilantools.__file__}), flush=True)
+# The directory's parameter: "project" since the keyword-only front door, "migrations" before.
+where = "project" if "project" in inspect.signature(commands.apply).parameters else "migrations"
 for line in sys.stdin:
     request = json.loads(line)
     started = time.perf_counter()
     try:
-        reply = {"steps": len(commands.apply(request["url"], request["directory"]).steps)}
+        reply = {"steps": len(commands.apply(target=request["url"], **{where: request["directory"]}).steps)}
     except Exception as exc:
         reply = {"error": f"{type(exc).__name__}: {exc}"}
     reply["seconds"] = time.perf_counter() - started
