@@ -83,7 +83,7 @@ class ApplyPanel(RunPanel):
         dry_run = options.dry_run
         what = f"up to {options.to}" if options.to is not None else f"next {options.step}"
         log.info(self.log, f"{'dry run: ' if dry_run else ''}apply {what} on {target.masked}")
-        result = self.execute(
+        result = self.perform(
             lambda: commands.apply(
                 target=target, project=self.migrations, options=options, progress=self.runner
             )

@@ -126,7 +126,7 @@ class RollbackPanel(RunPanel):
             self.table.refresh()
             return
         log.info(self.log, f"rollback to {to} on {target.masked}")
-        result = self.execute(
+        result = self.perform(
             lambda: commands.rollback(
                 target=target,
                 project=self.migrations,

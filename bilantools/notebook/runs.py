@@ -114,7 +114,7 @@ class RunPanel(Panel, ABC):
     def _update_options(self, status: Status) -> None:
         """Refill the version dropdown from the table's `status` after each refresh."""
 
-    def execute(self, run: Callable[[], RunResult]) -> RunResult:
+    def perform(self, run: Callable[[], RunResult]) -> RunResult:
         """`run` (a `commands` call fed `progress=self.runner`) with the bar and log driven;
         an error turns the bar red and rereads the table before it propagates."""
         self.runner.start()
