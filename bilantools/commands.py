@@ -145,10 +145,11 @@ def apply(
     """Apply pending migrations (up to `to`, or the next `step`), each in its own transaction.
 
     A directory with errors (see `check`) is refused before anything runs; `force` lets
-    forward references through. So is one that needs an object declared `provided` in
-    ``[tool.bilantools]`` that the target lacks. With `dry_run` everything runs in one
-    transaction that is rolled back. Any target but the sandbox gets a full backup in `backup_dir` before the
-    first change (`backup=False` skips it, `True` forces it); the events name it.
+    forward references through. So is a run that needs an object declared `provided` in
+    ``[tool.bilantools]`` which the target lacks. With `dry_run` everything runs in one
+    transaction that is rolled back. Any target but the sandbox gets a full backup in
+    `backup_dir` before the first change (`backup=False` skips it, `True` forces it); the
+    events name it.
     A statement waits at most `lock_timeout` for a lock and runs at most
     `statement_timeout` (PostgreSQL durations such as "5s"; None keeps the server's
     setting); a migration's `-- lock-timeout:` / `-- statement-timeout:` headers win.

@@ -7,6 +7,10 @@ query answers for all of them: the names are bound as arrays, never written into
 and compared exactly as written (``table:"Users"`` is not needed: ``table:Users`` is the
 table whose catalog name is ``Users``). An unqualified name is looked up in the schemas
 of the search path; ``function:f(integer, text)`` is read by the server as a signature.
+
+`rollback` does not ask: it undoes migrations that ran with these objects present, and
+refusing an emergency rollback because, say, a role went away would block the recovery;
+a script that needs a missing one fails in its own transaction and is reported.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ from bilantools.errors import InputError, RefusedError
 if TYPE_CHECKING:
     import psycopg
 
-# Relation kinds and the pg_class.relkind values each stands for.
-RELKINDS = {"table": "rpf", "view": "v", "materialized view": "m", "sequence": "S", "index": "iI"}
+# Relation kinds and the pg_class.relkind values each stands for (a table may be a
+# partitioned or foreign one; a view, materialized).
+RELKINDS = {"table": "rpf", "view": "vm", "sequence": "S", "index": "iI"}
 # Kinds that name a table's member: "users.email", "auth.users.id".
 MEMBERS = ("column", "constraint", "policy", "trigger", "rls")
 # Kinds named by one identifier, with the statement that creates one.
 CREATES = {"schema": "CREATE SCHEMA", "extension": "CREATE EXTENSION", "role": "CREATE ROLE"}
-KINDS = (*CREATES, "function", "procedure", "type", *RELKINDS, *MEMBERS)
+KINDS = (*CREATES, "function", "type", *RELKINDS, *MEMBERS)
 
 # The schemas a name is looked up in: its own, or the search path's when unqualified.
 _IN_SCHEMA = (
@@ -39,7 +44,7 @@ SELECT CASE
     WHEN p.kind = 'extension' THEN EXISTS (SELECT FROM pg_extension WHERE extname = p.name)
     WHEN p.kind = 'role' THEN EXISTS (SELECT FROM pg_roles WHERE rolname = p.name)
     WHEN p.kind = 'signature' THEN to_regprocedure(p.name) IS NOT NULL
-    WHEN p.kind IN ('function', 'procedure') THEN EXISTS (
+    WHEN p.kind = 'function' THEN EXISTS (
         SELECT FROM pg_proc f WHERE f.proname = p.name AND f.pronamespace {_IN_SCHEMA})
     WHEN p.kind = 'type' THEN EXISTS (
         SELECT FROM pg_type t WHERE t.typname = p.name AND t.typnamespace {_IN_SCHEMA})
@@ -92,7 +97,7 @@ def lookups(provided: frozenset[str]) -> list[tuple[str, str, str, str]]:
             )
         if kind in CREATES:
             rows.append((kind, "", name, ""))
-        elif kind in ("function", "procedure") and "(" in name:
+        elif kind == "function" and "(" in name:
             rows.append(("signature", "", name, ""))
         elif kind in MEMBERS:
             relation, _, member = name.rpartition(".")  # rls: "users.rls", as check writes it
