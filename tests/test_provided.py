@@ -17,7 +17,7 @@ from psycopg import sql
 
 from bilantools import commands
 from bilantools.commands import RunOptions
-from bilantools.db.provided import lookups
+from bilantools.db.provided import lookups, presence
 from bilantools.errors import InputError, RefusedError
 from tests.conftest import tables
 
@@ -218,8 +218,47 @@ def test_kinds_that_cannot_be_looked_up_are_refused_by_name() -> None:
         InputError, match=r"provided entry 'widget:x' in \[tool.bilantools\] has kind 'widget'"
     ):
         lookups(frozenset({"widget:x"}))
-    assert lookups(frozenset({"function:f(integer, text)", "index:auth.i", "rls:auth.users.rls"})) == [
+    assert lookups(
+        frozenset({"function:f(integer, text)", "index:auth.i", "rls:auth.users.rls", "rls:t"})
+    ) == [
         ("signature", "", "f(integer, text)", ""),
         ("relation", "auth", "i", "iI"),
-        ("rls", "auth", "users", "rls"),
+        ("rls", "auth", "users", ""),
+        ("rls", "", "t", ""),
     ]
+
+
+def test_every_kind_is_looked_up_in_one_query(conn: psycopg.Connection) -> None:
+    """Each kind a config can name, present and absent, answered by the catalog."""
+    conn.execute("CREATE SCHEMA auth")
+    conn.execute("CREATE TABLE auth.users (id int CONSTRAINT users_pk PRIMARY KEY, email text)")
+    conn.execute("ALTER TABLE auth.users ENABLE ROW LEVEL SECURITY")
+    conn.execute("CREATE POLICY own ON auth.users USING (true)")
+    conn.execute(
+        "CREATE FUNCTION auth.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER touched BEFORE UPDATE ON auth.users FOR EACH ROW EXECUTE FUNCTION auth.touch()"
+    )
+    conn.execute("CREATE INDEX users_email ON auth.users (email)")
+    conn.execute("CREATE VIEW auth.emails AS SELECT email FROM auth.users")
+    conn.execute("CREATE SEQUENCE auth.ids")
+    conn.execute("CREATE TYPE auth.level AS ENUM ('a')")
+    conn.execute("CREATE FUNCTION auth.f(integer, text) RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    conn.execute("CREATE TABLE plain (id int)")
+    present = [
+        "table:auth.users", "table:plain", "column:auth.users.email", "constraint:auth.users.users_pk",
+        "policy:auth.users.own", "trigger:auth.users.touched", "rls:auth.users.rls", "index:auth.users_email",
+        "view:auth.emails", "sequence:auth.ids", "type:auth.level", "function:auth.f(integer, text)",
+        "function:auth.touch", "function:now", "schema:auth", "role:postgres", "extension:plpgsql",
+    ]  # fmt: skip
+    absent = [
+        "table:auth.emails", "table:users", "column:auth.users.id2", "constraint:auth.users.other",
+        "policy:auth.users.none", "trigger:plain.touched", "rls:plain", "index:auth.users",
+        "view:auth.users", "sequence:auth.users", "type:auth.users_x", "function:auth.f(text)",
+        "function:auth.uid", "schema:Auth", "role:nobody_here", "extension:hstore",
+    ]  # fmt: skip
+    found = presence(conn, frozenset(present + absent))
+    assert {p.entry for p in found if p.present} == set(present)
+    assert {p.entry for p in found if not p.present} == set(absent)
+    assert presence(conn, frozenset()) == []

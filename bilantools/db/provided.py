@@ -99,8 +99,11 @@ def lookups(provided: frozenset[str]) -> list[tuple[str, str, str, str]]:
             rows.append((kind, "", name, ""))
         elif kind == "function" and "(" in name:
             rows.append(("signature", "", name, ""))
+        elif kind == "rls":  # "users.rls" as check writes it, or the table alone
+            schema, _, table = name.removesuffix(".rls").rpartition(".")
+            rows.append((kind, schema, table, ""))
         elif kind in MEMBERS:
-            relation, _, member = name.rpartition(".")  # rls: "users.rls", as check writes it
+            relation, _, member = name.rpartition(".")
             schema, _, table = relation.rpartition(".")
             rows.append((kind, schema, table, member))
         else:
