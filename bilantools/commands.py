@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from bilantools.db.backup import Backup
     from bilantools.db.backup import Verification as BackupVerification
     from bilantools.db.fingerprint import Fingerprint
+    from bilantools.db.provided import Presence
     from bilantools.db.retention import PrunePlan
     from bilantools.db.stats import SchemaStats
     from bilantools.db.verify import Detection, Verification
@@ -144,17 +145,33 @@ def apply(
     """Apply pending migrations (up to `to`, or the next `step`), each in its own transaction.
 
     A directory with errors (see `check`) is refused before anything runs; `force` lets
-    forward references through. With `dry_run` everything runs in one transaction that is
-    rolled back. Any target but the sandbox gets a full backup in `backup_dir` before the
-    first change (`backup=False` skips it, `True` forces it); the events name it.
+    forward references through. So is a run that needs an object declared `provided` in
+    ``[tool.bilantools]`` which the target lacks. With `dry_run` everything runs in one
+    transaction that is rolled back. Any target but the sandbox gets a full backup in
+    `backup_dir` before the first change (`backup=False` skips it, `True` forces it); the
+    events name it.
     A statement waits at most `lock_timeout` for a lock and runs at most
     `statement_timeout` (PostgreSQL durations such as "5s"; None keeps the server's
     setting); a migration's `-- lock-timeout:` / `-- statement-timeout:` headers win.
     `progress` is called as each migration starts and ends.
     """
+    project = as_project(project)
+    return _apply(target, project, options, progress, project.settings.provided)
+
+
+def _apply(
+    target: TargetLike,
+    project: Project,
+    options: RunOptions,
+    progress: ProgressHook | None,
+    needs: frozenset[str],
+) -> RunResult:
+    """`apply`, refused before any change when an object of `needs` is absent."""
     with session.changing(target, project, "apply", options, progress) as runner:
         hook = session.backup_hook(runner, options)
-        return runner.apply(options.to, options.step, options.dry_run, options.force, before_changes=hook)
+        return runner.apply(
+            options.to, options.step, options.dry_run, options.force, before_changes=hook, needs=needs
+        )
 
 
 def plan_sql(
@@ -293,7 +310,9 @@ def fingerprint(*, target: TargetLike = None) -> Fingerprint:
 
 
 def verify(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS) -> Verification:
-    """Per applied migration, each object it creates: ok, missing or changed.
+    """Per applied migration, each object it creates: ok, missing or changed; then each
+    object declared provided in ``[tool.bilantools]`` (migration and kind "provided"): ok
+    when the target has it, else missing.
 
     The expected schema is built by applying the same migrations to a scratch sandbox
     database, so implicit objects and exact definitions are known.
@@ -301,9 +320,11 @@ def verify(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIO
     from bilantools.db import verify as checks
 
     project = as_project(project)
-    label, live, upto = _live(target, project, "verify")
+    label, live, upto, present = _live(target, project, "verify", project.settings.provided)
     reference = _reference(project, upto)
-    return checks.verify_tables(label, live, reference, checks.owners(project.analysis, reference))
+    result = checks.verify_tables(label, live, reference, checks.owners(project.analysis, reference))
+    result.rows.extend(checks.provided_rows(present))
+    return result
 
 
 def drift(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS) -> dict[str, list[str]]:
@@ -311,7 +332,7 @@ def drift(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATION
     from bilantools.db import verify as checks
 
     project = as_project(project)
-    _, live, upto = _live(target, project, "drift")
+    _, live, upto, _ = _live(target, project, "drift")
     return checks.drift(live, _reference(project, upto))
 
 
@@ -326,14 +347,19 @@ def detect(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIO
     return checks.detect(as_project(project).analysis, live)
 
 
-def _live(target: TargetLike, project: Project, action: str) -> tuple[str, Fingerprint, str | None]:
-    """(target label, live fingerprint, last applied version) for verify and drift."""
+def _live(
+    target: TargetLike, project: Project, action: str, needs: frozenset[str] = frozenset()
+) -> tuple[str, Fingerprint, str | None, list[Presence]]:
+    """(target label, live fingerprint, last applied version, whether each of `needs` is
+    there) for verify and drift."""
     from bilantools.db.fingerprint import fingerprint as take
+    from bilantools.db.provided import presence
 
     with session.runner(target, project, action) as runner:
         applied = [s.version for s in runner.status().migrations if s.state in ("applied", "changed")]
         live = take(runner.conn, rows=False)
-    return runner.target_label, live, applied[-1] if applied else None
+        present = presence(runner.conn, needs)
+    return runner.target_label, live, applied[-1] if applied else None, present
 
 
 def _reference(project: Project, upto: str | None) -> Fingerprint:
@@ -346,7 +372,8 @@ def _reference(project: Project, upto: str | None) -> Fingerprint:
     box = Sandbox()
     url = box.new_db("bt_reference_" + os.urandom(4).hex())
     try:
-        apply(target=url, project=project, options=RunOptions(to=upto, backup=False))
+        # The scratch database has none of the provided objects: not asked for here.
+        _apply(url, project, RunOptions(to=upto, backup=False), None, frozenset())
         with parse_target(url, "sandbox").connect("bilantools reference") as conn:
             return take(conn, rows=False)
     finally:

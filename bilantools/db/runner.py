@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from bilantools.db import failures, history, integrity
+from bilantools.db import failures, history, integrity, provided
 from bilantools.db.engine import planning, translate
 from bilantools.db.engine.autocommit import Autocommit
 from bilantools.db.engine.batched import Batched
@@ -186,12 +186,16 @@ class Runner:
         dry_run: bool = False,
         force: bool = False,
         before_changes: Callable[[], str] | None = None,
+        needs: frozenset[str] = frozenset(),
     ) -> RunResult:
         """Apply pending migrations. `before_changes` runs once everything is checked and
         before the first change (the automatic backup); what it returns (the backup file)
-        is recorded with every event of the run."""
+        is recorded with every event of the run. `needs`: the project's provided objects
+        ("schema:auth"), refused when absent before anything changes (dry run too)."""
         todo = self.plan(to, step)
         known = self.refuse_errors(force) if todo else {}
+        if todo:
+            provided.require(self.conn, self.target_label, needs)
         prepared = [(m, self._prepare(m.script, m.transactional, known.get(m.checksum))) for m in todo]
         result = RunResult(self.target_label, "apply", dry_run, run_id=str(self.actor.run_id))
         if dry_run:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from bilantools.db.fingerprint import Fingerprint
+from bilantools.db.provided import Presence
 from bilantools.source.analysis import Obj
 from bilantools.source.graph import Analysis
 
@@ -134,6 +135,17 @@ def verify_tables(
         else:
             result.rows.append(VerifyRow(owner[key], kind, name, "ok", found="present"))
     return result
+
+
+def provided_rows(present: list[Presence]) -> list[VerifyRow]:
+    """One row per object declared provided in [tool.bilantools] (migration and kind
+    "provided", name the entry as written): ok when the target has it, else missing."""
+    return [
+        VerifyRow("provided", "provided", p.entry, "ok", found="present")
+        if p.present
+        else VerifyRow("provided", "provided", p.entry, "missing", found="absent")
+        for p in present
+    ]
 
 
 def drift(live: Fingerprint, reference: Fingerprint) -> dict[str, list[str]]:
