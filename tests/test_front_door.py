@@ -13,7 +13,8 @@ from bilantools import commands, project
 from bilantools.commands import Project, RunOptions
 from bilantools.db.sandbox import Sandbox
 from bilantools.errors import InputError
-from bilantools.source.files import MigrationSet, discover
+from bilantools.source.files import MigrationSet
+from bilantools.source.layouts import LayoutName, discover
 
 pytestmark = pytest.mark.pg15
 
@@ -34,9 +35,9 @@ def test_a_reused_project_reads_its_directory_once(
 ) -> None:
     reads: list[Path] = []
 
-    def counted(directory: Path | str) -> MigrationSet:
+    def counted(directory: Path, layout: LayoutName) -> MigrationSet:
         reads.append(Path(directory))
-        return discover(directory)
+        return discover(directory, layout)
 
     monkeypatch.setattr(project, "discover", counted)
     shared = Project.load(basic)
