@@ -87,7 +87,7 @@ def test_but_changes_a_copy() -> None:
 def test_a_project_knows_its_layout() -> None:
     assert Project.load("migrations").layout == "bilantools"
     with pytest.raises(InputError, match="unknown migrations layout 'flyway'"):
-        Project.load("migrations", layout="flyway")  # type: ignore[arg-type]
+        Project.load("migrations", layout="flyway")
 
 
 def test_an_error_names_options_as_python_and_as_the_cli() -> None:

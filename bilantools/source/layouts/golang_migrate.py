@@ -46,6 +46,9 @@ NAMING = "<version>_<title>.up.sql / .down.sql"
 FILE_NAME = re.compile(r"^(?P<version>[0-9]+)_(?P<title>.+)\.(?P<direction>up|down)\.sql\Z")
 _BEGIN = re.compile(r"^(BEGIN|START\s+TRANSACTION)(\s+(WORK|TRANSACTION))?\Z", re.I)
 _COMMIT = re.compile(r"^(COMMIT|END)(\s+(WORK|TRANSACTION))?\Z", re.I)
+# Any transaction control between the pair: the file is not one transaction, so it stays as
+# written (and is refused).
+_CONTROL = re.compile(r"^(BEGIN|COMMIT|END|ROLLBACK|ABORT|START|SAVEPOINT|RELEASE|PREPARE)\b", re.I)
 
 
 def score(files: list[Path]) -> int:
@@ -121,6 +124,8 @@ def unwrap_transaction(script: Script) -> Script:
         _BEGIN.match(" ".join(text[first_start:first_stop].split()))
         and _COMMIT.match(" ".join(text[last_start:last_stop].split()))
     ):
+        return script
+    if any(_CONTROL.match(text[start:stop].lstrip()) for start, stop in slices[1:-1]):
         return script
     for start, stop in ((last_start, last_stop), (first_start, first_stop)):
         end = stop + 1 if text[stop : stop + 1] == ";" else stop
