@@ -170,16 +170,7 @@ def discover(directory: Path | str) -> MigrationSet:
                 rejected.add((int(match["version"]), match["slug"]))
             continue
         if not match:
-            found.findings.append(
-                Finding(
-                    "file-name",
-                    "error",
-                    str(path),
-                    None,
-                    f"migration file name '{path.name}' does not match NNN_slug.sql",
-                    f"rename it ({NAME_HINT}) or move it out of {directory}",
-                )
-            )
+            found.findings.append(misnamed(path, "NNN_slug.sql", f"rename it ({NAME_HINT})"))
             continue
         version, slug = match["version"], match["slug"]
         script = read_script(path, found.findings)
@@ -348,6 +339,18 @@ def assemble(found: MigrationSet, entries: list[Entry]) -> None:
             entry.rollback_headers.transactional,
         )
     found.migrations = _order(built, found)
+
+
+def misnamed(path: Path, naming: str, fix: str = "rename it") -> Finding:
+    """The finding for a ``*.sql`` file whose name does not follow the layout's `naming`."""
+    return Finding(
+        "file-name",
+        "error",
+        str(path),
+        None,
+        f"migration file name '{path.name}' does not match {naming}",
+        f"{fix} or move it out of {path.parent}",
+    )
 
 
 def version_too_long(path: Path, version: str) -> Finding | None:

@@ -21,23 +21,15 @@ from bilantools.source.files import (
     Entry,
     MigrationSet,
     Script,
-    assemble,
     checksum,
     has_sql,
     normalise,
     read_script,
-    report_duplicates,
     version_too_long,
 )
 from bilantools.source.findings import Finding
 from bilantools.source.headers import Headers
-from bilantools.source.layouts.walk import (
-    headers_of,
-    named_files,
-    no_migrations,
-    require_directory,
-    sql_files,
-)
+from bilantools.source.layouts.walk import finish, headers_of, named_files, new_set
 
 NAME = "dbmate"
 NAMING = "<version>_<name>.sql with '-- migrate:up' and '-- migrate:down' sections"
@@ -82,10 +74,7 @@ class Section:
 
 def discover(directory: Path) -> MigrationSet:
     """The migrations of `directory`; problems become findings."""
-    require_directory(directory)
-    found = MigrationSet(directory, layout=NAME)
-    if not sql_files(directory):
-        raise no_migrations(directory, NAMING)
+    found = new_set(directory, NAME, NAMING)
     entries = []
     for path, match in named_files(found, FILE_NAME, NAMING):
         script = read_script(path, found.findings)
@@ -135,9 +124,7 @@ def discover(directory: Path) -> MigrationSet:
                 f"write the rollback SQL under '-- migrate:down' in {path.name}",
             )
         )
-    report_duplicates(found, entries)
-    assemble(found, entries)
-    return found
+    return finish(found, entries)
 
 
 def sections(text: str) -> tuple[Section, Section | None]:

@@ -24,22 +24,14 @@ from bilantools.source.files import (
     Entry,
     MigrationSet,
     Script,
-    assemble,
     checksum,
     has_sql,
     read_script,
-    report_duplicates,
     version_too_long,
 )
 from bilantools.source.findings import Finding
 from bilantools.source.headers import Headers
-from bilantools.source.layouts.walk import (
-    headers_of,
-    named_files,
-    no_migrations,
-    require_directory,
-    sql_files,
-)
+from bilantools.source.layouts.walk import finish, headers_of, named_files, new_set
 
 NAME = "golang-migrate"
 NAMING = "<version>_<title>.up.sql / .down.sql"
@@ -58,10 +50,7 @@ def score(files: list[Path]) -> int:
 
 def discover(directory: Path) -> MigrationSet:
     """The migrations of `directory`; problems become findings."""
-    require_directory(directory)
-    found = MigrationSet(directory, layout=NAME)
-    if not sql_files(directory):
-        raise no_migrations(directory, NAMING)
+    found = new_set(directory, NAME, NAMING)
     ups: dict[tuple[int, str], tuple[str, Script, Headers]] = {}
     downs: dict[tuple[int, str], tuple[Path, Script | None, Headers]] = {}  # Script None: no SQL
     rejected: set[tuple[int, str]] = set()
@@ -74,13 +63,14 @@ def discover(directory: Path) -> MigrationSet:
             if up:
                 rejected.add(key)
             continue
+        body = unwrap_transaction(script) if headers.transactional else script
         if not up:
-            downs[key] = (path, unwrap_transaction(script) if has_sql(script.text) else None, headers)
+            downs[key] = (path, body if has_sql(script.text) else None, headers)
             continue
         too_long = version_too_long(path, version)
         if too_long is not None:
             found.findings.append(too_long)
-        ups[key] = (version, unwrap_transaction(script) if headers.transactional else script, headers)
+        ups[key] = (version, body, headers)
 
     entries = []
     for (number, title), (version, script, headers) in ups.items():
@@ -89,7 +79,6 @@ def discover(directory: Path) -> MigrationSet:
             f"write its rollback SQL in {down_path.name}" if down_path else f"add {version}_{title}.down.sql"
         )
         entries.append(Entry(version, title, script, headers, down, down_headers, hint))
-    report_duplicates(found, entries)
     for key in sorted(set(downs) - set(ups) - rejected):
         path = downs[key][0]
         found.findings.append(
@@ -102,8 +91,7 @@ def discover(directory: Path) -> MigrationSet:
                 "add the migration or remove it",
             )
         )
-    assemble(found, entries)
-    return found
+    return finish(found, entries)
 
 
 def unwrap_transaction(script: Script) -> Script:

@@ -8,9 +8,33 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bilantools.errors import InputError, option
-from bilantools.source.files import MigrationSet, Script, not_a_file
+from bilantools.source.files import (
+    Entry,
+    MigrationSet,
+    Script,
+    assemble,
+    misnamed,
+    not_a_file,
+    report_duplicates,
+)
 from bilantools.source.findings import Finding
 from bilantools.source.headers import HeaderError, Headers, parse_headers
+
+
+def new_set(directory: Path, layout: str, naming: str) -> MigrationSet:
+    """The empty set of `directory` read as `layout`; InputError when there is no such
+    directory or it holds no ``*.sql`` file."""
+    require_directory(directory)
+    if not sql_files(directory):
+        raise no_migrations(directory, naming)
+    return MigrationSet(directory, layout=layout)
+
+
+def finish(found: MigrationSet, entries: list[Entry]) -> MigrationSet:
+    """`found` with its migrations in order (duplicate versions become findings)."""
+    report_duplicates(found, entries)
+    assemble(found, entries)
+    return found
 
 
 def require_directory(directory: Path) -> None:
@@ -43,16 +67,7 @@ def named_files(
             continue
         match = pattern.match(path.name)
         if match is None:
-            found.findings.append(
-                Finding(
-                    "file-name",
-                    "error",
-                    str(path),
-                    None,
-                    f"migration file name '{path.name}' does not match {naming}",
-                    f"rename it or move it out of {directory}",
-                )
-            )
+            found.findings.append(misnamed(path, naming))
             continue
         yield path, match
 
