@@ -336,3 +336,21 @@ def test_front_door_takes_a_project_of_another_layout(db_url: str) -> None:
     result = commands.apply(target=db_url, project=project, options=RunOptions(step=1))
     assert [s.version for s in result.steps] == ["20240101000001"]
     assert commands.status(target=db_url, project=project).as_dict()["layout"] == "golang-migrate"
+
+
+@pytest.mark.parametrize(("directory", "layout"), [(GOLANG, "golang-migrate"), (DBMATE, "dbmate")])
+def test_check_and_plan_name_the_layout(cli: Any, db_url: str, directory: Path, layout: str) -> None:
+    r = cli("--migrations", str(directory), "check")
+    assert r.code == 0 and r.err.splitlines() == [f"layout: {layout} (detected)"]
+    assert r.out.splitlines()[-1].startswith("3 migration(s) checked: 0 error(s)")
+    plan = json.loads(cli("--db", db_url, "--migrations", str(directory), "plan", "--json").out)
+    assert [m["transaction"] for m in plan["migrations"]] == [True, True, layout == "golang-migrate"]
+
+
+def test_dbmate_check_names_the_real_line_of_a_down_section(tmp_path: Path) -> None:
+    d = write(
+        tmp_path / "m",
+        {"1_t.sql": "-- migrate:up\nCREATE TABLE t (id int);\n\n-- migrate:down\nDROP TABLE t\nDROP u;\n"},
+    )
+    errors = commands.check(project=d).errors
+    assert [(f.rule, f.file, f.line) for f in errors] == [("syntax-error", str(d / "1_t.sql"), 6)]
