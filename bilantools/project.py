@@ -3,7 +3,9 @@
 Discovery, settings, the check report and the object analysis are each computed on first
 use and kept, so a caller that runs one Project against many databases (or one database
 many times) reads and parses the files once. A Project is a snapshot: files edited after
-it read them are seen by a new `Project.load`.
+it read them are seen by a new `Project.load`. Only the layout is settled at load (given,
+configured, or detected from the file names), so that an ambiguous or unrecognised
+directory fails before any command starts.
 """
 
 from __future__ import annotations

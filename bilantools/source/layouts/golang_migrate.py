@@ -38,6 +38,7 @@ NAMING = "<version>_<title>.up.sql / .down.sql"
 FILE_NAME = re.compile(r"^(?P<version>[0-9]+)_(?P<title>.+)\.(?P<direction>up|down)\.sql\Z")
 _BEGIN = re.compile(r"^(BEGIN|START\s+TRANSACTION)(\s+(WORK|TRANSACTION))?\Z", re.I)
 _COMMIT = re.compile(r"^(COMMIT|END)(\s+(WORK|TRANSACTION))?\Z", re.I)
+_MAYBE_BEGIN = re.compile(r"\b(BEGIN|START)\b", re.I)
 # Any transaction control between the pair: the file is not one transaction, so it stays as
 # written (and is refused).
 _CONTROL = re.compile(r"^(BEGIN|COMMIT|END|ROLLBACK|ABORT|START|SAVEPOINT|RELEASE|PREPARE)\b", re.I)
@@ -100,6 +101,8 @@ def unwrap_transaction(script: Script) -> Script:
     reports the syntax error)."""
     from bilantools.source.statements import SqlSyntaxError, statement_slices
 
+    if not _MAYBE_BEGIN.search(script.text):  # most files: no need to parse them here
+        return script
     try:
         slices = statement_slices(script)
     except SqlSyntaxError:
