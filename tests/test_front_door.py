@@ -13,7 +13,8 @@ from bilantools import commands, project
 from bilantools.commands import Project, RunOptions
 from bilantools.db.sandbox import Sandbox
 from bilantools.errors import InputError
-from bilantools.source.files import MigrationSet, discover
+from bilantools.source.files import MigrationSet
+from bilantools.source.layouts import LayoutName, discover
 
 pytestmark = pytest.mark.pg15
 
@@ -34,9 +35,9 @@ def test_a_reused_project_reads_its_directory_once(
 ) -> None:
     reads: list[Path] = []
 
-    def counted(directory: Path | str) -> MigrationSet:
+    def counted(directory: Path, layout: LayoutName) -> MigrationSet:
         reads.append(Path(directory))
-        return discover(directory)
+        return discover(directory, layout)
 
     monkeypatch.setattr(project, "discover", counted)
     shared = Project.load(basic)
@@ -86,7 +87,7 @@ def test_but_changes_a_copy() -> None:
 def test_a_project_knows_its_layout() -> None:
     assert Project.load("migrations").layout == "bilantools"
     with pytest.raises(InputError, match="unknown migrations layout 'flyway'"):
-        Project.load("migrations", layout="flyway")  # type: ignore[arg-type]
+        Project.load("migrations", layout="flyway")
 
 
 def test_an_error_names_options_as_python_and_as_the_cli() -> None:

@@ -26,10 +26,13 @@ def spell(name: str, value: str | None) -> str:
 class Context:
     """The global options of one invocation; the target and the project are read once."""
 
-    def __init__(self, db: str | None, migrations: str, pg_bin: str | None) -> None:
+    def __init__(
+        self, db: str | None, migrations: str, pg_bin: str | None, layout: str | None = None
+    ) -> None:
         self.db = db
         self.migrations = migrations
         self.pg_bin = pg_bin
+        self.layout = layout
         self._target: Target | None = None
         self._project: Project | None = None
 
@@ -48,9 +51,16 @@ class Context:
 
     @property
     def project(self) -> Project:
-        """The --migrations directory, read once (on first use) for the whole invocation."""
+        """The --migrations directory, read once (on first use) for the whole invocation.
+
+        Its layout is announced on stderr, as the target is, unless it is our own and was
+        detected (the output of a bilantools directory stays as it was)."""
         if self._project is None:
-            self._project = Project.load(self.migrations)
+            self._project = Project.load(self.migrations, self.layout)
+            source = {"given": "from --layout", "pyproject.toml": "from pyproject.toml"}
+            if self._project.layout != "bilantools" or self._project.layout_source != "detected":
+                how = source.get(self._project.layout_source, self._project.layout_source)
+                click.echo(f"layout: {self._project.layout} ({how})", err=True)
         return self._project
 
 

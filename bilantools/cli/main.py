@@ -29,7 +29,12 @@ from bilantools.errors import BilanToolsError
     default=commands.DEFAULT_MIGRATIONS,
     show_default=True,
     metavar="DIR",
-    help="Directory of NNN_slug.sql migrations.",
+    help="Directory of migrations (ours, golang-migrate's or dbmate's).",
+)
+@click.option(
+    "--layout",
+    metavar="NAME",
+    help="How the migrations are named: bilantools, golang-migrate or dbmate (default: detected).",
 )
 @click.option(
     "--pg-bin",
@@ -39,9 +44,9 @@ from bilantools.errors import BilanToolsError
 )
 @click.version_option(__version__, prog_name="bilantools")
 @click.pass_context
-def cli(ctx: click.Context, db: str | None, migrations: str, pg_bin: str | None) -> None:
+def cli(ctx: click.Context, db: str | None, migrations: str, layout: str | None, pg_bin: str | None) -> None:
     """Migrate, verify and roll back the BilanCompetence.AI PostgreSQL schema."""
-    ctx.obj = Context(db, migrations, pg_bin)
+    ctx.obj = Context(db, migrations, pg_bin, layout)
 
 
 for command in (

@@ -7,6 +7,7 @@ project keeps them next to its other tool settings and in version control::
     disable = ["drop-without-if-exists", "squawk:prefer-text-field"]  # "squawk" alone: all squawk rules
     provided = ["schema:auth", "function:auth.uid", "extension:pgcrypto"]  # exist outside the migrations
     squawk-after = "029"  # squawk's lock and rewrite rules only for later migrations
+    layout = "dbmate"  # how the migrations are named (default: detected from the files)
 
 ``squawk-after`` is the line between history and new work: migrations up to that version
 have run in production already (or build tables that were empty when they ran), so
@@ -30,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from bilantools.errors import InputError
+from bilantools.source.layouts import LAYOUTS, LayoutName
 
-_KEYS = ("disable", "provided", "squawk-after")
+_KEYS = ("disable", "provided", "squawk-after", "layout")
 _IGNORE = re.compile(r"--\s*bilantools:\s*ignore\s+([\w:.-]+(?:\s*,\s*[\w:.-]+)*)", re.I)
 _PROVIDED = re.compile(r"^[a-z][a-z_]*:\S(.*\S)?$")
 
@@ -41,6 +43,7 @@ class CheckConfig:
     disabled: frozenset[str] = frozenset()
     provided: frozenset[str] = frozenset()
     squawk_after: int | None = None
+    layout: LayoutName | None = None  # None: detected from the files
 
 
 def load_config(start: Path) -> CheckConfig:
@@ -89,7 +92,18 @@ def _parse(path: Path) -> CheckConfig:
             f"{path}: [tool.bilantools] squawk-after must be a version string; "
             'write e.g. squawk-after = "029"'
         )
-    return CheckConfig(disabled=disabled, provided=provided, squawk_after=int(after) if after else None)
+    layout = table.get("layout")
+    if layout is not None and layout not in LAYOUTS:
+        raise InputError(
+            f"{path}: [tool.bilantools] layout {layout!r} is not a known layout; "
+            f"write one of {', '.join(repr(name) for name in LAYOUTS)}, or leave it out to detect it"
+        )
+    return CheckConfig(
+        disabled=disabled,
+        provided=provided,
+        squawk_after=int(after) if after else None,
+        layout=LAYOUTS[layout].name if layout is not None else None,
+    )
 
 
 def _strings(path: Path, key: str, value: Any, example: str) -> frozenset[str]:

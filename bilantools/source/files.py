@@ -95,6 +95,7 @@ class MigrationSet:
     directory: Path
     migrations: list[Migration] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    layout: str = "bilantools"  # the layout that read it (see `bilantools.source.layouts`)
 
     def __iter__(self) -> Iterator[Migration]:
         return iter(self.migrations)
@@ -164,24 +165,15 @@ def discover(directory: Path | str) -> MigrationSet:
         if not path.is_file():
             # A directory, a dangling link or a link loop named like a migration would be
             # skipped silently and the migration never applied: say so instead.
-            found.findings.append(_not_a_file(path, directory))
+            found.findings.append(not_a_file(path, directory))
             if match and not match["rollback"]:
                 rejected.add((int(match["version"]), match["slug"]))
             continue
         if not match:
-            found.findings.append(
-                Finding(
-                    "file-name",
-                    "error",
-                    str(path),
-                    None,
-                    f"migration file name '{path.name}' does not match NNN_slug.sql",
-                    f"rename it ({NAME_HINT}) or move it out of {directory}",
-                )
-            )
+            found.findings.append(misnamed(path, "NNN_slug.sql", f"rename it ({NAME_HINT})"))
             continue
         version, slug = match["version"], match["slug"]
-        script = _read(path, found.findings)
+        script = read_script(path, found.findings)
         if script is None:
             if not match["rollback"]:
                 rejected.add((int(version), slug))
@@ -198,18 +190,9 @@ def discover(directory: Path | str) -> MigrationSet:
             rollbacks[(int(version), slug)] = (version, slug, script)
             rollback_headers[(int(version), slug)] = headers
             continue
-        if len(version) > VERSION_MAX_LENGTH:
-            found.findings.append(
-                Finding(
-                    "version-too-long",
-                    "error",
-                    str(path),
-                    None,
-                    f"{path.name} has a version of {len(version)} digits; the tracking table stores "
-                    f"versions of at most {VERSION_MAX_LENGTH} characters",
-                    f"renumber the migration (and its rollback) with at most {VERSION_MAX_LENGTH} digits",
-                )
-            )
+        too_long = version_too_long(path, version)
+        if too_long is not None:
+            found.findings.append(too_long)
         mains.setdefault(int(version), []).append((version, slug, script, 0))
         headers_of[int(version)] = headers
 
@@ -219,19 +202,22 @@ def discover(directory: Path | str) -> MigrationSet:
             f"add migrations or pass {option('project', 'DIR')}"
         )
 
-    for _, entries in sorted(mains.items()):
-        if len(entries) > 1:
-            names = " and ".join(e[2].path.name for e in entries)
-            found.findings.append(
-                Finding(
-                    "duplicate-version",
-                    "error",
-                    str(entries[1][2].path),
-                    None,
-                    f"two migrations share version {entries[0][0]}: {names}",
-                    "renumber one of them",
+    entries = []
+    for number, candidates in mains.items():
+        for version, slug, script, _ in candidates:
+            rollback = rollbacks.get((number, slug))
+            entries.append(
+                Entry(
+                    version,
+                    slug,
+                    script,
+                    headers_of[number],
+                    rollback[2] if rollback else None,
+                    rollback_headers.get((number, slug), Headers()),
+                    f"add {version}_{slug}_rollback.sql",
                 )
             )
+    report_duplicates(found, entries)
     for (number, slug), (version, _, script) in sorted(rollbacks.items()):
         owners = mains.get(number, [])
         if any(entry[1] == slug for entry in owners) or (number, slug) in rejected:
@@ -254,13 +240,56 @@ def discover(directory: Path | str) -> MigrationSet:
             )
         )
 
+    assemble(found, entries)
+    return found
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One forward script a layout found, with its rollback script (None: it has none)."""
+
+    version: str
+    name: str
+    script: Script
+    headers: Headers
+    rollback: Script | None
+    rollback_headers: Headers
+    rollback_hint: str  # how to add the missing rollback, in this layout's terms
+
+
+def _by_number(entries: list[Entry]) -> dict[int, list[Entry]]:
+    by_number: dict[int, list[Entry]] = {}
+    for entry in entries:
+        by_number.setdefault(int(entry.version), []).append(entry)
+    return by_number
+
+
+def report_duplicates(found: MigrationSet, entries: list[Entry]) -> None:
+    """A finding for each version that two entries share (as numbers: 1 and 001 clash)."""
+    for _, group in sorted(_by_number(entries).items()):
+        if len(group) > 1:
+            names = " and ".join(e.script.path.name for e in group)
+            found.findings.append(
+                Finding(
+                    "duplicate-version",
+                    "error",
+                    str(group[1].script.path),
+                    None,
+                    f"two migrations share version {group[0].version}: {names}",
+                    "renumber one of them",
+                )
+            )
+
+
+def assemble(found: MigrationSet, entries: list[Entry]) -> None:
+    """Turn a layout's entries into `found.migrations`, in order; missing rollbacks and
+    '-- depends:' lines become findings the same way in every layout (the first entry of
+    a duplicated version stands for it)."""
+    by_number = _by_number(entries)
     built: dict[int, Migration] = {}
-    for number, entries in mains.items():
-        version, slug, script, _ = entries[0]
-        rollback = rollbacks.get((number, slug))
-        rollback_header = rollback_headers.get((number, slug), Headers())
-        matching = rollback[2] if rollback else None
-        if matching is None:
+    for number, group in by_number.items():
+        entry, script = group[0], group[0].script
+        if entry.rollback is None:
             found.findings.append(
                 Finding(
                     "missing-rollback",
@@ -268,12 +297,12 @@ def discover(directory: Path | str) -> MigrationSet:
                     str(script.path),
                     None,
                     f"migration {script.path.name} has no rollback script",
-                    f"add {version}_{slug}_rollback.sql",
+                    entry.rollback_hint,
                 )
             )
         deps: list[str] = []
-        for dep in headers_of[number].depends:
-            target = mains.get(int(dep))
+        for dep in entry.headers.depends:
+            target = by_number.get(int(dep))
             if target is None:
                 found.findings.append(
                     Finding(
@@ -281,7 +310,7 @@ def discover(directory: Path | str) -> MigrationSet:
                         "error",
                         str(script.path),
                         None,
-                        f"'-- depends: {dep}' names no migration in {directory}",
+                        f"'-- depends: {dep}' names no migration in {found.directory}",
                         "fix the '-- depends:' line",
                     )
                 )
@@ -297,21 +326,46 @@ def discover(directory: Path | str) -> MigrationSet:
                     )
                 )
             else:
-                deps.append(target[0][0])
+                deps.append(target[0].version)
         built[number] = Migration(
-            version,
-            slug,
+            entry.version,
+            entry.name,
             script,
-            matching,
+            entry.rollback,
             tuple(deps),
-            headers_of[number].transactional,
-            headers_of[number].limits,
-            rollback_header.limits,
-            rollback_header.transactional,
+            entry.headers.transactional,
+            entry.headers.limits,
+            entry.rollback_headers.limits,
+            entry.rollback_headers.transactional,
         )
-
     found.migrations = _order(built, found)
-    return found
+
+
+def misnamed(path: Path, naming: str, fix: str = "rename it") -> Finding:
+    """The finding for a ``*.sql`` file whose name does not follow the layout's `naming`."""
+    return Finding(
+        "file-name",
+        "error",
+        str(path),
+        None,
+        f"migration file name '{path.name}' does not match {naming}",
+        f"{fix} or move it out of {path.parent}",
+    )
+
+
+def version_too_long(path: Path, version: str) -> Finding | None:
+    """The finding for a version longer than the tracking table stores, or None."""
+    if len(version) <= VERSION_MAX_LENGTH:
+        return None
+    return Finding(
+        "version-too-long",
+        "error",
+        str(path),
+        None,
+        f"{path.name} has a version of {len(version)} digits; the tracking table stores "
+        f"versions of at most {VERSION_MAX_LENGTH} characters",
+        f"renumber the migration (and its rollback) with at most {VERSION_MAX_LENGTH} digits",
+    )
 
 
 def _option(param: str, value: str) -> str:
@@ -320,7 +374,7 @@ def _option(param: str, value: str) -> str:
     return option(param, value) if not set(value) & set("{}") else f"{option(param)} {value}"
 
 
-def _not_a_file(path: Path, directory: Path) -> Finding:
+def not_a_file(path: Path, directory: Path) -> Finding:
     """The finding for a ``*.sql`` entry that is not a readable regular file."""
     hint = f"move it out of {directory} or rename it so that it does not end in .sql"
     if path.is_symlink():
@@ -340,7 +394,14 @@ def _not_a_file(path: Path, directory: Path) -> Finding:
     return Finding("unreadable", "error", str(path), None, f"{path.name} {what}", hint)
 
 
-def _read(path: Path, findings: list[Finding]) -> Script | None:
+def has_sql(text: str) -> bool:
+    """Whether `text` holds anything but blank lines and ``--`` comments."""
+    return any(line.strip() and not line.strip().startswith("--") for line in text.split("\n"))
+
+
+def read_script(path: Path, findings: list[Finding], *, empty_ok: bool = False) -> Script | None:
+    """The normalised script of `path`, or None after adding the finding that says why it
+    cannot be one (unreadable, not UTF-8, a NUL byte, no SQL unless `empty_ok`)."""
     try:
         raw = path.read_bytes()
     except OSError as exc:  # permissions (not for root), I/O errors, a file gone since the listing
@@ -385,7 +446,7 @@ def _read(path: Path, findings: list[Finding]) -> Script | None:
             )
         )
         return None
-    if all(not line.strip() or line.strip().startswith("--") for line in text.split("\n")):
+    if not empty_ok and not has_sql(text):
         findings.append(
             Finding(
                 "empty-file",

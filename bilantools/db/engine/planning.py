@@ -58,7 +58,7 @@ def status(target: str, migrations: MigrationSet, tracked: bool, rows: Sequence[
             )
         )
     result.sort(key=lambda s: version_order(s.version))
-    return Status(target, result, tracked)
+    return Status(target, result, tracked, migrations.layout)
 
 
 def plan(

@@ -71,6 +71,7 @@ class Status:
     target: str
     migrations: list[MigrationStatus]
     tracking: bool
+    layout: str = "bilantools"  # how the directory names its migrations
 
     def count(self, state: State) -> int:
         return sum(1 for m in self.migrations if m.state == state)
@@ -84,7 +85,11 @@ class Status:
         return f"{len(self.migrations)} migrations: " + ", ".join(parts or ["none"])
 
     def as_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "migrations": [m.as_dict() for m in self.migrations]}
+        return {
+            "target": self.target,
+            "layout": self.layout,
+            "migrations": [m.as_dict() for m in self.migrations],
+        }
 
 
 @dataclass(frozen=True)
