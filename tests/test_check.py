@@ -820,9 +820,11 @@ def test_cli_check_exit_1_on_errors(cli: Any, tmp_path: Path) -> None:
     r = cli("--migrations", str(d), "check")
     assert r.code == 1
     assert r.out.splitlines() == [
+        "error [forward-reference] ×1",
         f"{d}/002_b.sql:1: error: [forward-reference] 002_b.sql uses table t, first created by 003_t.sql: "
         "it cannot apply in order (statement: CREATE VIEW v AS SELECT * FROM t)",
         "    fix: move the statement to 003_t.sql or after it, or create table t earlier",
+        "info [numbering-gap] ×1",
         f"{d}/005_c.sql: info: [numbering-gap] no migration numbered 004 before 005_c.sql",
         "    fix: nothing to do if the numbers were skipped on purpose",
         "4 migration(s) checked: 1 error(s), 0 warning(s), 1 note(s)",
