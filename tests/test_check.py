@@ -1364,3 +1364,90 @@ def test_apply_works_when_the_check_cannot_be_remembered(
         for s in commands.apply(target=db_url, project=d, options=commands.RunOptions(backup=False)).steps
     ] == ["applied"]
     assert home.read_text() == "not a directory\n"
+
+
+@pytest.mark.parametrize(
+    "column",
+    ["id serial", "id bigserial PRIMARY KEY", "id int GENERATED ALWAYS AS IDENTITY", "id smallserial"],
+)
+def test_implicit_sequences_are_created_with_their_table(tmp_path: Path, column: str) -> None:
+    files: Files = {
+        "001_t.sql": f"CREATE TABLE t ({column});\n",
+        "001_t_rollback.sql": T_RB,
+        "002_seq.sql": "ALTER SEQUENCE t_id_seq RESTART 10;\nSELECT nextval('t_id_seq'::regclass);\n",
+        "002_seq_rollback.sql": "ALTER SEQUENCE t_id_seq RESTART 1;\n",
+    }
+    _, report = run(tmp_path, files)
+    assert rows(report) == []
+
+
+def test_an_implicit_sequence_of_a_schema_table_is_in_its_schema(tmp_path: Path) -> None:
+    files: Files = {
+        "001_s.sql": "CREATE SCHEMA s;\nCREATE TABLE s.t (id serial);\n"
+        "ALTER TABLE s.t ADD COLUMN n bigserial;\n",
+        "001_s_rollback.sql": "DROP TABLE s.t;\nDROP SCHEMA s;\n",
+        "002_seq.sql": "ALTER SEQUENCE s.t_id_seq RESTART 10;\nALTER SEQUENCE s.t_n_seq RESTART 10;\n",
+        "002_seq_rollback.sql": "ALTER SEQUENCE s.t_id_seq RESTART 1;\nALTER SEQUENCE s.t_n_seq RESTART 1;\n",
+    }
+    _, report = run(tmp_path, files)
+    assert rows(report) == []
+
+
+def test_schema_qualified_index_names_resolve(tmp_path: Path) -> None:
+    files: Files = {
+        "001_s.sql": "CREATE SCHEMA s;\nCREATE TABLE s.t (id int);\nCREATE INDEX t_id ON s.t (id);\n",
+        "001_s_rollback.sql": "DROP INDEX s.t_id;\nDROP TABLE s.t;\nDROP SCHEMA s;\n",
+        "002_idx.sql": "ALTER INDEX s.t_id SET (fillfactor = 80);\n",
+        "002_idx_rollback.sql": "ALTER INDEX s.t_id RESET (fillfactor);\n",
+    }
+    _, report = run(tmp_path, files)
+    assert rows(report) == []
+
+
+@pytest.mark.parametrize(
+    ("create", "rename", "use", "drop"),
+    [
+        (
+            "CREATE INDEX old ON t (id);",
+            "ALTER INDEX old RENAME TO new;",
+            "ALTER INDEX new SET (fillfactor = 80);",
+            "DROP INDEX new;",
+        ),
+        (
+            "CREATE SEQUENCE old;",
+            "ALTER SEQUENCE old RENAME TO new;",
+            "SELECT nextval('new'::regclass);",
+            "DROP SEQUENCE new;",
+        ),
+        (
+            "CREATE VIEW old AS SELECT id FROM t;",
+            "ALTER VIEW old RENAME TO new;",
+            "SELECT * FROM new;",
+            "DROP VIEW new;",
+        ),
+        (
+            "CREATE VIEW old AS SELECT id FROM t;",
+            "ALTER TABLE old RENAME TO new;",
+            "SELECT * FROM new;",
+            "DROP VIEW new;",
+        ),
+    ],
+    ids=["index", "sequence", "view", "view-as-table"],
+)
+def test_rename_to_creates_the_new_name(
+    tmp_path: Path, create: str, rename: str, use: str, drop: str
+) -> None:
+    undo = rename.replace("RENAME TO new", "RENAME TO old").replace(" old ", " new ", 1)
+    files: Files = {
+        **BASE,
+        "002_old.sql": create + "\n",
+        "002_old_rollback.sql": drop.replace("new", "old") + "\n",
+        "003_rename.sql": rename + "\n",
+        "003_rename_rollback.sql": undo + "\n",
+        "004_use.sql": use + "\n",
+        "004_use_rollback.sql": NOOP,
+        "005_drop.sql": drop + "\n",
+        "005_drop_rollback.sql": create.replace("old", "new") + "\n",
+    }
+    _, report = run(tmp_path, files)
+    assert rows(report) == []

@@ -40,6 +40,15 @@ _DROP_KINDS = {
     "OBJECT_ROLE": "role",
     "OBJECT_FOREIGN_TABLE": "foreign table",
 }
+_INDEX = "OBJECT_INDEX"
+_RENAMED_KINDS = {
+    "OBJECT_TABLE": "table",
+    "OBJECT_INDEX": "index",
+    "OBJECT_SEQUENCE": "sequence",
+    "OBJECT_VIEW": "view",
+    "OBJECT_MATVIEW": "materialized view",
+    "OBJECT_FOREIGN_TABLE": "foreign table",
+}
 
 
 @dataclass(frozen=True, order=True)
@@ -97,7 +106,7 @@ class Effects:
     uses: list[Use] = field(default_factory=list)
     seeds: dict[str, int] = field(default_factory=dict)  # table -> rows inserted (-1: unknown)
     deletes: set[str] = field(default_factory=set)
-    index_tables: dict[str, str] = field(default_factory=dict)  # index -> its table
+    owned: dict[Obj, str] = field(default_factory=dict)  # index or implicit sequence -> its table
     renames: dict[str, str] = field(default_factory=dict)  # new table name -> old
     broken: bool = False  # the script has a syntax error: its effects are unknown
 
@@ -105,8 +114,12 @@ class Effects:
         """Dropped directly, or with its table (columns, triggers, policies, indexes...)."""
         if obj in self.drops or obj.key in {d.key for d in self.drops}:
             return True
-        table = obj.table or (self.index_tables.get(obj.name) if obj.kind == "index" else None)
+        table = self.table_of(obj)
         return table is not None and Obj("table", table) in self.drops
+
+    def table_of(self, obj: Obj) -> str | None:
+        """The table `obj` belongs to and goes with: a column's, an index's, a serial's sequence's."""
+        return obj.table or self.owned.get(obj)
 
 
 def analyse_script(script: Script) -> Effects:
@@ -217,8 +230,12 @@ class _Statement:
     def _uses(self, node: Node) -> None:
         nodes = _walk(node)
         ctes = {n["ctename"] for t, n in nodes if t == "CommonTableExpr"}
+        # ALTER INDEX names an index where other ALTERs name a relation
+        index = node.get("relation") if _INDEX in (node.get("objtype"), node.get("renameType")) else None
         for kind, fields in nodes:
-            if kind == "RangeVar" and not (fields.get("schemaname") is None and fields["relname"] in ctes):
+            if fields is index:
+                self.use("index", _relation(fields))
+            elif kind == "RangeVar" and not (fields.get("schemaname") is None and fields["relname"] in ctes):
                 self.use("table", _relation(fields))
             elif kind == "FuncCall":
                 self.use("function", _name(fields["funcname"]))
@@ -259,15 +276,37 @@ class _Statement:
 
     def _column(self, table: str, column: Node, replace: bool) -> None:
         self.create("column", f"{table}.{column['colname']}", replace=replace)
+        type_name = [
+            p["String"]["sval"] for p in column.get("typeName", {}).get("names", []) if "String" in p
+        ]
+        identity = False
         for constraint in column.get("constraints", []):
             if "Constraint" in constraint:
+                identity |= constraint["Constraint"].get("contype") == "CONSTR_IDENTITY"
                 self._constraint(table, constraint["Constraint"])
+        if identity or type_name[-1:] in (
+            ["smallserial"],
+            ["serial"],
+            ["bigserial"],
+            ["serial2"],
+            ["serial4"],
+            ["serial8"],
+        ):
+            self._implicit_sequence(table, str(column["colname"]), replace)
+
+    def _implicit_sequence(self, table: str, column: str, replace: bool = False) -> None:
+        """SERIAL and IDENTITY columns get a sequence named table_column_seq, in the table's
+        schema, which goes with its table."""
+        sequence = Obj("sequence", f"{table}_{column}_seq")
+        self.create(sequence.kind, sequence.name, replace=replace)
+        self.e.owned[sequence] = table
 
     def _IndexStmt(self, node: Node) -> None:
         table = _relation(node["relation"])
         if node.get("idxname"):
-            self.create("index", node["idxname"], replace=bool(node.get("if_not_exists")))
-            self.e.index_tables[node["idxname"]] = table
+            index = _in_schema_of(table, node["idxname"])  # an index lives in its table's schema
+            self.create("index", index, replace=bool(node.get("if_not_exists")))
+            self.e.owned[Obj("index", index)] = table
         for param in node.get("indexParams", []):
             column = param.get("IndexElem", {}).get("name")
             if column:
@@ -354,23 +393,29 @@ class _Statement:
                 self.create("rls", f"{table}.rls")
             elif subtype == "AT_DisableRowSecurity":
                 self.e.drops.setdefault(Obj("rls", f"{table}.rls"), self.line)
+            elif subtype == "AT_AddIdentity":
+                self._implicit_sequence(table, str(name))
             elif name:
                 self.e.alters.setdefault(Obj("column", f"{table}.{name}"), self.line)
             else:
                 self.e.alters.setdefault(Obj("table", table), self.line)
 
     def _RenameStmt(self, node: Node) -> None:
-        """A renamed table or column is a new name for what exists (the old name is gone)."""
+        """A renamed table, index, sequence, view or column is a new name for what exists
+        (the old name is gone); the new name stays in the old one's schema."""
         if "relation" not in node:
             return
-        table = _relation(node["relation"])
+        old = _relation(node["relation"])
+        kind = _RENAMED_KINDS.get(node.get("renameType", ""))
         if node.get("renameType") == "OBJECT_COLUMN":
-            self.create("column", f"{table}.{node['newname']}")
-            self.e.drops.setdefault(Obj("column", f"{table}.{node['subname']}"), self.line)
-        elif node.get("renameType") == "OBJECT_TABLE":
-            self.create("table", node["newname"])
-            self.e.renames[node["newname"]] = table
-            self.e.drops.setdefault(Obj("table", table), self.line)
+            self.create("column", f"{old}.{node['newname']}")
+            self.e.drops.setdefault(Obj("column", f"{old}.{node['subname']}"), self.line)
+        elif kind is not None:
+            new = _in_schema_of(old, node["newname"])
+            self.create(kind, new)
+            if kind == "table":
+                self.e.renames[new] = old
+            self.e.drops.setdefault(Obj(kind, old), self.line)
 
     def _DropStmt(self, node: Node) -> None:
         kind = _DROP_KINDS.get(node["removeType"])
@@ -422,6 +467,12 @@ class _Statement:
                 self._sql(query, runs, deferred)
             else:  # an expression or an assignment "x := expr"
                 self._sql("SELECT " + query.split(":=", 1)[-1], runs, deferred)
+
+
+def _in_schema_of(qualified: str, name: str) -> str:
+    """`name` in the schema of `qualified` ("s.t", "i" -> "s.i"; "t", "i" -> "i")."""
+    schema = qualified.rpartition(".")[0]
+    return f"{schema}.{name}" if schema else name
 
 
 def _dropped_name(kind: str, target: Node) -> str:

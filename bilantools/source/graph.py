@@ -301,8 +301,7 @@ def _inverse(
         owner = Obj("table", obj.table) if obj.table else obj
         if obj.kind not in UNDOABLE or f"{owner.kind}:{owner.name}" in provided:
             continue
-        table = done.index_tables.get(obj.name) if obj.kind == "index" else obj.table
-        if table in created_tables:
+        if done.table_of(obj) in created_tables:
             continue  # goes with its table, about which the finding (if any) is
         if first.get(obj.key) not in (None, m.version):
             if obj.kind in REDEFINABLE and obj not in rollback.creates:
@@ -346,7 +345,7 @@ def _inverse(
 
 def _dropped_with_table(obj: Obj, done: Effects, rollback: Effects) -> bool:
     """An index dropped because its table is dropped by the rollback."""
-    table = done.index_tables.get(obj.name) if obj.kind == "index" else obj.table
+    table = done.table_of(obj)
     return table is not None and rollback.dropped(Obj("table", table))
 
 
