@@ -25,6 +25,7 @@ from bilantools.render.stats import render_text
 def status(obj: Context, as_json: bool) -> None:
     """Show each migration: applied, pending, failed, changed or missing-file."""
     result = commands.status(target=obj.target(), project=obj.project)
+    name_unread([f for f in obj.project.migrations.findings if f.leaves_file_out])
     if as_json:
         print_json(result.as_dict())
         return
@@ -258,8 +259,11 @@ def print_findings(findings: list[Finding]) -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to this file.")
 @pass_ctx
 def graph(obj: Context, fmt: str, output: str | None) -> None:
-    """Draw the dependency graph: inferred and declared edges, forward references in red."""
-    analysis = commands.check(project=obj.project).analysis
+    """Draw the dependency graph: inferred and declared edges, forward references in red.
+
+    Files that could not be read are named on stderr, and the exit code is then 1."""
+    report = commands.check(project=obj.project)
+    analysis = report.analysis
     if fmt == "text":
         data: bytes = analysis.to_text().encode()
     elif fmt == "dot":
@@ -279,6 +283,16 @@ def graph(obj: Context, fmt: str, output: str | None) -> None:
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
+    unread = report.unread()
+    name_unread(unread)
+    sys.exit(1 if unread else 0)
+
+
+def name_unread(findings: list[Finding]) -> None:
+    """One line on stderr per file a command could not read, or read only in part (the
+    statements around a syntax error)."""
+    for f in findings:
+        click.echo(f"{'not read' if f.leaves_file_out else 'read in part'}: {f.one_line()}", err=True)
 
 
 def _render(dot_source: str, fmt: str) -> bytes:

@@ -129,6 +129,36 @@ def analyse_script(script: Script) -> Effects:
     return effects
 
 
+def salvage_script(script: Script) -> Effects:
+    """What a script the parser rejects creates, read from the statements that parse on
+    their own: one broken statement must not turn the tables its neighbours create into
+    "no migration creates it" in every later file. Its uses stay unknown (the broken
+    statement may create what they need), and so does the rest: the Effects are `broken`."""
+    from pglast import parser
+
+    effects = Effects(script, broken=True)
+    text = script.text
+    try:  # the scanner knows strings, comments and dollar quotes: each ';' token ends a statement
+        ends = [token.end + 1 for token in parser.scan(text) if token.name == "ASCII_59"]
+    except parser.ParseError:
+        return effects
+    start = 0
+    for end in [*ends, len(text)]:
+        chunk = text[start:end]
+        begin = start + len(chunk) - len(chunk.lstrip())
+        start = end
+        try:
+            trees = json.loads(parser.parse_sql_json(chunk))["stmts"]
+        except parser.ParseError:
+            continue
+        visitor = _Statement(effects, text.count("\n", 0, begin) + 1, chunk.strip())
+        for tree in trees:
+            ((kind, node),) = tree["stmt"].items()
+            visitor.visit(kind, node)
+    effects.uses.clear()
+    return effects
+
+
 def _name(parts: list[Node]) -> str:
     names = [p["String"]["sval"] for p in parts if "String" in p]
     if len(names) > 1 and names[0] == "public":

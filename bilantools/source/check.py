@@ -70,6 +70,15 @@ class CheckReport:
         order = sorted(groups, key=lambda k: (SEVERITY_ORDER[k[0]], -len(groups[k]), k[1]))
         return [(severity, rule, groups[severity, rule]) for severity, rule in order]
 
+    def unread(self) -> list[Finding]:
+        """Why files are missing from the analysis (left out when the directory was read) or
+        read in part (a migration with a syntax error: only what its other statements
+        create is known)."""
+        broken = {str(e.script.path) for e in self.analysis.effects.values() if e.broken}
+        return [
+            f for f in self.findings if f.leaves_file_out or (f.rule == "syntax-error" and f.file in broken)
+        ]
+
     def counts(self) -> dict[Severity, int]:
         counted: dict[Severity, int] = {"error": 0, "warning": 0, "info": 0}
         for f in self.findings:

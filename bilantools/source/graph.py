@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from bilantools.source.analysis import Effects, Obj, Use, analyse_script
+from bilantools.source.analysis import Effects, Obj, Use, analyse_script, salvage_script
 from bilantools.source.builtins import builtins
 from bilantools.source.files import Migration, MigrationSet, Script
 from bilantools.source.findings import Finding
@@ -168,11 +168,12 @@ def analyse(
 
 
 def _effects(script: Script) -> Effects:
-    """A script's effects; unknown (`broken`) for a syntax error, which `check` reports."""
+    """A script's effects; for a syntax error (which `check` reports) only what the
+    statements that parse create (see `salvage_script`)."""
     try:
         return analyse_script(script)
     except SqlSyntaxError:
-        return Effects(script, broken=True)
+        return salvage_script(script)
 
 
 def _table_is_later(
