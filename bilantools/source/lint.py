@@ -32,6 +32,8 @@ from typing import Any
 from bilantools.source.config import CheckConfig, suppressed_rules
 from bilantools.source.files import MigrationSet, Script
 from bilantools.source.findings import Finding, Severity
+from bilantools.source.headers import Limits
+from bilantools.source.lock_scope import LOCK_RULES, on_new_tables, timeout_advice_applies
 from bilantools.source.parsed import Node, ParsedStatement, parse_script
 from bilantools.source.statements import SqlSyntaxError
 
@@ -58,6 +60,7 @@ class _Target:
     script: Script
     in_transaction: bool  # the script's '-- transaction:' header
     what: str  # "migration" or "rollback", for messages
+    limits: Limits  # the script's '-- lock-timeout:' and '-- statement-timeout:' headers
 
 
 # squawk rules that forbid what a rollback exists to do (drop what its migration made), or
@@ -77,19 +80,23 @@ ROLLBACK_DUTIES = frozenset(
 
 @dataclass(frozen=True)
 class _Span:
-    """A statement's first line and the rules its ignore comments switch off."""
+    """A statement's first line, the rules its ignore comments switch off, and whether it
+    acts on a table created earlier in its script (see `lock_scope`)."""
 
     line: int
     suppressed: frozenset[str]
+    on_new_table: bool = False
 
 
 def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
     """Findings over every migration and rollback script, ordered by file, line and rule."""
     targets: dict[str, _Target] = {}
     for m in migrations:
-        targets[str(m.script.path)] = _Target(m.script, m.transactional, "migration")
+        targets[str(m.script.path)] = _Target(m.script, m.transactional, "migration", m.limits)
         if m.rollback is not None:
-            targets[str(m.rollback.path)] = _Target(m.rollback, m.rollback_transactional, "rollback")
+            targets[str(m.rollback.path)] = _Target(
+                m.rollback, m.rollback_transactional, "rollback", m.rollback_limits
+            )
     squawk = None if "squawk" in config.disabled else _start_squawk(migrations.directory, targets)
 
     findings: list[Finding] = []
@@ -100,7 +107,10 @@ def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
         except SqlSyntaxError as exc:
             findings.append(exc.finding())
             continue
-        spans[file] = [_Span(s.line, suppressed_rules(target.script.text, s.line)) for s in statements]
+        spans[file] = [
+            _Span(s.line, suppressed_rules(target.script.text, s.line), new)
+            for s, new in zip(statements, on_new_tables(statements), strict=True)
+        ]
         ignored = {span.line: span.suppressed for span in spans[file]}
         for stmt, rule, message, hint in _idempotency(statements, target.what):
             if not _switched_off(rule, ignored[stmt.line]):
@@ -407,8 +417,11 @@ def _squawk_findings(
             return [_squawk_failed(directory, f"exit code {code}: {reason}")]
         for violation in violations:
             file = str(directory / violation["file"])
-            target = targets.get(file)
-            if target is not None and target.what == "rollback" and violation["rule_name"] in ROLLBACK_DUTIES:
+            target, rule = targets.get(file), violation["rule_name"]
+            if target is not None and (
+                (target.what == "rollback" and rule in ROLLBACK_DUTIES)
+                or not timeout_advice_applies(rule, target.limits)
+            ):
                 continue
             if file not in lines:  # squawk names the files as it was given them
                 lines[file] = targets[file].script.text.split("\n") if file in targets else []
@@ -438,6 +451,10 @@ def _from_squawk(
         message = f"squawk cannot parse this statement ({message}), so its rules skipped it"
         hint = "upgrade squawk-cli; the SQL is valid for PostgreSQL"
     index = bisect.bisect_right(spans or [], line, key=lambda span: span.line) - 1
-    if spans and index >= 0 and _switched_off(rule, spans[index].suppressed):
-        return None
+    if spans and index >= 0:
+        span = spans[index]
+        if _switched_off(rule, span.suppressed) or (
+            span.on_new_table and violation["rule_name"] in LOCK_RULES
+        ):
+            return None
     return Finding(rule, severity, file, line, message, hint, column)
