@@ -1451,3 +1451,36 @@ def test_rename_to_creates_the_new_name(
     }
     _, report = run(tmp_path, files)
     assert rows(report) == []
+
+
+def test_an_object_renamed_by_its_own_migration_is_undone_by_its_new_name(tmp_path: Path) -> None:
+    files: Files = {
+        **BASE,
+        "002_idx.sql": "CREATE INDEX t_i ON t (id);\nALTER INDEX t_i RENAME TO t_id;\n"
+        "CREATE TABLE a (id int);\nALTER TABLE a RENAME TO b;\n",
+        "002_idx_rollback.sql": "DROP INDEX t_id;\nDROP TABLE b;\n",
+    }
+    _, report = run(tmp_path, files)
+    assert rows(report) == []
+
+
+def test_a_syntax_error_keeps_what_the_other_statements_create(tmp_path: Path) -> None:
+    """A later file's table stays a forward reference, an earlier one an edge, even though
+    the file that creates them has a broken statement between them."""
+    files: Files = {
+        "001_v.sql": "CREATE VIEW v AS SELECT * FROM t;\n",
+        "001_v_rollback.sql": "DROP VIEW v;\n",
+        "002_t.sql": "CREATE TABLE t (id int);\nCREATE TABLE x (id int;\n"
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1; $$;\n"
+        "CREATE TABLE u (x text DEFAULT 'a;b'); -- c;d\n",
+        "002_t_rollback.sql": "DROP TABLE u;\nDROP FUNCTION f();\nDROP TABLE t;\n",
+        "003_w.sql": "CREATE VIEW w AS SELECT f(), u.x FROM u;\n",
+        "003_w_rollback.sql": "DROP VIEW w;\n",
+    }
+    _, report = run(tmp_path, files)
+    assert rows(report) == [
+        ("forward-reference", "error", "001_v.sql", 1),
+        ("syntax-error", "error", "002_t.sql", 2),
+    ]
+    assert report.analysis.inferred["003"] == {"002"}
+    assert [Path(f.file).name for f in report.unread()] == ["002_t.sql"]

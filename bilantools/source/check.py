@@ -62,12 +62,16 @@ class CheckReport:
         return replace(self, findings=kept)
 
     def by_rule(self) -> list[tuple[Severity, str, list[Finding]]]:
-        """(severity, rule, findings) groups: errors first, then warnings, then notes; within a
-        severity the rule with most findings first. What matters most is read first."""
+        """(severity, rule, findings) groups, what matters most first: errors, then warnings,
+        then notes; within a severity bilantools' own rules (what fails or is lost) before
+        squawk's advice, and rare rules before the ones repeated in every file."""
         groups: dict[tuple[Severity, str], list[Finding]] = {}
         for f in self.findings:
             groups.setdefault((f.severity, f.rule), []).append(f)
-        order = sorted(groups, key=lambda k: (SEVERITY_ORDER[k[0]], -len(groups[k]), k[1]))
+        order = sorted(
+            groups,
+            key=lambda k: (SEVERITY_ORDER[k[0]], k[1].startswith("squawk:"), len(groups[k]), k[1]),
+        )
         return [(severity, rule, groups[severity, rule]) for severity, rule in order]
 
     def unread(self) -> list[Finding]:

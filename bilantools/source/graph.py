@@ -302,6 +302,8 @@ def _inverse(
         owner = Obj("table", obj.table) if obj.table else obj
         if obj.kind not in UNDOABLE or f"{owner.kind}:{owner.name}" in provided:
             continue
+        if done.drops.get(obj, 0) > line:
+            continue  # gone (dropped, or renamed) by the end of the migration itself
         if done.table_of(obj) in created_tables:
             continue  # goes with its table, about which the finding (if any) is
         if first.get(obj.key) not in (None, m.version):

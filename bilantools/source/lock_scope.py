@@ -32,6 +32,7 @@ LOCK_RULES = frozenset(
         "constraint-missing-not-valid",
         "disallowed-unique-constraint",
         "renaming-column",
+        "renaming-object",
         "renaming-table",
         "require-concurrent-index-creation",
         "require-concurrent-index-deletion",
@@ -49,8 +50,8 @@ def timeout_advice_applies(rule: str, limits: Limits) -> bool:
 
 
 def on_new_tables(statements: tuple[ParsedStatement, ...]) -> list[bool]:
-    """For each statement: does it act on a table (or an index of one) that an earlier
-    statement of the same script created?"""
+    """For each statement: does it act on a table or an index that an earlier statement of
+    the same script created?"""
     created: set[str] = set()
     result = []
     for stmt in statements:
@@ -61,7 +62,7 @@ def on_new_tables(statements: tuple[ParsedStatement, ...]) -> list[bool]:
             created.add(_name(node["relation"]))
         elif kind == "CreateTableAsStmt":
             created.add(_name(node["into"]["rel"]))
-        elif kind == "IndexStmt" and node.get("idxname") and target in created:
+        elif kind == "IndexStmt" and node.get("idxname"):  # a new index, whatever its table
             schema = node["relation"].get("schemaname")
             created.add(_name({"schemaname": schema, "relname": node["idxname"]}))
         elif kind == "RenameStmt" and target in created and node.get("renameType") != "OBJECT_COLUMN":
