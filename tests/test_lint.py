@@ -376,7 +376,7 @@ def test_squawk_lock_rules_are_off_on_a_table_of_the_same_migration(tmp_path: Pa
     the same statements on a table of an earlier migration keep their findings."""
     existing = NEW_TABLE.replace(
         "CREATE TABLE IF NOT EXISTS s.orders (id bigint, ref bigint, name varchar(10));", "SELECT 1;"
-    )
+    ).replace("DROP INDEX IF EXISTS s.orders_ref", "DROP INDEX IF EXISTS s.orders_name")  # not its own
     files = {
         "001_orders.sql": "CREATE SCHEMA IF NOT EXISTS s;\n" + NEW_TABLE,
         "001_orders_rollback.sql": "SELECT 1;\n",
