@@ -292,7 +292,8 @@ def name_unread(findings: list[Finding]) -> None:
     """One line on stderr per file a command could not read, or read only in part (the
     statements around a syntax error)."""
     for f in findings:
-        click.echo(f"{'not read' if f.leaves_file_out else 'read in part'}: {f.one_line()}", err=True)
+        where = "" if f.line else f"{f.file}: "  # one_line names the file with its line only
+        click.echo(f"{'not read' if f.leaves_file_out else 'read in part'}: {where}{f.one_line()}", err=True)
 
 
 def _render(dot_source: str, fmt: str) -> bytes:
