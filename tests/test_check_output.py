@@ -220,3 +220,27 @@ def test_status_names_the_files_it_could_not_read(cli: Any, db_url: str, tmp_pat
         f"not read: {d}/003_x.sql: 003_x.sql is not UTF-8 (byte 0xff at offset 0); save the file as UTF-8",
     ]
     assert "001" in r.out
+
+
+def test_apply_force_names_every_problem_it_lets_through(cli: Any, db_url: str, tmp_path: Path) -> None:
+    d = write(
+        tmp_path / "migrations",
+        {
+            **FORWARD,
+            "004_x.sql": "CREATE VIEW x AS SELECT * FROM y;\n",
+            "005_y.sql": "CREATE TABLE y (id int);\n",
+        },
+    )
+    r = cli("--db", db_url, "--migrations", str(d), "apply", "--force")
+    assert r.code == 1  # 002 fails on the server, as forced
+    assert [line for line in r.err.splitlines() if line.startswith("forced: ")] == [
+        f"forced: {d}/002_b.sql:1: 002_b.sql uses table t, first created by 003_t.sql: "
+        "it cannot apply in order (statement: CREATE VIEW v AS SELECT * FROM t); "
+        "move the statement to 003_t.sql or after it, "
+        "or create table t earlier",
+        f"forced: {d}/004_x.sql:1: 004_x.sql uses table y, first created by 005_y.sql: "
+        "it cannot apply in order (statement: CREATE VIEW x AS SELECT * FROM y); "
+        "move the statement to 005_y.sql or after it, "
+        "or create table y earlier",
+    ]
+    assert r.err.index("forced: ") < r.err.index("target: ")

@@ -45,6 +45,11 @@ def apply(obj: Context, options: RunOptions, as_json: bool, check_only: bool) ->
     """Apply pending migrations, each with its tracking row in one transaction."""
     if check_only:
         _check_only(obj, options, as_json)
+    if options.force:  # name every problem --force lets through, before anything runs
+        blocking = set(commands.apply_check(project=obj.project, options=options))
+        for f in commands.apply_check(project=obj.project, options=options.but(force=False)):
+            if f not in blocking:
+                click.echo(f"forced: {f.one_line()}", err=True)
     _run(obj, "apply", options, as_json, commands.apply)
 
 
