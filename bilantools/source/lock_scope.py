@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from bilantools.source.headers import Limits
 from bilantools.source.parsed import Node, ParsedStatement
+from bilantools.source.trees import relation_name
 
 # squawk rules about locks, table rewrites, rows already present and clients that use the
 # table: none applies to a table the same migration created.
@@ -59,28 +60,23 @@ def on_new_tables(statements: tuple[ParsedStatement, ...]) -> list[bool]:
         target = _acted_on(kind, node)
         result.append(target is not None and target in created)
         if kind == "CreateStmt":
-            created.add(_name(node["relation"]))
+            created.add(relation_name(node["relation"]))
         elif kind == "CreateTableAsStmt":
-            created.add(_name(node["into"]["rel"]))
+            created.add(relation_name(node["into"]["rel"]))
         elif kind == "IndexStmt" and node.get("idxname"):  # a new index, whatever its table
             schema = node["relation"].get("schemaname")
-            created.add(_name({"schemaname": schema, "relname": node["idxname"]}))
+            created.add(relation_name({"schemaname": schema, "relname": node["idxname"]}))
         elif kind == "RenameStmt" and target in created and node.get("renameType") != "OBJECT_COLUMN":
             schema = node["relation"].get("schemaname")
-            created.add(_name({"schemaname": schema, "relname": node["newname"]}))
+            created.add(relation_name({"schemaname": schema, "relname": node["newname"]}))
     return result
 
 
 def _acted_on(kind: str, node: Node) -> str | None:
     """The relation a statement locks: its table, or the index it drops."""
     if kind in ("IndexStmt", "AlterTableStmt", "RenameStmt") and "relation" in node:
-        return _name(node["relation"])
+        return relation_name(node["relation"])
     if kind == "DropStmt" and node.get("removeType") == "OBJECT_INDEX" and len(node["objects"]) == 1:
         parts = [p["String"]["sval"] for p in node["objects"][0]["List"]["items"]]
-        return _name({"schemaname": parts[0] if len(parts) > 1 else None, "relname": parts[-1]})
+        return relation_name({"schemaname": parts[0] if len(parts) > 1 else None, "relname": parts[-1]})
     return None
-
-
-def _name(range_var: Node) -> str:
-    schema = range_var.get("schemaname")
-    return str(range_var["relname"]) if schema in (None, "public") else f"{schema}.{range_var['relname']}"
