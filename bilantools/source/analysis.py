@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from bilantools.source.files import Script
 from bilantools.source.parsed import Node, parse_script
-from bilantools.source.trees import dotted_name, own_columns, relation_name, walk
+from bilantools.source.trees import dotted_name, dropped_name, in_schema_of, own_columns, relation_name, walk
 
 RELATION_KINDS = ("table", "view", "sequence", "materialized view", "foreign table")
 # Kinds whose name is "table.child": they disappear with their table.
@@ -270,7 +270,7 @@ class _Statement:
     def _IndexStmt(self, node: Node) -> None:
         table = relation_name(node["relation"])
         if node.get("idxname"):
-            index = _in_schema_of(table, node["idxname"])  # an index lives in its table's schema
+            index = in_schema_of(table, node["idxname"])  # an index lives in its table's schema
             self.create("index", index, replace=bool(node.get("if_not_exists")))
             self.e.owned[Obj("index", index)] = table
         for param in node.get("indexParams", []):
@@ -377,7 +377,7 @@ class _Statement:
             self.create("column", f"{old}.{node['newname']}")
             self.e.drops.setdefault(Obj("column", f"{old}.{node['subname']}"), self.line)
         elif kind is not None:
-            new = _in_schema_of(old, node["newname"])
+            new = in_schema_of(old, node["newname"])
             self.create(kind, new)
             if kind == "table":
                 self.e.renames[new] = old
@@ -388,7 +388,7 @@ class _Statement:
         if kind is None:
             return
         for target in node.get("objects", []):
-            self.e.drops.setdefault(Obj(kind, _dropped_name(kind, target)), self.line)
+            self.e.drops.setdefault(Obj(kind, dropped_name(kind, target)), self.line)
 
     def _InsertStmt(self, node: Node) -> None:
         table = relation_name(node["relation"])
@@ -433,25 +433,3 @@ class _Statement:
                 self._sql(query, runs, deferred)
             else:  # an expression or an assignment "x := expr"
                 self._sql("SELECT " + query.split(":=", 1)[-1], runs, deferred)
-
-
-def _in_schema_of(qualified: str, name: str) -> str:
-    """`name` in the schema of `qualified` ("s.t", "i" -> "s.i"; "t", "i" -> "i")."""
-    schema = qualified.rpartition(".")[0]
-    return f"{schema}.{name}" if schema else name
-
-
-def _dropped_name(kind: str, target: Node) -> str:
-    if "List" in target:
-        parts = target["List"]["items"]
-        if kind in ("trigger", "policy"):
-            names = [p["String"]["sval"] for p in parts]
-            return f"{'.'.join(n for n in names[:-1] if n != 'public')}.{names[-1]}"
-        return dotted_name(parts)
-    if "ObjectWithArgs" in target:
-        return dotted_name(target["ObjectWithArgs"]["objname"])
-    if "TypeName" in target:
-        return dotted_name(target["TypeName"]["names"])
-    if "String" in target:
-        return str(target["String"]["sval"])
-    return json.dumps(target)

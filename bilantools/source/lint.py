@@ -36,23 +36,9 @@ from bilantools.source.headers import Limits
 from bilantools.source.lock_scope import LOCK_RULES, on_new_tables, timeout_advice_applies
 from bilantools.source.parsed import Node, ParsedStatement, parse_script
 from bilantools.source.statements import SqlSyntaxError
+from bilantools.source.trees import object_words
 
 SQUAWK_TIMEOUT_S = 120
-_OBJECT_WORDS = {
-    "MATVIEW": "MATERIALIZED VIEW",
-    "FOREIGN_TABLE": "FOREIGN TABLE",
-    "EVENT_TRIGGER": "EVENT TRIGGER",
-    "FDW": "FOREIGN DATA WRAPPER",
-    "FOREIGN_SERVER": "SERVER",
-    "ACCESS_METHOD": "ACCESS METHOD",
-    "OPCLASS": "OPERATOR CLASS",
-    "OPFAMILY": "OPERATOR FAMILY",
-    "STATISTIC_EXT": "STATISTICS",
-    "TSCONFIGURATION": "TEXT SEARCH CONFIGURATION",
-    "TSDICTIONARY": "TEXT SEARCH DICTIONARY",
-    "TSPARSER": "TEXT SEARCH PARSER",
-    "TSTEMPLATE": "TEXT SEARCH TEMPLATE",
-}
 
 
 @dataclass(frozen=True)
@@ -223,7 +209,7 @@ def _idempotency(
                 f"create it in a DO block that first checks pg_type for {name}",
             )
         elif kind == "DropStmt":
-            words = _object_words(node["removeType"])
+            words = object_words(node["removeType"])
             if words in ("POLICY", "TRIGGER"):
                 for obj in node["objects"]:
                     *owner, dropped_name = _strings(obj["List"]["items"])
@@ -274,7 +260,7 @@ def _drop_without_if_exists(text: str, words: str, fails: str) -> tuple[str, str
 
 
 def _alter_table(node: Node, fails: str) -> Iterator[tuple[str, str, str]]:
-    words = f"ALTER {_object_words(node.get('objtype', 'OBJECT_TABLE'))} {_rel(node['relation'])}"
+    words = f"ALTER {object_words(node.get('objtype', 'OBJECT_TABLE'))} {_rel(node['relation'])}"
     for item in node.get("cmds", []):
         cmd = item["AlterTableCmd"]
         if cmd.get("missing_ok"):
@@ -314,12 +300,6 @@ def _rel(range_var: Node) -> str:
 
 def _strings(items: list[Node]) -> list[str]:
     return [str(item["String"]["sval"]) for item in items if "String" in item]
-
-
-def _object_words(object_type: str) -> str:
-    """OBJECT_MATVIEW -> MATERIALIZED VIEW: the SQL words of a parse tree's object type."""
-    short = object_type.removeprefix("OBJECT_")
-    return _OBJECT_WORDS.get(short, short.replace("_", " "))
 
 
 # --- squawk ------------------------------------------------------------------------------

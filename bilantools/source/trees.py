@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 from bilantools.source.parsed import Node
+
+# The SQL words of parse-tree object types whose name is not their words with spaces.
+_OBJECT_WORDS = {
+    "MATVIEW": "MATERIALIZED VIEW",
+    "FOREIGN_TABLE": "FOREIGN TABLE",
+    "EVENT_TRIGGER": "EVENT TRIGGER",
+    "FDW": "FOREIGN DATA WRAPPER",
+    "FOREIGN_SERVER": "SERVER",
+    "ACCESS_METHOD": "ACCESS METHOD",
+    "OPCLASS": "OPERATOR CLASS",
+    "OPFAMILY": "OPERATOR FAMILY",
+    "STATISTIC_EXT": "STATISTICS",
+    "TSCONFIGURATION": "TEXT SEARCH CONFIGURATION",
+    "TSDICTIONARY": "TEXT SEARCH DICTIONARY",
+    "TSPARSER": "TEXT SEARCH PARSER",
+    "TSTEMPLATE": "TEXT SEARCH TEMPLATE",
+}
 
 
 def dotted_name(parts: list[Node]) -> str:
@@ -71,3 +89,33 @@ def own_columns(table: str, node: Any) -> Iterator[str]:
     elif isinstance(node, list):
         for item in node:
             yield from own_columns(table, item)
+
+
+def object_words(object_type: str) -> str:
+    """OBJECT_MATVIEW -> MATERIALIZED VIEW: the SQL words of a parse tree's object type."""
+    short = object_type.removeprefix("OBJECT_")
+    return _OBJECT_WORDS.get(short, short.replace("_", " "))
+
+
+def in_schema_of(qualified: str, name: str) -> str:
+    """`name` in the schema of `qualified` ("s.t", "i" -> "s.i"; "t", "i" -> "i")."""
+    schema = qualified.rpartition(".")[0]
+    return f"{schema}.{name}" if schema else name
+
+
+def dropped_name(kind: str, target: Node) -> str:
+    """One object of a DROP statement, named as the analysis names it (triggers and
+    policies as "table.name")."""
+    if "List" in target:
+        parts = target["List"]["items"]
+        if kind in ("trigger", "policy"):
+            names = [p["String"]["sval"] for p in parts]
+            return f"{'.'.join(n for n in names[:-1] if n != 'public')}.{names[-1]}"
+        return dotted_name(parts)
+    if "ObjectWithArgs" in target:
+        return dotted_name(target["ObjectWithArgs"]["objname"])
+    if "TypeName" in target:
+        return dotted_name(target["TypeName"]["names"])
+    if "String" in target:
+        return str(target["String"]["sval"])
+    return json.dumps(target)
