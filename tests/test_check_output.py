@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
+from bilantools import commands
+from bilantools.errors import InputError
+from bilantools.options import RunOptions
 from tests.conftest import FIXTURES, tables
 from tests.test_check import FORWARD, NOOP, T_RB, T, cli_dir, write
 
@@ -120,6 +124,27 @@ def test_check_rule_squawk_names_all_of_squawks_rules(cli: Any, tmp_path: Path) 
 def test_check_rejects_an_unknown_severity(cli: Any, tmp_path: Path) -> None:
     r = cli("--migrations", str(guide_like(tmp_path)), "check", "--severity", "fatal")
     assert r.code == 2 and "'fatal' is not one of 'error', 'warning', 'info'" in r.err
+
+
+def test_the_same_for_python_callers(tmp_path: Path) -> None:
+    d = guide_like(tmp_path)
+    report = commands.check(project=d)
+    errors = report.only("error")
+    assert [f.rule for f in errors.findings] == [f.rule for f in report.errors]
+    assert [rule for _, rule, _ in errors.by_rule()] == GUIDE_ERRORS
+    assert errors.counts() == {"error": 5, "warning": 0, "info": 0}
+    assert report.only(rules=frozenset({"squawk"}), ignore=frozenset({"squawk:prefer-text-field"})).findings
+    with pytest.raises(InputError) as caught:
+        report.only("fatal")
+    assert caught.value.message == "severity=fatal is not a severity; choose error, warning or info"
+    assert commands.apply_check(project=d) == sorted(report.errors, key=lambda f: (f.file, f.line or 0))
+    forced = commands.apply_check(project=d, options=RunOptions(force=True))
+    assert [f.rule for f in forced] == [
+        "transaction-control",
+        "transaction-control",
+        "syntax-error",
+        "duplicate-version",
+    ]
 
 
 # --- apply --check-only ---------------------------------------------------------------------
