@@ -7,6 +7,9 @@ statements that cannot run as the header says or that break what the engine reli
 (forward and unresolved references, ordering, rollbacks that do not undo), and the lint
 rules (idempotency; squawk's lock and rewrite rules). Rules switched off in
 ``[tool.bilantools] disable`` or by a ``-- bilantools: ignore`` comment are dropped.
+A report is read the way `bilantools check` prints it with `CheckReport.only` (a minimum
+severity, some rules, rules left out) and `by_rule` (errors first); `apply_errors` is
+what `apply` refuses to run with, every one of them.
 """
 
 from __future__ import annotations
