@@ -74,6 +74,7 @@ __all__ = [
     "Target",
     "TargetLike",
     "apply",
+    "apply_check",
     "backup",
     "backup_diff",
     "backup_list",
@@ -443,3 +444,16 @@ def runbook_parameters(*, pairs: list[str]) -> dict[str, Any]:
     from bilantools import runbooks
 
     return runbooks.parse_parameters(pairs)
+
+
+def apply_check(
+    *, project: ProjectLike = DEFAULT_MIGRATIONS, options: RunOptions = DEFAULTS
+) -> list[Finding]:
+    """Every problem for which `apply` would refuse to run, all at once (apply names the
+    first): found without a database. With `options.force`, forward references, which
+    force lets through, are left out."""
+    from bilantools.db.history import tracking
+    from bilantools.source.check import apply_errors
+
+    found = as_project(project)
+    return apply_errors(found.migrations, found.settings, tracking(), options.force)

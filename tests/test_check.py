@@ -820,9 +820,11 @@ def test_cli_check_exit_1_on_errors(cli: Any, tmp_path: Path) -> None:
     r = cli("--migrations", str(d), "check")
     assert r.code == 1
     assert r.out.splitlines() == [
+        "error [forward-reference] ×1",
         f"{d}/002_b.sql:1: error: [forward-reference] 002_b.sql uses table t, first created by 003_t.sql: "
         "it cannot apply in order (statement: CREATE VIEW v AS SELECT * FROM t)",
         "    fix: move the statement to 003_t.sql or after it, or create table t earlier",
+        "info [numbering-gap] ×1",
         f"{d}/005_c.sql: info: [numbering-gap] no migration numbered 004 before 005_c.sql",
         "    fix: nothing to do if the numbers were skipped on purpose",
         "4 migration(s) checked: 1 error(s), 0 warning(s), 1 note(s)",
@@ -1362,3 +1364,123 @@ def test_apply_works_when_the_check_cannot_be_remembered(
         for s in commands.apply(target=db_url, project=d, options=commands.RunOptions(backup=False)).steps
     ] == ["applied"]
     assert home.read_text() == "not a directory\n"
+
+
+@pytest.mark.parametrize(
+    "column",
+    ["id serial", "id bigserial PRIMARY KEY", "id int GENERATED ALWAYS AS IDENTITY", "id smallserial"],
+)
+def test_implicit_sequences_are_created_with_their_table(tmp_path: Path, column: str) -> None:
+    files: Files = {
+        "001_t.sql": f"CREATE TABLE t ({column});\n",
+        "001_t_rollback.sql": T_RB,
+        "002_seq.sql": "ALTER SEQUENCE t_id_seq RESTART 10;\nSELECT nextval('t_id_seq'::regclass);\n",
+        "002_seq_rollback.sql": "ALTER SEQUENCE t_id_seq RESTART 1;\n",
+    }
+    _, report = run(tmp_path, files)
+    assert rows(report) == []
+
+
+def test_an_implicit_sequence_of_a_schema_table_is_in_its_schema(tmp_path: Path) -> None:
+    files: Files = {
+        "001_s.sql": "CREATE SCHEMA s;\nCREATE TABLE s.t (id serial);\n"
+        "ALTER TABLE s.t ADD COLUMN n bigserial;\n",
+        "001_s_rollback.sql": "DROP TABLE s.t;\nDROP SCHEMA s;\n",
+        "002_seq.sql": "ALTER SEQUENCE s.t_id_seq RESTART 10;\nALTER SEQUENCE s.t_n_seq RESTART 10;\n",
+        "002_seq_rollback.sql": "ALTER SEQUENCE s.t_id_seq RESTART 1;\nALTER SEQUENCE s.t_n_seq RESTART 1;\n",
+    }
+    _, report = run(tmp_path, files)
+    assert rows(report) == []
+
+
+def test_schema_qualified_index_names_resolve(tmp_path: Path) -> None:
+    files: Files = {
+        "001_s.sql": "CREATE SCHEMA s;\nCREATE TABLE s.t (id int);\nCREATE INDEX t_id ON s.t (id);\n",
+        "001_s_rollback.sql": "DROP INDEX s.t_id;\nDROP TABLE s.t;\nDROP SCHEMA s;\n",
+        "002_idx.sql": "ALTER INDEX s.t_id SET (fillfactor = 80);\n",
+        "002_idx_rollback.sql": "ALTER INDEX s.t_id RESET (fillfactor);\n",
+    }
+    _, report = run(tmp_path, files)
+    assert rows(report) == []
+
+
+@pytest.mark.parametrize(
+    ("create", "rename", "use", "drop"),
+    [
+        (
+            "CREATE INDEX old ON t (id);",
+            "ALTER INDEX old RENAME TO new;",
+            "ALTER INDEX new SET (fillfactor = 80);",
+            "DROP INDEX new;",
+        ),
+        (
+            "CREATE SEQUENCE old;",
+            "ALTER SEQUENCE old RENAME TO new;",
+            "SELECT nextval('new'::regclass);",
+            "DROP SEQUENCE new;",
+        ),
+        (
+            "CREATE VIEW old AS SELECT id FROM t;",
+            "ALTER VIEW old RENAME TO new;",
+            "SELECT * FROM new;",
+            "DROP VIEW new;",
+        ),
+        (
+            "CREATE VIEW old AS SELECT id FROM t;",
+            "ALTER TABLE old RENAME TO new;",
+            "SELECT * FROM new;",
+            "DROP VIEW new;",
+        ),
+    ],
+    ids=["index", "sequence", "view", "view-as-table"],
+)
+def test_rename_to_creates_the_new_name(
+    tmp_path: Path, create: str, rename: str, use: str, drop: str
+) -> None:
+    undo = rename.replace("RENAME TO new", "RENAME TO old").replace(" old ", " new ", 1)
+    files: Files = {
+        **BASE,
+        "002_old.sql": create + "\n",
+        "002_old_rollback.sql": drop.replace("new", "old") + "\n",
+        "003_rename.sql": rename + "\n",
+        "003_rename_rollback.sql": undo + "\n",
+        "004_use.sql": use + "\n",
+        "004_use_rollback.sql": NOOP,
+        "005_drop.sql": drop + "\n",
+        "005_drop_rollback.sql": create.replace("old", "new") + "\n",
+    }
+    _, report = run(tmp_path, files)
+    assert rows(report) == []
+
+
+def test_an_object_renamed_by_its_own_migration_is_undone_by_its_new_name(tmp_path: Path) -> None:
+    files: Files = {
+        **BASE,
+        "002_idx.sql": "CREATE INDEX t_i ON t (id);\nALTER INDEX t_i RENAME TO t_id;\n"
+        "CREATE TABLE a (id int);\nALTER TABLE a RENAME TO b;\n",
+        "002_idx_rollback.sql": "DROP INDEX t_id;\nDROP TABLE b;\n",
+    }
+    _, report = run(tmp_path, files)
+    assert rows(report) == []
+
+
+def test_a_syntax_error_keeps_what_the_other_statements_create(tmp_path: Path) -> None:
+    """A later file's table stays a forward reference, an earlier one an edge, even though
+    the file that creates them has a broken statement between them."""
+    files: Files = {
+        "001_v.sql": "CREATE VIEW v AS SELECT * FROM t;\n",
+        "001_v_rollback.sql": "DROP VIEW v;\n",
+        "002_t.sql": "CREATE TABLE t (id int);\nCREATE TABLE x (id int;\n"
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1; $$;\n"
+        "CREATE TABLE u (x text DEFAULT 'a;b'); -- c;d\n",
+        "002_t_rollback.sql": "DROP TABLE u;\nDROP FUNCTION f();\nDROP TABLE t;\n",
+        "003_w.sql": "CREATE VIEW w AS SELECT f(), u.x FROM u;\n",
+        "003_w_rollback.sql": "DROP VIEW w;\n",
+    }
+    _, report = run(tmp_path, files)
+    assert rows(report) == [
+        ("forward-reference", "error", "001_v.sql", 1),
+        ("syntax-error", "error", "002_t.sql", 2),
+    ]
+    assert report.analysis.inferred["003"] == {"002"}
+    assert [Path(f.file).name for f in report.unread()] == ["002_t.sql"]

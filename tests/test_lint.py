@@ -19,6 +19,7 @@ from bilantools.source.config import CheckConfig, load_config, suppressed_rules
 from bilantools.source.files import MigrationSet, discover
 from bilantools.source.findings import Finding
 from bilantools.source.lint import lint
+from bilantools.source.lock_scope import LOCK_RULES
 
 REPO = Path(__file__).resolve().parents[1]
 NO_SQUAWK = CheckConfig(disabled=frozenset({"squawk"}))
@@ -340,9 +341,8 @@ def test_squawk_lock_rules_on_an_existing_table(tmp_path: Path, squawk: None) ->
     migrations = write(tmp_path / "m", EXISTING_TABLE)
     findings = lint(migrations, CheckConfig())
     file = str(tmp_path / "m" / "002_required.sql")
-    assert rules_at(findings, file) == {
+    assert rules_at(findings, file) == {  # no require-lock-timeout: the engine sets lock_timeout
         ("squawk:adding-required-field", 2),
-        ("squawk:require-lock-timeout", 2),
         ("squawk:require-statement-timeout", 2),
         ("squawk:require-concurrent-index-creation", 3),
     }
@@ -354,6 +354,71 @@ def test_squawk_lock_rules_on_an_existing_table(tmp_path: Path, squawk: None) ->
     assert required.column == 19  # "ADD COLUMN ..." in "ALTER TABLE users ADD COLUMN ..."
     assert findings == sorted(findings, key=lambda f: (f.file, f.line or 0, f.rule, f.message, f.hint))
     assert lint(migrations, CheckConfig()) == findings
+
+
+NEW_TABLE = """
+    -- a table and, in the same migration, what squawk says locks a table others use
+    CREATE TABLE IF NOT EXISTS s.orders (id bigint, ref bigint, name varchar(10));
+    ALTER TABLE s.orders ADD COLUMN IF NOT EXISTS total bigint NOT NULL;
+    ALTER TABLE s.orders ADD COLUMN IF NOT EXISTS n bigint NOT NULL DEFAULT 0;
+    ALTER TABLE s.orders ALTER COLUMN name TYPE text;
+    ALTER TABLE s.orders ALTER COLUMN ref SET NOT NULL;
+    ALTER TABLE s.orders RENAME COLUMN ref TO ref_id;
+    CREATE INDEX IF NOT EXISTS orders_ref ON s.orders (ref_id);
+    ALTER TABLE s.orders RENAME TO purchases;
+    ALTER TABLE s.purchases ADD COLUMN IF NOT EXISTS paid bigint NOT NULL;
+    DROP INDEX IF EXISTS s.orders_ref;
+    """
+
+
+def test_squawk_lock_rules_are_off_on_a_table_of_the_same_migration(tmp_path: Path, squawk: None) -> None:
+    """Nobody else can hold a lock on, or rows in, a table the migration has just created;
+    the same statements on a table of an earlier migration keep their findings."""
+    existing = NEW_TABLE.replace(
+        "CREATE TABLE IF NOT EXISTS s.orders (id bigint, ref bigint, name varchar(10));", "SELECT 1;"
+    ).replace("DROP INDEX IF EXISTS s.orders_ref", "DROP INDEX IF EXISTS s.orders_name")  # not its own
+    files = {
+        "001_orders.sql": "CREATE SCHEMA IF NOT EXISTS s;\n" + NEW_TABLE,
+        "001_orders_rollback.sql": "SELECT 1;\n",
+        "002_orders.sql": existing,
+        "002_orders_rollback.sql": "SELECT 1;\n",
+    }
+    findings = lint(write(tmp_path / "m", files), CheckConfig())
+    locks = {
+        rule.removeprefix("squawk:") for rule, _ in rules_at(findings, str(tmp_path / "m" / "002_orders.sql"))
+    }
+    assert locks >= {
+        "adding-required-field",
+        "changing-column-type",
+        "adding-not-nullable-field",
+        "renaming-column",
+        "renaming-table",
+        "require-concurrent-index-creation",
+        "require-concurrent-index-deletion",
+    }
+    kept = {rule for rule, _ in rules_at(findings, str(tmp_path / "m" / "001_orders.sql"))}
+    assert kept & {f"squawk:{rule}" for rule in LOCK_RULES} == set()
+    assert "squawk:prefer-text-field" in kept  # advice on the new table's design stays
+
+
+@pytest.mark.parametrize(
+    ("header", "lock", "statement"),
+    [("", False, True), ("-- lock-timeout: 0\n", True, True), ("-- statement-timeout: 1min\n", False, False)],
+    ids=["run-default", "lock-timeout-off", "statement-timeout-set"],
+)
+def test_squawk_timeout_rules_follow_the_engine(
+    tmp_path: Path, squawk: None, header: str, lock: bool, statement: bool
+) -> None:
+    """apply sets lock_timeout itself (5s, or the header's): squawk's require-lock-timeout
+    comes back only when the header turns the limit off."""
+    files = dict(EXISTING_TABLE)
+    files["002_required.sql"] = header + "CREATE INDEX IF NOT EXISTS users_x ON users (email);\n"
+    findings = lint(write(tmp_path / "m", files), CheckConfig())
+    rules = {rule for rule, _ in rules_at(findings, str(tmp_path / "m" / "002_required.sql"))}
+    assert ("squawk:require-lock-timeout" in rules, "squawk:require-statement-timeout" in rules) == (
+        lock,
+        statement,
+    )
 
 
 def test_squawk_column_counts_characters(tmp_path: Path, squawk: None) -> None:

@@ -13,7 +13,7 @@ import click
 from bilantools import commands
 from bilantools.cli.flags import Context, json_option, pass_ctx, range_options
 from bilantools.cli.output import print_json, print_status, print_table
-from bilantools.commands import Migration, RunOptions
+from bilantools.commands import Finding, Migration, RunOptions
 from bilantools.errors import InputError, RefusedError
 from bilantools.render.plots import save_all
 from bilantools.render.stats import render_text
@@ -25,6 +25,7 @@ from bilantools.render.stats import render_text
 def status(obj: Context, as_json: bool) -> None:
     """Show each migration: applied, pending, failed, changed or missing-file."""
     result = commands.status(target=obj.target(), project=obj.project)
+    name_unread([f for f in obj.project.migrations.findings if f.leaves_file_out])
     if as_json:
         print_json(result.as_dict())
         return
@@ -196,25 +197,54 @@ def fingerprint(obj: Context, details: bool, as_json: bool) -> None:
 
 
 @click.command()
+@click.option(
+    "--severity",
+    type=click.Choice(["error", "warning", "info"]),
+    default="info",
+    show_default=True,
+    help="Show only findings of this severity or worse (the exit code still comes from errors).",
+)
+@click.option(
+    "--rule",
+    "rules",
+    multiple=True,
+    metavar="RULE",
+    help="Only this rule (repeatable; 'squawk': all of squawk's).",
+)
+@click.option("--ignore", "ignored", multiple=True, metavar="RULE", help="Leave this rule out (repeatable).")
 @json_option
 @pass_ctx
-def check(obj: Context, as_json: bool) -> None:
-    """Find every problem of the migrations directory, without a database; exit 1 on errors."""
-    report = commands.check(project=obj.project)
+def check(
+    obj: Context, severity: str, rules: tuple[str, ...], ignored: tuple[str, ...], as_json: bool
+) -> None:
+    """Find every problem of the migrations directory, without a database; exit 1 on errors.
+
+    Errors come first, then warnings, then notes, grouped by rule with a count per rule."""
+    selected = commands.check(project=obj.project).only(rules=frozenset(rules), ignore=frozenset(ignored))
+    shown = selected.only(severity)
     if as_json:
-        print_json(report.as_dict())
+        print_json(shown.as_dict())
     else:
-        for f in report.findings:
-            where = f"{f.file}:{f.line}" if f.line else f.file
-            click.echo(f"{where}: {f.severity}: [{f.rule}] {f.message}")
-            if f.hint:
-                click.echo(f"    fix: {f.hint}")
-        counts = {s: sum(1 for f in report.findings if f.severity == s) for s in ("error", "warning", "info")}
+        for level, rule, findings in shown.by_rule():
+            click.echo(f"{level} [{rule}] ×{len(findings)}")
+            print_findings(findings)
+        counts = selected.counts()
+        hidden = len(selected.findings) - len(shown.findings)
+        tail = f" ({hidden} below --severity {severity} not shown)" if hidden else ""
         click.echo(
-            f"{len(report.migrations)} migration(s) checked: {counts['error']} error(s), "
-            f"{counts['warning']} warning(s), {counts['info']} note(s)"
+            f"{len(selected.migrations)} migration(s) checked: {counts['error']} error(s), "
+            f"{counts['warning']} warning(s), {counts['info']} note(s){tail}"
         )
-    sys.exit(1 if report.errors else 0)
+    sys.exit(1 if selected.errors else 0)
+
+
+def print_findings(findings: list[Finding]) -> None:
+    """Each finding on a line that starts with file:line (editors jump to it), and its fix."""
+    for f in findings:
+        where = f"{f.file}:{f.line}" if f.line else f.file
+        click.echo(f"{where}: {f.severity}: [{f.rule}] {f.message}")
+        if f.hint:
+            click.echo(f"    fix: {f.hint}")
 
 
 @click.command()
@@ -229,8 +259,12 @@ def check(obj: Context, as_json: bool) -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to this file.")
 @pass_ctx
 def graph(obj: Context, fmt: str, output: str | None) -> None:
-    """Draw the dependency graph: inferred and declared edges, forward references in red."""
-    analysis = commands.check(project=obj.project).analysis
+    """Draw the dependency graph: inferred and declared edges, forward references in red.
+
+    Files left out or read only in part are named on stderr; a migration the parser rejects
+    (drawn with what its other statements create) makes the exit code 1."""
+    report = commands.check(project=obj.project)
+    analysis = report.analysis
     if fmt == "text":
         data: bytes = analysis.to_text().encode()
     elif fmt == "dot":
@@ -250,6 +284,17 @@ def graph(obj: Context, fmt: str, output: str | None) -> None:
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
+    unread = report.unread()
+    name_unread(unread)
+    sys.exit(1 if any(not f.leaves_file_out for f in unread) else 0)
+
+
+def name_unread(findings: list[Finding]) -> None:
+    """One line on stderr per file a command could not read, or read only in part (the
+    statements around a syntax error)."""
+    for f in findings:
+        where = "" if f.line else f"{f.file}: "  # one_line names the file with its line only
+        click.echo(f"{'not read' if f.leaves_file_out else 'read in part'}: {where}{f.one_line()}", err=True)
 
 
 def _render(dot_source: str, fmt: str) -> bytes:

@@ -7,8 +7,9 @@ with --json, one object, a failure object when the run stops).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -19,6 +20,7 @@ from bilantools.cli.flags import (
     run_flags,
     spell,
 )
+from bilantools.cli.inspect import print_findings
 from bilantools.cli.output import StepPrinter, confirm, print_json, step_line
 from bilantools.commands import RunOptions, RunResult
 from bilantools.errors import BilanToolsError, RunInterrupted
@@ -33,10 +35,37 @@ QUESTIONS = {
 
 
 @click.command()
+@click.option(
+    "--check-only",
+    is_flag=True,
+    help="List every problem that makes apply refuse to run, and stop; touches no database.",
+)
 @run_flags(force=True)
-def apply(obj: Context, options: RunOptions, as_json: bool) -> None:
+def apply(obj: Context, options: RunOptions, as_json: bool, check_only: bool) -> None:
     """Apply pending migrations, each with its tracking row in one transaction."""
+    if check_only:
+        _check_only(obj, options, as_json)
+    if options.force:  # name every problem --force lets through, before anything runs
+        blocking = set(commands.apply_check(project=obj.project, options=options))
+        for f in commands.apply_check(project=obj.project, options=options.but(force=False)):
+            if f not in blocking:
+                click.echo(f"forced: {f.one_line()}", err=True)
     _run(obj, "apply", options, as_json, commands.apply)
+
+
+def _check_only(obj: Context, options: RunOptions, as_json: bool) -> NoReturn:
+    """Every blocking problem at once, as `check` prints a finding; exit 1 if any."""
+    blocking = commands.apply_check(project=obj.project, options=options)
+    if as_json:
+        print_json({"findings": [f.as_dict() for f in blocking]})
+    else:
+        print_findings(blocking)
+        click.echo(
+            f"{len(blocking)} blocking problem(s): apply refuses to run until they are fixed"
+            if blocking
+            else "no blocking problem: apply would run"
+        )
+    sys.exit(1 if blocking else 0)
 
 
 @click.command()

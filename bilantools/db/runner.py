@@ -113,27 +113,20 @@ class Runner:
         known = passed.recall(store, digest, self.migrations)
         if known is not None:
             return known
-        from bilantools.source.check import check  # the analysis' modules: 20 ms of imports
+        from bilantools.source.check import FORCIBLE, apply_errors  # the analysis: 20 ms of imports
 
-        report = check(
-            self.migrations.directory,
-            config=config,
-            lint_rules=False,
-            rollbacks=False,
-            found=self.migrations,
-            tracking=history.tracking(),
-        )
-        errors = [f for f in report.errors if not (force and f.rule == "forward-reference")]
-        if not report.errors:
+        found = apply_errors(self.migrations, config, history.tracking())
+        if not found:
             passed.remember(store, digest, self.migrations)
+        errors = [f for f in found if not (force and f.rule in FORCIBLE)]
         if errors:
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            only_order = all(f.rule == "forward-reference" for f in errors)
-            bypass = f" or pass {option('force', True)}" if only_order else ""
-            raise InputError(
-                f"refusing to apply: {errors[0].one_line()}{more}; run 'bilantools check' to list every "
-                f"problem, fix them{bypass}"
+            bypass = f" or pass {option('force', True)}" if all(f.rule in FORCIBLE for f in errors) else ""
+            listed = (
+                f" (and {len(errors) - 1} more: run 'bilantools apply --check-only' to list them); fix them"
+                if len(errors) > 1
+                else "; run 'bilantools check' to list every problem, fix them"
             )
+            raise InputError(f"refusing to apply: {errors[0].one_line()}{listed}{bypass}")
         return {}
 
     def _refuse_rollback_errors(self, todo: list[Migration]) -> None:

@@ -11,12 +11,11 @@ cannot be seen.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from bilantools.source.files import Script
 from bilantools.source.parsed import Node, parse_script
+from bilantools.source.trees import dotted_name, dropped_name, in_schema_of, own_columns, relation_name, walk
 
 RELATION_KINDS = ("table", "view", "sequence", "materialized view", "foreign table")
 # Kinds whose name is "table.child": they disappear with their table.
@@ -38,6 +37,15 @@ _DROP_KINDS = {
     "OBJECT_TRIGGER": "trigger",
     "OBJECT_POLICY": "policy",
     "OBJECT_ROLE": "role",
+    "OBJECT_FOREIGN_TABLE": "foreign table",
+}
+_INDEX = "OBJECT_INDEX"
+_RENAMED_KINDS = {
+    "OBJECT_TABLE": "table",
+    "OBJECT_INDEX": "index",
+    "OBJECT_SEQUENCE": "sequence",
+    "OBJECT_VIEW": "view",
+    "OBJECT_MATVIEW": "materialized view",
     "OBJECT_FOREIGN_TABLE": "foreign table",
 }
 
@@ -97,7 +105,7 @@ class Effects:
     uses: list[Use] = field(default_factory=list)
     seeds: dict[str, int] = field(default_factory=dict)  # table -> rows inserted (-1: unknown)
     deletes: set[str] = field(default_factory=set)
-    index_tables: dict[str, str] = field(default_factory=dict)  # index -> its table
+    owned: dict[Obj, str] = field(default_factory=dict)  # index or implicit sequence -> its table
     renames: dict[str, str] = field(default_factory=dict)  # new table name -> old
     broken: bool = False  # the script has a syntax error: its effects are unknown
 
@@ -105,8 +113,12 @@ class Effects:
         """Dropped directly, or with its table (columns, triggers, policies, indexes...)."""
         if obj in self.drops or obj.key in {d.key for d in self.drops}:
             return True
-        table = obj.table or (self.index_tables.get(obj.name) if obj.kind == "index" else None)
+        table = self.table_of(obj)
         return table is not None and Obj("table", table) in self.drops
+
+    def table_of(self, obj: Obj) -> str | None:
+        """The table `obj` belongs to and goes with: a column's, an index's, a serial's sequence's."""
+        return obj.table or self.owned.get(obj)
 
 
 def analyse_script(script: Script) -> Effects:
@@ -116,67 +128,34 @@ def analyse_script(script: Script) -> Effects:
     return effects
 
 
-def _name(parts: list[Node]) -> str:
-    names = [p["String"]["sval"] for p in parts if "String" in p]
-    if len(names) > 1 and names[0] == "public":
-        names = names[1:]
-    return ".".join(names[-2:])
+def salvage_script(script: Script) -> Effects:
+    """What a script the parser rejects creates, read from the statements that parse on
+    their own: one broken statement must not turn the tables its neighbours create into
+    "no migration creates it" in every later file. Its uses stay unknown (the broken
+    statement may create what they need), and so does the rest: the Effects are `broken`."""
+    from pglast import parser
 
-
-def _relation(rv: Node) -> str:
-    schema = rv.get("schemaname")
-    name = str(rv["relname"])
-    return name if schema in (None, "public") else f"{schema}.{name}"
-
-
-def _walk(node: Any) -> list[tuple[str, Node]]:
-    """Every (type, fields) node below `node`, in document order.
-
-    pglast's JSON names a node's type only where the field may hold any node; a field of
-    a fixed type (a statement's "relation", a column's "typeName") holds the bare fields,
-    recognised here by their shape. Iterative: this is the analysis' hot loop.
-    """
-    found: list[tuple[str, Node]] = []
-    stack: list[Any] = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(reversed(item))
+    effects = Effects(script, broken=True)
+    text = script.text
+    try:  # the scanner knows strings, comments and dollar quotes: each ';' token ends a statement
+        ends = [token.end + 1 for token in parser.scan(text) if token.name == "ASCII_59"]
+    except parser.ParseError:
+        return effects
+    start = 0
+    for end in [*ends, len(text)]:
+        chunk = text[start:end]
+        begin = start + len(chunk) - len(chunk.lstrip())
+        start = end
+        try:
+            trees = json.loads(parser.parse_sql_json(chunk))["stmts"]
+        except parser.ParseError:
             continue
-        if not isinstance(item, dict):
-            continue
-        children: list[Any] = []
-        for key, value in item.items():
-            if isinstance(value, dict):
-                if key[:1].isupper():
-                    found.append((key, value))
-                elif "relname" in value:
-                    found.append(("RangeVar", value))
-                elif "names" in value and "typemod" in value:
-                    found.append(("TypeName", value))
-                children.append(value)
-            elif isinstance(value, list):
-                children.append(value)
-        stack.extend(reversed(children))
-    return found
-
-
-def _own_columns(table: str, node: Any) -> Iterator[str]:
-    """Unqualified column names in an expression scoped to `table` (a CHECK, an index
-    expression, a policy), outside subqueries, whose columns belong to other tables."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("SubLink", "SelectStmt", "subselect"):
-                continue
-            if key == "ColumnRef":
-                fields = [f["String"]["sval"] for f in value.get("fields", []) if "String" in f]
-                if len(fields) == 1 or (len(fields) == 2 and fields[0] in ("new", "old")):
-                    yield f"{table}.{fields[-1]}"
-            elif isinstance(value, dict | list):
-                yield from _own_columns(table, value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _own_columns(table, item)
+        visitor = _Statement(effects, text.count("\n", 0, begin) + 1, chunk.strip())
+        for tree in trees:
+            ((kind, node),) = tree["stmt"].items()
+            visitor.visit(kind, node)
+    effects.uses.clear()
+    return effects
 
 
 class _Statement:
@@ -215,19 +194,23 @@ class _Statement:
         self._uses(node)
 
     def _uses(self, node: Node) -> None:
-        nodes = _walk(node)
+        nodes = walk(node)
         ctes = {n["ctename"] for t, n in nodes if t == "CommonTableExpr"}
+        # ALTER INDEX names an index where other ALTERs name a relation
+        index = node.get("relation") if _INDEX in (node.get("objtype"), node.get("renameType")) else None
         for kind, fields in nodes:
-            if kind == "RangeVar" and not (fields.get("schemaname") is None and fields["relname"] in ctes):
-                self.use("table", _relation(fields))
+            if fields is index:
+                self.use("index", relation_name(fields))
+            elif kind == "RangeVar" and not (fields.get("schemaname") is None and fields["relname"] in ctes):
+                self.use("table", relation_name(fields))
             elif kind == "FuncCall":
-                self.use("function", _name(fields["funcname"]))
+                self.use("function", dotted_name(fields["funcname"]))
             elif kind == "TypeName" and "names" in fields and not fields.get("pct_type"):
-                self.use("type", _name(fields["names"]))
+                self.use("type", dotted_name(fields["names"]))
             elif kind == "TypeCast":
                 self._regclass(fields)
             elif kind == "Constraint" and "pktable" in fields:
-                table = _relation(fields["pktable"])
+                table = relation_name(fields["pktable"])
                 for attr in fields.get("pk_attrs", []):
                     self.use("column", f"{table}.{attr['String']['sval']}")
 
@@ -240,7 +223,7 @@ class _Statement:
 
     # -- statements that create, alter or drop ---------------------------------------------
     def _CreateStmt(self, node: Node) -> None:
-        table = _relation(node["relation"])
+        table = relation_name(node["relation"])
         self.create("table", table, replace=bool(node.get("if_not_exists")))
         for element in node.get("tableElts", []):
             if "ColumnDef" in element:
@@ -254,42 +237,64 @@ class _Statement:
         for key in ("keys", "fk_attrs"):
             for attr in constraint.get(key, []):
                 self.use("column", f"{table}.{attr['String']['sval']}")
-        for column in _own_columns(table, constraint.get("raw_expr")):
+        for column in own_columns(table, constraint.get("raw_expr")):
             self.use("column", column)
 
     def _column(self, table: str, column: Node, replace: bool) -> None:
         self.create("column", f"{table}.{column['colname']}", replace=replace)
+        type_name = [
+            p["String"]["sval"] for p in column.get("typeName", {}).get("names", []) if "String" in p
+        ]
+        identity = False
         for constraint in column.get("constraints", []):
             if "Constraint" in constraint:
+                identity |= constraint["Constraint"].get("contype") == "CONSTR_IDENTITY"
                 self._constraint(table, constraint["Constraint"])
+        if identity or type_name[-1:] in (
+            ["smallserial"],
+            ["serial"],
+            ["bigserial"],
+            ["serial2"],
+            ["serial4"],
+            ["serial8"],
+        ):
+            self._implicit_sequence(table, str(column["colname"]), replace)
+
+    def _implicit_sequence(self, table: str, column: str, replace: bool = False) -> None:
+        """SERIAL and IDENTITY columns get a sequence named table_column_seq, in the table's
+        schema, which goes with its table."""
+        sequence = Obj("sequence", f"{table}_{column}_seq")
+        self.create(sequence.kind, sequence.name, replace=replace)
+        self.e.owned[sequence] = table
 
     def _IndexStmt(self, node: Node) -> None:
-        table = _relation(node["relation"])
+        table = relation_name(node["relation"])
         if node.get("idxname"):
-            self.create("index", node["idxname"], replace=bool(node.get("if_not_exists")))
-            self.e.index_tables[node["idxname"]] = table
+            index = in_schema_of(table, node["idxname"])  # an index lives in its table's schema
+            self.create("index", index, replace=bool(node.get("if_not_exists")))
+            self.e.owned[Obj("index", index)] = table
         for param in node.get("indexParams", []):
             column = param.get("IndexElem", {}).get("name")
             if column:
                 self.use("column", f"{table}.{column}")
-        for column in _own_columns(table, [node.get("indexParams"), node.get("whereClause")]):
+        for column in own_columns(table, [node.get("indexParams"), node.get("whereClause")]):
             self.use("column", column)
 
     def _CreatePolicyStmt(self, node: Node) -> None:
-        table = _relation(node["table"])
+        table = relation_name(node["table"])
         self.create("policy", f"{table}.{node['policy_name']}")
-        for column in _own_columns(table, [node.get("qual"), node.get("with_check")]):
+        for column in own_columns(table, [node.get("qual"), node.get("with_check")]):
             self.use("column", column)
 
     def _CreateTrigStmt(self, node: Node) -> None:
-        table = _relation(node["relation"])
+        table = relation_name(node["relation"])
         self.create("trigger", f"{table}.{node['trigname']}", replace=bool(node.get("replace")))
-        self.use("function", _name(node["funcname"]))
-        for column in _own_columns(table, node.get("whenClause")):
+        self.use("function", dotted_name(node["funcname"]))
+        for column in own_columns(table, node.get("whenClause")):
             self.use("column", column)
 
     def _CreateFunctionStmt(self, node: Node) -> None:
-        self.create("function", _name(node["funcname"]), replace=bool(node.get("replace")))
+        self.create("function", dotted_name(node["funcname"]), replace=bool(node.get("replace")))
         options = {o["DefElem"]["defname"]: o["DefElem"].get("arg") for o in node.get("options", [])}
         language = (options.get("language") or {}).get("String", {}).get("sval", "sql")
         body = [p["String"]["sval"] for p in (options.get("as") or {}).get("List", {}).get("items", [])]
@@ -310,23 +315,23 @@ class _Statement:
                 )
 
     def _ViewStmt(self, node: Node) -> None:
-        self.create("view", _relation(node["view"]), replace=bool(node.get("replace")))
+        self.create("view", relation_name(node["view"]), replace=bool(node.get("replace")))
 
     def _CreateTableAsStmt(self, node: Node) -> None:
         kind = "materialized view" if node.get("objtype") == "OBJECT_MATVIEW" else "table"
-        self.create(kind, _relation(node["into"]["rel"]), replace=bool(node.get("if_not_exists")))
+        self.create(kind, relation_name(node["into"]["rel"]), replace=bool(node.get("if_not_exists")))
 
     def _CreateSeqStmt(self, node: Node) -> None:
-        self.create("sequence", _relation(node["sequence"]), replace=bool(node.get("if_not_exists")))
+        self.create("sequence", relation_name(node["sequence"]), replace=bool(node.get("if_not_exists")))
 
     def _CreateEnumStmt(self, node: Node) -> None:
-        self.create("type", _name(node["typeName"]))
+        self.create("type", dotted_name(node["typeName"]))
 
     def _CompositeTypeStmt(self, node: Node) -> None:
-        self.create("type", _relation(node["typevar"]))
+        self.create("type", relation_name(node["typevar"]))
 
     def _CreateDomainStmt(self, node: Node) -> None:
-        self.create("type", _name(node["domainname"]))
+        self.create("type", dotted_name(node["domainname"]))
 
     def _CreateSchemaStmt(self, node: Node) -> None:
         self.create("schema", node["schemaname"], replace=bool(node.get("if_not_exists")))
@@ -338,7 +343,7 @@ class _Statement:
         self.create("role", node["role"])
 
     def _AlterTableStmt(self, node: Node) -> None:
-        table = _relation(node["relation"])
+        table = relation_name(node["relation"])
         for item in node.get("cmds", []):
             cmd = item["AlterTableCmd"]
             subtype, name = cmd["subtype"], cmd.get("name")
@@ -354,44 +359,50 @@ class _Statement:
                 self.create("rls", f"{table}.rls")
             elif subtype == "AT_DisableRowSecurity":
                 self.e.drops.setdefault(Obj("rls", f"{table}.rls"), self.line)
+            elif subtype == "AT_AddIdentity":
+                self._implicit_sequence(table, str(name))
             elif name:
                 self.e.alters.setdefault(Obj("column", f"{table}.{name}"), self.line)
             else:
                 self.e.alters.setdefault(Obj("table", table), self.line)
 
     def _RenameStmt(self, node: Node) -> None:
-        """A renamed table or column is a new name for what exists (the old name is gone)."""
+        """A renamed table, index, sequence, view or column is a new name for what exists
+        (the old name is gone); the new name stays in the old one's schema."""
         if "relation" not in node:
             return
-        table = _relation(node["relation"])
+        old = relation_name(node["relation"])
+        kind = _RENAMED_KINDS.get(node.get("renameType", ""))
         if node.get("renameType") == "OBJECT_COLUMN":
-            self.create("column", f"{table}.{node['newname']}")
-            self.e.drops.setdefault(Obj("column", f"{table}.{node['subname']}"), self.line)
-        elif node.get("renameType") == "OBJECT_TABLE":
-            self.create("table", node["newname"])
-            self.e.renames[node["newname"]] = table
-            self.e.drops.setdefault(Obj("table", table), self.line)
+            self.create("column", f"{old}.{node['newname']}")
+            self.e.drops.setdefault(Obj("column", f"{old}.{node['subname']}"), self.line)
+        elif kind is not None:
+            new = in_schema_of(old, node["newname"])
+            self.create(kind, new)
+            if kind == "table":
+                self.e.renames[new] = old
+            self.e.drops.setdefault(Obj(kind, old), self.line)
 
     def _DropStmt(self, node: Node) -> None:
         kind = _DROP_KINDS.get(node["removeType"])
         if kind is None:
             return
         for target in node.get("objects", []):
-            self.e.drops.setdefault(Obj(kind, _dropped_name(kind, target)), self.line)
+            self.e.drops.setdefault(Obj(kind, dropped_name(kind, target)), self.line)
 
     def _InsertStmt(self, node: Node) -> None:
-        table = _relation(node["relation"])
+        table = relation_name(node["relation"])
         rows = node.get("selectStmt", {}).get("SelectStmt", {}).get("valuesLists")
         count = len(rows) + self.left_out if rows is not None else -1
         previous = self.e.seeds.get(table, 0)
         self.e.seeds[table] = -1 if -1 in (count, previous) else previous + count
 
     def _DeleteStmt(self, node: Node) -> None:
-        self.e.deletes.add(_relation(node["relation"]))
+        self.e.deletes.add(relation_name(node["relation"]))
 
     def _TruncateStmt(self, node: Node) -> None:
         for rel in node.get("relations", []):
-            self.e.deletes.add(_relation(rel["RangeVar"]))
+            self.e.deletes.add(relation_name(rel["RangeVar"]))
 
     # -- bodies ------------------------------------------------------------------------------
     def _sql(self, text: str, runs: bool, deferred: bool) -> None:
@@ -414,7 +425,7 @@ class _Statement:
             tree = json.loads(parser.parse_plpgsql_json(create_function))
         except parser.ParseError:
             return
-        for kind, fields in _walk(tree):
+        for kind, fields in walk(tree):
             if kind != "PLpgSQL_expr":
                 continue
             query, mode = fields.get("query", ""), fields.get("parseMode", 0)
@@ -422,19 +433,3 @@ class _Statement:
                 self._sql(query, runs, deferred)
             else:  # an expression or an assignment "x := expr"
                 self._sql("SELECT " + query.split(":=", 1)[-1], runs, deferred)
-
-
-def _dropped_name(kind: str, target: Node) -> str:
-    if "List" in target:
-        parts = target["List"]["items"]
-        if kind in ("trigger", "policy"):
-            names = [p["String"]["sval"] for p in parts]
-            return f"{'.'.join(n for n in names[:-1] if n != 'public')}.{names[-1]}"
-        return _name(parts)
-    if "ObjectWithArgs" in target:
-        return _name(target["ObjectWithArgs"]["objname"])
-    if "TypeName" in target:
-        return _name(target["TypeName"]["names"])
-    if "String" in target:
-        return str(target["String"]["sval"])
-    return json.dumps(target)

@@ -7,18 +7,22 @@ statements that cannot run as the header says or that break what the engine reli
 (forward and unresolved references, ordering, rollbacks that do not undo), and the lint
 rules (idempotency; squawk's lock and rewrite rules). Rules switched off in
 ``[tool.bilantools] disable`` or by a ``-- bilantools: ignore`` comment are dropped.
+A report is read the way `bilantools check` prints it with `CheckReport.only` (a minimum
+severity, some rules, rules left out) and `by_rule` (errors first); `apply_errors` is
+what `apply` refuses to run with, every one of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bilantools.errors import InputError, option
 from bilantools.source.config import CheckConfig, load_config, suppressed_rules
 from bilantools.source.engine_rules import TrackingObjects, engine_findings
 from bilantools.source.files import Migration, MigrationSet, Script, discover
-from bilantools.source.findings import Finding
+from bilantools.source.findings import Finding, Severity
 from bilantools.source.graph import Analysis, analyse
 from bilantools.source.parsed import parse_script
 from bilantools.source.statements import SqlSyntaxError, Statement, runnable_findings
@@ -38,6 +42,59 @@ class CheckReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"findings": [f.as_dict() for f in self.findings]}
+
+    def only(
+        self,
+        severity: str = "info",
+        rules: frozenset[str] = frozenset(),
+        ignore: frozenset[str] = frozenset(),
+    ) -> CheckReport:
+        """The findings of `severity` or worse, of `rules` only (all when empty), without
+        `ignore`; a rule is named by its id, or "squawk" for every squawk rule."""
+        if severity not in SEVERITY_ORDER:
+            raise InputError(
+                f"{option('severity', severity)} is not a severity; choose error, warning or info"
+            )
+        kept = [
+            f
+            for f in self.findings
+            if SEVERITY_ORDER[f.severity] <= SEVERITY_ORDER[severity]
+            and (not rules or _named(f.rule, rules))
+            and not _named(f.rule, ignore)
+        ]
+        return replace(self, findings=kept)
+
+    def by_rule(self) -> list[tuple[Severity, str, list[Finding]]]:
+        """(severity, rule, findings) groups, what matters most first: errors, then warnings,
+        then notes; within a severity bilantools' own rules (what fails or is lost) before
+        squawk's advice, and rare rules before the ones repeated in every file."""
+        groups: dict[tuple[Severity, str], list[Finding]] = {}
+        for f in self.findings:
+            groups.setdefault((f.severity, f.rule), []).append(f)
+        order = sorted(
+            groups,
+            key=lambda k: (SEVERITY_ORDER[k[0]], k[1].startswith("squawk:"), len(groups[k]), k[1]),
+        )
+        return [(severity, rule, groups[severity, rule]) for severity, rule in order]
+
+    def unread(self) -> list[Finding]:
+        """Why files are missing from the analysis (left out when the directory was read) or
+        read in part (a migration with a syntax error: only what its other statements
+        create is known)."""
+        broken = {str(e.script.path) for e in self.analysis.effects.values() if e.broken}
+        return [
+            f for f in self.findings if f.leaves_file_out or (f.rule == "syntax-error" and f.file in broken)
+        ]
+
+    def counts(self) -> dict[Severity, int]:
+        counted: dict[Severity, int] = {"error": 0, "warning": 0, "info": 0}
+        for f in self.findings:
+            counted[f.severity] += 1
+        return counted
+
+
+def _named(rule: str, names: frozenset[str]) -> bool:
+    return rule in names or (rule.startswith("squawk:") and "squawk" in names)
 
 
 def check(
@@ -70,6 +127,22 @@ def check(
     kept = _apply_switches(findings, found, config)
     kept.sort(key=lambda f: (f.file, f.line or 0, SEVERITY_ORDER[f.severity], f.rule, f.message))
     return CheckReport(found, analysis, kept)
+
+
+# Errors apply lets through with force=True: the server would still run every statement.
+FORCIBLE = frozenset({"forward-reference"})
+
+
+def apply_errors(
+    found: MigrationSet, config: CheckConfig, tracking: TrackingObjects, force: bool = False
+) -> list[Finding]:
+    """Every error for which `apply` refuses to run, by file and line: the directory's, and
+    what the server or the engine cannot run; ordering errors too unless `force`. Only
+    the forward scripts count (a rollback is checked when it is about to run)."""
+    report = check(
+        found.directory, config=config, lint_rules=False, rollbacks=False, found=found, tracking=tracking
+    )
+    return [f for f in report.errors if not (force and f.rule in FORCIBLE)]
 
 
 def script_findings(

@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 Severity = Literal["error", "warning", "info"]
+# The rules of files that reading a directory leaves out: they cannot be read, or are not
+# taken for migrations. Commands that use the migrations name them rather than drop them.
+LEFT_OUT = frozenset({"unreadable", "encoding", "empty-file", "file-name", "header"})
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,11 @@ class Finding:
     message: str
     hint: str
     column: int | None = None
+
+    @property
+    def leaves_file_out(self) -> bool:
+        """This finding's file is not among the migrations read (see LEFT_OUT)."""
+        return self.rule in LEFT_OUT
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

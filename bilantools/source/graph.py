@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from bilantools.source.analysis import Effects, Obj, Use, analyse_script
+from bilantools.source.analysis import Effects, Obj, Use, analyse_script, salvage_script
 from bilantools.source.builtins import builtins
 from bilantools.source.files import Migration, MigrationSet, Script
 from bilantools.source.findings import Finding
@@ -168,11 +168,12 @@ def analyse(
 
 
 def _effects(script: Script) -> Effects:
-    """A script's effects; unknown (`broken`) for a syntax error, which `check` reports."""
+    """A script's effects; for a syntax error (which `check` reports) only what the
+    statements that parse create (see `salvage_script`)."""
     try:
         return analyse_script(script)
     except SqlSyntaxError:
-        return Effects(script, broken=True)
+        return salvage_script(script)
 
 
 def _table_is_later(
@@ -301,8 +302,9 @@ def _inverse(
         owner = Obj("table", obj.table) if obj.table else obj
         if obj.kind not in UNDOABLE or f"{owner.kind}:{owner.name}" in provided:
             continue
-        table = done.index_tables.get(obj.name) if obj.kind == "index" else obj.table
-        if table in created_tables:
+        if done.drops.get(obj, 0) > line:
+            continue  # gone (dropped, or renamed) by the end of the migration itself
+        if done.table_of(obj) in created_tables:
             continue  # goes with its table, about which the finding (if any) is
         if first.get(obj.key) not in (None, m.version):
             if obj.kind in REDEFINABLE and obj not in rollback.creates:
@@ -346,7 +348,7 @@ def _inverse(
 
 def _dropped_with_table(obj: Obj, done: Effects, rollback: Effects) -> bool:
     """An index dropped because its table is dropped by the rollback."""
-    table = done.index_tables.get(obj.name) if obj.kind == "index" else obj.table
+    table = done.table_of(obj)
     return table is not None and rollback.dropped(Obj("table", table))
 
 

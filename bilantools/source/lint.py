@@ -32,25 +32,13 @@ from typing import Any
 from bilantools.source.config import CheckConfig, suppressed_rules
 from bilantools.source.files import MigrationSet, Script
 from bilantools.source.findings import Finding, Severity
+from bilantools.source.headers import Limits
+from bilantools.source.lock_scope import LOCK_RULES, on_new_tables, timeout_advice_applies
 from bilantools.source.parsed import Node, ParsedStatement, parse_script
 from bilantools.source.statements import SqlSyntaxError
+from bilantools.source.trees import object_words
 
 SQUAWK_TIMEOUT_S = 120
-_OBJECT_WORDS = {
-    "MATVIEW": "MATERIALIZED VIEW",
-    "FOREIGN_TABLE": "FOREIGN TABLE",
-    "EVENT_TRIGGER": "EVENT TRIGGER",
-    "FDW": "FOREIGN DATA WRAPPER",
-    "FOREIGN_SERVER": "SERVER",
-    "ACCESS_METHOD": "ACCESS METHOD",
-    "OPCLASS": "OPERATOR CLASS",
-    "OPFAMILY": "OPERATOR FAMILY",
-    "STATISTIC_EXT": "STATISTICS",
-    "TSCONFIGURATION": "TEXT SEARCH CONFIGURATION",
-    "TSDICTIONARY": "TEXT SEARCH DICTIONARY",
-    "TSPARSER": "TEXT SEARCH PARSER",
-    "TSTEMPLATE": "TEXT SEARCH TEMPLATE",
-}
 
 
 @dataclass(frozen=True)
@@ -58,6 +46,7 @@ class _Target:
     script: Script
     in_transaction: bool  # the script's '-- transaction:' header
     what: str  # "migration" or "rollback", for messages
+    limits: Limits  # the script's '-- lock-timeout:' and '-- statement-timeout:' headers
 
 
 # squawk rules that forbid what a rollback exists to do (drop what its migration made), or
@@ -77,19 +66,23 @@ ROLLBACK_DUTIES = frozenset(
 
 @dataclass(frozen=True)
 class _Span:
-    """A statement's first line and the rules its ignore comments switch off."""
+    """A statement's first line, the rules its ignore comments switch off, and whether it
+    acts on a table created earlier in its script (see `lock_scope`)."""
 
     line: int
     suppressed: frozenset[str]
+    on_new_table: bool = False
 
 
 def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
     """Findings over every migration and rollback script, ordered by file, line and rule."""
     targets: dict[str, _Target] = {}
     for m in migrations:
-        targets[str(m.script.path)] = _Target(m.script, m.transactional, "migration")
+        targets[str(m.script.path)] = _Target(m.script, m.transactional, "migration", m.limits)
         if m.rollback is not None:
-            targets[str(m.rollback.path)] = _Target(m.rollback, m.rollback_transactional, "rollback")
+            targets[str(m.rollback.path)] = _Target(
+                m.rollback, m.rollback_transactional, "rollback", m.rollback_limits
+            )
     squawk = None if "squawk" in config.disabled else _start_squawk(migrations.directory, targets)
 
     findings: list[Finding] = []
@@ -100,7 +93,10 @@ def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
         except SqlSyntaxError as exc:
             findings.append(exc.finding())
             continue
-        spans[file] = [_Span(s.line, suppressed_rules(target.script.text, s.line)) for s in statements]
+        spans[file] = [
+            _Span(s.line, suppressed_rules(target.script.text, s.line), new)
+            for s, new in zip(statements, on_new_tables(statements), strict=True)
+        ]
         ignored = {span.line: span.suppressed for span in spans[file]}
         for stmt, rule, message, hint in _idempotency(statements, target.what):
             if not _switched_off(rule, ignored[stmt.line]):
@@ -213,7 +209,7 @@ def _idempotency(
                 f"create it in a DO block that first checks pg_type for {name}",
             )
         elif kind == "DropStmt":
-            words = _object_words(node["removeType"])
+            words = object_words(node["removeType"])
             if words in ("POLICY", "TRIGGER"):
                 for obj in node["objects"]:
                     *owner, dropped_name = _strings(obj["List"]["items"])
@@ -264,7 +260,7 @@ def _drop_without_if_exists(text: str, words: str, fails: str) -> tuple[str, str
 
 
 def _alter_table(node: Node, fails: str) -> Iterator[tuple[str, str, str]]:
-    words = f"ALTER {_object_words(node.get('objtype', 'OBJECT_TABLE'))} {_rel(node['relation'])}"
+    words = f"ALTER {object_words(node.get('objtype', 'OBJECT_TABLE'))} {_rel(node['relation'])}"
     for item in node.get("cmds", []):
         cmd = item["AlterTableCmd"]
         if cmd.get("missing_ok"):
@@ -304,12 +300,6 @@ def _rel(range_var: Node) -> str:
 
 def _strings(items: list[Node]) -> list[str]:
     return [str(item["String"]["sval"]) for item in items if "String" in item]
-
-
-def _object_words(object_type: str) -> str:
-    """OBJECT_MATVIEW -> MATERIALIZED VIEW: the SQL words of a parse tree's object type."""
-    short = object_type.removeprefix("OBJECT_")
-    return _OBJECT_WORDS.get(short, short.replace("_", " "))
 
 
 # --- squawk ------------------------------------------------------------------------------
@@ -407,8 +397,11 @@ def _squawk_findings(
             return [_squawk_failed(directory, f"exit code {code}: {reason}")]
         for violation in violations:
             file = str(directory / violation["file"])
-            target = targets.get(file)
-            if target is not None and target.what == "rollback" and violation["rule_name"] in ROLLBACK_DUTIES:
+            target, rule = targets.get(file), violation["rule_name"]
+            if target is not None and (
+                (target.what == "rollback" and rule in ROLLBACK_DUTIES)
+                or not timeout_advice_applies(rule, target.limits)
+            ):
                 continue
             if file not in lines:  # squawk names the files as it was given them
                 lines[file] = targets[file].script.text.split("\n") if file in targets else []
@@ -438,6 +431,10 @@ def _from_squawk(
         message = f"squawk cannot parse this statement ({message}), so its rules skipped it"
         hint = "upgrade squawk-cli; the SQL is valid for PostgreSQL"
     index = bisect.bisect_right(spans or [], line, key=lambda span: span.line) - 1
-    if spans and index >= 0 and _switched_off(rule, spans[index].suppressed):
-        return None
+    if spans and index >= 0:
+        span = spans[index]
+        if _switched_off(rule, span.suppressed) or (
+            span.on_new_table and violation["rule_name"] in LOCK_RULES
+        ):
+            return None
     return Finding(rule, severity, file, line, message, hint, column)
