@@ -3,7 +3,9 @@ package, driven by Playwright), where clicking "Apply next" applies exactly one 
 
 Chromium comes from Debian's package, which `make test` installs (as root) before any test;
 no browser is downloaded. A missing Chromium fails the test with the command that installs it.
-Voila's output goes to /dev/null: a pipe nobody reads fills up and blocks Voila.
+Voila's output goes to a file (a pipe nobody reads fills up and blocks Voila); when the
+runbook's button never appears, the failure shows that log's end, the page's text and a
+screenshot, so a rare failure can be read afterwards instead of re-run.
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ def applied(db_url: str) -> int:
 
 
 @pytest.fixture
-def voila(db_url: str) -> Iterator[str]:
+def voila_log(tmp_path: Path) -> Path:
+    return tmp_path / "voila.log"
+
+
+@pytest.fixture
+def voila(db_url: str, voila_log: Path) -> Iterator[str]:
     """Voila serving the runbook against the test database (DATABASE_URL, as a DBA would)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": db_url, "TQDM_DISABLE": "1"}
@@ -62,8 +69,8 @@ def voila(db_url: str) -> Iterator[str]:
         ],
         cwd=NOTEBOOK.parent,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=voila_log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -86,9 +93,10 @@ def voila(db_url: str) -> Iterator[str]:
             process.wait()
 
 
-def test_apply_next_in_the_browser(voila: str, db_url: str) -> None:
+def test_apply_next_in_the_browser(voila: str, voila_log: Path, db_url: str) -> None:
     chromium = shutil.which("chromium")
     assert chromium, "Chromium is needed: apt-get install chromium (make test installs it)"
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
@@ -98,7 +106,17 @@ def test_apply_next_in_the_browser(voila: str, db_url: str) -> None:
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(voila, wait_until="commit", timeout=120_000)  # Voila streams the page as cells run
         button = page.locator("button.jupyter-button", has_text="Apply next")
-        button.wait_for(state="attached", timeout=300_000)  # after every cell above has run
+        try:
+            button.wait_for(state="attached", timeout=300_000)  # after every cell above has run
+        except PlaywrightTimeout:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "02_apply_stepwise-failed.png"), full_page=True)
+            page_end = page.inner_text("body")[-3000:]
+            log_end = voila_log.read_text(errors="replace")[-3000:]
+            raise AssertionError(
+                f"no 'Apply next' button after 300 s\n--- page (end) ---\n{page_end}\n"
+                f"--- voila log (end) ---\n{log_end}"
+            ) from None
         button.scroll_into_view_if_needed()
         before = _settled(db_url)
         button.click()
