@@ -14,9 +14,9 @@ lock warnings that cannot happen; ``-- transaction: off`` files get
 CONCURRENTLY``. squawk runs in the migrations directory, so a
 ``.squawk.toml`` there or above it applies.
 
-squawk is given each script's own text, not the file on disk: a layout may make two
-scripts of one file (dbmate's up and down sections) or blank part of it (golang-migrate's
-outer BEGIN/COMMIT). Each text is written to a private temporary directory, one
+squawk is given each script's own text: a layout may make two scripts of one file
+(dbmate's up and down sections) or blank part of it (golang-migrate's outer BEGIN/COMMIT).
+A script that is not its file as read is written to a private temporary directory, one
 sub-directory per role, under the file's own name; lines keep their numbers, so squawk's
 findings map back to the real file one to one.
 """
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bilantools.source.config import CheckConfig, suppressed_rules
-from bilantools.source.files import MigrationSet, Script
+from bilantools.source.files import MigrationSet, Script, normalise
 from bilantools.source.findings import Finding, Severity
 from bilantools.source.headers import Limits
 from bilantools.source.lock_scope import LOCK_RULES, on_new_tables, timeout_advice_applies
@@ -331,7 +331,7 @@ def _start_squawk(
     """Start squawk on every script, one process per transaction mode, and the target of each
     path given to it; a Finding if it cannot run.
 
-    Each script's text is written to `scratch`/<role>/<its name>. Paths are given relative
+    A script that is not its file as read is written to `scratch`/<role>/<its name>. Paths are given relative
     to the migrations directory (squawk's working directory, for its configuration): no
     glob characters, which squawk would expand, and squawk reports them back as given.
     """
@@ -347,10 +347,13 @@ def _start_squawk(
         )
     given: dict[str, _Key] = {}
     for (file, what), target in targets.items():
-        copy = scratch / what / os.path.relpath(file, directory)
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_bytes(target.script.text.encode())
-        given[os.path.relpath(copy, directory)] = (file, what)
+        name = os.path.relpath(file, directory)
+        if name in given or not _as_read(target.script):
+            copy = scratch / what / name
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(target.script.text.encode())
+            name = os.path.relpath(copy, directory)
+        given[name] = (file, what)
     runs = []
     for in_transaction in (True, False):
         names = [name for name, key in given.items() if targets[key].in_transaction == in_transaction]
@@ -374,6 +377,15 @@ def _start_squawk(
             _collect(runs)
             return _squawk_failed(directory, f"{binary} cannot be started: {exc}")
     return runs, given
+
+
+def _as_read(script: Script) -> bool:
+    """Whether `script` is its whole file as read: squawk can then read the file itself,
+    and reading it again costs far less than writing a copy."""
+    try:
+        return normalise(script.path.read_bytes()) == script.text
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _collect(runs: list[subprocess.Popen[str]]) -> list[tuple[str, str, int]]:
