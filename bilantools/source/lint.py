@@ -94,7 +94,7 @@ def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
             targets[str(m.rollback.path), "rollback"] = _Target(
                 m.rollback, m.rollback_transactional, "rollback", m.rollback_limits
             )
-    with tempfile.TemporaryDirectory(prefix="bilantools-squawk-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="bilantools-squawk-") as scratch:  # outlives squawk's runs
         squawk = (
             None
             if "squawk" in config.disabled
@@ -331,9 +331,10 @@ def _start_squawk(
     """Start squawk on every script, one process per transaction mode, and the target of each
     path given to it; a Finding if it cannot run.
 
-    A script that is not its file as read is written to `scratch`/<role>/<its name>. Paths are given relative
-    to the migrations directory (squawk's working directory, for its configuration): no
-    glob characters, which squawk would expand, and squawk reports them back as given.
+    A script that is not its file as read is written to `scratch`/<role>/<its name>.
+    Paths are given relative to the migrations directory, squawk's working directory (so
+    that its configuration applies): bare file names for files read by squawk itself (no
+    glob characters, which squawk would expand); squawk reports them back as given.
     """
     binary = squawk_binary()
     if binary is None:
