@@ -354,3 +354,67 @@ def test_dbmate_check_names_the_real_line_of_a_down_section(tmp_path: Path) -> N
     )
     errors = commands.check(project=d).errors
     assert [(f.rule, f.file, f.line) for f in errors] == [("syntax-error", str(d / "1_t.sql"), 6)]
+
+
+# --- check: each script of a file linted as itself -----------------------------------------
+
+
+def found(d: Path) -> list[tuple[str, str, int | None, str]]:
+    """(rule, severity, line, message) of every finding `check` reports for `d`."""
+    return [(f.rule, f.severity, f.line, f.message) for f in commands.check(project=d).findings]
+
+
+def test_dbmate_sections_get_the_findings_of_our_layout_on_their_lines(tmp_path: Path) -> None:
+    up = "CREATE TABLE t (id int, x int);\nALTER TABLE t DROP COLUMN x;\n"
+    dbmate = write(tmp_path / "dbmate", {"1_t.sql": f"-- migrate:up\n{up}\n-- migrate:down\nDROP TABLE t;\n"})
+    ours = write(
+        tmp_path / "ours",
+        {"001_t.sql": f"-- up\n{up}", "001_t_rollback.sql": "-- down\n\n\n\n\nDROP TABLE t;\n"},
+    )
+    findings = found(dbmate)
+    assert findings == found(ours)
+    assert {(rule, line) for rule, _, line, _ in findings} >= {
+        ("create-table-not-idempotent", 2),
+        ("drop-without-if-exists", 3),
+        ("squawk:ban-drop-column", 3),
+        ("drop-without-if-exists", 6),
+    }
+
+
+def test_dbmate_drop_in_the_down_section_is_a_rollback_duty(tmp_path: Path) -> None:
+    d = write(
+        tmp_path / "m",
+        {
+            "1_t.sql": "-- migrate:up\nCREATE TABLE IF NOT EXISTS t (id bigint, x bigint);\n\n"
+            "-- migrate:down\nALTER TABLE t DROP COLUMN IF EXISTS x;\nDROP TABLE IF EXISTS t;\n"
+        },
+    )
+    rules = {rule for rule, *_ in found(d)}
+    assert rules.isdisjoint({"squawk:ban-drop-column", "squawk:ban-drop-table"})
+
+
+def test_dbmate_ignore_comments_count_in_the_section_they_stand_in(tmp_path: Path) -> None:
+    d = write(
+        tmp_path / "m",
+        {
+            "1_t.sql": "-- migrate:up\n"
+            "-- bilantools: ignore unresolved-reference, squawk\n"
+            "CREATE INDEX IF NOT EXISTS i ON missing (id);\n\n"
+            "-- migrate:down\n"
+            "-- bilantools: ignore drop-without-if-exists, squawk\n"
+            "DROP INDEX i;\n"
+        },
+    )
+    assert found(d) == []
+
+
+def test_golang_migrate_outer_begin_commit_is_not_given_to_squawk(tmp_path: Path) -> None:
+    d = write(
+        tmp_path / "m",
+        {
+            "1_t.up.sql": "BEGIN;\nCREATE TABLE IF NOT EXISTS t (id bigint);\nCOMMIT;\n",
+            "1_t.down.sql": "DROP TABLE IF EXISTS t;\n",
+        },
+    )
+    rules = {rule for rule, *_ in found(d)}
+    assert "squawk:transaction-nesting" not in rules and "squawk:require-statement-timeout" in rules

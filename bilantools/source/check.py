@@ -15,13 +15,14 @@ what `apply` refuses to run with, every one of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 from bilantools.errors import InputError, option
 from bilantools.source.config import CheckConfig, load_config, suppressed_rules
 from bilantools.source.engine_rules import TrackingObjects, engine_findings
-from bilantools.source.files import Migration, MigrationSet, Script, discover
+from bilantools.source.files import Migration, MigrationSet, discover
 from bilantools.source.findings import Finding, Severity
 from bilantools.source.graph import Analysis, analyse
 from bilantools.source.parsed import parse_script
@@ -181,12 +182,20 @@ def rollback_errors(
 
 
 def _apply_switches(findings: list[Finding], found: MigrationSet, config: CheckConfig) -> list[Finding]:
-    scripts: dict[str, Script] = {}
+    """`findings` without the rules switched off, in the configuration or by an ignore
+    comment, and without duplicates.
+
+    A finding names only its file and line: the text its ignore comments are read in is the
+    union of the file's scripts (a dbmate file's up and down sections), each line taken
+    from the script it belongs to.
+    """
+    texts: dict[str, str] = {}
     history: set[str] = set()  # files at or before squawk-after: no lock/rewrite advice
     for m in found:
-        scripts[str(m.path)] = m.script
-        if m.rollback is not None:
-            scripts[str(m.rollback.path)] = m.rollback
+        for script in (m.script, m.rollback):
+            if script is not None:
+                file = str(script.path)
+                texts[file] = _union(texts[file], script.text) if file in texts else script.text
         if config.squawk_after is not None and m.number <= config.squawk_after:
             history.update(str(s.path) for s in (m.script, m.rollback) if s is not None)
     kept = []
@@ -195,11 +204,18 @@ def _apply_switches(findings: list[Finding], found: MigrationSet, config: CheckC
         squawk = f.rule.startswith("squawk:")
         if f.rule in config.disabled or (squawk and ("squawk" in config.disabled or f.file in history)):
             continue
-        script = scripts.get(f.file)
-        if f.line and script is not None and f.rule in suppressed_rules(script.text, f.line):
+        text = texts.get(f.file)
+        if f.line and text is not None and f.rule in suppressed_rules(text, f.line):
             continue
         key = (f.rule, f.file, f.line, f.message)
         if key not in seen:
             seen.add(key)
             kept.append(f)
     return kept
+
+
+def _union(first: str, second: str) -> str:
+    """Two scripts of one file (each blank outside its own lines) as one text."""
+    return "\n".join(
+        a if a.strip() else b for a, b in zip_longest(first.split("\n"), second.split("\n"), fillvalue="")
+    )

@@ -13,6 +13,12 @@ lock warnings that cannot happen; ``-- transaction: off`` files get
 ``--no-assume-in-transaction``, or squawk would wrongly flag their ``CREATE INDEX
 CONCURRENTLY``. squawk runs in the migrations directory, so a
 ``.squawk.toml`` there or above it applies.
+
+squawk is given each script's own text: a layout may make two scripts of one file
+(dbmate's up and down sections) or blank part of it (golang-migrate's outer BEGIN/COMMIT).
+A script that is not its file as read is written to a private temporary directory, one
+sub-directory per role, under the file's own name; lines keep their numbers, so squawk's
+findings map back to the real file one to one.
 """
 
 from __future__ import annotations
@@ -24,13 +30,14 @@ import re
 import shutil
 import subprocess
 import sysconfig
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bilantools.source.config import CheckConfig, suppressed_rules
-from bilantools.source.files import MigrationSet, Script
+from bilantools.source.files import MigrationSet, Script, normalise
 from bilantools.source.findings import Finding, Severity
 from bilantools.source.headers import Limits
 from bilantools.source.lock_scope import LOCK_RULES, on_new_tables, timeout_advice_applies
@@ -39,6 +46,10 @@ from bilantools.source.statements import SqlSyntaxError
 from bilantools.source.trees import object_words
 
 SQUAWK_TIMEOUT_S = 120
+
+# A target: its file and its role ("migration" or "rollback"). One file may hold both, as
+# dbmate's sections do.
+_Key = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -76,36 +87,40 @@ class _Span:
 
 def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
     """Findings over every migration and rollback script, ordered by file, line and rule."""
-    targets: dict[str, _Target] = {}
+    targets: dict[_Key, _Target] = {}
     for m in migrations:
-        targets[str(m.script.path)] = _Target(m.script, m.transactional, "migration", m.limits)
+        targets[str(m.script.path), "migration"] = _Target(m.script, m.transactional, "migration", m.limits)
         if m.rollback is not None:
-            targets[str(m.rollback.path)] = _Target(
+            targets[str(m.rollback.path), "rollback"] = _Target(
                 m.rollback, m.rollback_transactional, "rollback", m.rollback_limits
             )
-    squawk = None if "squawk" in config.disabled else _start_squawk(migrations.directory, targets)
+    with tempfile.TemporaryDirectory(prefix="bilantools-squawk-") as scratch:  # outlives squawk's runs
+        squawk = (
+            None
+            if "squawk" in config.disabled
+            else _start_squawk(migrations.directory, Path(scratch), targets)
+        )
+        findings: list[Finding] = []
+        spans: dict[_Key, list[_Span]] = {}
+        for key, target in targets.items():
+            try:
+                statements = parse_script(target.script)
+            except SqlSyntaxError as exc:
+                findings.append(exc.finding())
+                continue
+            spans[key] = [
+                _Span(s.line, suppressed_rules(target.script.text, s.line), new)
+                for s, new in zip(statements, on_new_tables(statements), strict=True)
+            ]
+            ignored = {span.line: span.suppressed for span in spans[key]}
+            for stmt, rule, message, hint in _idempotency(statements, target.what):
+                if not _switched_off(rule, ignored[stmt.line]):
+                    findings.append(Finding(rule, "warning", key[0], stmt.line, message, hint))
 
-    findings: list[Finding] = []
-    spans: dict[str, list[_Span]] = {}
-    for file, target in targets.items():
-        try:
-            statements = parse_script(target.script)
-        except SqlSyntaxError as exc:
-            findings.append(exc.finding())
-            continue
-        spans[file] = [
-            _Span(s.line, suppressed_rules(target.script.text, s.line), new)
-            for s, new in zip(statements, on_new_tables(statements), strict=True)
-        ]
-        ignored = {span.line: span.suppressed for span in spans[file]}
-        for stmt, rule, message, hint in _idempotency(statements, target.what):
-            if not _switched_off(rule, ignored[stmt.line]):
-                findings.append(Finding(rule, "warning", file, stmt.line, message, hint))
-
-    if isinstance(squawk, Finding):
-        findings.append(squawk)
-    elif squawk is not None:
-        findings.extend(_squawk_findings(squawk, migrations.directory, targets, spans))
+        if isinstance(squawk, Finding):
+            findings.append(squawk)
+        elif squawk is not None:
+            findings.extend(_squawk_findings(*squawk, migrations.directory, targets, spans))
     kept = [f for f in findings if not _switched_off(f.rule, config.disabled)]
     return sorted(kept, key=lambda f: (f.file, f.line or 0, f.rule, f.column or 0, f.message, f.hint))
 
@@ -310,11 +325,16 @@ def squawk_binary() -> str | None:
     return shutil.which("squawk", path=sysconfig.get_path("scripts")) or shutil.which("squawk")
 
 
-def _start_squawk(directory: Path, targets: dict[str, _Target]) -> list[subprocess.Popen[str]] | Finding:
-    """Start squawk on every script, one process per transaction mode; a Finding if it cannot run.
+def _start_squawk(
+    directory: Path, scratch: Path, targets: dict[_Key, _Target]
+) -> tuple[list[subprocess.Popen[str]], dict[str, _Key]] | Finding:
+    """Start squawk on every script, one process per transaction mode, and the target of each
+    path given to it; a Finding if it cannot run.
 
-    Paths are given relative to the migrations directory (bare file names: no glob
-    characters, which squawk would expand) and squawk reports them back as given.
+    A script that is not its file as read is written to `scratch`/<role>/<its name>.
+    Paths are given relative to the migrations directory, squawk's working directory (so
+    that its configuration applies): bare file names for files read by squawk itself (no
+    glob characters, which squawk would expand); squawk reports them back as given.
     """
     binary = squawk_binary()
     if binary is None:
@@ -326,11 +346,18 @@ def _start_squawk(directory: Path, targets: dict[str, _Target]) -> list[subproce
             "squawk is not installed, so lock, table-rewrite and constraint rules were not checked",
             "install it in the environment that runs bilantools: pip install squawk-cli",
         )
+    given: dict[str, _Key] = {}
+    for (file, what), target in targets.items():
+        name = os.path.relpath(file, directory)
+        if name in given or not _as_read(target.script):
+            copy = scratch / what / name
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(target.script.text.encode())
+            name = os.path.relpath(copy, directory)
+        given[name] = (file, what)
     runs = []
     for in_transaction in (True, False):
-        names = [
-            os.path.relpath(f, directory) for f, t in targets.items() if t.in_transaction == in_transaction
-        ]
+        names = [name for name, key in given.items() if targets[key].in_transaction == in_transaction]
         if not names:
             continue
         flag = "--assume-in-transaction" if in_transaction else "--no-assume-in-transaction"
@@ -350,7 +377,16 @@ def _start_squawk(directory: Path, targets: dict[str, _Target]) -> list[subproce
         except OSError as exc:
             _collect(runs)
             return _squawk_failed(directory, f"{binary} cannot be started: {exc}")
-    return runs
+    return runs, given
+
+
+def _as_read(script: Script) -> bool:
+    """Whether `script` is its whole file as read: squawk can then read the file itself,
+    and reading it again costs far less than writing a copy."""
+    try:
+        return normalise(script.path.read_bytes()) == script.text
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _collect(runs: list[subprocess.Popen[str]]) -> list[tuple[str, str, int]]:
@@ -380,13 +416,14 @@ def _squawk_failed(directory: Path, reason: str) -> Finding:
 
 def _squawk_findings(
     runs: list[subprocess.Popen[str]],
+    given: dict[str, _Key],
     directory: Path,
-    targets: dict[str, _Target],
-    spans: dict[str, list[_Span]],
+    targets: dict[_Key, _Target],
+    spans: dict[_Key, list[_Span]],
 ) -> list[Finding]:
     """squawk's violations as findings, or one squawk-failed finding if squawk misbehaves."""
     findings = []
-    lines: dict[str, list[str]] = {}
+    lines: dict[_Key, list[str]] = {}
     for stdout, stderr, code in _collect(runs):
         try:
             violations = json.loads(stdout)
@@ -396,16 +433,15 @@ def _squawk_findings(
             reason = stderr.strip().split("\n")[0] or "no JSON on its output"
             return [_squawk_failed(directory, f"exit code {code}: {reason}")]
         for violation in violations:
-            file = str(directory / violation["file"])
-            target, rule = targets.get(file), violation["rule_name"]
-            if target is not None and (
-                (target.what == "rollback" and rule in ROLLBACK_DUTIES)
-                or not timeout_advice_applies(rule, target.limits)
+            key = given[violation["file"]]  # squawk names the files as it was given them
+            target, rule = targets[key], violation["rule_name"]
+            if (target.what == "rollback" and rule in ROLLBACK_DUTIES) or not timeout_advice_applies(
+                rule, target.limits
             ):
                 continue
-            if file not in lines:  # squawk names the files as it was given them
-                lines[file] = targets[file].script.text.split("\n") if file in targets else []
-            finding = _from_squawk(violation, file, lines[file], spans.get(file))
+            if key not in lines:
+                lines[key] = target.script.text.split("\n")
+            finding = _from_squawk(violation, key[0], lines[key], spans.get(key))
             if finding is not None:
                 findings.append(finding)
     return findings
