@@ -28,28 +28,36 @@ REPO = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).parent / "bilantools"
 
 
+def forward_sql(n: int) -> str:
+    """Migration `n` of the generated corpus: a table with a foreign key to the previous
+    one, an index, a trigger function and its trigger."""
+    parent = f"REFERENCES bench_{n - 1:04d} (id)" if n > 1 else ""
+    return (
+        f"-- generated migration {n}\n"
+        f"CREATE TABLE IF NOT EXISTS bench_{n:04d} (\n"
+        f"    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+        f"    parent_id bigint {parent},\n"
+        f"    label text NOT NULL CHECK (length(label) > 0),\n"
+        f"    updated_at timestamptz NOT NULL DEFAULT now()\n);\n"
+        f"CREATE INDEX IF NOT EXISTS bench_{n:04d}_parent_idx ON bench_{n:04d} (parent_id);\n"
+        f"CREATE OR REPLACE FUNCTION bench_{n:04d}_touch() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        f"BEGIN\n    NEW.updated_at := now();\n    RETURN NEW;\nEND\n$$;\n"
+        f"DROP TRIGGER IF EXISTS bench_{n:04d}_touch ON bench_{n:04d};\n"
+        f"CREATE TRIGGER bench_{n:04d}_touch BEFORE UPDATE ON bench_{n:04d}\n"
+        f"    FOR EACH ROW EXECUTE FUNCTION bench_{n:04d}_touch();\n"
+    )
+
+
+def rollback_sql(n: int) -> str:
+    return f"DROP TABLE IF EXISTS bench_{n:04d};\nDROP FUNCTION IF EXISTS bench_{n:04d}_touch();\n"
+
+
 def generate(directory: Path, count: int) -> Path:
-    """`count` small but realistic migrations that depend on each other."""
+    """`count` small but realistic migrations that depend on each other, in our layout."""
     directory.mkdir(parents=True, exist_ok=True)
     for n in range(1, count + 1):
-        parent = f"REFERENCES bench_{n - 1:04d} (id)" if n > 1 else ""
-        (directory / f"{n:04d}_bench_{n:04d}.sql").write_text(
-            f"-- generated migration {n}\n"
-            f"CREATE TABLE IF NOT EXISTS bench_{n:04d} (\n"
-            f"    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
-            f"    parent_id bigint {parent},\n"
-            f"    label text NOT NULL CHECK (length(label) > 0),\n"
-            f"    updated_at timestamptz NOT NULL DEFAULT now()\n);\n"
-            f"CREATE INDEX IF NOT EXISTS bench_{n:04d}_parent_idx ON bench_{n:04d} (parent_id);\n"
-            f"CREATE OR REPLACE FUNCTION bench_{n:04d}_touch() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-            f"BEGIN\n    NEW.updated_at := now();\n    RETURN NEW;\nEND\n$$;\n"
-            f"DROP TRIGGER IF EXISTS bench_{n:04d}_touch ON bench_{n:04d};\n"
-            f"CREATE TRIGGER bench_{n:04d}_touch BEFORE UPDATE ON bench_{n:04d}\n"
-            f"    FOR EACH ROW EXECUTE FUNCTION bench_{n:04d}_touch();\n"
-        )
-        (directory / f"{n:04d}_bench_{n:04d}_rollback.sql").write_text(
-            f"DROP TABLE IF EXISTS bench_{n:04d};\nDROP FUNCTION IF EXISTS bench_{n:04d}_touch();\n"
-        )
+        (directory / f"{n:04d}_bench_{n:04d}.sql").write_text(forward_sql(n))
+        (directory / f"{n:04d}_bench_{n:04d}_rollback.sql").write_text(rollback_sql(n))
     return directory
 
 
