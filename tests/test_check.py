@@ -876,7 +876,8 @@ def test_cli_check_json(cli: Any, tmp_path: Path) -> None:
                 "hint": "fix the SQL; the server would reject the whole file",
                 "column": 1,
             },
-        ]
+        ],
+        "layout": "bilantools",
     }
     assert r.out.count("\n") == 1  # one JSON object on one line
 

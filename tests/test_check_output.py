@@ -108,7 +108,7 @@ def test_check_rule_and_ignore(cli: Any, tmp_path: Path) -> None:
     r = cli("--migrations", str(d), "check", "--ignore", "numbering-gap", "--json")
     assert r.code == 1
     assert [f["rule"] for f in json.loads(r.out)["findings"]] == ["forward-reference"]
-    assert list(json.loads(r.out)) == ["findings"]
+    assert list(json.loads(r.out)) == ["findings", "layout"]
 
 
 def test_check_rule_squawk_names_all_of_squawks_rules(cli: Any, tmp_path: Path) -> None:
@@ -179,7 +179,7 @@ def test_apply_check_only_on_a_clean_directory(cli: Any, tmp_path: Path) -> None
     r = cli("--db", NOWHERE, "--migrations", str(d), "apply", "--check-only")
     assert (r.code, r.out, r.err) == (0, "no blocking problem: apply would run\n", "")
     r = cli("--db", NOWHERE, "--migrations", str(d), "apply", "--check-only", "--json")
-    assert (r.code, json.loads(r.out)) == (0, {"findings": []})
+    assert (r.code, json.loads(r.out)) == (0, {"findings": [], "layout": "bilantools"})
     forward = write(tmp_path / "forward", FORWARD)
     r = cli("--db", NOWHERE, "--migrations", str(forward), "apply", "--check-only", "--force")
     assert (r.code, r.out) == (0, "no blocking problem: apply would run\n")

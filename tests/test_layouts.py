@@ -343,6 +343,7 @@ def test_check_and_plan_name_the_layout(cli: Any, db_url: str, directory: Path, 
     r = cli("--migrations", str(directory), "check")
     assert r.code == 0 and r.err.splitlines() == [f"layout: {layout} (detected)"]
     assert r.out.splitlines()[-1].startswith("3 migration(s) checked: 0 error(s)")
+    assert json.loads(cli("--migrations", str(directory), "check", "--json").out)["layout"] == layout
     plan = json.loads(cli("--db", db_url, "--migrations", str(directory), "plan", "--json").out)
     assert [m["transaction"] for m in plan["migrations"]] == [True, True, layout == "golang-migrate"]
 

@@ -223,7 +223,7 @@ def check(
     selected = commands.check(project=obj.project).only(rules=frozenset(rules), ignore=frozenset(ignored))
     shown = selected.only(severity)
     if as_json:
-        print_json(shown.as_dict())
+        print_json({**shown.as_dict(), "layout": obj.project.layout})
     else:
         for level, rule, findings in shown.by_rule():
             click.echo(f"{level} [{rule}] ×{len(findings)}")

@@ -57,7 +57,7 @@ def _check_only(obj: Context, options: RunOptions, as_json: bool) -> NoReturn:
     """Every blocking problem at once, as `check` prints a finding; exit 1 if any."""
     blocking = commands.apply_check(project=obj.project, options=options)
     if as_json:
-        print_json({"findings": [f.as_dict() for f in blocking]})
+        print_json({"findings": [f.as_dict() for f in blocking], "layout": obj.project.layout})
     else:
         print_findings(blocking)
         click.echo(
