@@ -11,12 +11,12 @@ screenshot, so a rare failure can be read afterwards instead of re-run.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +37,10 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--disable-quic",
 ]
+
+
+# Voila's line after "Voilà is running at:".
+ANNOUNCED = re.compile(r"running at:\s*(http://127\.0\.0\.1:[0-9]+/)")
 
 
 def free_port() -> int:
@@ -72,18 +76,8 @@ def voila(db_url: str, voila_log: Path) -> Iterator[str]:
         stdout=voila_log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise AssertionError("voila did not start") from None
-                time.sleep(0.5)
-        yield url
+        yield _announced_url(process, voila_log)
     finally:
         process.terminate()
         try:
@@ -91,6 +85,23 @@ def voila(db_url: str, voila_log: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _announced_url(process: subprocess.Popen[bytes], log: Path) -> str:
+    """The URL Voila says it serves, once it listens.
+
+    When the port asked for was taken meanwhile (another test's server), Voila moves to
+    the next one, and polling the one asked for would reach whoever took it. Nor is the
+    page itself fetched to see whether Voila is up: each request of it runs the runbook in
+    a kernel of its own, which then applied migrations beside the browser's."""
+    deadline = time.monotonic() + 60
+    while True:
+        found = ANNOUNCED.search(log.read_text(errors="replace"))
+        if found:
+            return found[1]
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise AssertionError(f"voila did not start:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.5)
 
 
 def test_apply_next_in_the_browser(voila: str, voila_log: Path, db_url: str) -> None:
