@@ -34,7 +34,7 @@ _PUNCT = re.escape("-!\"#$%&'()*+,./:;<=>?@[\\]^`{|}~")
 # App::Sqitch::Plan's name rule: no leading or trailing punctuation (but _), no blank, ':',
 # '@' or '#', and no symbolic-reference suffix such as '^2' or '~1' at the end.
 NAME = rf"(?![{_PUNCT}])(?:(?![~/=%^][0-9]+(?:$|[ \t]))[^ \t:@#])+(?<![{_PUNCT}])\b"
-_NAME = re.compile(rf"{NAME}\Z")
+FULL_NAME = re.compile(rf"{NAME}\Z")  # a whole text that is a name
 _TIMESTAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"
 _LINE = re.compile(
     rf"""^[ \t]*
@@ -167,7 +167,7 @@ def _pragmas(plan: Plan, lines: list[str]) -> int:
             return index
         name, value = match["name"], match["value"]
         if name == "project":
-            if value is None or not _NAME.match(value):
+            if value is None or not FULL_NAME.match(value):
                 plan.error(index + 1, f"invalid project name '{value or ''}': {_NAME_RULE}", "rename it")
             else:
                 plan.project = value
@@ -303,7 +303,7 @@ def _check_dependencies(plan: Plan, provided: frozenset[str]) -> None:
         for dep in change.conflicts:
             if dep.project is not None or dep.change_id is not None:
                 continue  # deployed or not, only the other project's registry can say
-            at = _planned(plan, dep.key, position)
+            at = position_of(plan, dep.key, position)
             if at is not None and at < position:
                 plan.error(
                     change.line,
@@ -333,7 +333,7 @@ def _requirement(
             f"requires change ID {dep.change_id}, which bilantools does not resolve",
             "name the change instead of its ID",
         )
-    at = _planned(plan, dep.key, position)
+    at = position_of(plan, dep.key, position)
     if at is None:
         return f"requires unknown change '{dep.key}'", "fix the dependency or add that change to the plan"
     if at == position:
@@ -347,7 +347,7 @@ def _requirement(
     return None
 
 
-def _planned(plan: Plan, key: str, position: int) -> int | None:
+def position_of(plan: Plan, key: str, position: int) -> int | None:
     """Where the change `key` names stands, seen from the change at `position`: the last
     instance of a name planned before it (a reworked name has several), else itself, else
     its first instance after it; a tag named in `key` must come before `position`."""
