@@ -17,10 +17,10 @@ from typing import Literal
 
 from bilantools.errors import InputError, option
 from bilantools.source.files import MigrationSet
-from bilantools.source.layouts import dbmate, golang_migrate, native
+from bilantools.source.layouts import dbmate, golang_migrate, native, sqitch
 from bilantools.source.layouts.walk import sql_files
 
-LayoutName = Literal["bilantools", "golang-migrate", "dbmate"]
+LayoutName = Literal["bilantools", "golang-migrate", "dbmate", "sqitch"]
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,15 @@ LAYOUTS: dict[str, Layout] = {
         "golang-migrate", golang_migrate.NAMING, golang_migrate.score, golang_migrate.discover
     ),
     dbmate.NAME: Layout("dbmate", dbmate.NAMING, dbmate.score, dbmate.discover),
+    sqitch.NAME: Layout("sqitch", sqitch.NAMING, sqitch.score, sqitch.discover),
 }
 
 
 def detect(directory: Path) -> LayoutName:
     """The one layout whose migrations `directory` holds.
 
-    InputError when two layouts both recognise files there, or when it holds ``*.sql``
+    A sqitch.plan makes it a Sqitch project. InputError when two layouts both recognise
+    files there, or when it holds ``*.sql``
     files and no layout recognises any (never "0 migrations"). A directory with no
     ``*.sql`` file (or no directory) is left to `discover`, which says so.
     """
@@ -51,6 +53,8 @@ def detect(directory: Path) -> LayoutName:
         return "bilantools"
     files = [p for p in sql_files(directory) if p.is_file()]
     scores = {layout.name: layout.score(files) for layout in LAYOUTS.values()}
+    if sqitch.claims(directory):
+        scores[sqitch.NAME] = 1  # its sqitch.plan makes it one, not files at the top
     matching = [name for name, count in scores.items() if count]
     if len(matching) == 1:
         return matching[0]
