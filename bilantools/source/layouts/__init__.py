@@ -54,7 +54,7 @@ def detect(directory: Path) -> LayoutName:
     files = [p for p in sql_files(directory) if p.is_file()]
     scores = {layout.name: layout.score(files) for layout in LAYOUTS.values()}
     if sqitch.claims(directory):
-        scores[sqitch.NAME] = 1  # its sqitch.plan makes it one, not files at the top
+        scores["sqitch"] = 1  # its sqitch.plan makes it one, not files at the top
     matching = [name for name, count in scores.items() if count]
     if len(matching) == 1:
         return matching[0]
