@@ -20,7 +20,7 @@ the defaults are what this layout reads.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from bilantools.errors import InputError
@@ -79,21 +79,9 @@ def claims(directory: Path) -> bool:
     return (directory / PLAN_FILE).is_file()
 
 
-@dataclass(frozen=True)
-class SqitchProject:
-    """What the rest of bilantools needs of a Sqitch project beyond its migrations: the
-    project name and, per change key, its plan entry and verify script (None: it has none)."""
-
-    plan: Plan
-    verify: dict[str, Path]
-
-    @property
-    def name(self) -> str | None:
-        return self.plan.project
-
-
 def read_plan(directory: Path, provided: frozenset[str] = frozenset()) -> Plan:
-    """The parsed plan of the Sqitch project in `directory` (InputError if it cannot be read)."""
+    """The parsed plan of the Sqitch project in `directory` (InputError if it cannot be
+    read): its project name, and per change its name, key, planner, note and tags."""
     path = directory / PLAN_FILE
     try:
         text = normalise(path.read_bytes())
@@ -104,11 +92,10 @@ def read_plan(directory: Path, provided: frozenset[str] = frozenset()) -> Plan:
     return parse_plan(path, text, provided)
 
 
-def project(directory: Path, provided: frozenset[str] = frozenset()) -> SqitchProject:
-    """The plan and verify scripts of the Sqitch project in `directory`."""
-    plan = read_plan(directory, provided)
-    verify = {c.key: script_path(directory, "verify", c) for c in plan.changes}
-    return SqitchProject(plan, {key: path for key, path in verify.items() if path.is_file()})
+def verify_paths(directory: Path, keys: list[str]) -> list[tuple[str, Path]]:
+    """(key, verify script) for each of the changes `keys` that has one, in that order."""
+    paths = [(key, directory / "verify" / f"{key}.sql") for key in keys]
+    return [(key, path) for key, path in paths if path.is_file()]
 
 
 def script_path(directory: Path, folder: str, change: Change) -> Path:
