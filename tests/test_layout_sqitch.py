@@ -78,6 +78,8 @@ def test_sqitch_apply_status_verify_rollback_to_a_tag_and_to_zero(cli: Any, db_u
     assert scalar(db_url, "SELECT count(*) FROM league.teams") == 0
     assert "active" not in scalar(db_url, "SELECT prosrc FROM pg_proc WHERE proname = 'team_size'")
 
+    assert cli(*base, "rollback", "--yes", "--to", "app/teams").code == 0
+    assert league_tables(db_url) == ["teams"]
     assert cli(*base, "rollback", "--yes", "--to", "0").code == 0
     assert scalar(db_url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'league'") == 0
 
@@ -174,10 +176,12 @@ def test_psql_meta_commands_missing_scripts_and_long_names_are_findings(tmp_path
             "deploy/t.sql": "\\set ON_ERROR_STOP on\nCREATE TABLE t (id int);\n  \\ir other.sql\n",
             f"deploy/{long}.sql": "SELECT 1;\n",
             "deploy/stray.sql": "SELECT 1;\n",
+            "verify/t.sql": "\\i checks.sql\n",
         },
     )
     found = Project.load(d).migrations
     assert [(f.rule, f.severity, f.line, f.message.split(":")[0]) for f in found.findings] == [
+        ("psql-meta-command", "error", 1, "psql meta-command '\\i' in a Sqitch script"),
         ("psql-meta-command", "error", 1, "psql meta-command '\\set' in a Sqitch script"),
         ("psql-meta-command", "error", 3, "psql meta-command '\\ir' in a Sqitch script"),
         ("missing-script", "error", 5, "change 'missing' has no deploy script deploy/missing.sql"),
@@ -210,3 +214,10 @@ def test_sqitch_conf_that_moves_the_scripts_is_refused(tmp_path: Path) -> None:
         "deploy/, revert/, verify/ *.sql in the project directory only; move the files there and remove "
         "the setting, or pass the directory that holds them"
     )
+
+
+def test_a_provided_cross_project_requirement_lets_apply_run(db_url: str, tmp_path: Path) -> None:
+    d = project(tmp_path / "p", f"t [auth:users] {WHO}\n", {"deploy/t.sql": "CREATE TABLE t (id int);\n"})
+    (tmp_path / "pyproject.toml").write_text('[tool.bilantools]\nprovided = ["sqitch:auth:users"]\n')
+    assert [s.version for s in commands.apply(target=db_url, project=d).steps] == ["t"]
+    assert commands.verify(target=db_url, project=d).ok

@@ -157,6 +157,9 @@ def _entry(directory: Path, plan: Plan, change: Change, found: MigrationSet) -> 
             )
         )
         return None
+    verify_path = script_path(directory, "verify", change)
+    if verify_path.is_file():  # read by `verify`; its problems are the project's too
+        _script(verify_path, found, empty_ok=True)
     if not deploy_path.is_file():
         found.findings.append(
             Finding(
