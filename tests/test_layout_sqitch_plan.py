@@ -77,6 +77,7 @@ def test_every_malformed_line_is_an_error_with_its_line_and_fix() -> None:
         f"@{'a' * 3} {WHO}\n"
         f"@aaa {WHO}\n"  # 15: the same tag again
         "just words\n"
+        "@notime Dana <dana@example.com>\n"
     )
     lines = problems(plan)
     shape = "write it as 'name [dependencies] YYYY-MM-DDTHH:MM:SSZ Planner Name <email> # note'"
@@ -96,6 +97,7 @@ def test_every_malformed_line_is_an_error_with_its_line_and_fix() -> None:
         "p/sqitch.plan:15: tag '@aaa' is declared twice (its change is on line 11); rename one",
         f"p/sqitch.plan:16: invalid change line 'just words': names must not begin with punctuation, "
         f"contain '@', ':' or '#', or end in punctuation or in digits following punctuation; {shape}",
+        f"p/sqitch.plan:17: '@notime' has no timestamp; {shape}",
     ]
 
 

@@ -191,6 +191,7 @@ def _body(plan: Plan, lines: list[str], start: int) -> None:
             plan.error(number, f"invalid {what} line '{line.strip()}': {_NAME_RULE}", _LINE_SHAPE)
             continue
         name = match["name"]
+        label = f"@{name}" if match["tag"] else name
         missing = [
             what
             for what, value in (
@@ -200,9 +201,8 @@ def _body(plan: Plan, lines: list[str], start: int) -> None:
             if value is None
         ]
         if missing:
-            plan.error(number, f"'{name}' has no {' and no '.join(missing)}", _LINE_SHAPE)
+            plan.error(number, f"'{label}' has no {' and no '.join(missing)}", _LINE_SHAPE)
             continue
-        label = f"@{name}" if match["tag"] else name
         if name in _RESERVED:
             plan.error(number, f"'{label}' is a reserved name (ROOT, HEAD, FIRST, LAST)", "rename it")
             continue
