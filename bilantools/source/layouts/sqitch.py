@@ -124,7 +124,7 @@ def discover(directory: Path) -> MigrationSet:
     )
     found.findings.extend(sorted(plan.findings, key=lambda f: f.line or 0))
     found.findings.extend(_conf_findings(directory))
-    entries = [entry for change in plan.changes if (entry := _entry(directory, plan, change, found))]
+    entries = [e for at in range(len(plan.changes)) if (e := _entry(directory, plan, at, found))]
     found.findings.extend(_unplanned(directory, plan))
     return finish(found, entries)
 
@@ -142,7 +142,8 @@ def _key_of(plan: Plan, text: str) -> str | None:
     return None
 
 
-def _entry(directory: Path, plan: Plan, change: Change, found: MigrationSet) -> Entry | None:
+def _entry(directory: Path, plan: Plan, position: int, found: MigrationSet) -> Entry | None:
+    change = plan.changes[position]
     deploy_path = script_path(directory, "deploy", change)
     if len(change.key) > VERSION_MAX_LENGTH:
         found.findings.append(
@@ -193,7 +194,7 @@ def _entry(directory: Path, plan: Plan, change: Change, found: MigrationSet) -> 
     revert_path = script_path(directory, "revert", change)
     rollback = _script(revert_path, found, empty_ok=True) if revert_path.is_file() else None
     rollback_headers = (headers_of(rollback, found) if rollback is not None else None) or Headers()
-    requires = tuple(_requirement_keys(plan, change))
+    requires = tuple(_requirement_keys(plan, position))
     return Entry(
         change.key,
         change.name,
@@ -205,12 +206,11 @@ def _entry(directory: Path, plan: Plan, change: Change, found: MigrationSet) -> 
     )
 
 
-def _requirement_keys(plan: Plan, change: Change) -> list[str]:
-    """The keys of the changes of this plan that `change` requires, planned before it
-    (the plan's findings name the others)."""
-    position = next(i for i, c in enumerate(plan.changes) if c is change)
+def _requirement_keys(plan: Plan, position: int) -> list[str]:
+    """The keys of the changes of this plan that the change at `position` requires,
+    planned before it (the plan's findings name the others)."""
     keys = []
-    for dep in change.requires:
+    for dep in plan.changes[position].requires:
         at = position_of(plan, dep.key, position) if dep.project is None and dep.change_id is None else None
         if at is not None and at < position:
             keys.append(plan.changes[at].key)

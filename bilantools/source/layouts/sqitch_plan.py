@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from bilantools.source.findings import Finding
@@ -118,6 +119,15 @@ class Plan:
     tags: dict[str, int] = field(default_factory=dict)  # tag (no '@') -> index of its change
     findings: list[Finding] = field(default_factory=list)
 
+    @cached_property
+    def instances(self) -> dict[str, list[int]]:
+        """Per change name, the positions of its instances (several for a reworked one);
+        read once the plan is complete."""
+        found: dict[str, list[int]] = {}
+        for position, change in enumerate(self.changes):
+            found.setdefault(change.name, []).append(position)
+        return found
+
     def index_of(self, key: str) -> int | None:
         """The position of 'name', 'name@tag' or '@tag' (the change a tag marks), as
         Sqitch's ``--to`` reads them; None when the plan has no such change or tag."""
@@ -129,7 +139,7 @@ class Plan:
             if end is None:
                 return None
             return next((i for i in range(end, -1, -1) if self.changes[i].name == name), None)
-        return next((i for i, c in enumerate(self.changes) if c.key == name), None)
+        return next((i for i in self.instances.get(name, []) if self.changes[i].key == name), None)
 
     def error(self, line: int | None, message: str, hint: str) -> None:
         self.findings.append(Finding("sqitch-plan", "error", str(self.path), line, message, hint))
@@ -358,7 +368,7 @@ def position_of(plan: Plan, key: str, position: int) -> int | None:
         if found is None or marked is None:
             return None
         return found if marked < position else None  # Sqitch: unknown until its tag is seen
-    instances = [i for i, c in enumerate(plan.changes) if c.name == name]
+    instances = plan.instances.get(name, [])
     earlier = [i for i in instances if i < position]
     if earlier:
         return earlier[-1]
