@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bilantools.source.layouts.sqitch_plan import Plan, parse_plan
+from bilantools.source.layouts.sqitch_plan import Plan, change_ids, parse_plan
 from tests.conftest import FIXTURES
 
 HEAD = "%syntax-version=1.0.0\n%project=league\n%uri=https://example.com/league/\n\n"
@@ -163,3 +163,40 @@ def test_a_reworked_change_takes_the_first_tag_whose_script_exists(tmp_path: Pat
 def test_notes_keep_escapes_as_sqitch_decodes_them() -> None:
     plan = plan_of(f"a {WHO} #  two\\nlines and a \\\\ # not a second note\n")
     assert plan.changes[0].note == "two\nlines and a \\ # not a second note"
+
+
+def test_change_ids_as_sqitch_computes_them_derived_by_hand() -> None:
+    """Derived in a shell from the info text App::Sqitch::Plan::Change hashes, e.g. for the
+    first change: info='project league\\nuri https://example.com/league/\\nchange appschema\\n
+    planner Dana DBA <dana@example.com>\\ndate 2024-03-01T10:00:00Z\\n\\nAdd schema league for
+    every league object.' (169 bytes); { printf 'change 169\\0'; printf '%s' "$info"; } | sha1sum.
+    The second adds 'parent <first id>' after its name and 'requires\\n  + appschema'."""
+    path = FIXTURES / "sqitch" / "sqitch.plan"
+    ids = change_ids(parse_plan(path, path.read_text()))
+    assert ids is not None
+    assert (ids["appschema"], ids["app/teams"]) == (
+        "3a372caabd4161f9d45e3d33cebb93cd32dea7f4",
+        "ce96c01089ebbd45ec40464235654a749f69a969",
+    )
+    assert len(set(ids.values())) == 6  # the reworked change's two instances differ
+
+
+@pytest.mark.parametrize(
+    ("uri", "same_as"),
+    [
+        ("HTTPS://Example.COM:443", "https://example.com/"),
+        ("http://Example.com:8080", "http://example.com:8080/"),
+    ],
+)
+def test_change_ids_canonicalise_the_uri_as_perl_does(uri: str, same_as: str) -> None:
+    def first_id(uri: str) -> str | None:
+        ids = change_ids(plan_of(f"a {WHO}\n", head=f"%project=p\n%uri={uri}\n\n"))
+        return ids["a"] if ids else None
+
+    assert first_id(uri) == first_id(same_as) is not None
+
+
+def test_no_change_ids_for_a_uri_that_cannot_be_canonicalised_or_a_plan_with_errors() -> None:
+    for uri in ("urn:uuid:1234", "https://example.com/a%20b", "https://example.com/?q"):
+        assert change_ids(plan_of(f"a {WHO}\n", head=f"%project=p\n%uri={uri}\n\n")) is None
+    assert change_ids(plan_of(f"a [zz] {WHO}\n")) is None

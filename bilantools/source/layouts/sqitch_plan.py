@@ -21,10 +21,12 @@ satisfied by deploying the plan in order, so it is an error too.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bilantools.source.findings import Finding
 
@@ -226,7 +228,7 @@ def _body(plan: Plan, lines: list[str], start: int) -> None:
                 f"remove the line and run 'bilantools rollback --to' to revert {name}",
             )
             continue
-        planner = f"{match['planner_name'].strip()} <{match['planner_email']}>"
+        planner = f"{match['planner_name']} <{match['planner_email']}>"  # as Sqitch keeps it
         if match["tag"]:
             _tag(plan, number, name, match["dependencies"])
             since_tag.clear()
@@ -373,6 +375,50 @@ def position_of(plan: Plan, key: str, position: int) -> int | None:
     if earlier:
         return earlier[-1]
     return position if position in instances else next(iter(instances), None)
+
+
+def change_ids(plan: Plan) -> dict[str, str] | None:
+    """Each change's Sqitch change ID (the ``change_id`` of its registry), by key, computed
+    as App::Sqitch::Plan::Change does: the SHA-1 of ``"change <length>\\0" + info``, where
+    info holds the project, the URI, the name, the previous change's ID, the planner, the
+    date, the requirements, the conflicts and the note. None when the plan has errors or a
+    %uri this function cannot canonicalise as Perl's URI module does (see `_canonical`)."""
+    if plan.findings or plan.project is None:
+        return None
+    uri = _canonical(plan.uri) if plan.uri else ""
+    if uri is None:
+        return None
+    ids: dict[str, str] = {}
+    parent = None
+    for change in plan.changes:
+        lines = [f"project {plan.project}", *([f"uri {uri}"] if uri else []), f"change {change.name}"]
+        lines += [*([f"parent {parent}"] if parent else []), f"planner {change.planner}"]
+        lines.append(f"date {change.timestamp}")
+        if change.requires:
+            lines.append("requires\n  + " + "\n  + ".join(d.as_string() for d in change.requires))
+        if change.conflicts:
+            lines.append("conflicts\n  - " + "\n  - ".join(d.as_string() for d in change.conflicts))
+        if change.note:
+            lines += ["", change.note]
+        info = "\n".join(lines).encode("utf-8")
+        parent = hashlib.sha1(b"change %d\0" % len(info) + info, usedforsecurity=False).hexdigest()
+        ids[change.key] = parent
+    return ids
+
+
+def _canonical(uri: str) -> str | None:
+    """`uri` as Perl's ``URI->canonical`` writes an http(s) URI (scheme and host in lower
+    case, no default port, '/' for an empty path); None for any other URI, and for one with
+    a query, a fragment, user info or %-escapes, whose canonical forms are not reproduced."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or any(c in uri for c in "%?#@") or not parts.hostname:
+        return None
+    if ":" in parts.hostname:  # an IPv6 address
+        return None
+    default = {"http": 80, "https": 443}[scheme]
+    port = f":{parts.port}" if parts.port not in (None, default) else ""
+    return f"{scheme}://{parts.hostname}{port}{parts.path or '/'}"
 
 
 def _unescape(note: str) -> str:
