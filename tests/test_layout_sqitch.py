@@ -19,6 +19,7 @@ from bilantools.errors import InputError
 from tests.conftest import FIXTURES
 
 SQITCH = FIXTURES / "sqitch"
+GOLANG = FIXTURES / "golang_migrate"
 PLANNED = [
     "appschema",
     "app/teams",
@@ -221,3 +222,11 @@ def test_a_provided_cross_project_requirement_lets_apply_run(db_url: str, tmp_pa
     (tmp_path / "pyproject.toml").write_text('[tool.bilantools]\nprovided = ["sqitch:auth:users"]\n')
     assert [s.version for s in commands.apply(target=db_url, project=d).steps] == ["t"]
     assert commands.verify(target=db_url, project=d).ok
+
+
+def test_verify_json_of_other_layouts_keeps_its_shape(cli: Any, db_url: str) -> None:
+    base = ["--db", db_url, "--migrations", str(GOLANG)]
+    assert cli(*base, "apply", "--yes").code == 0
+    r = cli(*base, "verify", "--json")
+    assert (r.code, sorted(json.loads(r.out))) == (0, ["ok", "rows", "summary", "target"])
+    assert "verify script" not in cli(*base, "verify").out
