@@ -280,16 +280,17 @@ def test_unrecognised_directory_is_an_error_never_0_migrations(cli: Any, db_url:
     assert (r.code, r.out) == (2, "")
     assert r.err.splitlines()[-1] == (
         f"error: {d} holds 2 .sql files but no migration of any known layout (bilantools, golang-migrate, "
-        "dbmate): name them as one layout does (bilantools: NNN_slug.sql (rollback NNN_slug_rollback.sql); "
-        "golang-migrate: <version>_<title>.up.sql / .down.sql; dbmate: <version>_<name>.sql with "
-        "'-- migrate:up' and '-- migrate:down' sections) or pass --layout NAME"
+        "dbmate, sqitch): name them as one layout does (bilantools: NNN_slug.sql (rollback "
+        "NNN_slug_rollback.sql); golang-migrate: <version>_<title>.up.sql / .down.sql; dbmate: "
+        "<version>_<name>.sql with '-- migrate:up' and '-- migrate:down' sections; sqitch: sqitch.plan "
+        "with deploy/, revert/ and verify/ scripts) or pass --layout NAME"
     )
     r = cli("--db", db_url, "--migrations", str(d), "--layout", "golang-migrate", "status")
     assert r.code == 2
     assert r.err.splitlines()[-1] == (
         f"error: {d} holds 2 .sql files but no golang-migrate migration: name them "
         "<version>_<title>.up.sql / .down.sql or pass the layout they follow (--layout NAME; one of "
-        "bilantools, golang-migrate, dbmate)"
+        "bilantools, golang-migrate, dbmate, sqitch)"
     )
 
 
@@ -326,8 +327,8 @@ def test_layout_from_pyproject_and_unknown_layouts(cli: Any, tmp_path: Path) -> 
     r = cli("--migrations", str(d), "--layout", "flyway", "check")
     assert (r.code, r.err.splitlines()[-1]) == (
         2,
-        "error: unknown migrations layout 'flyway'; choose one of bilantools, golang-migrate, dbmate "
-        "(--layout NAME)",
+        "error: unknown migrations layout 'flyway'; choose one of bilantools, golang-migrate, dbmate, "
+        "sqitch (--layout NAME)",
     )
 
 

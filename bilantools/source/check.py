@@ -22,9 +22,10 @@ from typing import Any
 from bilantools.errors import InputError, option
 from bilantools.source.config import CheckConfig, load_config, suppressed_rules
 from bilantools.source.engine_rules import TrackingObjects, engine_findings
-from bilantools.source.files import Migration, MigrationSet, discover
+from bilantools.source.files import Migration, MigrationSet
 from bilantools.source.findings import Finding, Severity
 from bilantools.source.graph import Analysis, analyse
+from bilantools.source.layouts.native import discover
 from bilantools.source.parsed import parse_script
 from bilantools.source.statements import SqlSyntaxError, Statement, runnable_findings
 
@@ -196,7 +197,7 @@ def _apply_switches(findings: list[Finding], found: MigrationSet, config: CheckC
             if script is not None:
                 file = str(script.path)
                 texts[file] = _union(texts[file], script.text) if file in texts else script.text
-        if config.squawk_after is not None and m.number <= config.squawk_after:
+        if config.squawk_after is not None and m.order <= (config.squawk_after,):
             history.update(str(s.path) for s in (m.script, m.rollback) if s is not None)
     kept = []
     seen = set()

@@ -2,10 +2,10 @@
 
 A layout has a name, a `score` (how many of the directory's ``*.sql`` files it
 recognises as its own, for detection) and a `discover` that turns the directory into the
-engine's `MigrationSet` of `Migration`s with forward and rollback `Script`s. Every layout
-so far has integer versions, which the engine orders as numbers; Flyway (dotted versions,
-repeatable scripts) and Sqitch (plan order, named changes) will need a version type of
-their own in `Migration` before they can be added here.
+engine's `MigrationSet` of `Migration`s with forward and rollback `Script`s. The set
+carries the layout's reading of a version: `key_of` (the identity compared with history
+rows and ``--to``) and `order_of` (the sort key), so that the engine never reads a
+version as a number itself.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from typing import Literal
 
 from bilantools.errors import InputError, option
 from bilantools.source.files import MigrationSet
-from bilantools.source.files import discover as discover_native
-from bilantools.source.layouts import dbmate, golang_migrate, native
+from bilantools.source.layouts import dbmate, golang_migrate, native, sqitch
 from bilantools.source.layouts.walk import sql_files
 
-LayoutName = Literal["bilantools", "golang-migrate", "dbmate"]
+LayoutName = Literal["bilantools", "golang-migrate", "dbmate", "sqitch"]
 
 
 @dataclass(frozen=True)
@@ -33,18 +32,20 @@ class Layout:
 
 
 LAYOUTS: dict[str, Layout] = {
-    native.NAME: Layout("bilantools", native.NAMING, native.score, discover_native),
+    native.NAME: Layout("bilantools", native.NAMING, native.score, native.discover),
     golang_migrate.NAME: Layout(
         "golang-migrate", golang_migrate.NAMING, golang_migrate.score, golang_migrate.discover
     ),
     dbmate.NAME: Layout("dbmate", dbmate.NAMING, dbmate.score, dbmate.discover),
+    sqitch.NAME: Layout("sqitch", sqitch.NAMING, sqitch.score, sqitch.discover),
 }
 
 
 def detect(directory: Path) -> LayoutName:
     """The one layout whose migrations `directory` holds.
 
-    InputError when two layouts both recognise files there, or when it holds ``*.sql``
+    A sqitch.plan makes it a Sqitch project. InputError when two layouts both recognise
+    files there, or when it holds ``*.sql``
     files and no layout recognises any (never "0 migrations"). A directory with no
     ``*.sql`` file (or no directory) is left to `discover`, which says so.
     """
@@ -52,6 +53,8 @@ def detect(directory: Path) -> LayoutName:
         return "bilantools"
     files = [p for p in sql_files(directory) if p.is_file()]
     scores = {layout.name: layout.score(files) for layout in LAYOUTS.values()}
+    if sqitch.claims(directory):
+        scores["sqitch"] = 1  # its sqitch.plan makes it one, not files at the top
     matching = [name for name, count in scores.items() if count]
     if len(matching) == 1:
         return matching[0]
