@@ -42,10 +42,12 @@ def ask(question: str, refusal: str, yes: bool) -> None:
         raise RefusedError("cancelled: nothing was changed")
 
 
-def step_line(s: Step) -> str:
+def step_line(s: Step, width: int = 0) -> str:
+    """One migration's outcome; `width` pads the version so that the lines of a layout
+    whose versions differ in length (Sqitch's change names) stay in columns."""
     ms = f"{s.duration_ms} ms" if s.duration_ms is not None else ""
     detail = f"  {s.detail}" if s.detail else ""
-    return f"{s.version}  {s.name:<40} {s.outcome:<16} {ms}{detail}".rstrip()
+    return f"{s.version:<{width}}  {s.name:<40} {s.outcome:<16} {ms}{detail}".rstrip()
 
 
 class StepPrinter:
@@ -55,6 +57,7 @@ class StepPrinter:
         self.quiet = quiet
         self.use_bar = not quiet and sys.stderr.isatty()
         self.bar: Any = None
+        self.width = 0  # of the versions, once the project is read (see `step_line`)
 
     def __call__(self, progress: Progress) -> None:
         if self.quiet:
@@ -68,7 +71,7 @@ class StepPrinter:
                 self.bar.set_description(progress.migration.label[:40])
             return
         assert progress.step is not None
-        line = step_line(progress.step)
+        line = step_line(progress.step, self.width)
         if self.bar is not None:
             self.bar.update(1)
             self.bar.write(line, file=sys.stdout)

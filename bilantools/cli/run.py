@@ -102,6 +102,7 @@ def _run(
         try:
             target = obj.target()
             confirm(target, QUESTIONS[action], options)
+            printer.width = max((len(m.version) for m in obj.project.migrations), default=0)
             hooks = {"progress": printer} if action in ("apply", "rollback") else {}
             result = command(target=target, project=obj.project, options=options, **hooks)
         except KeyboardInterrupt:
@@ -119,7 +120,7 @@ def _run(
         return
     if result.action in ("baseline", "repair"):
         for step in result.steps:
-            click.echo(step_line(step))
+            click.echo(step_line(step, printer.width))
     verb = {"apply": "applied", "rollback": "rolled back", "baseline": "baselined", "repair": "repaired"}
     if result.dry_run:
         click.echo(f"dry run: {len(result.steps)} migration(s) checked, nothing was changed")
