@@ -296,3 +296,12 @@ def test_plan_sql_prints_the_script_as_it_runs(cli: Any, db_url: str) -> None:
 def test_front_door_reads_flyway_given_as_the_layout(db_url: str) -> None:
     result = commands.apply(target=db_url, project=Project.load(FLYWAY, "flyway"), options=RunOptions(to="1"))
     assert [s.version for s in result.steps] == ["1"]
+
+
+def test_undo_script_without_its_version_is_an_error(tmp_path: Path) -> None:
+    d = write(tmp_path / "m", {"V1__a.sql": "SELECT 1;\n", "U1_1__b.sql": "SELECT 2;\n"})
+    [orphan] = Project.load(d).migrations.errors
+    assert (orphan.rule, orphan.one_line()) == (
+        "orphan-rollback",
+        "rollback U1_1__b.sql has no versioned script V1_1__*.sql; add it or remove the undo script",
+    )

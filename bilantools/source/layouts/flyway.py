@@ -40,7 +40,7 @@ from bilantools.source.files import (
 )
 from bilantools.source.findings import Finding
 from bilantools.source.headers import Headers
-from bilantools.source.layouts.walk import finish, headers_of, named_files, new_set, unwrap_transaction
+from bilantools.source.layouts import walk
 
 NAME = "flyway"
 NAMING = "V<version>__<description>.sql (undo U<version>__<description>.sql, repeatable R__<description>.sql)"
@@ -132,7 +132,7 @@ def discover(directory: Path) -> MigrationSet:
     """The scripts of `directory`; problems become findings."""
     from bilantools.source.config import load_config
 
-    found = new_set(directory, NAME, NAMING)
+    found = walk.new_set(directory, NAME, NAMING)
     found.key_of = key_of
     values = load_config(directory.absolute()).placeholders
     versioned: dict[str, list[tuple[re.Match[str], Script, Headers]]] = {}
@@ -140,7 +140,7 @@ def discover(directory: Path) -> MigrationSet:
     entries: list[Entry] = []
     rejected: set[str] = set()  # versions whose script has its own finding
     scripts: set[str] = set()
-    for path, match in named_files(found, FILE_NAME, NAMING):
+    for path, match in walk.named_files(found, FILE_NAME, NAMING):
         scripts.add(path.name)
         key = key_of(match["version"]) if match["version"] else REPEATABLE + match["description"]
         assert key is not None
@@ -169,20 +169,13 @@ def discover(directory: Path) -> MigrationSet:
                 Entry(key, match["description"], script, headers, rollback, rollback_headers, hint)
             )
     for key in sorted(set(undos) - set(versioned) - rejected):
-        path = undos[key][1].path
+        problem = f"has no versioned script V{undos[key][0]['version']}__*.sql"
         found.findings.append(
-            Finding(
-                "orphan-rollback",
-                "error",
-                str(path),
-                None,
-                f"undo script {path.name} has no versioned script V{undos[key][0]['version']}__*.sql",
-                "add the versioned script or remove the undo script",
-            )
+            walk.orphan_rollback(undos[key][1].path, problem, "add it or remove the undo script")
         )
     _orphan_settings(directory, scripts, found)
     found.order_of = _Order(tuple(sorted(e.version for e in entries if e.repeatable)))
-    return finish(found, entries)
+    return walk.finish(found, entries)
 
 
 def _read(path: Path, found: MigrationSet, values: dict[str, str]) -> tuple[Script, Headers] | None:
@@ -193,11 +186,11 @@ def _read(path: Path, found: MigrationSet, values: dict[str, str]) -> tuple[Scri
         return None
     in_transaction = _settings(path, found)
     replaced = _replace(written, values, found)
-    headers = headers_of(written, found)
+    headers = walk.headers_of(written, found)
     if in_transaction is None or replaced is None or headers is None:
         return None
     headers = replace(headers, transactional=headers.transactional and in_transaction)
-    body = unwrap_transaction(replaced) if headers.transactional else replaced
+    body = walk.unwrap_transaction(replaced) if headers.transactional else replaced
     return replace(body, checksum=written.checksum), headers
 
 

@@ -28,9 +28,15 @@ from bilantools.source.files import (
     read_script,
     version_too_long,
 )
-from bilantools.source.findings import Finding
 from bilantools.source.headers import Headers
-from bilantools.source.layouts.walk import finish, headers_of, named_files, new_set, unwrap_transaction
+from bilantools.source.layouts.walk import (
+    finish,
+    headers_of,
+    named_files,
+    new_set,
+    orphan_rollback,
+    unwrap_transaction,
+)
 
 NAME = "golang-migrate"
 NAMING = "<version>_<title>.up.sql / .down.sql"
@@ -75,14 +81,6 @@ def discover(directory: Path) -> MigrationSet:
         entries.append(Entry(version, title, script, headers, down, down_headers, hint))
     for key in sorted(set(downs) - set(ups) - rejected):
         path = downs[key][0]
-        found.findings.append(
-            Finding(
-                "orphan-rollback",
-                "error",
-                str(path),
-                None,
-                f"rollback {path.name} has no migration {path.name[: -len('.down.sql')]}.up.sql",
-                "add the migration or remove it",
-            )
-        )
+        problem = f"has no migration {path.name[: -len('.down.sql')]}.up.sql"
+        found.findings.append(orphan_rollback(path, problem, "add the migration or remove it"))
     return finish(found, entries)

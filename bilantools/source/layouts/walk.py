@@ -82,6 +82,11 @@ def named_files(
         yield path, match
 
 
+def orphan_rollback(path: Path, problem: str, hint: str) -> Finding:
+    """The finding for a rollback script without its migration (`problem`: what is missing)."""
+    return Finding("orphan-rollback", "error", str(path), None, f"rollback {path.name} {problem}", hint)
+
+
 def headers_of(script: Script, found: MigrationSet) -> Headers | None:
     """The script's header directives, or None after adding the finding for a bad one."""
     try:
