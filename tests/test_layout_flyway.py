@@ -305,3 +305,36 @@ def test_undo_script_without_its_version_is_an_error(tmp_path: Path) -> None:
         "orphan-rollback",
         "rollback U1_1__b.sql has no versioned script V1_1__*.sql; add it or remove the undo script",
     )
+
+
+def test_squawk_after_is_read_as_a_flyway_version(tmp_path: Path) -> None:
+    """Up to 1.9 (not 1.10, which a comparison as text or as a number would put first)."""
+    d = copy(tmp_path)
+    (d / "pyproject.toml").write_text(
+        '[tool.bilantools]\nplaceholders = {team = "x"}\nsquawk-after = "1_9"\n'
+    )
+    squawked = {Path(f.file).name for f in commands.check(project=d).findings if f.rule.startswith("squawk:")}
+    assert "V1.10__add_orders_total.sql" in squawked
+    assert not squawked & {
+        "V1__create_accounts.sql",
+        "V1_2__index_accounts_name.sql",
+        "V1_9__create_orders.sql",
+    }
+    (d / "pyproject.toml").write_text('[tool.bilantools]\nplaceholders = {team = "x"}\nsquawk-after = "x1"\n')
+    with pytest.raises(InputError, match="squawk-after 'x1' is not a flyway version"):
+        commands.check(project=d)
+
+
+def test_a_new_placeholder_value_is_checked_again_before_apply(cli: Any, db_url: str, tmp_path: Path) -> None:
+    """The checksum stays (the file did not change) but the remembered check does not
+    cover the new text: a value that breaks the SQL is refused before anything runs."""
+    d = copy(tmp_path)
+    (d / "V2__select.sql").write_text("SELECT ${team};\n")
+    (d / "pyproject.toml").write_text('[tool.bilantools]\nplaceholders = {team = "1"}\n')
+    base = ["--db", db_url, "--migrations", str(d)]
+    assert cli(*base, "apply", "--yes", "--to", "1").code == 0  # the whole directory checked and remembered
+    (d / "pyproject.toml").write_text('[tool.bilantools]\nplaceholders = {team = "1 +"}\n')
+    r = cli(*base, "apply", "--yes")
+    assert r.code == 2, r.err
+    assert "V2__select.sql:1" in r.err.splitlines()[-1]
+    assert [v for v, _ in rows(db_url)] == ["1"]

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bilantools.errors import InputError
+from bilantools.source.files import MigrationSet
 from bilantools.source.layouts import LAYOUTS, LayoutName
 
 _KEYS = ("disable", "provided", "squawk-after", "layout", "placeholders")
@@ -44,9 +45,22 @@ PLACEHOLDER_NAME = re.compile(r"[A-Za-z0-9_.:-]+")  # what may stand between ${ 
 class CheckConfig:
     disabled: frozenset[str] = frozenset()
     provided: frozenset[str] = frozenset()
-    squawk_after: int | None = None
+    squawk_after: str | None = None  # a version as the layout writes it (read by check)
     layout: LayoutName | None = None  # None: detected from the files
     placeholders: dict[str, str] = field(default_factory=dict)  # ${name} -> value (Flyway)
+
+    def squawk_order(self, found: MigrationSet) -> tuple[int, ...] | None:
+        """The order of the ``squawk-after`` version in the set's layout (None: not set);
+        InputError for a value that is not one of its versions."""
+        if self.squawk_after is None:
+            return None
+        after = found.order_of(self.squawk_after)
+        if after is None:
+            raise InputError(
+                f"[tool.bilantools] squawk-after {self.squawk_after!r} is not a {found.layout} version; "
+                "write the version of the last migration that ran before squawk's advice applies"
+            )
+        return after
 
 
 def load_config(start: Path) -> CheckConfig:
@@ -90,7 +104,7 @@ def _parse(path: Path) -> CheckConfig:
                 'write it like "schema:auth" or "function:auth.uid"'
             )
     after = table.get("squawk-after")
-    if after is not None and not (isinstance(after, str) and after.isdigit()):
+    if after is not None and not (isinstance(after, str) and after.strip()):
         raise InputError(
             f"{path}: [tool.bilantools] squawk-after must be a version string; "
             'write e.g. squawk-after = "029"'
@@ -104,7 +118,7 @@ def _parse(path: Path) -> CheckConfig:
     return CheckConfig(
         disabled=disabled,
         provided=provided,
-        squawk_after=int(after) if after else None,
+        squawk_after=after.strip() if after else None,
         layout=LAYOUTS[layout].name if layout is not None else None,
         placeholders=_placeholders(path, table.get("placeholders", {})),
     )
