@@ -338,3 +338,15 @@ def test_a_new_placeholder_value_is_checked_again_before_apply(cli: Any, db_url:
     assert r.code == 2, r.err
     assert "V2__select.sql:1" in r.err.splitlines()[-1]
     assert [v for v, _ in rows(db_url)] == ["1"]
+
+
+def test_two_undo_scripts_of_one_version_clash(tmp_path: Path) -> None:
+    d = write(
+        tmp_path / "m",
+        {"V1_1__a.sql": "SELECT 1;\n", "U1_1__a.sql": "SELECT 2;\n", "U1.1__a.sql": "SELECT 3;\n"},
+    )
+    [clash] = Project.load(d).migrations.errors
+    assert (
+        clash.one_line()
+        == "two undo scripts share version 1.1: U1.1__a.sql and U1_1__a.sql; remove one of them"
+    )

@@ -150,6 +150,9 @@ def discover(directory: Path) -> MigrationSet:
             continue
         script, headers = read
         if match["kind"] == "U":
+            if key in undos:
+                found.findings.append(_second_undo(path, undos[key][1].path, key))
+                continue
             undos[key] = (match, script, headers)
         elif match["kind"] == "V":
             too_long = version_too_long(path, key)
@@ -279,6 +282,18 @@ def _orphan_settings(directory: Path, scripts: set[str], found: MigrationSet) ->
                     "rename it after its script or remove it",
                 )
             )
+
+
+def _second_undo(path: Path, first: Path, key: str) -> Finding:
+    """The finding for a second undo script of one version (which one is the undo?)."""
+    return Finding(
+        "duplicate-version",
+        "error",
+        str(path),
+        None,
+        f"two undo scripts share version {key}: {first.name} and {path.name}",
+        "remove one of them",
+    )
 
 
 def _repeatable_fits(path: Path, version: str, found: MigrationSet) -> bool:
