@@ -8,6 +8,7 @@ project keeps them next to its other tool settings and in version control::
     provided = ["schema:auth", "function:auth.uid", "extension:pgcrypto"]  # exist outside the migrations
     squawk-after = "029"  # squawk's lock and rewrite rules only for later migrations
     layout = "dbmate"  # how the migrations are named (default: detected from the files)
+    placeholders = {schema = "app"}  # Flyway's ${schema} in scripts (values of one line)
 
 ``squawk-after`` is the line between history and new work: migrations up to that version
 have run in production already (or build tables that were empty when they ran), so
@@ -26,24 +27,40 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bilantools.errors import InputError
+from bilantools.source.files import MigrationSet
 from bilantools.source.layouts import LAYOUTS, LayoutName
 
-_KEYS = ("disable", "provided", "squawk-after", "layout")
+_KEYS = ("disable", "provided", "squawk-after", "layout", "placeholders")
 _IGNORE = re.compile(r"--\s*bilantools:\s*ignore\s+([\w:.-]+(?:\s*,\s*[\w:.-]+)*)", re.I)
 _PROVIDED = re.compile(r"^[a-z][a-z_]*:\S(.*\S)?$")
+PLACEHOLDER_NAME = re.compile(r"[A-Za-z0-9_.:-]+")  # what may stand between ${ and }
 
 
 @dataclass(frozen=True)
 class CheckConfig:
     disabled: frozenset[str] = frozenset()
     provided: frozenset[str] = frozenset()
-    squawk_after: int | None = None
+    squawk_after: str | None = None  # a version as the layout writes it (read by check)
     layout: LayoutName | None = None  # None: detected from the files
+    placeholders: dict[str, str] = field(default_factory=dict)  # ${name} -> value (Flyway)
+
+    def squawk_order(self, found: MigrationSet) -> tuple[int, ...] | None:
+        """The order of the ``squawk-after`` version in the set's layout (None: not set);
+        InputError for a value that is not one of its versions."""
+        if self.squawk_after is None:
+            return None
+        after = found.order_of(self.squawk_after)
+        if after is None:
+            raise InputError(
+                f"[tool.bilantools] squawk-after {self.squawk_after!r} is not a {found.layout} version; "
+                "write the version of the last migration that ran before squawk's advice applies"
+            )
+        return after
 
 
 def load_config(start: Path) -> CheckConfig:
@@ -87,7 +104,7 @@ def _parse(path: Path) -> CheckConfig:
                 'write it like "schema:auth" or "function:auth.uid"'
             )
     after = table.get("squawk-after")
-    if after is not None and not (isinstance(after, str) and after.isdigit()):
+    if after is not None and not (isinstance(after, str) and after.strip()):
         raise InputError(
             f"{path}: [tool.bilantools] squawk-after must be a version string; "
             'write e.g. squawk-after = "029"'
@@ -101,9 +118,29 @@ def _parse(path: Path) -> CheckConfig:
     return CheckConfig(
         disabled=disabled,
         provided=provided,
-        squawk_after=int(after) if after else None,
+        squawk_after=after.strip() if after else None,
         layout=LAYOUTS[layout].name if layout is not None else None,
+        placeholders=_placeholders(path, table.get("placeholders", {})),
     )
+
+
+def _placeholders(path: Path, value: Any) -> dict[str, str]:
+    """The placeholders table: names as Flyway writes them, values of one line (a script's
+    line numbers must stay those of the file)."""
+    example = 'write e.g. placeholders = {schema = "app"}'
+    if not isinstance(value, dict):
+        raise InputError(f"{path}: [tool.bilantools] placeholders must be a table; {example}")
+    for name, text in value.items():
+        if not PLACEHOLDER_NAME.fullmatch(name):
+            raise InputError(
+                f"{path}: [tool.bilantools] placeholders has the name {name!r}, which cannot appear "
+                f"as ${{name}}; use letters, digits and _ . : - ({example})"
+            )
+        if not isinstance(text, str) or "\n" in text or "\r" in text:
+            raise InputError(
+                f"{path}: [tool.bilantools] placeholders.{name} must be a string of one line; {example}"
+            )
+    return dict(value)
 
 
 def _strings(path: Path, key: str, value: Any, example: str) -> frozenset[str]:

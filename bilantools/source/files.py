@@ -78,6 +78,9 @@ class Migration:
     limits: Limits = field(default_factory=Limits)  # from the migration's headers
     rollback_limits: Limits = field(default_factory=Limits)  # from the rollback script's headers
     rollback_transactional: bool = True  # the rollback script's own '-- transaction:' header
+    rollback_hint: str = ""  # how to add the missing rollback, in its layout's terms
+    # Run again whenever its checksum changes (Flyway's R__ scripts), never rolled back.
+    repeatable: bool = False
 
     @property
     def path(self) -> Path:
@@ -160,6 +163,7 @@ class Entry:
     rollback: Script | None
     rollback_headers: Headers
     rollback_hint: str  # how to add the missing rollback, in this layout's terms
+    repeatable: bool = False  # see Migration.repeatable: it has no rollback to miss
 
 
 def _by_key(found: MigrationSet, entries: list[Entry]) -> dict[str, list[Entry]]:
@@ -207,7 +211,7 @@ def assemble(found: MigrationSet, entries: list[Entry]) -> None:
     built: dict[str, Migration] = {}
     for key, group in by_key.items():
         entry, script = group[0], group[0].script
-        if entry.rollback is None:
+        if entry.rollback is None and not entry.repeatable:
             found.findings.append(
                 Finding(
                     "missing-rollback",
@@ -258,6 +262,8 @@ def assemble(found: MigrationSet, entries: list[Entry]) -> None:
             entry.headers.limits,
             entry.rollback_headers.limits,
             entry.rollback_headers.transactional,
+            entry.rollback_hint,
+            entry.repeatable,
         )
     found.migrations = _order(built, found)
 

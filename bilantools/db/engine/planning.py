@@ -23,12 +23,12 @@ def status(target: str, migrations: MigrationSet, tracked: bool, rows: Sequence[
         row = by_key.pop(m.key, None)
         file = str(m.path)
         if row is None:
-            result.append(MigrationStatus(m.version, m.name, "pending", file=file))
+            result.append(MigrationStatus(m.version, m.name, "pending", file=file, repeatable=m.repeatable))
             continue
         if not row.success:
             state: State = "failed"
         elif row.checksum and row.checksum != m.checksum:
-            state = "changed"
+            state = "outdated" if m.repeatable else "changed"
         else:
             state = "applied"
         result.append(
@@ -42,6 +42,7 @@ def status(target: str, migrations: MigrationSet, tracked: bool, rows: Sequence[
                 row.error_message,
                 row.partial,
                 file,
+                m.repeatable,
             )
         )
     for row in by_key.values():
@@ -76,7 +77,7 @@ def plan(
             f"migration(s) {', '.join(changed)} changed since they were applied (checksum "
             "differs): restore the file(s), or run 'bilantools repair' if the edit is intentional"
         )
-    todo = [m for m in migrations if states[m.version].state in ("pending", "failed")]
+    todo = [m for m in migrations if states[m.version].state in ("pending", "failed", "outdated")]
     retrying = {v for v, s in states.items() if s.state == "failed"}
     return limit(todo, migrations, to, step, forward=True), retrying
 
@@ -84,10 +85,14 @@ def plan(
 def rollback_plan(
     current: Status, migrations: MigrationSet, to: str | None, step: int | None
 ) -> list[Migration]:
-    """Applied migrations to roll back, newest first; refuses a range with no script.
-    `migrations` is valid (`require_valid`)."""
+    """Applied migrations to roll back, newest first (repeatable ones never: they have no
+    undo); refuses a range with no script. `migrations` is valid (`require_valid`)."""
     states = {s.version: s for s in current.migrations}
-    done = [m for m in reversed(migrations.migrations) if states[m.version].state in ("applied", "changed")]
+    done = [
+        m
+        for m in reversed(migrations.migrations)
+        if states[m.version].state in ("applied", "changed") and not m.repeatable
+    ]
     if to is not None and step is not None:
         raise InputError(BOTH_RANGES)
     if to is not None and migrations.key_of(to) == "0":
@@ -107,11 +112,11 @@ def rollback_plan(
             f"migration(s) {', '.join(stranded)} are applied but their files are missing: "
             "restore them before rolling back past them"
         )
-    without = [m.label for m in chosen if m.rollback is None]
+    without = [m for m in chosen if m.rollback is None]
     if without:
         raise RefusedError(
-            f"no rollback script for {', '.join(without)}: add "
-            f"{without[0]}_rollback.sql (nothing was rolled back)"
+            f"no rollback script for {', '.join(m.label for m in without)}: "
+            f"{without[0].rollback_hint} (nothing was rolled back)"
         )
     return chosen
 

@@ -17,10 +17,10 @@ from typing import Literal
 
 from bilantools.errors import InputError, option
 from bilantools.source.files import MigrationSet
-from bilantools.source.layouts import dbmate, golang_migrate, native, sqitch
+from bilantools.source.layouts import dbmate, flyway, golang_migrate, native, sqitch
 from bilantools.source.layouts.walk import sql_files
 
-LayoutName = Literal["bilantools", "golang-migrate", "dbmate", "sqitch"]
+LayoutName = Literal["bilantools", "golang-migrate", "dbmate", "flyway", "sqitch"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ LAYOUTS: dict[str, Layout] = {
         "golang-migrate", golang_migrate.NAMING, golang_migrate.score, golang_migrate.discover
     ),
     dbmate.NAME: Layout("dbmate", dbmate.NAMING, dbmate.score, dbmate.discover),
+    flyway.NAME: Layout("flyway", flyway.NAMING, flyway.score, flyway.discover),
     sqitch.NAME: Layout("sqitch", sqitch.NAMING, sqitch.score, sqitch.discover),
 }
 

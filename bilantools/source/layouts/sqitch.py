@@ -34,7 +34,6 @@ from bilantools.source.files import (
 )
 from bilantools.source.findings import Finding
 from bilantools.source.headers import Headers
-from bilantools.source.layouts.golang_migrate import unwrap_transaction
 from bilantools.source.layouts.sqitch_plan import (
     FULL_NAME,
     PLAN_FILE,
@@ -43,7 +42,7 @@ from bilantools.source.layouts.sqitch_plan import (
     parse_plan,
     position_of,
 )
-from bilantools.source.layouts.walk import finish, headers_of, require_directory
+from bilantools.source.layouts.walk import finish, headers_of, require_directory, unwrap_transaction
 
 NAME = "sqitch"
 NAMING = "sqitch.plan with deploy/, revert/ and verify/ scripts"
