@@ -32,7 +32,7 @@ from bilantools.db.scratch import Stopped, stop_on_signals
 from bilantools.db.target import Target, parse_target
 from bilantools.errors import InputError, option
 from bilantools.options import DEFAULT_BACKUP_DIR, RunOptions
-from bilantools.project import DEFAULT_MIGRATIONS, Project, ProjectLike, as_project
+from bilantools.project import DEFAULT_MIGRATIONS, LAYOUTS, Project, ProjectLike, as_project
 from bilantools.secrets import redact
 from bilantools.session import TargetLike, resolve_target
 from bilantools.source.files import Migration
@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_WAIT",
     "DURATION_HINT",
     "INSPECTIONS",
+    "LAYOUTS",
     "Finding",
     "Migration",
     "MigrationStatus",

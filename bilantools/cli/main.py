@@ -29,12 +29,14 @@ from bilantools.errors import BilanToolsError
     default=commands.DEFAULT_MIGRATIONS,
     show_default=True,
     metavar="DIR",
-    help="Directory of migrations (ours, golang-migrate's or dbmate's).",
+    help="Directory of migrations (ours, golang-migrate's, dbmate's, Flyway's, or a Sqitch project's).",
 )
 @click.option(
     "--layout",
     metavar="NAME",
-    help="How the migrations are named: bilantools, golang-migrate or dbmate (default: detected).",
+    help="How the migrations are named: one of "
+    + ", ".join(commands.LAYOUTS)
+    + " (default: detected).",
 )
 @click.option(
     "--pg-bin",
