@@ -456,4 +456,5 @@ def apply_check(
     from bilantools.source.check import apply_errors
 
     found = as_project(project)
-    return apply_errors(found.migrations, found.settings, tracking(), options.force)
+    schema = found.settings.tracking_schema_for(found.layout)
+    return apply_errors(found.migrations, found.settings, tracking(schema), options.force)

@@ -32,13 +32,12 @@ if TYPE_CHECKING:
 # with. SAME_VERSION compares a row's `version` with a parameter; STORED_VERSION is the
 # text to write for a parameter: the existing row's (the oldest, were there two), else
 # the parameter itself. (The guide's functions compare text; they get STORED_VERSION.)
+# {history}, {events}, {failure}, {record}: the tracking objects, qualified (`Tracking.sql`).
 SAME_VERSION = "ltrim(version, '0') = ltrim(%s, '0')"
-STORED_VERSION = (
-    f"coalesce((SELECT version FROM schema_migrations WHERE {SAME_VERSION} ORDER BY id LIMIT 1), %s)"
-)
-_RECORD_FAILURE = f"SELECT record_migration_failure({STORED_VERSION}, %s, %s)"
-_CLEAR_FAILED = f"DELETE FROM schema_migrations WHERE {SAME_VERSION} AND NOT success"
-_REALIGN = f"UPDATE schema_migrations SET checksum = %s WHERE {SAME_VERSION}"
+STORED_VERSION = f"coalesce((SELECT version FROM {{history}} WHERE {SAME_VERSION} ORDER BY id LIMIT 1), %s)"
+_RECORD_FAILURE = f"SELECT {{failure}}({STORED_VERSION}, %s, %s)"
+_CLEAR_FAILED = f"DELETE FROM {{history}} WHERE {SAME_VERSION} AND NOT success"
+_REALIGN = f"UPDATE {{history}} SET checksum = %s WHERE {SAME_VERSION}"
 
 # A statement and its parameters, as sent.
 Query = tuple[str, Sequence[object]]
@@ -49,6 +48,65 @@ TRACKING_FUNCTIONS = (
     "record_migration_failure(varchar,text,text)",
     "get_migration_status()",
 )
+# The columns of our schema_migrations that a peer tool's table of that name lacks.
+_OURS = ("id", "version", "description", "checksum", "applied_at", "success", "error_message")
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where the tracking objects live: the schema the engine names them in, whatever the
+    search_path (`[tool.bilantools] tracking-schema`, checked as a plain name in config)."""
+
+    schema: str = "public"
+
+    @classmethod
+    def of(cls, directory: Path, layout: str) -> Tracking:
+        """The configured place for the migrations of `directory` in `layout`."""
+        from bilantools.source.config import load_config
+
+        return cls(load_config(directory.absolute()).tracking_schema_for(layout))
+
+    def name(self, obj: str) -> str:
+        """`obj` qualified, as SQL text ('"bilantools"."schema_migrations"')."""
+        return _qualified(self.schema, obj)
+
+    @property
+    def label(self) -> str:
+        """The history table as users read it: bilantools.schema_migrations."""
+        return f"{self.schema}.schema_migrations"
+
+    def sql(self, template: str) -> str:
+        """`template` with its {history}, {events}, {failure}, {record} placeholders filled."""
+        return _render(template, self.schema)
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        """The guide's functions' signatures, qualified, for to_regprocedure."""
+        return tuple(self.name(f.split("(")[0]) + "(" + f.split("(", 1)[1] for f in TRACKING_FUNCTIONS)
+
+
+@lru_cache(maxsize=512)
+def _qualified(schema: str, obj: str) -> str:
+    from psycopg import sql
+
+    return sql.Identifier(schema, obj).as_string(None)
+
+
+def _quoted(schema: str) -> str:
+    from psycopg import sql
+
+    return sql.Identifier(schema).as_string(None)
+
+
+@lru_cache(maxsize=128)
+def _render(template: str, schema: str) -> str:
+    names = {
+        "history": "schema_migrations",
+        "events": "schema_migration_events",
+        "failure": "record_migration_failure",
+        "record": "record_migration",
+    }
+    return template.format(**{key: _qualified(schema, obj) for key, obj in names.items()})
 
 
 def tracking_sql() -> str:
@@ -72,104 +130,155 @@ class HistoryRow:
         return int(self.version) if self.version.isascii() and self.version.isdigit() else None
 
 
-def tracking_state(conn: psycopg.Connection) -> tuple[bool, bool]:
+def tracking_state(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, bool]:
     """(schema_migrations exists with its functions, the event log exists in its current form)."""
     row = conn.execute(
-        "SELECT to_regclass('schema_migrations') IS NOT NULL"
+        "SELECT to_regclass(%s) IS NOT NULL"
         " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL"
         " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL,"
-        " EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass('schema_migration_events')"
+        " EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s)"
         " AND conname = 'schema_migration_events_outcome_check'"
         " AND pg_get_constraintdef(oid) LIKE '%%started%%')",
-        TRACKING_FUNCTIONS,
+        (tracking.name("schema_migrations"), *tracking.functions, tracking.name("schema_migration_events")),
     ).fetchone()
     assert row is not None
     return bool(row[0]), bool(row[1])
 
 
-def ensure_tracking(conn: psycopg.Connection) -> None:
-    """Create the tracking table, functions and event log when any is missing."""
+def require_ours(conn: psycopg.Connection, tracking: Tracking) -> bool:
+    """Whether our schema_migrations exists; RefusedError when a table of that name there
+    is another tool's (golang-migrate's, dbmate's): never read or write it as ours."""
+    row = conn.execute(
+        "SELECT array_agg(a.attname::text || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum),"
+        " array_agg(a.attname::text) FROM pg_attribute a"
+        " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+        (tracking.name("schema_migrations"),),
+    ).fetchone()
+    if row is None or row[0] is None:
+        return False
+    described, names = row
+    if set(_OURS) <= set(names):
+        return True
+    from bilantools.source.config import PEER_TRACKING_SCHEMA
+
+    other = "another schema" if tracking.schema == PEER_TRACKING_SCHEMA else f'"{PEER_TRACKING_SCHEMA}"'
+    raise RefusedError(
+        f"{tracking.label} exists with columns ({', '.join(described)}), which are not bilantools' "
+        "(another tool's history, e.g. golang-migrate's or dbmate's): bilantools will not read or write it; "
+        f"nothing was changed: set tracking-schema = {other} under [tool.bilantools] in pyproject.toml "
+        "so that bilantools keeps its history there"
+    )
+
+
+def ensure_tracking(conn: psycopg.Connection, tracking: Tracking = Tracking()) -> None:
+    """Create the tracking table, functions and event log when any is missing, in the
+    tracking schema (see `creation_sql`)."""
     import psycopg
 
-    if all(tracking_state(conn)):
+    require_ours(conn, tracking)
+    if all(tracking_state(conn, tracking)):
         return
     try:
         with conn.transaction():
-            conn.execute(tracking_sql())
+            # The search_path is set back before the transaction goes on (it may be the
+            # dry run's, whose migrations follow).
+            previous = conn.execute("SELECT current_setting('search_path')").fetchone()
+            for statement in creation_sql(tracking):
+                conn.execute(statement)
+            conn.execute("SELECT set_config('search_path', %s, true)", (previous[0] if previous else "",))
     except psycopg.errors.InsufficientPrivilege as exc:
         raise RefusedError(
             f"cannot create the tracking table: {exc.diag.message_primary}; run as the schema "
-            "owner or GRANT CREATE ON SCHEMA public to this user"
+            f"owner or GRANT CREATE ON SCHEMA {tracking.schema} to this user"
         ) from None
 
 
-def read_history(conn: psycopg.Connection) -> tuple[bool, list[HistoryRow]]:
+def creation_sql(tracking: Tracking) -> list[str]:
+    """The statements that create the tracking objects in `tracking`'s schema, in one
+    transaction. tracking.sql names them unqualified: it runs with that schema first in
+    the search_path. Outside public, each function gets that schema as its own
+    search_path, so its body finds the tables whatever the caller's; in public they stay
+    the guide's functions, which migration 029 declares verbatim."""
+    if tracking.schema == "public":
+        return [tracking_sql()]
+    schema = _quoted(tracking.schema)
+    pinned = [
+        f"ALTER FUNCTION {signature} SET search_path = {schema}, pg_temp" for signature in tracking.functions
+    ]
+    return [
+        f"CREATE SCHEMA IF NOT EXISTS {schema}",
+        f"SET LOCAL search_path TO {schema}, pg_temp",
+        tracking_sql(),
+        *pinned,
+    ]
+
+
+def read_history(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, list[HistoryRow]]:
     """(whether schema_migrations exists, its rows); reads only, creates nothing."""
+    if not require_ours(conn, tracking):
+        return False, []
     row = conn.execute(
-        "SELECT to_regclass('schema_migrations') IS NOT NULL,"
-        " to_regclass('schema_migration_events') IS NOT NULL"
+        "SELECT to_regclass(%s) IS NOT NULL", (tracking.name("schema_migration_events"),)
     ).fetchone()
     assert row is not None
-    has_table, has_events = bool(row[0]), bool(row[1])
-    if not has_table:
-        return False, []
+    has_events = bool(row[0])
     # Partial: the version's latest apply event says it stopped half-way (one pass over the log).
     latest = (
         " LEFT JOIN (SELECT DISTINCT ON (ltrim(version, '0')) ltrim(version, '0') AS number, outcome"
-        " FROM schema_migration_events WHERE action = 'apply' ORDER BY ltrim(version, '0'), id DESC) e"
+        " FROM {events} WHERE action = 'apply' ORDER BY ltrim(version, '0'), id DESC) e"
         " ON e.number = ltrim(m.version, '0')"
         if has_events
         else " LEFT JOIN (SELECT NULL::text AS outcome) e ON false"
     )
     rows = conn.execute(
-        "SELECT m.version, m.description, m.checksum, m.applied_at, m.applied_by,"
-        " m.execution_time_ms, m.success, m.error_message,"
-        " coalesce(e.outcome IN ('partial', 'started'), false) FROM schema_migrations m"
-        + latest
-        + " ORDER BY m.id"
+        tracking.sql(
+            "SELECT m.version, m.description, m.checksum, m.applied_at, m.applied_by,"
+            " m.execution_time_ms, m.success, m.error_message,"
+            " coalesce(e.outcome IN ('partial', 'started'), false) FROM {history} m"
+            + latest
+            + " ORDER BY m.id"
+        )
     ).fetchall()
     return True, [HistoryRow(*r) for r in rows]
 
 
 @dataclass(frozen=True)
 class Actor:
-    """Who runs a change, for the event log."""
+    """Who runs a change, for the event log, and where the change is recorded."""
 
     os_user: str
     host: str
     run_id: uuid.UUID
     tool_version: str
     backup: str | None = None  # the backup taken before this run's changes
+    tracking: Tracking = Tracking()
 
     @classmethod
-    def current(cls) -> Actor:
+    def current(cls, tracking: Tracking) -> Actor:
         from bilantools import __version__
 
         try:
             user = getpass.getuser()
         except (KeyError, OSError):
             user = str(os.getuid())
-        return cls(user, socket.gethostname(), uuid.uuid4(), __version__)
+        return cls(user, socket.gethostname(), uuid.uuid4(), __version__, tracking=tracking)
 
 
 EVENT_COLUMNS = (
     "run_id, version, action, outcome, os_user, host, duration_ms, checksum, detail, tool_version, backup"
 )
-_EVENT = (
-    f"INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
+_EVENT = f"INSERT INTO {{events}} ({EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 _SUCCESS = (
     "WITH d AS (SELECT coalesce(%s::int,"
     " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int) AS ms),"
-    f" tracked AS (SELECT record_migration({STORED_VERSION}, %s, %s, current_user, d.ms) FROM d)"
-    f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
+    f" tracked AS (SELECT {{record}}({STORED_VERSION}, %s, %s, current_user, d.ms) FROM d)"
+    f" INSERT INTO {{events}} ({EVENT_COLUMNS})"
     " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, NULL, %s, %s FROM tracked, d"
     " RETURNING duration_ms"
 )
 _FORGET = (
-    f"WITH gone AS (DELETE FROM schema_migrations WHERE {SAME_VERSION} RETURNING 1)"
-    f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
+    f"WITH gone AS (DELETE FROM {{history}} WHERE {SAME_VERSION} RETURNING 1)"
+    f" INSERT INTO {{events}} ({EVENT_COLUMNS})"
     " VALUES (%s, %s, 'rollback', 'success', %s, %s,"
     " coalesce(%s::int, (extract(epoch FROM clock_timestamp() - now()) * 1000)::int), %s, NULL, %s, %s)"
     " RETURNING duration_ms"
@@ -186,7 +295,7 @@ def event_sql(
     detail: str | None = None,
 ) -> Query:
     """The event log row of one change, as the statement that appends it."""
-    return _EVENT, (
+    return actor.tracking.sql(_EVENT), (
         actor.run_id,
         version,
         action,
@@ -202,8 +311,8 @@ def event_sql(
 
 
 def run(conn: psycopg.Connection, statement: Query) -> psycopg.Cursor[Any]:
-    """Send one of the statements built here (its text from this module's constants, its
-    values bound as parameters)."""
+    """Send one of the statements built here (its text from this module's constants, the
+    tracking objects named by `Tracking.sql`, its values bound as parameters)."""
     return conn.execute(statement[0], statement[1])
 
 
@@ -221,7 +330,7 @@ def success_sql(
     current transaction, which is exact even when migrations were pipelined; the
     statement's one row is that duration.
     """
-    return _SUCCESS, (
+    return actor.tracking.sql(_SUCCESS), (
         duration_ms,
         version,
         version,
@@ -250,7 +359,7 @@ def record_failure(
 ) -> None:
     """The guide's record_migration_failure plus the event, in their own transaction."""
     with conn.transaction():
-        conn.execute(_RECORD_FAILURE, (version, version, description, error))
+        run(conn, (actor.tracking.sql(_RECORD_FAILURE), (version, version, description, error)))
         outcome = "partial" if partial else "failure"
         run(conn, event_sql(actor, version, "apply", outcome, duration_ms, checksum, error))
 
@@ -268,7 +377,7 @@ def started_sql(
         "so some of its statements may have committed: make sure it is safe to re-run, then apply again"
     )
     return [
-        (_RECORD_FAILURE, (version, version, description, note)),
+        (actor.tracking.sql(_RECORD_FAILURE), (version, version, description, note)),
         event_sql(actor, version, "apply", "started", checksum=checksum, detail=detail),
     ]
 
@@ -284,7 +393,7 @@ def forget_sql(actor: Actor, version: str, checksum: str | None, duration_ms: in
     """Remove a version's row after its rollback script ran, and log the rollback; the
     statement's one row is the rollback's duration: `duration_ms`, else measured by the
     server from the start of the current transaction."""
-    return _FORGET, (
+    return actor.tracking.sql(_FORGET), (
         version,
         actor.run_id,
         version,
@@ -299,13 +408,13 @@ def forget_sql(actor: Actor, version: str, checksum: str | None, duration_ms: in
 
 def clear_failed(conn: psycopg.Connection, actor: Actor, version: str, error: str | None) -> None:
     """Repair: remove a version's failed row, and log it."""
-    conn.execute(_CLEAR_FAILED, (version,))
+    run(conn, (actor.tracking.sql(_CLEAR_FAILED), (version,)))
     run(conn, event_sql(actor, version, "repair", "success", detail=f"cleared failed row: {error}"))
 
 
 def realign(conn: psycopg.Connection, actor: Actor, version: str, checksum: str) -> None:
     """Repair: take an edited file's checksum as the applied one, and log it."""
-    conn.execute(_REALIGN, (checksum, version))
+    run(conn, (actor.tracking.sql(_REALIGN), (checksum, version)))
     detail = "checksum realigned with the file"
     run(conn, event_sql(actor, version, "repair", "success", checksum=checksum, detail=detail))
 
@@ -319,12 +428,13 @@ def tracking_objects() -> frozenset[str]:
     return tracking().provided
 
 
-@lru_cache(maxsize=1)
-def tracking() -> TrackingObjects:
-    """The tracking tables and functions as `check` sees them: migrations may repeat the
-    statements of tracking.sql verbatim, and nothing else that touches these objects."""
+@lru_cache(maxsize=8)
+def tracking(schema: str = "public") -> TrackingObjects:
+    """The tracking tables and functions as `check` sees them in `schema`: migrations may
+    repeat the statements of tracking.sql verbatim, and nothing else that touches these
+    objects."""
     from bilantools.source.engine_rules import TrackingObjects
     from bilantools.source.files import Script, checksum
 
     text = tracking_sql()
-    return TrackingObjects.from_script(Script(Path("tracking.sql"), text, checksum(text)))
+    return TrackingObjects.from_script(Script(Path("tracking.sql"), text, checksum(text)), schema)

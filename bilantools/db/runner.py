@@ -77,8 +77,10 @@ class Runner:
         self.target_label = target.masked
         self.progress = progress
         self.limits = limits
+        self.tracking = history.Tracking.of(migrations.directory, migrations.layout)
         self.interrupts = Interrupts(conn)  # Ctrl-C while migrations run
-        self.session = Session(conn, self.target_label, limits, history.Actor.current(), self.interrupts)
+        actor = history.Actor.current(self.tracking)
+        self.session = Session(conn, self.target_label, limits, actor, self.interrupts)
         self._batched, self._autocommit = Batched(self.session), Autocommit(self.session)
 
     @property
@@ -87,8 +89,9 @@ class Runner:
 
     # -- reading ----------------------------------------------------------------------
     def status(self) -> Status:
-        tracked, rows = history.read_history(self.conn)
-        return planning.status(self.target_label, self.migrations, tracked, rows)
+        tracked, rows = history.read_history(self.conn, self.tracking)
+        status = planning.status(self.target_label, self.migrations, tracked, rows)
+        return replace(status, history_table=self.tracking.label)
 
     def plan(self, to: str | None = None, step: int | None = None) -> list[Migration]:
         """The migrations `apply` would run, in order; refuses when an applied file changed."""
@@ -115,7 +118,7 @@ class Runner:
             return known
         from bilantools.source.check import FORCIBLE, apply_errors  # the analysis: 20 ms of imports
 
-        found = apply_errors(self.migrations, config, history.tracking())
+        found = apply_errors(self.migrations, config, history.tracking(self.tracking.schema))
         if not found:
             passed.remember(store, digest, self.migrations)
         errors = [f for f in found if not (force and f.rule in FORCIBLE)]
@@ -136,7 +139,7 @@ class Runner:
         from bilantools.source.config import load_config
 
         config = load_config(self.migrations.directory.absolute())
-        errors = rollback_errors(self.migrations, todo, history.tracking(), config)
+        errors = rollback_errors(self.migrations, todo, history.tracking(self.tracking.schema), config)
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise InputError(
@@ -158,8 +161,8 @@ class Runner:
         todo = self.plan(to, step)
         prepared = [(m, self._prepare(m.script, m.transactional)) for m in todo]
         guard, create = None, False
-        if prepared and all(history.tracking_state(self.conn)):
-            guard = integrity.Guard.read(self.conn, self.actor.run_id)
+        if prepared and all(history.tracking_state(self.conn, self.tracking)):
+            guard = integrity.Guard.read(self.conn, self.actor.run_id, self.tracking)
         elif prepared:
             create = True
         recorder = Recording(replace(self.session, guard=guard), create)
@@ -195,7 +198,7 @@ class Runner:
             return self._dry_run(result, prepared)
         if prepared:
             self._before_changes(before_changes, result)
-            history.ensure_tracking(self.conn)
+            history.ensure_tracking(self.conn, self.tracking)
         return self._run_all(result, prepared)
 
     def rollback(
@@ -226,7 +229,7 @@ class Runner:
     def baseline(self, to: str) -> RunResult:
         """Mark migrations up to `to` applied without running them (hand-migrated databases)."""
         todo = self.plan(to=to)
-        history.ensure_tracking(self.conn)
+        history.ensure_tracking(self.conn, self.tracking)
         result = RunResult(self.target_label, "baseline", run_id=str(self.actor.run_id))
         with self.conn.transaction():
             for m in todo:
@@ -242,7 +245,7 @@ class Runner:
         result = RunResult(self.target_label, "repair", run_id=str(self.actor.run_id))
         if not status.tracking:
             return result
-        history.ensure_tracking(self.conn)
+        history.ensure_tracking(self.conn, self.tracking)
         files = {m.version: m for m in self.migrations}
         with self.conn.transaction():
             for s in status.migrations:
@@ -282,7 +285,7 @@ class Runner:
         last_flush = time.monotonic()
         size, index, total = 1, 0, len(prepared)
         if prepared:
-            self.session.guard = integrity.Guard.read(self.conn, self.actor.run_id)
+            self.session.guard = integrity.Guard.read(self.conn, self.actor.run_id, self.tracking)
         with self.interrupts:
             self.interrupts.defer()
             while index < total:
@@ -399,8 +402,8 @@ class Runner:
         dry = DryRun(self.session)
         try:
             with self.conn.transaction():
-                history.ensure_tracking(self.conn)
-                self.session.guard = integrity.Guard.read(self.conn, self.actor.run_id)
+                history.ensure_tracking(self.conn, self.tracking)
+                self.session.guard = integrity.Guard.read(self.conn, self.actor.run_id, self.tracking)
                 for index, (m, statements) in enumerate(prepared):
                     if not in_transaction(m, result.action):
                         result.steps.append(_cannot_dry_run(m, result.action))
