@@ -273,7 +273,7 @@ _SUCCESS = (
     " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int) AS ms),"
     f" tracked AS (SELECT {{record}}({STORED_VERSION}, %s, %s, current_user, d.ms) FROM d)"
     f" INSERT INTO {{events}} ({EVENT_COLUMNS})"
-    " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, NULL, %s, %s FROM tracked, d"
+    " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, %s, %s, %s FROM tracked, d"
     " RETURNING duration_ms"
 )
 _FORGET = (
@@ -323,8 +323,10 @@ def success_sql(
     checksum: str,
     duration_ms: int | None = None,
     action: str = "apply",
+    detail: str | None = None,
 ) -> Query:
-    """The guide's record_migration plus the event, in one statement (one round trip).
+    """The guide's record_migration plus the event (with `detail`), in one statement (one
+    round trip).
 
     Without `duration_ms`, the duration is measured by the server from the start of the
     current transaction, which is exact even when migrations were pipelined; the
@@ -342,6 +344,7 @@ def success_sql(
         actor.os_user,
         actor.host,
         checksum,
+        detail,
         actor.tool_version,
         actor.backup,
     )

@@ -228,12 +228,18 @@ class Runner:
 
     def baseline(self, to: str) -> RunResult:
         """Mark migrations up to `to` applied without running them (hand-migrated databases)."""
-        todo = self.plan(to=to)
+        return self.mark(self.plan(to=to))
+
+    def mark(self, todo: list[Migration], detail: str | None = None) -> RunResult:
+        """Record `todo` as applied without running them, in one transaction, each with a
+        'baseline' event (`detail`: where the word that they are applied came from)."""
         history.ensure_tracking(self.conn, self.tracking)
         result = RunResult(self.target_label, "baseline", run_id=str(self.actor.run_id))
         with self.conn.transaction():
             for m in todo:
-                record = history.success_sql(self.actor, m.version, m.name, m.checksum, 0, action="baseline")
+                record = history.success_sql(
+                    self.actor, m.version, m.name, m.checksum, 0, action="baseline", detail=detail
+                )
                 history.run(self.conn, record)
                 result.steps.append(Step(m.version, m.name, "baseline", "baselined"))
         return result
