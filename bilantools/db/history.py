@@ -58,13 +58,16 @@ class Tracking:
     search_path (`[tool.bilantools] tracking-schema`, checked as a plain name in config)."""
 
     schema: str = "public"
+    peer: str | None = None  # the tool whose history table is kept in step (keep-peer-history)
+    peer_schema: str = "public"  # where that table is: the first schema of the search_path
 
     @classmethod
     def of(cls, directory: Path, layout: str) -> Tracking:
         """The configured place for the migrations of `directory` in `layout`."""
         from bilantools.source.config import load_config
 
-        return cls(load_config(directory.absolute()).tracking_schema_for(layout))
+        config = load_config(directory.absolute())
+        return cls(config.tracking_schema_for(layout), config.peer_history_for(layout))
 
     def name(self, obj: str) -> str:
         """`obj` qualified, as SQL text ('"bilantools"."schema_migrations"')."""

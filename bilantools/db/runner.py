@@ -35,6 +35,7 @@ from bilantools.db.engine.results import (
 from bilantools.db.engine.session import Session, Unit, in_transaction
 from bilantools.db.failures import Interruption, LostConnection
 from bilantools.db.interrupts import Interrupts
+from bilantools.db.peers import keeping
 from bilantools.errors import BilanToolsError, ConnectionLostError, InputError, option
 from bilantools.source.files import Migration, MigrationSet, Script
 from bilantools.source.findings import Finding
@@ -78,6 +79,11 @@ class Runner:
         self.progress = progress
         self.limits = limits
         self.tracking = history.Tracking.of(migrations.directory, migrations.layout)
+        if (
+            self.tracking.peer is not None
+        ):  # its table is where the tool looks: the search_path's first schema
+            row = conn.execute("SELECT current_schema()").fetchone()
+            self.tracking = replace(self.tracking, peer_schema=str(row[0]) if row and row[0] else "public")
         self.interrupts = Interrupts(conn)  # Ctrl-C while migrations run
         actor = history.Actor.current(self.tracking)
         self.session = Session(conn, self.target_label, limits, actor, self.interrupts)
@@ -199,6 +205,7 @@ class Runner:
         if prepared:
             self._before_changes(before_changes, result)
             history.ensure_tracking(self.conn, self.tracking)
+            keeping.prepare(self.conn, self.tracking)
         return self._run_all(result, prepared)
 
     def rollback(
@@ -219,6 +226,7 @@ class Runner:
             return self._dry_run(result, prepared)
         if prepared:
             self._before_changes(before_changes, result)
+            keeping.prepare(self.conn, self.tracking)
         return self._run_all(result, prepared)
 
     def _before_changes(self, hook: Callable[[], str] | None, result: RunResult) -> None:
@@ -409,6 +417,7 @@ class Runner:
         try:
             with self.conn.transaction():
                 history.ensure_tracking(self.conn, self.tracking)
+                keeping.prepare(self.conn, self.tracking)
                 self.session.guard = integrity.Guard.read(self.conn, self.actor.run_id, self.tracking)
                 for index, (m, statements) in enumerate(prepared):
                     if not in_transaction(m, result.action):

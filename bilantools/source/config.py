@@ -44,6 +44,13 @@ from bilantools.source.layouts import LAYOUTS, LayoutName
 _KEYS = ("disable", "provided", "squawk-after", "layout", "tracking-schema", "keep-peer-history")
 # A schema name written plainly: quoted as an identifier, it means what it says.
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# The tools whose history table bilantools can keep in step (`bilantools.db.peers.keeping`).
+KEPT_PEERS = ("golang-migrate", "dbmate", "flyway")
+NO_SQITCH = (
+    "bilantools cannot keep Sqitch's registry in step (its change ids hash the plan's entries, which "
+    "bilantools does not reproduce, and a wrong one makes Sqitch see another plan); leave the key out, "
+    "and when switching back run `sqitch deploy --log-only` to record the deployed changes"
+)
 NATIVE_TRACKING_SCHEMA = "public"  # the guide's place, where migration 029 declares them
 PEER_TRACKING_SCHEMA = "bilantools"  # out of the way of a peer tool's own schema_migrations
 _IGNORE = re.compile(r"--\s*bilantools:\s*ignore\s+([\w:.-]+(?:\s*,\s*[\w:.-]+)*)", re.I)
@@ -66,10 +73,26 @@ class CheckConfig:
         return NATIVE_TRACKING_SCHEMA if layout == "bilantools" else PEER_TRACKING_SCHEMA
 
     def peer_history_for(self, layout: str) -> str | None:
-        """The tool whose history table is kept in step, for a project in `layout`."""
-        if self.keep_peer_history is True:
-            return None if layout == "bilantools" else layout
-        return self.keep_peer_history or None
+        """The tool whose history table is kept in step, for a project in `layout`;
+        InputError when that cannot be done."""
+        peer = layout if self.keep_peer_history is True else self.keep_peer_history or None
+        if peer == "bilantools":
+            raise InputError(
+                "[tool.bilantools] keep-peer-history = true keeps the history of the layout's tool, and "
+                "this project is in bilantools' own layout: name the tool, e.g. keep-peer-history = "
+                '"golang-migrate"'
+            )
+        if peer == "sqitch":
+            raise InputError(f"[tool.bilantools] keep-peer-history for a Sqitch project: {NO_SQITCH}")
+        if (
+            peer in ("golang-migrate", "dbmate")
+            and self.tracking_schema_for(layout) == NATIVE_TRACKING_SCHEMA
+        ):
+            raise InputError(
+                f'[tool.bilantools] keep-peer-history = {peer!r} with tracking-schema = "public": {peer}\'s '
+                'schema_migrations and bilantools\' would be one table; set tracking-schema = "bilantools"'
+            )
+        return peer
 
 
 def load_config(start: Path) -> CheckConfig:
@@ -142,12 +165,15 @@ def _parse(path: Path) -> CheckConfig:
 
 def _peer(path: Path, value: Any) -> bool | str:
     """keep-peer-history: true (the layout's tool), false, or a tool's name."""
-    if isinstance(value, bool) or (isinstance(value, str) and value in LAYOUTS and value != "bilantools"):
+    if value == "sqitch":
+        raise InputError(f"{path}: [tool.bilantools] keep-peer-history = 'sqitch': {NO_SQITCH}")
+    if isinstance(value, bool):
         return value
-    peers = [name for name in LAYOUTS if name != "bilantools"]
+    if value in KEPT_PEERS:
+        return str(value)
     raise InputError(
         f"{path}: [tool.bilantools] keep-peer-history must be true, false or one of "
-        f"{', '.join(repr(n) for n in peers)}; write e.g. keep-peer-history = true"
+        f"{', '.join(repr(n) for n in KEPT_PEERS)}; write e.g. keep-peer-history = true"
     )
 
 
