@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bilantools.errors import InputError, RefusedError, option
 
@@ -116,6 +116,19 @@ def require_table(
             f"{label} is not {tool}'s history (its columns are {shown}, {tool}'s are {', '.join(needs)}); "
             f"name the tool that wrote it with {option('from', 'TOOL')}"
         )
+
+
+def fetch(
+    conn: psycopg.Connection, tool: str, table: str, needs: tuple[str, ...], select: str, exact: bool = False
+) -> tuple[str, list[tuple[Any, ...]]]:
+    """(where the peer's `table` is, the rows of `select` from it: a constant query naming
+    it {table}); InputError when it is absent or not the peer's (see `require_table`)."""
+    from psycopg import sql
+
+    label, columns = located(conn, table)
+    require_table(tool, label, columns, needs, exact)
+    schema = label.split(".", 1)[0]
+    return label, conn.execute(sql.SQL(select).format(table=sql.Identifier(schema, table))).fetchall()
 
 
 def refuse(tool: str, label: str, reason: str, fix: str) -> RefusedError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bilantools.db.peers import PeerHistory, PeerRow, located, require_table
+from bilantools.db.peers import PeerHistory, PeerRow, fetch
 
 if TYPE_CHECKING:
     import psycopg
@@ -18,12 +18,5 @@ COLUMNS = ("version",)
 
 def read(conn: psycopg.Connection, directory: Path) -> PeerHistory:
     """What the tool's table in the target says is applied (`directory` is not needed)."""
-    from psycopg import sql
-
-    label, columns = located(conn, TABLE)
-    require_table(NAME, label, columns, COLUMNS, exact=True)
-    schema = label.split(".", 1)[0]
-    rows = conn.execute(
-        sql.SQL("SELECT version FROM {} ORDER BY version").format(sql.Identifier(schema, TABLE))
-    ).fetchall()
+    label, rows = fetch(conn, NAME, TABLE, COLUMNS, "SELECT version FROM {table} ORDER BY version", True)
     return PeerHistory(NAME, label, [PeerRow(str(version)) for (version,) in rows])

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bilantools.db.peers import PeerHistory, PeerRow, located, refuse, require_table
+from bilantools.db.peers import PeerHistory, PeerRow, fetch, refuse
 
 if TYPE_CHECKING:
     import psycopg
@@ -40,17 +40,14 @@ _SKIPPED = ("SCHEMA",)
 
 def read(conn: psycopg.Connection, directory: Path) -> PeerHistory:
     """What flyway_schema_history says is applied (`directory` is not needed)."""
-    from psycopg import sql
-
-    label, columns = located(conn, TABLE)
-    require_table(NAME, label, columns, COLUMNS)
-    schema = label.split(".", 1)[0]
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT installed_rank, version, description, type, script, checksum::text, installed_on, success"
-            " FROM {} ORDER BY installed_rank"
-        ).format(sql.Identifier(schema, TABLE))
-    ).fetchall()
+    label, rows = fetch(
+        conn,
+        NAME,
+        TABLE,
+        COLUMNS,
+        "SELECT installed_rank, version, description, type, script, checksum::text, installed_on, success"
+        " FROM {table} ORDER BY installed_rank",
+    )
     kept: dict[str, PeerRow] = {}
     for rank, version, description, kind, script, checksum, installed_on, success in rows:
         if not success:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bilantools.db.peers import PeerHistory, PeerRow, located, refuse, require_table
+from bilantools.db.peers import PeerHistory, PeerRow, fetch, refuse
 
 if TYPE_CHECKING:
     import psycopg
@@ -20,14 +20,9 @@ COLUMNS = ("version", "dirty")
 
 def read(conn: psycopg.Connection, directory: Path) -> PeerHistory:
     """What the tool's table in the target says is applied (`directory` is not needed)."""
-    from psycopg import sql
-
-    label, columns = located(conn, TABLE)
-    require_table(NAME, label, columns, COLUMNS, exact=True)
-    schema = label.split(".", 1)[0]
-    rows = conn.execute(
-        sql.SQL("SELECT version::text, dirty FROM {} ORDER BY version").format(sql.Identifier(schema, TABLE))
-    ).fetchall()
+    label, rows = fetch(
+        conn, NAME, TABLE, COLUMNS, "SELECT version::text, dirty FROM {table} ORDER BY version", True
+    )
     for version, dirty in rows:
         if dirty:
             raise refuse(

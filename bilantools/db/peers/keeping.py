@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bilantools.db.peers import located, require_table
+from bilantools.db.peers import dbmate, flyway, golang_migrate, located, require_table
 
 if TYPE_CHECKING:
     import psycopg
@@ -34,10 +34,11 @@ if TYPE_CHECKING:
 
 Query = tuple[str, Sequence[object]]
 
-TABLES = {
-    "golang-migrate": "schema_migrations",
-    "dbmate": "schema_migrations",
-    "flyway": "flyway_schema_history",
+TABLES = {golang_migrate.NAME: golang_migrate.TABLE, dbmate.NAME: dbmate.TABLE, flyway.NAME: flyway.TABLE}
+_COLUMNS = {
+    golang_migrate.NAME: golang_migrate.COLUMNS,
+    dbmate.NAME: dbmate.COLUMNS,
+    flyway.NAME: flyway.COLUMNS,
 }
 _CREATE = {
     "golang-migrate": (
@@ -49,25 +50,8 @@ _CREATE = {
         " description varchar(200) NOT NULL, type varchar(20) NOT NULL, script varchar(1000) NOT NULL,"
         " checksum integer, installed_by varchar(100) NOT NULL,"
         " installed_on timestamp NOT NULL DEFAULT now(), execution_time integer NOT NULL,"
-        " success boolean NOT NULL,"
-        " CONSTRAINT flyway_schema_history_pk PRIMARY KEY (installed_rank))",
+        " success boolean NOT NULL, CONSTRAINT flyway_schema_history_pk PRIMARY KEY (installed_rank))",
         "CREATE INDEX IF NOT EXISTS flyway_schema_history_s_idx ON {peer} (success)",
-    ),
-}
-_COLUMNS = {
-    "golang-migrate": ("version", "dirty"),
-    "dbmate": ("version",),
-    "flyway": (
-        "installed_rank",
-        "version",
-        "description",
-        "type",
-        "script",
-        "checksum",
-        "installed_by",
-        "installed_on",
-        "execution_time",
-        "success",
     ),
 }
 _GOLANG = (
