@@ -71,8 +71,8 @@ def main() -> None:
     from bilantools.db.history import tracking_objects
     from bilantools.source import parsed
     from bilantools.source.check import check
-    from bilantools.source.files import discover
     from bilantools.source.graph import analyse
+    from bilantools.source.layouts.native import discover
 
     provided = tracking_objects()
     first = time.perf_counter() - started

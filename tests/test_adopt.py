@@ -229,7 +229,7 @@ def test_flyway_reader(conn: psycopg.Connection, tmp_path: Path) -> None:
         ("1", "create teams", "1203884133", False),
         ("1.1", "create players", "-455129378", False),
         ("1.2", "seed teams", None, False),
-        ("R__team_view.sql", "team view", "-11223344", False),  # the repeatable's latest run
+        ("R__team_view", "team view", "-11223344", False),  # the repeatable's latest run
     ]
     # a baseline marks every version up to its own; an undo takes its version back
     conn.execute(
@@ -240,7 +240,7 @@ def test_flyway_reader(conn: psycopg.Connection, tmp_path: Path) -> None:
     assert [(r.key, r.through) for r in flyway.read(conn, tmp_path).rows] == [
         ("1", False),
         ("1.2", False),
-        ("R__team_view.sql", False),
+        ("R__team_view", False),
         ("2", True),
     ]
     conn.execute(

@@ -4,6 +4,7 @@ against a real server."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from bilantools.db.peers import flyway
 from bilantools.errors import InputError
 from bilantools.source.config import load_config
+from bilantools.source.layouts.flyway import flyway_checksum
 from tests.conftest import FIXTURES
 
 GOLANG = FIXTURES / "golang_migrate"
 DBMATE = FIXTURES / "dbmate"
+FLYWAY = FIXTURES / "flyway"
 
 
 def project(tmp_path: Path, source: Path, settings: str) -> Path:
@@ -25,6 +27,11 @@ def project(tmp_path: Path, source: Path, settings: str) -> Path:
     shutil.copytree(source, directory)
     (directory.parent / "pyproject.toml").write_text(f"[tool.bilantools]\n{settings}\n", encoding="utf-8")
     return directory
+
+
+def run_sql(url: str, text: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(text)
 
 
 def rows(url: str, query: str) -> list[tuple[Any, ...]]:
@@ -77,8 +84,14 @@ def test_dbmate_rows_kept_in_step(cli: Any, db_url: str, tmp_path: Path) -> None
     assert rows(db_url, dbmate) == [("20240201000001",)]
 
 
-def test_flyway_history_kept_in_step(cli: Any, db_url: str, tmp_path: Path, basic: Path) -> None:
-    directory = project(tmp_path, basic, 'keep-peer-history = "flyway"')
+def test_flyway_history_kept_in_step_then_adopted_back(cli: Any, db_url: str, tmp_path: Path) -> None:
+    """Flyway's rows as Flyway writes them (versions, repeatable scripts, a script outside a
+    transaction, an undo), which `adopt` reads back into a history of ours."""
+    directory = tmp_path / "project" / "migrations"
+    shutil.copytree(FLYWAY, directory)
+    settings = (FLYWAY / "pyproject.toml").read_text(encoding="utf-8") + "keep-peer-history = true\n"
+    (directory.parent / "pyproject.toml").write_text(settings, encoding="utf-8")
+    (directory / "pyproject.toml").unlink()
     base = ["--db", db_url, "--migrations", str(directory)]
     assert cli(*base, "apply", "--yes").code == 0
     assert cli(*base, "rollback", "--yes", "--step", "1").code == 0
@@ -87,27 +100,38 @@ def test_flyway_history_kept_in_step(cli: Any, db_url: str, tmp_path: Path, basi
         "SELECT installed_rank, version, description, type, script, checksum, installed_by = current_user,"
         " execution_time >= 0, success FROM flyway_schema_history ORDER BY installed_rank",
     )
-    names = sorted(p.name for p in basic.glob("*.sql"))
-    forward = [n for n in names if not n.endswith("_rollback.sql")]
-    assert found == [
-        (1, "001", forward[0][4:-4].replace("_", " "), "SQL", forward[0], None, True, True, True),
-        (2, "002", forward[1][4:-4].replace("_", " "), "SQL", forward[1], None, True, True, True),
-        (3, "003", forward[2][4:-4].replace("_", " "), "SQL", forward[2], None, True, True, True),
-        (
-            4,
-            "003",
-            forward[2][4:-4].replace("_", " "),
-            "UNDO_SQL",
-            forward[2][:-4] + "_rollback.sql",
-            None,
-            True,
-            True,
-            True,
-        ),
+
+    def checksum(name: str) -> int:
+        return flyway_checksum((FLYWAY / name).read_text(encoding="utf-8"))
+
+    assert [row[:5] for row in found] == [
+        (1, "1", "create accounts", "SQL", "V1__create_accounts.sql"),
+        (2, "1.2", "index accounts name", "SQL", "V1_2__index_accounts_name.sql"),
+        (3, "1.9", "create orders", "SQL", "V1_9__create_orders.sql"),
+        (4, "1.10", "add orders total", "SQL", "V1.10__add_orders_total.sql"),
+        (5, None, "account names", "SQL", "R__account_names.sql"),
+        (6, None, "order count", "SQL", "R__order_count.sql"),
+        (7, "1.10", "add orders total", "UNDO_SQL", "U1.10__add_orders_total.sql"),
     ]
-    # what Flyway would read from it: 001 and 002 applied
-    with psycopg.connect(db_url) as conn:
-        assert [r.key for r in flyway.read(conn, directory).rows] == ["001", "002"]
+    assert [row[5] for row in found] == [checksum(row[4]) for row in found]
+    assert {row[6:] for row in found} == {(True, True, True)}
+    # what Flyway would read from it, and what adopt takes back from it
+    run_sql(db_url, "DROP SCHEMA bilantools CASCADE")
+    r = cli(*base, "adopt", "--yes", "--json")
+    assert r.code == 0, r.err
+    adopted = json.loads(r.out)
+    assert (adopted["tool"], adopted["history"]) == ("flyway", "public.flyway_schema_history")
+    assert adopted["recorded"] == ["1", "1.2", "1.9", "R__account_names", "R__order_count"]
+    assert (adopted["never"], adopted["no_file"], adopted["unconfirmed"]) == (["1.10"], [], [])
+    status = json.loads(cli(*base, "status", "--json").out)
+    assert [(m["version"], m["state"]) for m in status["migrations"]] == [
+        ("1", "applied"),
+        ("1.2", "applied"),
+        ("1.9", "applied"),
+        ("1.10", "pending"),
+        ("R__account_names", "applied"),
+        ("R__order_count", "applied"),
+    ]
 
 
 @pytest.mark.parametrize(

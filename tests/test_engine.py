@@ -46,7 +46,7 @@ def test_apply_all_records_each_migration(db_url: str, basic: Path, conn: psycop
     rows = conn.execute(
         "SELECT version, description, checksum, success, applied_by FROM schema_migrations ORDER BY version"
     ).fetchall()
-    from bilantools.source.files import discover
+    from bilantools.source.layouts.native import discover
 
     expected = [(m.version, m.name, m.checksum, True, "postgres") for m in discover(basic)]
     assert rows == expected

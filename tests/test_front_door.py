@@ -86,8 +86,8 @@ def test_but_changes_a_copy() -> None:
 
 def test_a_project_knows_its_layout() -> None:
     assert Project.load("migrations").layout == "bilantools"
-    with pytest.raises(InputError, match="unknown migrations layout 'flyway'"):
-        Project.load("migrations", layout="flyway")
+    with pytest.raises(InputError, match="unknown migrations layout 'liquibase'"):
+        Project.load("migrations", layout="liquibase")
 
 
 def test_an_error_names_options_as_python_and_as_the_cli() -> None:

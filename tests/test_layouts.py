@@ -275,21 +275,23 @@ def test_each_fixture_is_detected_as_its_layout() -> None:
 
 
 def test_unrecognised_directory_is_an_error_never_0_migrations(cli: Any, db_url: str, tmp_path: Path) -> None:
-    d = write(tmp_path / "m", {"V1__init.sql": "SELECT 1;\n", "V2__more.sql": "SELECT 2;\n"})
+    d = write(tmp_path / "m", {"init.sql": "SELECT 1;\n", "more.sql": "SELECT 2;\n"})
     r = cli("--db", db_url, "--migrations", str(d), "status")
     assert (r.code, r.out) == (2, "")
     assert r.err.splitlines()[-1] == (
         f"error: {d} holds 2 .sql files but no migration of any known layout (bilantools, golang-migrate, "
-        "dbmate): name them as one layout does (bilantools: NNN_slug.sql (rollback NNN_slug_rollback.sql); "
-        "golang-migrate: <version>_<title>.up.sql / .down.sql; dbmate: <version>_<name>.sql with "
-        "'-- migrate:up' and '-- migrate:down' sections) or pass --layout NAME"
+        "dbmate, flyway): name them as one layout does (bilantools: NNN_slug.sql (rollback "
+        "NNN_slug_rollback.sql); golang-migrate: <version>_<title>.up.sql / .down.sql; dbmate: "
+        "<version>_<name>.sql with '-- migrate:up' and '-- migrate:down' sections; flyway: "
+        "V<version>__<description>.sql (undo U<version>__<description>.sql, repeatable "
+        "R__<description>.sql)) or pass --layout NAME"
     )
     r = cli("--db", db_url, "--migrations", str(d), "--layout", "golang-migrate", "status")
     assert r.code == 2
     assert r.err.splitlines()[-1] == (
         f"error: {d} holds 2 .sql files but no golang-migrate migration: name them "
         "<version>_<title>.up.sql / .down.sql or pass the layout they follow (--layout NAME; one of "
-        "bilantools, golang-migrate, dbmate)"
+        "bilantools, golang-migrate, dbmate, flyway)"
     )
 
 
@@ -320,14 +322,16 @@ def test_layout_from_pyproject_and_unknown_layouts(cli: Any, tmp_path: Path) -> 
     assert (project.layout, project.layout_source) == ("dbmate", "pyproject.toml")
     r = cli("--migrations", str(d), "check")
     assert r.err.splitlines()[0] == "layout: dbmate (from pyproject.toml)"
-    (tmp_path / "pyproject.toml").write_text('[tool.bilantools]\nlayout = "flyway"\n')
-    with pytest.raises(InputError, match=r"layout 'flyway' is not a known layout; write one of 'bilantools'"):
+    (tmp_path / "pyproject.toml").write_text('[tool.bilantools]\nlayout = "liquibase"\n')
+    with pytest.raises(
+        InputError, match=r"layout 'liquibase' is not a known layout; write one of 'bilantools'"
+    ):
         Project.load(d)
-    r = cli("--migrations", str(d), "--layout", "flyway", "check")
+    r = cli("--migrations", str(d), "--layout", "liquibase", "check")
     assert (r.code, r.err.splitlines()[-1]) == (
         2,
-        "error: unknown migrations layout 'flyway'; choose one of bilantools, golang-migrate, dbmate "
-        "(--layout NAME)",
+        "error: unknown migrations layout 'liquibase'; choose one of bilantools, golang-migrate, dbmate, "
+        "flyway (--layout NAME)",
     )
 
 

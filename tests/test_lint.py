@@ -16,8 +16,9 @@ import pytest
 from bilantools.errors import InputError
 from bilantools.source import lint as lint_module
 from bilantools.source.config import CheckConfig, load_config, suppressed_rules
-from bilantools.source.files import MigrationSet, discover
+from bilantools.source.files import MigrationSet
 from bilantools.source.findings import Finding
+from bilantools.source.layouts.native import discover
 from bilantools.source.lint import lint
 from bilantools.source.lock_scope import LOCK_RULES
 

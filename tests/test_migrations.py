@@ -17,7 +17,8 @@ from bilantools import commands
 from bilantools.db.fingerprint import Fingerprint, fingerprint
 from bilantools.db.history import ensure_tracking, tracking_sql
 from bilantools.source.categories import load_categories
-from bilantools.source.files import Script, checksum, discover
+from bilantools.source.files import Script, checksum
+from bilantools.source.layouts.native import discover
 from bilantools.source.statements import split
 
 pytestmark = pytest.mark.pg15

@@ -20,7 +20,7 @@ from bilantools.db.pgtools import choose
 from bilantools.db.runner import Runner
 from bilantools.db.target import parse_target
 from bilantools.options import RunOptions
-from bilantools.source.files import discover
+from bilantools.source.layouts.native import discover
 
 PROJECT = Path(__file__).parents[1] / "migrations"
 

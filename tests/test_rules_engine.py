@@ -22,8 +22,9 @@ from bilantools import commands
 from bilantools.db.history import tracking, tracking_sql
 from bilantools.errors import MigrationFailed
 from bilantools.source.check import check
-from bilantools.source.files import VERSION_MAX_LENGTH, checksum, discover
+from bilantools.source.files import VERSION_MAX_LENGTH, checksum
 from bilantools.source.findings import Finding
+from bilantools.source.layouts.native import discover
 from tests.test_check import BASE, REPO, Files, rows, write
 
 Exact = tuple[str, str, str, int | None, str, str]

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from bilantools.errors import InputError
-from bilantools.source.files import Script, checksum, discover, normalise
+from bilantools.source.files import Script, checksum, normalise
 from bilantools.source.headers import HeaderError, parse_headers
+from bilantools.source.layouts.native import discover
 from bilantools.source.statements import check_runnable, split
 
 

@@ -15,7 +15,7 @@ import pytest
 from bilantools import commands
 from bilantools.db.fingerprint import fingerprint
 from bilantools.db.sandbox import embedded_bin
-from bilantools.source.files import discover
+from bilantools.source.layouts.native import discover
 from tests.conftest import tables
 
 pytestmark = pytest.mark.pg15
@@ -127,7 +127,7 @@ def psql_apply(url: str, upto: int) -> None:
     psql = str(binary / "psql") if binary else shutil.which("psql")
     assert psql, "psql is needed to build a hand-migrated database"
     for m in discover(MIGRATIONS):
-        if m.number <= upto:
+        if m.order <= (upto,):
             subprocess.run(
                 [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(m.path), url],
                 check=True,

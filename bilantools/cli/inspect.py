@@ -23,7 +23,8 @@ from bilantools.render.stats import render_text
 @json_option
 @pass_ctx
 def status(obj: Context, as_json: bool) -> None:
-    """Show each migration: applied, pending, failed, changed or missing-file."""
+    """Show each migration: applied, pending, failed, changed, outdated (a repeatable one) or
+    missing-file."""
     result = commands.status(target=obj.target(), project=obj.project)
     name_unread([f for f in obj.project.migrations.findings if f.leaves_file_out])
     if as_json:

@@ -19,6 +19,7 @@ STATE_COLOURS = {
     "pending": "yellow",
     "failed": "red",
     "changed": "magenta",
+    "outdated": "cyan",
     "missing-file": "red",
 }
 

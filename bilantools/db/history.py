@@ -128,10 +128,6 @@ class HistoryRow:
     error_message: str | None
     partial: bool  # a `transaction: off` migration that failed after committing statements
 
-    @property
-    def number(self) -> int | None:
-        return int(self.version) if self.version.isascii() and self.version.isdigit() else None
-
 
 def tracking_state(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, bool]:
     """(schema_migrations exists with its functions, the event log exists in its current form)."""

@@ -19,6 +19,7 @@ STATE_COLOURS: dict[str, str] = {
     "pending": "#757575",  # grey
     "failed": "#c62828",  # red
     "changed": "#c2185b",  # magenta
+    "outdated": "#0277bd",  # blue: a repeatable migration that runs again
     "missing-file": "#c62828",  # red
 }
 HEADERS = ("version", "name", "state", "applied at", "ms", "by", "error")

@@ -22,9 +22,10 @@ from typing import Any
 from bilantools.errors import InputError, option
 from bilantools.source.config import CheckConfig, load_config, suppressed_rules
 from bilantools.source.engine_rules import TrackingObjects, engine_findings
-from bilantools.source.files import Migration, MigrationSet, discover
+from bilantools.source.files import Migration, MigrationSet
 from bilantools.source.findings import Finding, Severity
 from bilantools.source.graph import Analysis, analyse
+from bilantools.source.layouts.native import discover
 from bilantools.source.parsed import parse_script
 from bilantools.source.statements import SqlSyntaxError, Statement, runnable_findings
 
@@ -191,12 +192,13 @@ def _apply_switches(findings: list[Finding], found: MigrationSet, config: CheckC
     """
     texts: dict[str, str] = {}
     history: set[str] = set()  # files at or before squawk-after: no lock/rewrite advice
+    after = config.squawk_order(found)
     for m in found:
         for script in (m.script, m.rollback):
             if script is not None:
                 file = str(script.path)
                 texts[file] = _union(texts[file], script.text) if file in texts else script.text
-        if config.squawk_after is not None and m.number <= config.squawk_after:
+        if after is not None and m.order <= after:
             history.update(str(s.path) for s in (m.script, m.rollback) if s is not None)
     kept = []
     seen = set()

@@ -10,6 +10,7 @@ project keeps them next to its other tool settings and in version control::
     layout = "dbmate"  # how the migrations are named (default: detected from the files)
     tracking-schema = "bilantools"  # where bilantools keeps its history (default: see below)
     keep-peer-history = true  # also write the layout's own tool's history table, in step
+    placeholders = {schema = "app"}  # Flyway's ${schema} in scripts (values of one line)
 
 ``tracking-schema`` is the schema of bilantools' tracking objects (schema_migrations, its
 event log and the guide's functions): "public" for our own layout (the guide's place),
@@ -34,14 +35,23 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bilantools.errors import InputError
+from bilantools.source.files import MigrationSet
 from bilantools.source.layouts import LAYOUTS, LayoutName
 
-_KEYS = ("disable", "provided", "squawk-after", "layout", "tracking-schema", "keep-peer-history")
+_KEYS = (
+    "disable",
+    "provided",
+    "squawk-after",
+    "layout",
+    "placeholders",
+    "tracking-schema",
+    "keep-peer-history",
+)
 # A schema name written plainly: quoted as an identifier, it means what it says.
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # The tools whose history table bilantools can keep in step (`bilantools.db.peers.keeping`).
@@ -55,16 +65,18 @@ NATIVE_TRACKING_SCHEMA = "public"  # the guide's place, where migration 029 decl
 PEER_TRACKING_SCHEMA = "bilantools"  # out of the way of a peer tool's own schema_migrations
 _IGNORE = re.compile(r"--\s*bilantools:\s*ignore\s+([\w:.-]+(?:\s*,\s*[\w:.-]+)*)", re.I)
 _PROVIDED = re.compile(r"^[a-z][a-z_]*:\S(.*\S)?$")
+PLACEHOLDER_NAME = re.compile(r"[A-Za-z0-9_.:-]+")  # what may stand between ${ and }
 
 
 @dataclass(frozen=True)
 class CheckConfig:
     disabled: frozenset[str] = frozenset()
     provided: frozenset[str] = frozenset()
-    squawk_after: int | None = None
+    squawk_after: str | None = None  # a version as the layout writes it (read by check)
     layout: LayoutName | None = None  # None: detected from the files
     tracking_schema: str | None = None  # None: by layout (see `tracking_schema`)
     keep_peer_history: bool | str = False  # true: the layout's tool; or a tool's name
+    placeholders: dict[str, str] = field(default_factory=dict)  # ${name} -> value (Flyway)
 
     def tracking_schema_for(self, layout: str) -> str:
         """Where the tracking objects of a project in `layout` live."""
@@ -93,6 +105,19 @@ class CheckConfig:
                 'schema_migrations and bilantools\' would be one table; set tracking-schema = "bilantools"'
             )
         return peer
+
+    def squawk_order(self, found: MigrationSet) -> tuple[int, ...] | None:
+        """The order of the ``squawk-after`` version in the set's layout (None: not set);
+        InputError for a value that is not one of its versions."""
+        if self.squawk_after is None:
+            return None
+        after = found.order_of(self.squawk_after)
+        if after is None:
+            raise InputError(
+                f"[tool.bilantools] squawk-after {self.squawk_after!r} is not a {found.layout} version; "
+                "write the version of the last migration that ran before squawk's advice applies"
+            )
+        return after
 
 
 def load_config(start: Path) -> CheckConfig:
@@ -136,7 +161,7 @@ def _parse(path: Path) -> CheckConfig:
                 'write it like "schema:auth" or "function:auth.uid"'
             )
     after = table.get("squawk-after")
-    if after is not None and not (isinstance(after, str) and after.isdigit()):
+    if after is not None and not (isinstance(after, str) and after.strip()):
         raise InputError(
             f"{path}: [tool.bilantools] squawk-after must be a version string; "
             'write e.g. squawk-after = "029"'
@@ -156,8 +181,9 @@ def _parse(path: Path) -> CheckConfig:
     return CheckConfig(
         disabled=disabled,
         provided=provided,
-        squawk_after=int(after) if after else None,
+        squawk_after=after.strip() if after else None,
         layout=LAYOUTS[layout].name if layout is not None else None,
+        placeholders=_placeholders(path, table.get("placeholders", {})),
         tracking_schema=schema,
         keep_peer_history=_peer(path, table.get("keep-peer-history", False)),
     )
@@ -175,6 +201,25 @@ def _peer(path: Path, value: Any) -> bool | str:
         f"{path}: [tool.bilantools] keep-peer-history must be true, false or one of "
         f"{', '.join(repr(n) for n in KEPT_PEERS)}; write e.g. keep-peer-history = true"
     )
+
+
+def _placeholders(path: Path, value: Any) -> dict[str, str]:
+    """The placeholders table: names as Flyway writes them, values of one line (a script's
+    line numbers must stay those of the file)."""
+    example = 'write e.g. placeholders = {schema = "app"}'
+    if not isinstance(value, dict):
+        raise InputError(f"{path}: [tool.bilantools] placeholders must be a table; {example}")
+    for name, text in value.items():
+        if not PLACEHOLDER_NAME.fullmatch(name):
+            raise InputError(
+                f"{path}: [tool.bilantools] placeholders has the name {name!r}, which cannot appear "
+                f"as ${{name}}; use letters, digits and _ . : - ({example})"
+            )
+        if not isinstance(text, str) or "\n" in text or "\r" in text:
+            raise InputError(
+                f"{path}: [tool.bilantools] placeholders.{name} must be a string of one line; {example}"
+            )
+    return dict(value)
 
 
 def _strings(path: Path, key: str, value: Any, example: str) -> frozenset[str]:

@@ -1,4 +1,5 @@
-"""Discovering migrations on disk: file names, encodings, checksums, headers, order.
+"""What every layout builds from a directory: scripts read and normalised, checksums,
+migrations with their keys and order, dependency order, and the findings they share.
 
 A directory is read in full and every problem becomes a `Finding`, so that `validate`
 can list them all; commands that change a database call `require_valid()` and stop at
@@ -11,22 +12,15 @@ import errno
 import hashlib
 import heapq
 import os
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 from bilantools.errors import InputError, option
 from bilantools.source.findings import Finding
-from bilantools.source.headers import HeaderError, Headers, Limits, parse_headers
+from bilantools.source.headers import Headers, Limits
 
-# ASCII digits only (\d would take "١٢" or "１２", which int() reads but nobody can type back),
-# and \Z, not $, which would accept a name ending in a newline.
-FILE_NAME = re.compile(
-    r"^(?P<version>[0-9]+)_(?P<slug>[A-Za-z0-9][A-Za-z0-9_-]*?)(?P<rollback>_rollback)?\.sql\Z"
-)
-NAME_HINT = "name migrations NNN_slug.sql and their rollbacks NNN_slug_rollback.sql"
 # The widest version the tracking table stores: schema_migrations.version and
 # schema_migration_events.version are varchar(50) in bilantools/db/tracking.sql (a test
 # holds the two to each other). A longer one would fail only after earlier migrations
@@ -59,9 +53,23 @@ class Script:
     checksum: str
 
 
+def integer_key(text: str) -> str | None:
+    """The identity of an integer version ('001' and '1' are one), or None for text that is
+    not ASCII digits ('²'.isdigit() is true, yet int('²') fails)."""
+    return str(int(text)) if text.isascii() and text.isdigit() else None
+
+
+def integer_order(text: str) -> tuple[int, ...] | None:
+    """The sort key of an integer version, or None for text that is not one."""
+    key = integer_key(text)
+    return None if key is None else (int(key),)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: str
+    key: str  # the identity compared with history rows and --to (MigrationSet.key_of)
+    order: tuple[int, ...]  # the sort key its layout gives it
     name: str
     script: Script
     rollback: Script | None
@@ -70,10 +78,9 @@ class Migration:
     limits: Limits = field(default_factory=Limits)  # from the migration's headers
     rollback_limits: Limits = field(default_factory=Limits)  # from the rollback script's headers
     rollback_transactional: bool = True  # the rollback script's own '-- transaction:' header
-
-    @property
-    def number(self) -> int:
-        return int(self.version)
+    rollback_hint: str = ""  # how to add the missing rollback, in its layout's terms
+    # Run again whenever its checksum changes (Flyway's R__ scripts), never rolled back.
+    repeatable: bool = False
 
     @property
     def path(self) -> Path:
@@ -96,6 +103,12 @@ class MigrationSet:
     migrations: list[Migration] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     layout: str = "bilantools"  # the layout that read it (see `bilantools.source.layouts`)
+    # The layout's reading of a version as written (a file name, a history row, --to): its
+    # identity, or None when the text is not a version of this layout...
+    key_of: Callable[[str], str | None] = integer_key
+    # ...and its sort key, or None when the layout cannot place it (a history row whose
+    # file is gone, in a layout that orders by something other than the version).
+    order_of: Callable[[str], tuple[int, ...] | None] = integer_order
 
     def __iter__(self) -> Iterator[Migration]:
         return iter(self.migrations)
@@ -119,11 +132,9 @@ class MigrationSet:
             raise InputError(errors[0].one_line() + more)
 
     def find(self, version: str) -> Migration | None:
-        """The migration whose number equals `version` ('1' finds '001')."""
-        if not (version.isascii() and version.isdigit()):  # "²".isdigit(), yet int("²") fails
-            return None
-        number = int(version)
-        return next((m for m in self.migrations if m.number == number), None)
+        """The migration whose key is `version`'s ('1' finds '001')."""
+        key = self.key_of(version)
+        return None if key is None else next((m for m in self.migrations if m.key == key), None)
 
     def resolve(self, version: str, param: str = "to") -> Migration:
         """The migration of `version`, given as the option `param`; InputError if none."""
@@ -141,109 +152,6 @@ class MigrationSet:
         return found
 
 
-def discover(directory: Path | str) -> MigrationSet:
-    """Read every ``*.sql`` file of `directory`; problems become findings."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        what = "is not a directory" if directory.exists() else "does not exist"
-        raise InputError(
-            f"migrations directory {directory} {what}; pass {option('project', 'DIR')} (default ./migrations)"
-        )
-    found = MigrationSet(directory)
-    mains: dict[int, list[tuple[str, str, Script, int]]] = {}
-    rollbacks: dict[tuple[int, str], tuple[str, str, Script]] = {}
-    rollback_headers: dict[tuple[int, str], Headers] = {}
-    rejected: set[tuple[int, str]] = set()  # migrations with their own finding (unreadable, header)
-    headers_of: dict[int, Headers] = {}
-
-    # *.sql in any case: a 001_x.SQL made on a case-insensitive file system would otherwise
-    # be skipped without a word on Linux, and its migration never applied.
-    for path in sorted(p for p in directory.iterdir() if p.name.lower().endswith(".sql")):
-        match = FILE_NAME.match(path.name)
-        if path.name.startswith(".") and not path.is_file():
-            continue  # an editor's lock link (Emacs: .#001_x.sql -> user@host), not a migration
-        if not path.is_file():
-            # A directory, a dangling link or a link loop named like a migration would be
-            # skipped silently and the migration never applied: say so instead.
-            found.findings.append(not_a_file(path, directory))
-            if match and not match["rollback"]:
-                rejected.add((int(match["version"]), match["slug"]))
-            continue
-        if not match:
-            found.findings.append(misnamed(path, "NNN_slug.sql", f"rename it ({NAME_HINT})"))
-            continue
-        version, slug = match["version"], match["slug"]
-        script = read_script(path, found.findings)
-        if script is None:
-            if not match["rollback"]:
-                rejected.add((int(version), slug))
-            continue
-        try:
-            headers = parse_headers(script.text)
-        except HeaderError as exc:
-            message, _, hint = str(exc).rpartition("; ")  # hints hold no "; ", values may
-            found.findings.append(Finding("header", "error", str(path), exc.line, message, hint))
-            if not match["rollback"]:
-                rejected.add((int(version), slug))
-            continue
-        if match["rollback"]:
-            rollbacks[(int(version), slug)] = (version, slug, script)
-            rollback_headers[(int(version), slug)] = headers
-            continue
-        too_long = version_too_long(path, version)
-        if too_long is not None:
-            found.findings.append(too_long)
-        mains.setdefault(int(version), []).append((version, slug, script, 0))
-        headers_of[int(version)] = headers
-
-    if not mains and not found.findings:
-        raise InputError(
-            f"no migrations in {directory}: it has no NNN_slug.sql file; "
-            f"add migrations or pass {option('project', 'DIR')}"
-        )
-
-    entries = []
-    for number, candidates in mains.items():
-        for version, slug, script, _ in candidates:
-            rollback = rollbacks.get((number, slug))
-            entries.append(
-                Entry(
-                    version,
-                    slug,
-                    script,
-                    headers_of[number],
-                    rollback[2] if rollback else None,
-                    rollback_headers.get((number, slug), Headers()),
-                    f"add {version}_{slug}_rollback.sql",
-                )
-            )
-    report_duplicates(found, entries)
-    for (number, slug), (version, _, script) in sorted(rollbacks.items()):
-        owners = mains.get(number, [])
-        if any(entry[1] == slug for entry in owners) or (number, slug) in rejected:
-            continue
-        if not owners:
-            problem = f"has no migration {version}_{slug}.sql"
-            hint = "add the migration or remove it"
-        else:
-            owner = owners[0]
-            problem = f"does not match migration {owner[2].path.name}"
-            hint = f"rename it {owner[0]}_{owner[1]}_rollback.sql"
-        found.findings.append(
-            Finding(
-                "orphan-rollback",
-                "error",
-                str(script.path),
-                None,
-                f"rollback {script.path.name} {problem}",
-                hint,
-            )
-        )
-
-    assemble(found, entries)
-    return found
-
-
 @dataclass(frozen=True)
 class Entry:
     """One forward script a layout found, with its rollback script (None: it has none)."""
@@ -255,18 +163,32 @@ class Entry:
     rollback: Script | None
     rollback_headers: Headers
     rollback_hint: str  # how to add the missing rollback, in this layout's terms
+    repeatable: bool = False  # see Migration.repeatable: it has no rollback to miss
 
 
-def _by_number(entries: list[Entry]) -> dict[int, list[Entry]]:
-    by_number: dict[int, list[Entry]] = {}
-    for entry in entries:
-        by_number.setdefault(int(entry.version), []).append(entry)
-    return by_number
+def _by_key(found: MigrationSet, entries: list[Entry]) -> dict[str, list[Entry]]:
+    """The entries grouped by their versions' keys, in order of those versions."""
+    by_key: dict[str, list[Entry]] = {}
+    for entry in sorted(entries, key=lambda e: _order_of(found, e.version)):
+        by_key.setdefault(_key_of(found, entry.version), []).append(entry)
+    return by_key
+
+
+def _key_of(found: MigrationSet, version: str) -> str:
+    key = found.key_of(version)
+    assert key is not None, f"{found.layout} made an entry of {version!r}, not one of its versions"
+    return key
+
+
+def _order_of(found: MigrationSet, version: str) -> tuple[int, ...]:
+    order = found.order_of(version)
+    assert order is not None, f"{found.layout} made an entry of {version!r}, which it cannot order"
+    return order
 
 
 def report_duplicates(found: MigrationSet, entries: list[Entry]) -> None:
-    """A finding for each version that two entries share (as numbers: 1 and 001 clash)."""
-    for _, group in sorted(_by_number(entries).items()):
+    """A finding for each version that two entries share (by key: 1 and 001 clash)."""
+    for group in _by_key(found, entries).values():
         if len(group) > 1:
             names = " and ".join(e.script.path.name for e in group)
             found.findings.append(
@@ -285,11 +207,11 @@ def assemble(found: MigrationSet, entries: list[Entry]) -> None:
     """Turn a layout's entries into `found.migrations`, in order; missing rollbacks and
     '-- depends:' lines become findings the same way in every layout (the first entry of
     a duplicated version stands for it)."""
-    by_number = _by_number(entries)
-    built: dict[int, Migration] = {}
-    for number, group in by_number.items():
+    by_key = _by_key(found, entries)
+    built: dict[str, Migration] = {}
+    for key, group in by_key.items():
         entry, script = group[0], group[0].script
-        if entry.rollback is None:
+        if entry.rollback is None and not entry.repeatable:
             found.findings.append(
                 Finding(
                     "missing-rollback",
@@ -302,7 +224,8 @@ def assemble(found: MigrationSet, entries: list[Entry]) -> None:
             )
         deps: list[str] = []
         for dep in entry.headers.depends:
-            target = by_number.get(int(dep))
+            dep_key = found.key_of(dep)
+            target = None if dep_key is None else by_key.get(dep_key)
             if target is None:
                 found.findings.append(
                     Finding(
@@ -314,7 +237,7 @@ def assemble(found: MigrationSet, entries: list[Entry]) -> None:
                         "fix the '-- depends:' line",
                     )
                 )
-            elif int(dep) == number:
+            elif dep_key == key:
                 found.findings.append(
                     Finding(
                         "dependency-cycle",
@@ -327,8 +250,10 @@ def assemble(found: MigrationSet, entries: list[Entry]) -> None:
                 )
             else:
                 deps.append(target[0].version)
-        built[number] = Migration(
+        built[key] = Migration(
             entry.version,
+            key,
+            _order_of(found, entry.version),
             entry.name,
             script,
             entry.rollback,
@@ -337,6 +262,8 @@ def assemble(found: MigrationSet, entries: list[Entry]) -> None:
             entry.headers.limits,
             entry.rollback_headers.limits,
             entry.rollback_headers.transactional,
+            entry.rollback_hint,
+            entry.repeatable,
         )
     found.migrations = _order(built, found)
 
@@ -461,8 +388,8 @@ def read_script(path: Path, findings: list[Finding], *, empty_ok: bool = False) 
     return Script(path, text, checksum(text))
 
 
-def _order(built: dict[int, Migration], found: MigrationSet) -> list[Migration]:
-    """Dependency order; among migrations that are ready, the lowest number first."""
+def _order(built: dict[str, Migration], found: MigrationSet) -> list[Migration]:
+    """Dependency order; among migrations that are ready, the lowest in the layout's order first."""
     by_version = {m.version: m for m in built.values()}
     sorter: TopologicalSorter[str] = TopologicalSorter()
     for m in built.values():
@@ -482,13 +409,13 @@ def _order(built: dict[int, Migration], found: MigrationSet) -> list[Migration]:
                 "fix the '-- depends:' lines",
             )
         )
-        return sorted(built.values(), key=lambda m: m.number)
-    ready: list[tuple[int, str]] = []
+        return sorted(built.values(), key=lambda m: m.order)
+    ready: list[tuple[tuple[int, ...], str]] = []
     order: list[Migration] = []
     while sorter.is_active():
         for version in sorter.get_ready():
-            heapq.heappush(ready, (by_version[version].number, version))
-        _number, version = heapq.heappop(ready)
+            heapq.heappush(ready, (by_version[version].order, version))
+        _order_key, version = heapq.heappop(ready)
         order.append(by_version[version])
         sorter.done(version)
     return order

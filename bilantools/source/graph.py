@@ -110,6 +110,7 @@ def analyse(
             result.rollbacks[m.version] = _effects(m.rollback)
         result.declared[m.version] = set(m.depends)
     position = {m.version: i for i, m in enumerate(migrations)}
+    order = {m.version: m.order for m in migrations}
     first: dict[tuple[str, str], str] = {}
     for m in migrations:
         effects = result.effects[m.version]
@@ -148,7 +149,7 @@ def analyse(
             if creator is not None and position[creator] < position[m.version]:
                 result.inferred[m.version].add(creator)
         for dep in sorted(m.depends):
-            if int(dep) > m.number:
+            if order[dep] > m.order:
                 result.findings.append(
                     Finding(
                         "declared-dependency-order",
@@ -253,15 +254,15 @@ def _forward(m: Migration, use: Use, creator: Migration | None) -> Finding:
 
 
 def _gaps(migrations: MigrationSet) -> list[Finding]:
-    numbers = sorted(m.number for m in migrations)
+    """Holes between whole versions (1, 2, 4: no 3); dotted versions (1.1) are in between
+    on purpose."""
+    whole = sorted((m.order[0], m) for m in migrations if len(m.order) == 1)
     width = max((len(m.version) for m in migrations), default=3)
     findings = []
-    for low, high in itertools.pairwise(numbers):
+    for (low, _), (high, m) in itertools.pairwise(whole):
         if high - low > 1:
             missing = ", ".join(str(n).zfill(width) for n in range(low + 1, min(high, low + 4)))
             more = ", ..." if high - low > 4 else ""
-            m = migrations.find(str(high))
-            assert m is not None
             findings.append(
                 Finding(
                     "numbering-gap",

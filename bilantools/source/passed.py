@@ -32,7 +32,9 @@ def key(found: MigrationSet, config: CheckConfig) -> str:
     """A digest of everything the pre-run check reads."""
     digest = hashlib.sha256()
     digest.update(f"{bilantools.__version__}\0{_code_stamp()}\0".encode())
-    digest.update(repr((sorted(config.disabled), sorted(config.provided), config.squawk_after)).encode())
+    settings = (sorted(config.disabled), sorted(config.provided), config.squawk_after)
+    # A checksum is over the file as written: the placeholders' values change what runs.
+    digest.update(repr((*settings, sorted(config.placeholders.items()))).encode())
     for m in found:
         rollback = m.rollback.checksum if m.rollback is not None else ""
         digest.update(f"\0{m.path.name}\0{m.checksum}\0{rollback}\0{m.transactional}".encode())

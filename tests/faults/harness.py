@@ -35,7 +35,7 @@ from bilantools.db import history
 from bilantools.db.fingerprint import Fingerprint, fingerprint
 from bilantools.db.sandbox import Sandbox
 from bilantools.errors import SandboxError
-from bilantools.source.files import discover
+from bilantools.source.layouts.native import discover
 from tests.faults.conftest import FULL
 
 REPO = Path(__file__).resolve().parents[2]

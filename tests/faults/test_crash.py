@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from bilantools.db.sandbox import Sandbox
-from bilantools.source.files import discover
+from bilantools.source.layouts.native import discover
 from tests.faults.conftest import Figures, scale
 from tests.faults.harness import (
     MIGRATIONS,

@@ -35,7 +35,7 @@ import pytest
 
 from bilantools import commands
 from bilantools.db.sandbox import Sandbox
-from bilantools.source.files import discover
+from bilantools.source.layouts.native import discover
 from tests.conftest import TEMPLATE
 from tests.faults.conftest import FULL, Figures, scale
 from tests.faults.harness import (

@@ -39,7 +39,7 @@ from bilantools import secrets
 from bilantools.db.sandbox import Sandbox
 from bilantools.db.target import parse_target
 from bilantools.errors import InputError
-from bilantools.source.files import FILE_NAME, checksum, discover, normalise
+from bilantools.source.files import checksum, normalise
 from bilantools.source.headers import (
     DURATION_HINT,
     MAX_DURATION_MS,
@@ -49,6 +49,7 @@ from bilantools.source.headers import (
     parse_duration,
     parse_headers,
 )
+from bilantools.source.layouts.native import FILE_NAME, discover
 from tests.faults.conftest import FULL, Figures, scale
 
 # make test draws the same examples on every run (CI must be green on every run: a new
@@ -180,7 +181,8 @@ def test_discover_generated_directories(
             (directory / name).write_text("SELECT 1;\n")
         found = discover(directory)
         assert [(m.version, m.name, m.checksum) for m in found] == [written[n] for n in sorted(written)]
-        assert [m.number for m in found] == sorted(written)
+        assert [m.order for m in found] == [(n,) for n in sorted(written)]
+        assert [m.key for m in found] == [str(n) for n in sorted(written)]
         names = sorted(Path(f.file).name for f in found.findings if f.rule == "file-name")
         assert names == sorted(junk)
         assert all(

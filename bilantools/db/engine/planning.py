@@ -17,18 +17,18 @@ BOTH_RANGES = f"{option('to')} and {option('step')} cannot be used together; pas
 
 def status(target: str, migrations: MigrationSet, tracked: bool, rows: Sequence[HistoryRow]) -> Status:
     """Each migration's state from its history row (and the rows without a file)."""
-    by_number = {r.number if r.number is not None else r.version: r for r in rows}
+    by_key = {migrations.key_of(r.version) or r.version: r for r in rows}
     result: list[MigrationStatus] = []
     for m in migrations:
-        row = by_number.pop(m.number, None)
+        row = by_key.pop(m.key, None)
         file = str(m.path)
         if row is None:
-            result.append(MigrationStatus(m.version, m.name, "pending", file=file))
+            result.append(MigrationStatus(m.version, m.name, "pending", file=file, repeatable=m.repeatable))
             continue
         if not row.success:
             state: State = "failed"
         elif row.checksum and row.checksum != m.checksum:
-            state = "changed"
+            state = "outdated" if m.repeatable else "changed"
         else:
             state = "applied"
         result.append(
@@ -42,9 +42,10 @@ def status(target: str, migrations: MigrationSet, tracked: bool, rows: Sequence[
                 row.error_message,
                 row.partial,
                 file,
+                m.repeatable,
             )
         )
-    for row in by_number.values():
+    for row in by_key.values():
         result.append(
             MigrationStatus(
                 row.version,
@@ -57,7 +58,10 @@ def status(target: str, migrations: MigrationSet, tracked: bool, rows: Sequence[
                 row.partial,
             )
         )
-    result.sort(key=lambda s: version_order(s.version))
+    orders = {m.version: m.order for m in migrations}
+    result.sort(
+        key=lambda s: (orders.get(s.version) or migrations.order_of(s.version) or (1 << 62,), s.version)
+    )
     return Status(target, result, tracked, migrations.layout)
 
 
@@ -73,7 +77,7 @@ def plan(
             f"migration(s) {', '.join(changed)} changed since they were applied (checksum "
             "differs): restore the file(s), or run 'bilantools repair' if the edit is intentional"
         )
-    todo = [m for m in migrations if states[m.version].state in ("pending", "failed")]
+    todo = [m for m in migrations if states[m.version].state in ("pending", "failed", "outdated")]
     retrying = {v for v, s in states.items() if s.state == "failed"}
     return limit(todo, migrations, to, step, forward=True), retrying
 
@@ -81,32 +85,38 @@ def plan(
 def rollback_plan(
     current: Status, migrations: MigrationSet, to: str | None, step: int | None
 ) -> list[Migration]:
-    """Applied migrations to roll back, newest first; refuses a range with no script.
-    `migrations` is valid (`require_valid`)."""
+    """Applied migrations to roll back, newest first (repeatable ones never: they have no
+    undo); refuses a range with no script. `migrations` is valid (`require_valid`)."""
     states = {s.version: s for s in current.migrations}
-    done = [m for m in reversed(migrations.migrations) if states[m.version].state in ("applied", "changed")]
+    done = [
+        m
+        for m in reversed(migrations.migrations)
+        if states[m.version].state in ("applied", "changed") and not m.repeatable
+    ]
     if to is not None and step is not None:
         raise InputError(BOTH_RANGES)
-    if to is not None and number(to) == 0:
+    if to is not None and migrations.key_of(to) == "0":
         chosen = done
     else:
         chosen = limit(done, migrations, to, 1 if to is None and step is None else step, forward=False)
-    lowest = min((m.number for m in chosen), default=None)
+    lowest = min((m.order for m in chosen), default=None)
     stranded = [
         s.version
         for s in states.values()
-        if s.state == "missing-file" and lowest is not None and (number(s.version) or 0) > lowest
+        if s.state == "missing-file"
+        and lowest is not None
+        and (migrations.order_of(s.version) or ()) > lowest
     ]
     if stranded:
         raise RefusedError(
             f"migration(s) {', '.join(stranded)} are applied but their files are missing: "
             "restore them before rolling back past them"
         )
-    without = [m.label for m in chosen if m.rollback is None]
+    without = [m for m in chosen if m.rollback is None]
     if without:
         raise RefusedError(
-            f"no rollback script for {', '.join(without)}: add "
-            f"{without[0]}_rollback.sql (nothing was rolled back)"
+            f"no rollback script for {', '.join(m.label for m in without)}: "
+            f"{without[0].rollback_hint} (nothing was rolled back)"
         )
     return chosen
 
@@ -129,16 +139,6 @@ def limit(
     if forward:
         return [m for m in candidates if position[m.version] <= end]
     return [m for m in candidates if position[m.version] > end]
-
-
-def number(version: str) -> int | None:
-    """A version's number, or None for one that is not ASCII digits ('²'.isdigit() is true)."""
-    return int(version) if version.isascii() and version.isdigit() else None
-
-
-def version_order(version: str) -> tuple[int, str]:
-    found = number(version)
-    return (found if found is not None else 1 << 62, version)
 
 
 def history_findings(current: Status, migrations: MigrationSet) -> list[Finding]:

@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 from bilantools.source.files import Migration
 
-State = Literal["applied", "pending", "failed", "changed", "missing-file"]
+# "outdated": a repeatable migration whose file changed since it last ran (it runs again).
+State = Literal["applied", "pending", "failed", "changed", "outdated", "missing-file"]
 Action = Literal["apply", "rollback", "baseline", "repair"]
 Outcome = Literal[
     "applied",
@@ -61,6 +62,7 @@ class MigrationStatus(AboutMigration):
     error: str | None = None
     partial: bool = False
     file: str | None = None
+    repeatable: bool = False  # run again when its file changes (Flyway's R__), never rolled back
 
     def as_dict(self) -> dict[str, Any]:
         return {**super().as_dict(), "applied_at": self.applied_at.isoformat() if self.applied_at else None}
@@ -80,7 +82,7 @@ class Status:
     def summary(self) -> str:
         parts = [
             f"{self.count(s)} {s}"
-            for s in ("applied", "pending", "failed", "changed", "missing-file")
+            for s in ("applied", "pending", "failed", "changed", "outdated", "missing-file")
             if self.count(s)
         ]
         return f"{len(self.migrations)} migrations: " + ", ".join(parts or ["none"])

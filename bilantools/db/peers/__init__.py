@@ -58,32 +58,21 @@ class Peer:
 def pair(history: PeerHistory, migrations: MigrationSet) -> Pairing:
     """Which migrations the peer's rows say are applied: a row's own, and for a `through`
     row every migration before it (golang-migrate keeps only the current version)."""
-    order = {m.version: index for index, m in enumerate(migrations)}
     applied: set[str] = set()
     no_file: list[PeerRow] = []
     for row in history.rows:
-        found = find(migrations, row.key)
+        found = migrations.find(row.key)
         if found is None:
             no_file.append(row)
         else:
             applied.add(found.version)
-        if row.through:
-            applied.update(m.version for m in migrations if _before(m, row.key, found, order))
+        upto = found.order if found is not None else migrations.order_of(row.key)
+        if row.through and upto is not None:
+            applied.update(m.version for m in migrations if m.order <= upto)
     listed = list(migrations)
     return Pairing(
         [m for m in listed if m.version in applied], no_file, [m for m in listed if m.version not in applied]
     )
-
-
-def find(migrations: MigrationSet, key: str) -> Migration | None:
-    """The migration a peer's version names ('20240101000001' finds it; '1' finds '001')."""
-    return migrations.find(key) if key.isascii() and key.isdigit() else None
-
-
-def _before(m: Migration, key: str, found: Migration | None, order: dict[str, int]) -> bool:
-    if found is not None:
-        return order[m.version] <= order[found.version]
-    return key.isdigit() and m.version.isdigit() and int(m.version) <= int(key)
 
 
 def located(conn: psycopg.Connection, table: str, schema: str | None = None) -> tuple[str, dict[str, str]]:

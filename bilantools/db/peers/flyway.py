@@ -3,9 +3,10 @@
 
 A row of type SQL, JDBC (and Flyway's other script kinds) with a version applied that
 version; with a null version it is a repeatable script's latest run (its checksum tells
-which content ran). BASELINE marks every version up to its own as applied; UNDO_SQL and
-UNDO_JDBC undo their version, DELETE rows (``flyway repair``) cancel it; the SCHEMA row
-(Flyway created the schema) is no migration. A failed row (``success = false``: only a
+which content ran), keyed ``R__<description>`` as the Flyway layout tracks it. BASELINE
+marks every version up to its own as applied; UNDO_SQL and UNDO_JDBC undo their version,
+DELETE rows (``flyway repair``) cancel it; the SCHEMA row (Flyway created the schema) is no
+migration. A failed row (``success = false``: only a
 script that ran outside a transaction leaves one on PostgreSQL) stops the adoption:
 Flyway itself refuses to migrate until ``flyway repair``.
 """
@@ -59,7 +60,7 @@ def read(conn: psycopg.Connection, directory: Path) -> PeerHistory:
             )
         if kind in _SKIPPED:
             continue
-        key = version if version is not None else script
+        key = version if version is not None else script.removesuffix(".sql")  # R__<description>
         if kind in _UNDONE:
             kept.pop(key, None)
             continue

@@ -9,10 +9,11 @@ records it): both commit or neither does.
   rollback the highest one left, or no row at all.
 - dbmate: the version's row is inserted on apply and deleted on rollback.
 - Flyway: apply inserts the row Flyway writes (next ``installed_rank``, version,
-  description, type SQL, script, installed_by, execution time, success); the checksum is
-  left null, which Flyway's ``validate`` takes as "not recorded" rather than a mismatch.
-  A rollback inserts the UNDO_SQL row that Flyway Teams' ``undo`` writes, with the undo
-  script's name: Flyway then sees the version as undone and pending again.
+  description, type SQL, script, Flyway's checksum of the file as written, installed_by,
+  execution time, success; a repeatable script's row has no version). A rollback inserts
+  the UNDO_SQL row that Flyway Teams' ``undo`` writes, with the undo script's name and
+  checksum: Flyway then sees the version as undone and pending again (rows are never
+  deleted, as Flyway keeps them).
 - Sqitch is not kept (see `bilantools.source.config.NO_SQITCH`).
 
 The peer's table is created as its tool creates it when it does not exist yet, in the
@@ -63,7 +64,7 @@ _DBMATE_APPLY = "INSERT INTO {peer} (version) VALUES (%s) ON CONFLICT (version) 
 _DBMATE_ROLLBACK = "DELETE FROM {peer} WHERE version = %s"
 _FLYWAY = (
     "INSERT INTO {peer} (installed_rank, version, description, type, script, checksum, installed_by,"
-    " execution_time, success) SELECT coalesce(max(installed_rank), 0) + 1, %s, %s, %s, %s, NULL,"
+    " execution_time, success) SELECT coalesce(max(installed_rank), 0) + 1, %s, %s, %s, %s, %s,"
     " current_user, (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, true FROM {peer}"
 )
 
@@ -103,7 +104,15 @@ def writes(tracking: Tracking, m: Migration, action: str) -> list[Query]:
         return [(_render(template, tracking), ()) for template in _GOLANG]
     if tracking.peer == "dbmate":
         return [(_render(_DBMATE_APPLY if action == "apply" else _DBMATE_ROLLBACK, tracking), (m.version,))]
+    from bilantools.source.layouts.flyway import describe, flyway_checksum
+
     script = m.script if action == "apply" else m.rollback
     assert script is not None
-    kind = "SQL" if action == "apply" else "UNDO_SQL"
-    return [(_render(_FLYWAY, tracking), (m.version, m.name.replace("_", " "), kind, script.path.name))]
+    # a file of another layout (keep-peer-history = "flyway" on our own) as Flyway would name it
+    version: str | None = m.version
+    description, kind = m.name.replace("_", " "), "SQL" if action == "apply" else "UNDO_SQL"
+    named = describe(script.path.name)
+    if named is not None:
+        version, description, kind = named.version, named.description, named.type
+    checksum = flyway_checksum(script.path.read_text(encoding="utf-8"))
+    return [(_render(_FLYWAY, tracking), (version, description, kind, script.path.name, checksum))]

@@ -2,10 +2,10 @@
 
 A layout has a name, a `score` (how many of the directory's ``*.sql`` files it
 recognises as its own, for detection) and a `discover` that turns the directory into the
-engine's `MigrationSet` of `Migration`s with forward and rollback `Script`s. Every layout
-so far has integer versions, which the engine orders as numbers; Flyway (dotted versions,
-repeatable scripts) and Sqitch (plan order, named changes) will need a version type of
-their own in `Migration` before they can be added here.
+engine's `MigrationSet` of `Migration`s with forward and rollback `Script`s. The set
+carries the layout's reading of a version: `key_of` (the identity compared with history
+rows and ``--to``) and `order_of` (the sort key), so that the engine never reads a
+version as a number itself.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from typing import Literal
 
 from bilantools.errors import InputError, option
 from bilantools.source.files import MigrationSet
-from bilantools.source.files import discover as discover_native
-from bilantools.source.layouts import dbmate, golang_migrate, native
+from bilantools.source.layouts import dbmate, flyway, golang_migrate, native
 from bilantools.source.layouts.walk import sql_files
 
-LayoutName = Literal["bilantools", "golang-migrate", "dbmate"]
+LayoutName = Literal["bilantools", "golang-migrate", "dbmate", "flyway"]
 
 
 @dataclass(frozen=True)
@@ -33,11 +32,12 @@ class Layout:
 
 
 LAYOUTS: dict[str, Layout] = {
-    native.NAME: Layout("bilantools", native.NAMING, native.score, discover_native),
+    native.NAME: Layout("bilantools", native.NAMING, native.score, native.discover),
     golang_migrate.NAME: Layout(
         "golang-migrate", golang_migrate.NAMING, golang_migrate.score, golang_migrate.discover
     ),
     dbmate.NAME: Layout("dbmate", dbmate.NAMING, dbmate.score, dbmate.discover),
+    flyway.NAME: Layout("flyway", flyway.NAMING, flyway.score, flyway.discover),
 }
 
 

@@ -24,24 +24,23 @@ from bilantools.source.files import (
     Entry,
     MigrationSet,
     Script,
-    checksum,
     has_sql,
     read_script,
     version_too_long,
 )
-from bilantools.source.findings import Finding
 from bilantools.source.headers import Headers
-from bilantools.source.layouts.walk import finish, headers_of, named_files, new_set
+from bilantools.source.layouts.walk import (
+    finish,
+    headers_of,
+    named_files,
+    new_set,
+    orphan_rollback,
+    unwrap_transaction,
+)
 
 NAME = "golang-migrate"
 NAMING = "<version>_<title>.up.sql / .down.sql"
 FILE_NAME = re.compile(r"^(?P<version>[0-9]+)_(?P<title>.+)\.(?P<direction>up|down)\.sql\Z")
-_BEGIN = re.compile(r"^(BEGIN|START\s+TRANSACTION)(\s+(WORK|TRANSACTION))?\Z", re.I)
-_COMMIT = re.compile(r"^(COMMIT|END)(\s+(WORK|TRANSACTION))?\Z", re.I)
-_MAYBE_BEGIN = re.compile(r"\b(BEGIN|START)\b", re.I)
-# Any transaction control between the pair: the file is not one transaction, so it stays as
-# written (and is refused).
-_CONTROL = re.compile(r"^(BEGIN|COMMIT|END|ROLLBACK|ABORT|START|SAVEPOINT|RELEASE|PREPARE)\b", re.I)
 
 
 def score(files: list[Path]) -> int:
@@ -82,43 +81,6 @@ def discover(directory: Path) -> MigrationSet:
         entries.append(Entry(version, title, script, headers, down, down_headers, hint))
     for key in sorted(set(downs) - set(ups) - rejected):
         path = downs[key][0]
-        found.findings.append(
-            Finding(
-                "orphan-rollback",
-                "error",
-                str(path),
-                None,
-                f"rollback {path.name} has no migration {path.name[: -len('.down.sql')]}.up.sql",
-                "add the migration or remove it",
-            )
-        )
+        problem = f"has no migration {path.name[: -len('.down.sql')]}.up.sql"
+        found.findings.append(orphan_rollback(path, problem, "add the migration or remove it"))
     return finish(found, entries)
-
-
-def unwrap_transaction(script: Script) -> Script:
-    """`script` without an outer ``BEGIN;`` ... ``COMMIT;`` pair (blanked: lines keep their
-    numbers), or `script` itself when it has no such pair or cannot be parsed (check then
-    reports the syntax error)."""
-    from bilantools.source.statements import SqlSyntaxError, statement_slices
-
-    if not _MAYBE_BEGIN.search(script.text):  # most files: no need to parse them here
-        return script
-    try:
-        slices = statement_slices(script)
-    except SqlSyntaxError:
-        return script
-    if len(slices) < 2:
-        return script
-    text = script.text
-    (first_start, first_stop), (last_start, last_stop) = slices[0], slices[-1]
-    if not (
-        _BEGIN.match(" ".join(text[first_start:first_stop].split()))
-        and _COMMIT.match(" ".join(text[last_start:last_stop].split()))
-    ):
-        return script
-    if any(_CONTROL.match(text[start:stop].lstrip()) for start, stop in slices[1:-1]):
-        return script
-    for start, stop in ((last_start, last_stop), (first_start, first_stop)):
-        end = stop + 1 if text[stop : stop + 1] == ";" else stop
-        text = text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
-    return Script(script.path, text, checksum(text))

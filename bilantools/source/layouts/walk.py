@@ -1,5 +1,7 @@
 """What the layouts share when they read a directory: its ``*.sql`` entries, their names
-checked against the layout's pattern, and header directives turned into findings."""
+checked against the layout's pattern, header directives turned into findings, and a
+file's own outer ``BEGIN;`` ... ``COMMIT;`` taken out (golang-migrate and Flyway users
+write one; see `unwrap_transaction`)."""
 
 from __future__ import annotations
 
@@ -13,12 +15,20 @@ from bilantools.source.files import (
     MigrationSet,
     Script,
     assemble,
+    checksum,
     misnamed,
     not_a_file,
     report_duplicates,
 )
 from bilantools.source.findings import Finding
 from bilantools.source.headers import HeaderError, Headers, parse_headers
+
+_BEGIN = re.compile(r"^(BEGIN|START\s+TRANSACTION)(\s+(WORK|TRANSACTION))?\Z", re.I)
+_COMMIT = re.compile(r"^(COMMIT|END)(\s+(WORK|TRANSACTION))?\Z", re.I)
+_MAYBE_BEGIN = re.compile(r"\b(BEGIN|START)\b", re.I)
+# Any transaction control between the pair: the file is not one transaction, so it stays as
+# written (and is refused).
+_CONTROL = re.compile(r"^(BEGIN|COMMIT|END|ROLLBACK|ABORT|START|SAVEPOINT|RELEASE|PREPARE)\b", re.I)
 
 
 def new_set(directory: Path, layout: str, naming: str) -> MigrationSet:
@@ -72,6 +82,11 @@ def named_files(
         yield path, match
 
 
+def orphan_rollback(path: Path, problem: str, hint: str) -> Finding:
+    """The finding for a rollback script without its migration (`problem`: what is missing)."""
+    return Finding("orphan-rollback", "error", str(path), None, f"rollback {path.name} {problem}", hint)
+
+
 def headers_of(script: Script, found: MigrationSet) -> Headers | None:
     """The script's header directives, or None after adding the finding for a bad one."""
     try:
@@ -88,3 +103,32 @@ def no_migrations(directory: Path, naming: str) -> InputError:
         f"no migrations in {directory}: it has no {naming} file; "
         f"add migrations or pass {option('project', 'DIR')}"
     )
+
+
+def unwrap_transaction(script: Script) -> Script:
+    """`script` without an outer ``BEGIN;`` ... ``COMMIT;`` pair (blanked: lines keep their
+    numbers), or `script` itself when it has no such pair or cannot be parsed (check then
+    reports the syntax error)."""
+    from bilantools.source.statements import SqlSyntaxError, statement_slices
+
+    if not _MAYBE_BEGIN.search(script.text):  # most files: no need to parse them here
+        return script
+    try:
+        slices = statement_slices(script)
+    except SqlSyntaxError:
+        return script
+    if len(slices) < 2:
+        return script
+    text = script.text
+    (first_start, first_stop), (last_start, last_stop) = slices[0], slices[-1]
+    if not (
+        _BEGIN.match(" ".join(text[first_start:first_stop].split()))
+        and _COMMIT.match(" ".join(text[last_start:last_stop].split()))
+    ):
+        return script
+    if any(_CONTROL.match(text[start:stop].lstrip()) for start, stop in slices[1:-1]):
+        return script
+    for start, stop in ((last_start, last_stop), (first_start, first_stop)):
+        end = stop + 1 if text[stop : stop + 1] == ";" else stop
+        text = text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
+    return Script(script.path, text, checksum(text))
