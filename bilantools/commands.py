@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from bilantools.db.retention import PrunePlan
     from bilantools.db.stats import SchemaStats
     from bilantools.db.verify import Detection, Verification
+    from bilantools.db.verify_scripts import ScriptCheck
     from bilantools.runbooks import RunRecord
     from bilantools.source.check import CheckReport
 
@@ -323,11 +324,24 @@ def verify(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIO
     from bilantools.db import verify as checks
 
     project = as_project(project)
-    label, live, upto, present = _live(target, project, "verify", project.settings.provided)
-    reference = _reference(project, upto)
+    label, live, applied, present = _live(target, project, "verify", project.settings.provided)
+    reference = _reference(project, applied[-1] if applied else None)
     result = checks.verify_tables(label, live, reference, checks.owners(project.analysis, reference))
     result.rows.extend(checks.provided_rows(present))
+    if project.layout == "sqitch":
+        result.scripts = _verify_scripts(target, project, applied)
     return result
+
+
+def _verify_scripts(target: TargetLike, project: Project, applied: list[str]) -> list[ScriptCheck]:
+    """The verify scripts of a Sqitch project's `applied` changes, run in plan order
+    (changes without one are not listed)."""
+    from bilantools.db import verify_scripts
+    from bilantools.source.layouts.sqitch import verify_paths
+
+    keys = [m.key for m in (project.migrations.find(version) for version in applied) if m is not None]
+    with session.connection(target, "verify") as (_, conn):
+        return verify_scripts.run(conn, verify_paths(project.directory, keys))
 
 
 def drift(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS) -> dict[str, list[str]]:
@@ -335,8 +349,8 @@ def drift(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATION
     from bilantools.db import verify as checks
 
     project = as_project(project)
-    _, live, upto, _ = _live(target, project, "drift")
-    return checks.drift(live, _reference(project, upto))
+    _, live, applied, _ = _live(target, project, "drift")
+    return checks.drift(live, _reference(project, applied[-1] if applied else None))
 
 
 def detect(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS) -> Detection:
@@ -352,9 +366,9 @@ def detect(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIO
 
 def _live(
     target: TargetLike, project: Project, action: str, needs: frozenset[str] = frozenset()
-) -> tuple[str, Fingerprint, str | None, list[Presence]]:
-    """(target label, live fingerprint, last applied version, whether each of `needs` is
-    there) for verify and drift."""
+) -> tuple[str, Fingerprint, list[str], list[Presence]]:
+    """(target label, live fingerprint, the applied versions in order, whether each of
+    `needs` is there) for verify and drift."""
     from bilantools.db.fingerprint import fingerprint as take
     from bilantools.db.provided import presence
 
@@ -362,7 +376,7 @@ def _live(
         applied = [s.version for s in runner.status().migrations if s.state in ("applied", "changed")]
         live = take(runner.conn, rows=False)
         present = presence(runner.conn, needs)
-    return runner.target_label, live, applied[-1] if applied else None, present
+    return runner.target_label, live, applied, present
 
 
 def _reference(project: Project, upto: str | None) -> Fingerprint:

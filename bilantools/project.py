@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 # How the directory names its files (see `bilantools.source.layouts`): ours, NNN_slug.sql +
 # NNN_slug_rollback.sql, or another tool's, read as that tool wrote them.
 Layout = LayoutName
-LAYOUTS: tuple[Layout, ...] = ("bilantools", "golang-migrate", "dbmate", "flyway")
+LAYOUTS: tuple[Layout, ...] = ("bilantools", "golang-migrate", "dbmate", "flyway", "sqitch")
 # Where the layout came from: the caller (`layout=`, the CLI's --layout), the nearest
 # pyproject.toml's [tool.bilantools] layout, or detection from the files.
 LayoutSource = Literal["given", "pyproject.toml", "detected"]

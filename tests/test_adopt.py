@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,14 @@ import pytest
 
 from bilantools.db.peers import dbmate, flyway, golang_migrate, sqitch
 from bilantools.errors import InputError, RefusedError
+from bilantools.source.layouts.sqitch_plan import change_ids
 from tests.conftest import FIXTURES
 
 GOLANG = FIXTURES / "golang_migrate"
 DBMATE = FIXTURES / "dbmate"
 HISTORIES = FIXTURES / "histories"
+SQITCH = FIXTURES / "sqitch"
+PLANNED_TO_V1 = ["appschema", "app/teams", "app/players", "app.functions/team_size@v1.0"]
 
 
 def run_sql(url: str, text: str) -> None:
@@ -273,3 +277,52 @@ def test_sqitch_reader(conn: psycopg.Connection, tmp_path: Path) -> None:
     (tmp_path / "sqitch.plan").write_text("%syntax-version=1.0.0\n")
     with pytest.raises(InputError, match="several Sqitch projects"):
         sqitch.read(conn, tmp_path)
+
+
+# --- Sqitch, end to end -----------------------------------------------------------------------
+
+
+def test_adopt_sqitch(cli: Any, db_url: str, tmp_path: Path) -> None:
+    """Sqitch deployed the league project up to @v1.0 (its registry rows carry the plan's
+    change IDs): adopt takes the four changes, the reworked one's earlier instance by its ID."""
+    directory = tmp_path / "league"
+    shutil.copytree(SQITCH, directory)
+    (directory / "pyproject.toml").write_text("[tool.bilantools]\n")  # not the repository's settings
+    base = ["--db", db_url, "--migrations", str(directory)]
+    assert cli(*base, "apply", "--yes", "--to", "@v1.0").code == 0, "the schema Sqitch built"
+    run_sql(db_url, "DROP SCHEMA bilantools CASCADE")
+    peer_history(db_url, "sqitch")  # the registry, with two other projects' rows
+    plan = sqitch.plan_of(directory)
+    assert plan is not None
+    ids = change_ids(plan)
+    assert ids is not None
+    deployed = PLANNED_TO_V1
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO sqitch.projects VALUES"
+            " ('league', 'https://example.com/league/', now(), 'Dana', 'd@x')"
+        )
+        for at, key in enumerate(deployed):
+            conn.execute(
+                "INSERT INTO sqitch.changes VALUES (%s, %s, %s, 'league', '',"
+                " %s::timestamptz + %s * interval '1s', 'Dana', 'd@x', now(), 'Dana', 'd@x')",
+                (ids[key], f"{at:040d}", key.split("@")[0], "2024-05-01 00:00:00+00", at),
+            )
+        conn.execute(
+            "INSERT INTO sqitch.tags VALUES ('t1', '@v1.0', 'league', %s, '', now(), 'Dana', 'd@x', now(),"
+            " 'Dana', 'd@x')",
+            (ids[deployed[-1]],),
+        )
+    r = cli(*base, "adopt", "--yes", "--json")
+    found = json.loads(r.out)
+    assert (found["tool"], found["history"]) == ("sqitch", "sqitch.changes (project league)")
+    assert (found["recorded"], found["never"], found["no_file"]) == (
+        deployed,
+        ["seed/teams", "app.functions/team_size"],
+        [],
+    )
+    # detect reads the catalog of schema public only, and the league's objects are in schema
+    # league: the catalog confirms none of them (exit 1), though they are there
+    assert (r.code, found["unconfirmed"]) == (1, deployed[1:])
+    assert cli(*base, "apply", "--yes").code == 0
+    assert ours(db_url) == [*deployed, "seed/teams", "app.functions/team_size"]

@@ -280,18 +280,19 @@ def test_unrecognised_directory_is_an_error_never_0_migrations(cli: Any, db_url:
     assert (r.code, r.out) == (2, "")
     assert r.err.splitlines()[-1] == (
         f"error: {d} holds 2 .sql files but no migration of any known layout (bilantools, golang-migrate, "
-        "dbmate, flyway): name them as one layout does (bilantools: NNN_slug.sql (rollback "
+        "dbmate, flyway, sqitch): name them as one layout does (bilantools: NNN_slug.sql (rollback "
         "NNN_slug_rollback.sql); golang-migrate: <version>_<title>.up.sql / .down.sql; dbmate: "
         "<version>_<name>.sql with '-- migrate:up' and '-- migrate:down' sections; flyway: "
         "V<version>__<description>.sql (undo U<version>__<description>.sql, repeatable "
-        "R__<description>.sql)) or pass --layout NAME"
+        "R__<description>.sql); sqitch: sqitch.plan with deploy/, revert/ and verify/ scripts) or pass "
+        "--layout NAME"
     )
     r = cli("--db", db_url, "--migrations", str(d), "--layout", "golang-migrate", "status")
     assert r.code == 2
     assert r.err.splitlines()[-1] == (
         f"error: {d} holds 2 .sql files but no golang-migrate migration: name them "
         "<version>_<title>.up.sql / .down.sql or pass the layout they follow (--layout NAME; one of "
-        "bilantools, golang-migrate, dbmate, flyway)"
+        "bilantools, golang-migrate, dbmate, flyway, sqitch)"
     )
 
 
@@ -331,7 +332,7 @@ def test_layout_from_pyproject_and_unknown_layouts(cli: Any, tmp_path: Path) -> 
     assert (r.code, r.err.splitlines()[-1]) == (
         2,
         "error: unknown migrations layout 'liquibase'; choose one of bilantools, golang-migrate, dbmate, "
-        "flyway (--layout NAME)",
+        "flyway, sqitch (--layout NAME)",
     )
 
 

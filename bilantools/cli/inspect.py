@@ -107,6 +107,24 @@ def verify(obj: Context, show_all: bool, as_json: bool) -> None:
         click.echo(
             f"{len(result.rows)} objects verified: " + (f"{problems} problem(s)" if problems else "all ok")
         )
+        if result.scripts is not None:  # a Sqitch project's verify scripts
+            failed = [s for s in result.scripts if not s.ok]
+            shown = result.scripts if show_all else failed
+            if shown:
+                print_table(
+                    ["CHANGE", "VERIFY", "SCRIPT", "ERROR"],
+                    [
+                        [
+                            s.change,
+                            "ok" if s.ok else "FAILED",
+                            f"{s.file}:{s.line}" if s.line else s.file,
+                            s.error or "",
+                        ]
+                        for s in shown
+                    ],
+                )
+            outcome = f"{len(failed)} failed" if failed else "all ok"
+            click.echo(f"{len(result.scripts)} verify script(s) run: {outcome}")
     sys.exit(0 if result.ok else 1)
 
 

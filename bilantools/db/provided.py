@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bilantools.errors import InputError, RefusedError
+from bilantools.source.layouts.sqitch_plan import PROVIDED_KIND
 
 if TYPE_CHECKING:
     import psycopg
@@ -115,7 +116,9 @@ def lookups(provided: frozenset[str]) -> list[tuple[str, str, str, str]]:
 
 def presence(conn: psycopg.Connection, provided: frozenset[str]) -> list[Presence]:
     """Each provided entry, sorted, with whether the target has it (one query, none when
-    nothing is declared)."""
+    nothing is declared). A ``sqitch:project:change`` entry (a Sqitch plan's requirement
+    on another project) names no catalog object and is not looked up here."""
+    provided = frozenset(e for e in provided if e.partition(":")[0] != PROVIDED_KIND)
     rows = lookups(provided)
     if not rows:
         return []

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from bilantools.db.fingerprint import Fingerprint
 from bilantools.db.provided import Presence
+from bilantools.db.verify_scripts import ScriptCheck
 from bilantools.source.analysis import Obj
 from bilantools.source.graph import Analysis
 
@@ -54,10 +55,13 @@ class VerifyRow:
 class Verification:
     target: str
     rows: list[VerifyRow] = field(default_factory=list)
+    # A Sqitch project's verify scripts of the applied changes, in plan order (None: the
+    # layout has no verify scripts, and --json has no "verify_scripts" key).
+    scripts: list[ScriptCheck] | None = None
 
     @property
     def ok(self) -> bool:
-        return all(r.status == "ok" for r in self.rows)
+        return all(r.status == "ok" for r in self.rows) and all(s.ok for s in self.scripts or [])
 
     def summary(self) -> list[dict[str, Any]]:
         """Per migration: objects checked, ok, missing, changed."""
@@ -71,12 +75,15 @@ class Verification:
         return [per[k] for k in sorted(per)]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        shown = {
             "target": self.target,
             "ok": self.ok,
             "rows": [r.as_dict() for r in self.rows],
             "summary": self.summary(),
         }
+        if self.scripts is not None:
+            shown["verify_scripts"] = [s.as_dict() for s in self.scripts]
+        return shown
 
 
 def owners(analysis: Analysis, reference: Fingerprint) -> dict[tuple[str, str], str]:

@@ -57,9 +57,9 @@ _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # The tools whose history table bilantools can keep in step (`bilantools.db.peers.keeping`).
 KEPT_PEERS = ("golang-migrate", "dbmate", "flyway")
 NO_SQITCH = (
-    "bilantools cannot keep Sqitch's registry in step (its change ids hash the plan's entries, which "
-    "bilantools does not reproduce, and a wrong one makes Sqitch see another plan); leave the key out, "
-    "and when switching back run `sqitch deploy --log-only` to record the deployed changes"
+    "bilantools does not write Sqitch's registry (a change's row there goes with its tags, dependencies "
+    "and events, all checked by Sqitch against the plan); leave the key out, and when switching back run "
+    "`sqitch deploy --log-only` to record the deployed changes"
 )
 NATIVE_TRACKING_SCHEMA = "public"  # the guide's place, where migration 029 declares them
 PEER_TRACKING_SCHEMA = "bilantools"  # out of the way of a peer tool's own schema_migrations

@@ -17,10 +17,10 @@ from typing import Literal
 
 from bilantools.errors import InputError, option
 from bilantools.source.files import MigrationSet
-from bilantools.source.layouts import dbmate, flyway, golang_migrate, native
+from bilantools.source.layouts import dbmate, flyway, golang_migrate, native, sqitch
 from bilantools.source.layouts.walk import sql_files
 
-LayoutName = Literal["bilantools", "golang-migrate", "dbmate", "flyway"]
+LayoutName = Literal["bilantools", "golang-migrate", "dbmate", "flyway", "sqitch"]
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,15 @@ LAYOUTS: dict[str, Layout] = {
     ),
     dbmate.NAME: Layout("dbmate", dbmate.NAMING, dbmate.score, dbmate.discover),
     flyway.NAME: Layout("flyway", flyway.NAMING, flyway.score, flyway.discover),
+    sqitch.NAME: Layout("sqitch", sqitch.NAMING, sqitch.score, sqitch.discover),
 }
 
 
 def detect(directory: Path) -> LayoutName:
     """The one layout whose migrations `directory` holds.
 
-    InputError when two layouts both recognise files there, or when it holds ``*.sql``
+    A sqitch.plan makes it a Sqitch project. InputError when two layouts both recognise
+    files there, or when it holds ``*.sql``
     files and no layout recognises any (never "0 migrations"). A directory with no
     ``*.sql`` file (or no directory) is left to `discover`, which says so.
     """
@@ -52,6 +54,8 @@ def detect(directory: Path) -> LayoutName:
         return "bilantools"
     files = [p for p in sql_files(directory) if p.is_file()]
     scores = {layout.name: layout.score(files) for layout in LAYOUTS.values()}
+    if sqitch.claims(directory):
+        scores["sqitch"] = 1  # its sqitch.plan makes it one, not files at the top
     matching = [name for name, count in scores.items() if count]
     if len(matching) == 1:
         return matching[0]
