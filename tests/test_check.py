@@ -1094,7 +1094,7 @@ def test_plan_sql_on_a_fresh_database(cli: Any, db_url: str) -> None:
         assert block[-2] == NO_PROOF
         assert block[-3].startswith("WITH d AS (SELECT coalesce(NULL::int,")
         assert (
-            '"public"."record_migration"(coalesce((SELECT version FROM "public"."schema_migrations" WHERE '
+            "record_migration(coalesce((SELECT version FROM schema_migrations WHERE "
             f"ltrim(version, '0') = ltrim('{name[:3]}', '0')" in block[-3]
         )
         reset = block.index("SET SESSION AUTHORIZATION DEFAULT;")

@@ -162,3 +162,18 @@ def test_check_guards_the_configured_tracking_schema(tmp_path: Path) -> None:
         (2, "DELETE writes to the engine's tracking table schema_migrations"),
         (3, "calling record_migration() writes to the engine's tracking table schema_migrations"),
     ]
+
+
+def test_native_layout_without_a_setting_keeps_its_history_where_the_search_path_puts_it(
+    cli: Any, db_url: str, basic: Path
+) -> None:
+    """As before tracking-schema existed: a connection whose search_path starts with schema
+    app finds (and keeps) its history in app, where earlier runs put it."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA app")
+    url = db_url + "?options=-csearch_path%3Dapp"
+    assert cli("--db", url, "--migrations", str(basic), "apply", "--yes").code == 0
+    assert rows(db_url, "SELECT count(*) FROM app.schema_migrations") == [(3,)]
+    status = json.loads(cli("--db", url, "--migrations", str(basic), "status", "--json").out)
+    assert status["tracking"] == "app.schema_migrations"
+    assert [m["state"] for m in status["migrations"]] == ["applied"] * 3

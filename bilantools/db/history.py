@@ -55,9 +55,15 @@ _OURS = ("id", "version", "description", "checksum", "applied_at", "success", "e
 @dataclass(frozen=True)
 class Tracking:
     """Where the tracking objects live: the schema the engine names them in, whatever the
-    search_path (`[tool.bilantools] tracking-schema`, checked as a plain name in config)."""
+    search_path (`[tool.bilantools] tracking-schema`, checked as a plain name in config).
+
+    Our own layout without a configured schema keeps them where they always were: named
+    unqualified, in the first schema of the search_path (public, unless the connection sets
+    another), so that an existing history is found where it is and migration 029's copy of
+    them is the same statements."""
 
     schema: str = "public"
+    qualified: bool = True  # False: unqualified, the search_path's first schema (`SEARCH_PATH`)
     peer: str | None = None  # the tool whose history table is kept in step (keep-peer-history)
     peer_schema: str = "public"  # where that table is: the first schema of the search_path
 
@@ -67,11 +73,12 @@ class Tracking:
         from bilantools.source.config import load_config
 
         config = load_config(directory.absolute())
-        return cls(config.tracking_schema_for(layout), config.peer_history_for(layout))
+        qualified = config.tracking_schema is not None or layout != "bilantools"
+        return cls(config.tracking_schema_for(layout), qualified, config.peer_history_for(layout))
 
     def name(self, obj: str) -> str:
-        """`obj` qualified, as SQL text ('"bilantools"."schema_migrations"')."""
-        return _qualified(self.schema, obj)
+        """`obj` as the engine's SQL names it ('"bilantools"."schema_migrations"')."""
+        return _qualified(self.schema, obj) if self.qualified else obj
 
     @property
     def label(self) -> str:
@@ -80,7 +87,7 @@ class Tracking:
 
     def sql(self, template: str) -> str:
         """`template` with its {history}, {events}, {failure}, {record} placeholders filled."""
-        return _render(template, self.schema)
+        return _render(template, self.schema if self.qualified else None)
 
     @property
     def functions(self) -> tuple[str, ...]:
@@ -102,14 +109,21 @@ def _quoted(schema: str) -> str:
 
 
 @lru_cache(maxsize=128)
-def _render(template: str, schema: str) -> str:
+def _render(template: str, schema: str | None) -> str:
+    """`template` with the tracking objects named in `schema` (None: unqualified)."""
     names = {
         "history": "schema_migrations",
         "events": "schema_migration_events",
         "failure": "record_migration_failure",
         "record": "record_migration",
     }
-    return template.format(**{key: _qualified(schema, obj) for key, obj in names.items()})
+    return template.format(
+        **{key: obj if schema is None else _qualified(schema, obj) for key, obj in names.items()}
+    )
+
+
+# Our own layout's default place (see `Tracking`).
+SEARCH_PATH = Tracking(qualified=False)
 
 
 def tracking_sql() -> str:
@@ -169,7 +183,7 @@ def require_ours(conn: psycopg.Connection, tracking: Tracking) -> bool:
     )
 
 
-def ensure_tracking(conn: psycopg.Connection, tracking: Tracking = Tracking()) -> None:
+def ensure_tracking(conn: psycopg.Connection, tracking: Tracking = SEARCH_PATH) -> None:
     """Create the tracking table, functions and event log when any is missing, in the
     tracking schema (see `creation_sql`)."""
     import psycopg
@@ -195,20 +209,19 @@ def ensure_tracking(conn: psycopg.Connection, tracking: Tracking = Tracking()) -
 def creation_sql(tracking: Tracking) -> list[str]:
     """The statements that create the tracking objects in `tracking`'s schema, in one
     transaction. tracking.sql names them unqualified: it runs with that schema first in
-    the search_path. Outside public, each function gets that schema as its own
-    search_path, so its body finds the tables whatever the caller's; in public they stay
-    the guide's functions, which migration 029 declares verbatim."""
-    if tracking.schema == "public":
+    the search_path (unqualified, where the search_path puts it). Outside public, each
+    function gets that schema as its own search_path, so its body finds the tables whatever
+    the caller's; in public they stay the guide's functions, which migration 029 declares
+    verbatim."""
+    if not tracking.qualified:
         return [tracking_sql()]
     schema = _quoted(tracking.schema)
-    pinned = [
-        f"ALTER FUNCTION {signature} SET search_path = {schema}, pg_temp" for signature in tracking.functions
-    ]
+    pinned = [f"ALTER FUNCTION {f} SET search_path = {schema}, pg_temp" for f in tracking.functions]
     return [
         f"CREATE SCHEMA IF NOT EXISTS {schema}",
         f"SET LOCAL search_path TO {schema}, pg_temp",
         tracking_sql(),
-        *pinned,
+        *(pinned if tracking.schema != "public" else []),
     ]
 
 
@@ -250,7 +263,7 @@ class Actor:
     run_id: uuid.UUID
     tool_version: str
     backup: str | None = None  # the backup taken before this run's changes
-    tracking: Tracking = Tracking()
+    tracking: Tracking = SEARCH_PATH
 
     @classmethod
     def current(cls, tracking: Tracking) -> Actor:

@@ -164,7 +164,7 @@ class Guard:
             "events": tracking.name("schema_migration_events"),
         }
         row = conn.execute(
-            sql.SQL(_BASELINE).format(history=sql.Identifier(tracking.schema, "schema_migrations")),
+            sql.SQL(_BASELINE).format(history=sql.SQL(names["history"])),
             {**names, "functions": list(tracking.functions)},
         ).fetchone()
         assert row is not None

@@ -97,7 +97,11 @@ class Runner:
     def status(self) -> Status:
         tracked, rows = history.read_history(self.conn, self.tracking)
         status = planning.status(self.target_label, self.migrations, tracked, rows)
-        return replace(status, history_table=self.tracking.label)
+        label = self.tracking.label
+        if not self.tracking.qualified:  # where the search_path puts it
+            row = self.conn.execute("SELECT current_schema()").fetchone()
+            label = f"{row[0] if row and row[0] else 'public'}.schema_migrations"
+        return replace(status, history_table=label)
 
     def plan(self, to: str | None = None, step: int | None = None) -> list[Migration]:
         """The migrations `apply` would run, in order; refuses when an applied file changed."""

@@ -75,7 +75,7 @@ def _render(template: str, tracking: Tracking) -> str:
     assert tracking.peer is not None
     names = {
         "peer": sql.Identifier(tracking.peer_schema, TABLES[tracking.peer]),
-        "history": sql.Identifier(tracking.schema, "schema_migrations"),
+        "history": sql.SQL(tracking.name("schema_migrations")),
     }
     return sql.SQL(template).format(**names).as_string(None)
 
