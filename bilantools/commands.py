@@ -422,12 +422,7 @@ def adopt(
     from bilantools.db.fingerprint import fingerprint as take
 
     found = as_project(project)
-    tool = source or found.layout
-    if tool == "bilantools":
-        raise InputError(
-            f"adopt reads another tool's history and {found.directory} is in bilantools' own layout: name "
-            f"the tool that migrated the database with {option('from', 'TOOL')}"
-        )
+    tool = adoption.tool_of(found.directory, found.layout, source)
     with session.runner(target, found, "adopt", options.lock_wait) as runner:
         result, adopted = adoption.adopt(runner, tool, options.dry_run)
         live = take(runner.conn, rows=False)

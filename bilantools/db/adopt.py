@@ -10,9 +10,11 @@ Adopting again records nothing new and says so.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bilantools.db.peers import PeerHistory, pair, peer
+from bilantools.errors import InputError, option
 
 if TYPE_CHECKING:
     from bilantools.db.runner import Runner
@@ -63,6 +65,17 @@ class Adoption:
             "unconfirmed": self.unconfirmed,
             "run_id": self.run_id,
         }
+
+
+def tool_of(directory: Path, layout: str, source: str | None) -> str:
+    """The tool whose history to read: `source`, else the one of the project's layout."""
+    tool = source or layout
+    if tool == "bilantools":
+        raise InputError(
+            f"adopt reads another tool's history and {directory} is in bilantools' own layout: name "
+            f"the tool that migrated the database with {option('from', 'TOOL')}"
+        )
+    return tool
 
 
 def adopt(runner: Runner, tool: str, dry_run: bool) -> tuple[Adoption, list[str]]:
