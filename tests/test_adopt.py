@@ -326,3 +326,10 @@ def test_adopt_sqitch(cli: Any, db_url: str, tmp_path: Path) -> None:
     assert (r.code, found["unconfirmed"]) == (1, deployed[1:])
     assert cli(*base, "apply", "--yes").code == 0
     assert ours(db_url) == [*deployed, "seed/teams", "app.functions/team_size"]
+
+
+def test_adopt_from_python_names_its_parameter(db_url: str, basic: Path) -> None:
+    from bilantools import commands
+
+    with pytest.raises(InputError, match=r"with source=TOOL$"):
+        commands.adopt(target=db_url, project=basic)

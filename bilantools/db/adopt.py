@@ -73,7 +73,7 @@ def tool_of(directory: Path, layout: str, source: str | None) -> str:
     if tool == "bilantools":
         raise InputError(
             f"adopt reads another tool's history and {directory} is in bilantools' own layout: name "
-            f"the tool that migrated the database with {option('from', 'TOOL')}"
+            f"the tool that migrated the database with {option('source', 'TOOL')}"
         )
     return tool
 

@@ -97,13 +97,13 @@ def require_table(
     if not columns:
         raise InputError(
             f"no {tool} history here: {label} does not exist; run adopt on the database {tool} migrated, "
-            f"or name the tool that did with {option('from', 'TOOL')}"
+            f"or name the tool that did with {option('source', 'TOOL')}"
         )
     if not set(needs) <= set(columns) or (exact and set(columns) != set(needs)):
         shown = ", ".join(f"{name} {kind}" for name, kind in columns.items())
         raise InputError(
             f"{label} is not {tool}'s history (its columns are {shown}, {tool}'s are {', '.join(needs)}); "
-            f"name the tool that wrote it with {option('from', 'TOOL')}"
+            f"name the tool that wrote it with {option('source', 'TOOL')}"
         )
 
 
@@ -141,6 +141,6 @@ def peer(name: str) -> Peer:
     if name not in known:
         raise InputError(
             f"bilantools cannot read {name!r}'s history; name one of {', '.join(known)} with "
-            f"{option('from', 'TOOL')}"
+            f"{option('source', 'TOOL')}"
         )
     return known[name]
