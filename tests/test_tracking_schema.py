@@ -177,3 +177,22 @@ def test_native_layout_without_a_setting_keeps_its_history_where_the_search_path
     status = json.loads(cli("--db", url, "--migrations", str(basic), "status", "--json").out)
     assert status["tracking"] == "app.schema_migrations"
     assert [m["state"] for m in status["migrations"]] == ["applied"] * 3
+
+
+def test_the_proof_guards_the_tracking_schema(cli: Any, db_url: str, tmp_path: Path) -> None:
+    """A migration that deletes our history in schema bilantools by dynamic SQL (which check
+    cannot see) is rolled back by the proof that ends its transaction."""
+    directory = project(tmp_path, GOLANG)
+    (directory / "20240101000004_sneaky.up.sql").write_text(
+        "CREATE TABLE sneaky (id int);\n"
+        "DO $$ BEGIN EXECUTE 'DELETE FROM bilantools.schema_migrations WHERE version = ''20240101000001'''; END $$;\n"
+    )
+    (directory / "20240101000004_sneaky.down.sql").write_text("DROP TABLE sneaky;\n")
+    r = cli("--db", db_url, "--migrations", str(directory), "apply", "--yes")
+    assert r.code == 1
+    assert r.err.splitlines()[-1] == (
+        "error: migration 20240101000004 (20240101000004_sneaky.up.sql) changed the engine's tracking objects "
+        "(1 history row(s) deleted); it was rolled back: remove that statement from the file"
+    ), r.err
+    assert rows(db_url, "SELECT count(*) FROM bilantools.schema_migrations WHERE success") == [(3,)]
+    assert rows(db_url, "SELECT to_regclass('sneaky')") == [(None,)]

@@ -143,44 +143,49 @@ class HistoryRow:
     partial: bool  # a `transaction: off` migration that failed after committing statements
 
 
-def tracking_state(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, bool]:
-    """(schema_migrations exists with its functions, the event log exists in its current form)."""
-    row = conn.execute(
-        "SELECT to_regclass(%s) IS NOT NULL"
-        " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL"
-        " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL,"
-        " EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s)"
-        " AND conname = 'schema_migration_events_outcome_check'"
-        " AND pg_get_constraintdef(oid) LIKE '%%started%%')",
-        (tracking.name("schema_migrations"), *tracking.functions, tracking.name("schema_migration_events")),
-    ).fetchone()
+# The tracking objects as they are: our table's columns (name and type; null when there is
+# no table of that name), whether the event log exists, whether the table and the four
+# functions exist, whether the event log is in its current form. One round trip.
+_SHAPE = (
+    "SELECT (SELECT array_agg(a.attname::text || ' ' || format_type(a.atttypid, a.atttypmod)"
+    " ORDER BY a.attnum) FROM pg_attribute a"
+    " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped),"
+    " to_regclass(%s) IS NOT NULL,"
+    " to_regclass(%s) IS NOT NULL"
+    " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL"
+    " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL,"
+    " EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s)"
+    " AND conname = 'schema_migration_events_outcome_check'"
+    " AND pg_get_constraintdef(oid) LIKE '%%started%%')"
+)
+
+
+def _shape(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, bool, bool, bool]:
+    """(our schema_migrations exists, the event log exists, the table and the functions
+    exist, the event log is in its current form); RefusedError when a table of our name in
+    our place is another tool's (golang-migrate's, dbmate's): never read or write it as ours."""
+    history, events = tracking.name("schema_migrations"), tracking.name("schema_migration_events")
+    row = conn.execute(_SHAPE, (history, events, history, *tracking.functions, events)).fetchone()
     assert row is not None
-    return bool(row[0]), bool(row[1])
+    described, has_events, ready, current = row
+    if described is not None and not set(_OURS) <= {column.split(" ", 1)[0] for column in described}:
+        from bilantools.source.config import PEER_TRACKING_SCHEMA
+
+        other = "another schema" if tracking.schema == PEER_TRACKING_SCHEMA else f'"{PEER_TRACKING_SCHEMA}"'
+        raise RefusedError(
+            f"{tracking.label} exists with columns ({', '.join(described)}), which are not bilantools' "
+            "(another tool's history, e.g. golang-migrate's or dbmate's): bilantools will not read or write "
+            f"it; nothing was changed: set tracking-schema = {other} under [tool.bilantools] in "
+            "pyproject.toml so that bilantools keeps its history there"
+        )
+    return described is not None, bool(has_events), bool(ready), bool(current)
 
 
-def require_ours(conn: psycopg.Connection, tracking: Tracking) -> bool:
-    """Whether our schema_migrations exists; RefusedError when a table of that name there
-    is another tool's (golang-migrate's, dbmate's): never read or write it as ours."""
-    row = conn.execute(
-        "SELECT array_agg(a.attname::text || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum),"
-        " array_agg(a.attname::text) FROM pg_attribute a"
-        " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
-        (tracking.name("schema_migrations"),),
-    ).fetchone()
-    if row is None or row[0] is None:
-        return False
-    described, names = row
-    if set(_OURS) <= set(names):
-        return True
-    from bilantools.source.config import PEER_TRACKING_SCHEMA
-
-    other = "another schema" if tracking.schema == PEER_TRACKING_SCHEMA else f'"{PEER_TRACKING_SCHEMA}"'
-    raise RefusedError(
-        f"{tracking.label} exists with columns ({', '.join(described)}), which are not bilantools' "
-        "(another tool's history, e.g. golang-migrate's or dbmate's): bilantools will not read or write it; "
-        f"nothing was changed: set tracking-schema = {other} under [tool.bilantools] in pyproject.toml "
-        "so that bilantools keeps its history there"
-    )
+def tracking_state(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, bool]:
+    """(schema_migrations exists with its functions, the event log exists in its current
+    form); RefusedError when the table there is another tool's (see `_shape`)."""
+    _, _, ready, current = _shape(conn, tracking)
+    return ready, current
 
 
 def ensure_tracking(conn: psycopg.Connection, tracking: Tracking = SEARCH_PATH) -> None:
@@ -188,7 +193,6 @@ def ensure_tracking(conn: psycopg.Connection, tracking: Tracking = SEARCH_PATH) 
     tracking schema (see `creation_sql`)."""
     import psycopg
 
-    require_ours(conn, tracking)
     if all(tracking_state(conn, tracking)):
         return
     try:
@@ -227,13 +231,9 @@ def creation_sql(tracking: Tracking) -> list[str]:
 
 def read_history(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, list[HistoryRow]]:
     """(whether schema_migrations exists, its rows); reads only, creates nothing."""
-    if not require_ours(conn, tracking):
+    has_table, has_events, _, _ = _shape(conn, tracking)
+    if not has_table:
         return False, []
-    row = conn.execute(
-        "SELECT to_regclass(%s) IS NOT NULL", (tracking.name("schema_migration_events"),)
-    ).fetchone()
-    assert row is not None
-    has_events = bool(row[0])
     # Partial: the version's latest apply event says it stopped half-way (one pass over the log).
     latest = (
         " LEFT JOIN (SELECT DISTINCT ON (ltrim(version, '0')) ltrim(version, '0') AS number, outcome"
