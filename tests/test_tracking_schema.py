@@ -185,14 +185,15 @@ def test_the_proof_guards_the_tracking_schema(cli: Any, db_url: str, tmp_path: P
     directory = project(tmp_path, GOLANG)
     (directory / "20240101000004_sneaky.up.sql").write_text(
         "CREATE TABLE sneaky (id int);\n"
-        "DO $$ BEGIN EXECUTE 'DELETE FROM bilantools.schema_migrations WHERE version = ''20240101000001'''; END $$;\n"
+        "DO $$ BEGIN EXECUTE 'DELETE FROM bilantools.schema_migrations"
+        " WHERE version = ''20240101000001'''; END $$;\n"
     )
     (directory / "20240101000004_sneaky.down.sql").write_text("DROP TABLE sneaky;\n")
     r = cli("--db", db_url, "--migrations", str(directory), "apply", "--yes")
     assert r.code == 1
     assert r.err.splitlines()[-1] == (
-        "error: migration 20240101000004 (20240101000004_sneaky.up.sql) changed the engine's tracking objects "
-        "(1 history row(s) deleted); it was rolled back: remove that statement from the file"
+        "error: migration 20240101000004 (20240101000004_sneaky.up.sql) changed the engine's tracking "
+        "objects (1 history row(s) deleted); it was rolled back: remove that statement from the file"
     ), r.err
     assert rows(db_url, "SELECT count(*) FROM bilantools.schema_migrations WHERE success") == [(3,)]
     assert rows(db_url, "SELECT to_regclass('sneaky')") == [(None,)]
