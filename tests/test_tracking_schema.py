@@ -197,3 +197,28 @@ def test_the_proof_guards_the_tracking_schema(cli: Any, db_url: str, tmp_path: P
     ), r.err
     assert rows(db_url, "SELECT count(*) FROM bilantools.schema_migrations WHERE success") == [(3,)]
     assert rows(db_url, "SELECT to_regclass('sneaky')") == [(None,)]
+
+
+def test_a_history_left_in_public_by_an_earlier_bilantools_is_not_forked(
+    cli: Any, db_url: str, tmp_path: Path
+) -> None:
+    """A golang-migrate project applied before tracking-schema existed has our history in
+    public: the default place (schema bilantools) is refused rather than started empty,
+    and either setting goes on."""
+    directory = project(tmp_path, GOLANG, '[tool.bilantools]\ntracking-schema = "public"\n')
+    base = ["--db", db_url, "--migrations", str(directory)]
+    assert cli(*base, "apply", "--yes", "--to", "20240101000001").code == 0  # as the earlier release did
+    (directory.parent / "pyproject.toml").unlink()
+    for command in (["status"], ["apply", "--yes"]):
+        r = cli(*base, *command)
+        assert r.code == 2, r.err
+        assert r.err.splitlines()[-1] == (
+            "error: bilantools' history is in public.schema_migrations (where bilantools kept it before "
+            "tracking-schema), and this project's default place is bilantools.schema_migrations; nothing was "
+            'changed: set tracking-schema = "public" under [tool.bilantools] in pyproject.toml to go on with '
+            'that history, or tracking-schema = "bilantools" if it is another project\'s'
+        )
+    assert rows(db_url, "SELECT to_regnamespace('bilantools')") == [(None,)]
+    (directory.parent / "pyproject.toml").write_text('[tool.bilantools]\ntracking-schema = "public"\n')
+    assert cli(*base, "apply", "--yes").code == 0
+    assert rows(db_url, "SELECT count(*) FROM public.schema_migrations") == [(3,)]

@@ -66,6 +66,9 @@ class Tracking:
     qualified: bool = True  # False: unqualified, the search_path's first schema (`SEARCH_PATH`)
     peer: str | None = None  # the tool whose history table is kept in step (keep-peer-history)
     peer_schema: str = "public"  # where that table is: the first schema of the search_path
+    # Where an earlier bilantools kept this project's history: public, for another tool's
+    # layout without a configured tracking-schema (the default moved to bilantools).
+    earlier: str | None = None
 
     @classmethod
     def of(cls, directory: Path, layout: str) -> Tracking:
@@ -74,7 +77,10 @@ class Tracking:
 
         config = load_config(directory.absolute())
         qualified = config.tracking_schema is not None or layout != "bilantools"
-        return cls(config.tracking_schema_for(layout), qualified, config.peer_history_for(layout))
+        earlier = "public" if config.tracking_schema is None and layout != "bilantools" else None
+        return cls(
+            config.tracking_schema_for(layout), qualified, config.peer_history_for(layout), earlier=earlier
+        )
 
     def name(self, obj: str) -> str:
         """`obj` as the engine's SQL names it ('"bilantools"."schema_migrations"')."""
@@ -156,7 +162,8 @@ _SHAPE = (
     " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL,"
     " EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s)"
     " AND conname = 'schema_migration_events_outcome_check'"
-    " AND pg_get_constraintdef(oid) LIKE '%%started%%')"
+    " AND pg_get_constraintdef(oid) LIKE '%%started%%'),"
+    " EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'error_message')"
 )
 
 
@@ -165,9 +172,17 @@ def _shape(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, bool, bo
     exist, the event log is in its current form); RefusedError when a table of our name in
     our place is another tool's (golang-migrate's, dbmate's): never read or write it as ours."""
     history, events = tracking.name("schema_migrations"), tracking.name("schema_migration_events")
-    row = conn.execute(_SHAPE, (history, events, history, *tracking.functions, events)).fetchone()
+    earlier = _qualified(tracking.earlier, "schema_migrations") if tracking.earlier else None
+    row = conn.execute(_SHAPE, (history, events, history, *tracking.functions, events, earlier)).fetchone()
     assert row is not None
-    described, has_events, ready, current = row
+    described, has_events, ready, current, left_behind = row
+    if described is None and left_behind:
+        raise RefusedError(
+            f"bilantools' history is in {tracking.earlier}.schema_migrations (where bilantools kept it "
+            f"before tracking-schema), and this project's default place is {tracking.label}; nothing was "
+            f'changed: set tracking-schema = "{tracking.earlier}" under [tool.bilantools] in pyproject.toml to '
+            f'go on with that history, or tracking-schema = "{tracking.schema}" if it is another project\'s'
+        )
     if described is not None and not set(_OURS) <= {column.split(" ", 1)[0] for column in described}:
         from bilantools.source.config import PEER_TRACKING_SCHEMA
 
