@@ -177,11 +177,13 @@ def _shape(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, bool, bo
     assert row is not None
     described, has_events, ready, current, left_behind = row
     if described is None and left_behind:
+        keep = f'tracking-schema = "{tracking.earlier}"'
+        other = f'tracking-schema = "{tracking.schema}"'
         raise RefusedError(
             f"bilantools' history is in {tracking.earlier}.schema_migrations (where bilantools kept it "
             f"before tracking-schema), and this project's default place is {tracking.label}; nothing was "
-            f'changed: set tracking-schema = "{tracking.earlier}" under [tool.bilantools] in pyproject.toml to '
-            f'go on with that history, or tracking-schema = "{tracking.schema}" if it is another project\'s'
+            f"changed: set {keep} under [tool.bilantools] in pyproject.toml to go on with that history, "
+            f"or {other} if it is another project's"
         )
     if described is not None and not set(_OURS) <= {column.split(" ", 1)[0] for column in described}:
         from bilantools.source.config import PEER_TRACKING_SCHEMA
