@@ -183,6 +183,13 @@ def test_adopt_in_our_own_layout_needs_from(cli: Any, db_url: str, basic: Path) 
     r = cli("--db", db_url, "--migrations", str(basic), "adopt", "--yes")
     assert r.code == 2
     assert re.search(r"in bilantools' own layout: name the tool .* with --from TOOL$", r.err.splitlines()[-1])
+    assert cli("--db", db_url, "--migrations", str(basic), "apply", "--yes").code == 0
+    r = cli("--db", db_url, "--migrations", str(basic), "adopt", "--yes", "--from", "golang-migrate")
+    assert (r.code, r.err.splitlines()[-1]) == (
+        2,
+        "error: public.schema_migrations is bilantools' own history, not golang-migrate's: there is no "
+        "golang-migrate history to adopt here; name the tool that migrated the database with --from TOOL",
+    )
 
 
 # --- dbmate, end to end -----------------------------------------------------------------------

@@ -100,6 +100,11 @@ def require_table(
             f"or name the tool that did with {option('source', 'TOOL')}"
         )
     if not set(needs) <= set(columns) or (exact and set(columns) != set(needs)):
+        if {"success", "error_message", "checksum"} <= set(columns):
+            raise InputError(
+                f"{label} is bilantools' own history, not {tool}'s: there is no {tool} history to adopt "
+                f"here; name the tool that migrated the database with {option('source', 'TOOL')}"
+            )
         shown = ", ".join(f"{name} {kind}" for name, kind in columns.items())
         raise InputError(
             f"{label} is not {tool}'s history (its columns are {shown}, {tool}'s are {', '.join(needs)}); "
