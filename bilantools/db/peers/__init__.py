@@ -1,9 +1,9 @@
 """Other tools' histories: what golang-migrate, dbmate, Flyway and Sqitch say is applied.
 
-Each module reads its tool's own table as that tool writes it (`read`), and, for the tools
-whose table a team may want to keep using, writes it as that tool would (`keep`, see
-`bilantools.db.peers.keeping`). `pair` matches what a peer says is applied with the
-migration files, for `bilantools adopt`.
+Each module reads its tool's own table as that tool writes it (`read`); `keeping` writes
+golang-migrate's, dbmate's and Flyway's as those tools would, for a team that may switch
+back (keep-peer-history). `pair` matches what a peer says is applied with the migration
+files, by the layout's keys and order, for `bilantools adopt`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 class PeerRow:
     """One migration the peer says is applied, as it stores it."""
 
-    key: str  # its version (or Sqitch's change name)
+    key: str  # its version as the layout reads it (Sqitch: the plan's key of the change)
     description: str | None = None
     applied_at: datetime | None = None
     checksum: str | None = None
