@@ -40,6 +40,7 @@ from bilantools.source.findings import Finding
 from bilantools.source.headers import DURATION_HINT, parse_duration
 
 if TYPE_CHECKING:
+    from bilantools.db.adopt import Adoption
     from bilantools.db.backup import Backup
     from bilantools.db.backup import Verification as BackupVerification
     from bilantools.db.fingerprint import Fingerprint
@@ -75,6 +76,7 @@ __all__ = [
     "Stopped",
     "Target",
     "TargetLike",
+    "adopt",
     "apply",
     "apply_check",
     "backup",
@@ -406,6 +408,28 @@ def baseline(
         return runner.baseline(options.to)
 
 
+def adopt(
+    *,
+    target: TargetLike = None,
+    project: ProjectLike = DEFAULT_MIGRATIONS,
+    options: RunOptions = DEFAULTS,
+    source: str | None = None,
+) -> Adoption:
+    """Record in our history every migration that the tool which migrated the database so
+    far (`source`, else the project's layout) says is applied, without running any; then
+    what the catalog confirms of each (see `detect`). `options.dry_run`: record nothing."""
+    from bilantools.db import adopt as adoption
+    from bilantools.db import verify as checks
+    from bilantools.db.fingerprint import fingerprint as take
+
+    found = as_project(project)
+    tool = adoption.tool_of(found.directory, found.layout, source)
+    with session.runner(target, found, "adopt", options.lock_wait) as runner:
+        result, adopted = adoption.adopt(runner, tool, options.dry_run)
+        live = take(runner.conn, rows=False)
+    return adoption.confirm(result, adopted, checks.detect(found.analysis, live))
+
+
 def repair(
     *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, options: RunOptions = DEFAULTS
 ) -> RunResult:
@@ -471,4 +495,5 @@ def apply_check(
     from bilantools.source.check import apply_errors
 
     found = as_project(project)
-    return apply_errors(found.migrations, found.settings, tracking(), options.force)
+    schema = found.settings.tracking_schema_for(found.layout)
+    return apply_errors(found.migrations, found.settings, tracking(schema), options.force)

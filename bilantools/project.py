@@ -85,7 +85,8 @@ class Project:
         from bilantools.source.check import check
 
         found = self.migrations  # a missing directory is reported before a bad setting
-        return check(self.directory, config=self.settings, found=found, tracking=tracking())
+        schema = self.settings.tracking_schema_for(self.layout)
+        return check(self.directory, config=self.settings, found=found, tracking=tracking(schema))
 
     @cached_property
     def analysis(self) -> Analysis:

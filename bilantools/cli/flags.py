@@ -13,7 +13,7 @@ from bilantools import commands
 from bilantools.commands import DEFAULT_LOCK_TIMEOUT, DEFAULT_WAIT, DURATION_HINT, Project, RunOptions, Target
 
 # Front-door parameters whose flag is not their name with dashes (--force, --lock-wait...).
-FLAG_NAMES = {"target": "--db", "project": "--migrations", "fmt": "--format"}
+FLAG_NAMES = {"target": "--db", "project": "--migrations", "fmt": "--format", "source": "--from"}
 
 
 def spell(name: str, value: str | None) -> str:

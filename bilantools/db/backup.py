@@ -396,10 +396,22 @@ def row_counts(conn: Any) -> dict[str, int]:
 
 
 def _migration_version(conn: Any) -> str | None:
-    if conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,):
+    """The last version in bilantools' history, wherever its tracking schema is (a peer
+    tool's schema_migrations, without our `success` column, is not ours)."""
+    from psycopg import sql
+
+    found = conn.execute(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'success' AND NOT a.attisdropped"
+        " WHERE c.relname = 'schema_migrations' AND c.relkind IN ('r', 'p')"
+        " ORDER BY n.nspname <> 'public', n.nspname LIMIT 1"
+    ).fetchone()
+    if found is None:
         return None
     row = conn.execute(
-        "SELECT version FROM schema_migrations WHERE success ORDER BY applied_at DESC, id DESC LIMIT 1"
+        sql.SQL("SELECT version FROM {} WHERE success ORDER BY applied_at DESC, id DESC LIMIT 1").format(
+            sql.Identifier(found[0], "schema_migrations")
+        )
     ).fetchone()
     return str(row[0]) if row else None
 

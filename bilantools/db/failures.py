@@ -22,6 +22,7 @@ from bilantools.source.statements import Statement
 if TYPE_CHECKING:
     import psycopg
 
+    from bilantools.db.history import Tracking
     from bilantools.source.files import Migration
 
 # What in a migration breaks the engine's tracking write that follows it in the same
@@ -384,14 +385,17 @@ def after_last(
     )
 
 
-def history_refused(label: str, action: str, role: str, reason: str, ran: bool) -> RefusedError:
+def history_refused(
+    label: str, action: str, role: str, reason: str, ran: bool, tracking: Tracking
+) -> RefusedError:
     """The connected role may not write the history: a grant to make, nothing recorded."""
     which = "migration " if action == "apply" else "the rollback of "
     head = f"{which}{label} ran, but" if ran else f"{which}{label} cannot start:"
     return RefusedError(
         f"{head} the connected role {role} lacks the privileges to record it in the history: {reason}; "
-        f"nothing was changed or recorded: GRANT INSERT, UPDATE, DELETE ON schema_migrations and INSERT ON "
-        f"schema_migration_events TO {role}, or connect as their owner, then run {action} again"
+        f"nothing was changed or recorded: GRANT INSERT, UPDATE, DELETE ON {tracking.label} and INSERT ON "
+        f"{tracking.schema}.schema_migration_events TO {role}, or connect as their owner, then run "
+        f"{action} again"
     )
 
 
@@ -400,16 +404,22 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()).split(" This probably means")[0] or type(exc).__name__
 
 
-def connected_role_may_write_history(conn: psycopg.Connection) -> bool:
+def connected_role_may_write_history(conn: psycopg.Connection, tracking: Tracking) -> bool:
     """Whether the connected role may do the tracking write. Asked of that role by name:
     the session may still run as one a migration switched to (outside a transaction a
     SET SESSION AUTHORIZATION outlives the migration)."""
     role = conn.info.user
     row = conn.execute(
-        "SELECT coalesce(has_table_privilege(%s, to_regclass('schema_migrations'), 'INSERT, UPDATE, DELETE'),"
-        " true) AND coalesce(has_table_privilege(%s, to_regclass('schema_migration_events'), 'INSERT'), true)"
-        " AND coalesce(has_function_privilege(%s,"
-        " to_regprocedure('record_migration(varchar,text,varchar,text,integer)'), 'EXECUTE'), true)",
-        (role, role, role),
+        "SELECT coalesce(has_table_privilege(%s, to_regclass(%s), 'INSERT, UPDATE, DELETE'),"
+        " true) AND coalesce(has_table_privilege(%s, to_regclass(%s), 'INSERT'), true)"
+        " AND coalesce(has_function_privilege(%s, to_regprocedure(%s), 'EXECUTE'), true)",
+        (
+            role,
+            tracking.name("schema_migrations"),
+            role,
+            tracking.name("schema_migration_events"),
+            role,
+            tracking.functions[1],
+        ),
     ).fetchone()
     return bool(row and row[0])

@@ -32,13 +32,12 @@ if TYPE_CHECKING:
 # with. SAME_VERSION compares a row's `version` with a parameter; STORED_VERSION is the
 # text to write for a parameter: the existing row's (the oldest, were there two), else
 # the parameter itself. (The guide's functions compare text; they get STORED_VERSION.)
+# {history}, {events}, {failure}, {record}: the tracking objects, qualified (`Tracking.sql`).
 SAME_VERSION = "ltrim(version, '0') = ltrim(%s, '0')"
-STORED_VERSION = (
-    f"coalesce((SELECT version FROM schema_migrations WHERE {SAME_VERSION} ORDER BY id LIMIT 1), %s)"
-)
-_RECORD_FAILURE = f"SELECT record_migration_failure({STORED_VERSION}, %s, %s)"
-_CLEAR_FAILED = f"DELETE FROM schema_migrations WHERE {SAME_VERSION} AND NOT success"
-_REALIGN = f"UPDATE schema_migrations SET checksum = %s WHERE {SAME_VERSION}"
+STORED_VERSION = f"coalesce((SELECT version FROM {{history}} WHERE {SAME_VERSION} ORDER BY id LIMIT 1), %s)"
+_RECORD_FAILURE = f"SELECT {{failure}}({STORED_VERSION}, %s, %s)"
+_CLEAR_FAILED = f"DELETE FROM {{history}} WHERE {SAME_VERSION} AND NOT success"
+_REALIGN = f"UPDATE {{history}} SET checksum = %s WHERE {SAME_VERSION}"
 
 # A statement and its parameters, as sent.
 Query = tuple[str, Sequence[object]]
@@ -49,6 +48,88 @@ TRACKING_FUNCTIONS = (
     "record_migration_failure(varchar,text,text)",
     "get_migration_status()",
 )
+# The columns of our schema_migrations that a peer tool's table of that name lacks.
+_OURS = ("id", "version", "description", "checksum", "applied_at", "success", "error_message")
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where the tracking objects live: the schema the engine names them in, whatever the
+    search_path (`[tool.bilantools] tracking-schema`, checked as a plain name in config).
+
+    Our own layout without a configured schema keeps them where they always were: named
+    unqualified, in the first schema of the search_path (public, unless the connection sets
+    another), so that an existing history is found where it is and migration 029's copy of
+    them is the same statements."""
+
+    schema: str = "public"
+    qualified: bool = True  # False: unqualified, the search_path's first schema (`SEARCH_PATH`)
+    peer: str | None = None  # the tool whose history table is kept in step (keep-peer-history)
+    peer_schema: str = "public"  # where that table is: the first schema of the search_path
+    # Where an earlier bilantools kept this project's history: public, for another tool's
+    # layout without a configured tracking-schema (the default moved to bilantools).
+    earlier: str | None = None
+
+    @classmethod
+    def of(cls, directory: Path, layout: str) -> Tracking:
+        """The configured place for the migrations of `directory` in `layout`."""
+        from bilantools.source.config import load_config
+
+        config = load_config(directory.absolute())
+        qualified = config.tracking_schema is not None or layout != "bilantools"
+        earlier = "public" if config.tracking_schema is None and layout != "bilantools" else None
+        return cls(
+            config.tracking_schema_for(layout), qualified, config.peer_history_for(layout), earlier=earlier
+        )
+
+    def name(self, obj: str) -> str:
+        """`obj` as the engine's SQL names it ('"bilantools"."schema_migrations"')."""
+        return _qualified(self.schema, obj) if self.qualified else obj
+
+    @property
+    def label(self) -> str:
+        """The history table as users read it: bilantools.schema_migrations."""
+        return f"{self.schema}.schema_migrations"
+
+    def sql(self, template: str) -> str:
+        """`template` with its {history}, {events}, {failure}, {record} placeholders filled."""
+        return _render(template, self.schema if self.qualified else None)
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        """The guide's functions' signatures, qualified, for to_regprocedure."""
+        return tuple(self.name(f.split("(")[0]) + "(" + f.split("(", 1)[1] for f in TRACKING_FUNCTIONS)
+
+
+@lru_cache(maxsize=512)
+def _qualified(schema: str, obj: str) -> str:
+    from psycopg import sql
+
+    return sql.Identifier(schema, obj).as_string(None)
+
+
+def _quoted(schema: str) -> str:
+    from psycopg import sql
+
+    return sql.Identifier(schema).as_string(None)
+
+
+@lru_cache(maxsize=128)
+def _render(template: str, schema: str | None) -> str:
+    """`template` with the tracking objects named in `schema` (None: unqualified)."""
+    names = {
+        "history": "schema_migrations",
+        "events": "schema_migration_events",
+        "failure": "record_migration_failure",
+        "record": "record_migration",
+    }
+    return template.format(
+        **{key: obj if schema is None else _qualified(schema, obj) for key, obj in names.items()}
+    )
+
+
+# Our own layout's default place (see `Tracking`).
+SEARCH_PATH = Tracking(qualified=False)
 
 
 def tracking_sql() -> str:
@@ -68,104 +149,165 @@ class HistoryRow:
     partial: bool  # a `transaction: off` migration that failed after committing statements
 
 
-def tracking_state(conn: psycopg.Connection) -> tuple[bool, bool]:
-    """(schema_migrations exists with its functions, the event log exists in its current form)."""
-    row = conn.execute(
-        "SELECT to_regclass('schema_migrations') IS NOT NULL"
-        " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL"
-        " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL,"
-        " EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass('schema_migration_events')"
-        " AND conname = 'schema_migration_events_outcome_check'"
-        " AND pg_get_constraintdef(oid) LIKE '%%started%%')",
-        TRACKING_FUNCTIONS,
-    ).fetchone()
+# The tracking objects as they are: our table's columns (name and type; null when there is
+# no table of that name), whether the event log exists, whether the table and the four
+# functions exist, whether the event log is in its current form. One round trip.
+_SHAPE = (
+    "SELECT (SELECT array_agg(a.attname::text || ' ' || format_type(a.atttypid, a.atttypmod)"
+    " ORDER BY a.attnum) FROM pg_attribute a"
+    " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped),"
+    " to_regclass(%s) IS NOT NULL,"
+    " to_regclass(%s) IS NOT NULL"
+    " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL"
+    " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL,"
+    " EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s)"
+    " AND conname = 'schema_migration_events_outcome_check'"
+    " AND pg_get_constraintdef(oid) LIKE '%%started%%'),"
+    " EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'error_message')"
+)
+
+
+def _shape(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, bool, bool, bool]:
+    """(our schema_migrations exists, the event log exists, the table and the functions
+    exist, the event log is in its current form); RefusedError when a table of our name in
+    our place is another tool's (golang-migrate's, dbmate's): never read or write it as ours."""
+    history, events = tracking.name("schema_migrations"), tracking.name("schema_migration_events")
+    earlier = _qualified(tracking.earlier, "schema_migrations") if tracking.earlier else None
+    row = conn.execute(_SHAPE, (history, events, history, *tracking.functions, events, earlier)).fetchone()
     assert row is not None
-    return bool(row[0]), bool(row[1])
+    described, has_events, ready, current, left_behind = row
+    if described is None and left_behind:
+        keep = f'tracking-schema = "{tracking.earlier}"'
+        other = f'tracking-schema = "{tracking.schema}"'
+        raise RefusedError(
+            f"bilantools' history is in {tracking.earlier}.schema_migrations (where bilantools kept it "
+            f"before tracking-schema), and this project's default place is {tracking.label}; nothing was "
+            f"changed: set {keep} under [tool.bilantools] in pyproject.toml to go on with that history, "
+            f"or {other} if it is another project's"
+        )
+    if described is not None and not set(_OURS) <= {column.split(" ", 1)[0] for column in described}:
+        from bilantools.source.config import PEER_TRACKING_SCHEMA
+
+        other = "another schema" if tracking.schema == PEER_TRACKING_SCHEMA else f'"{PEER_TRACKING_SCHEMA}"'
+        raise RefusedError(
+            f"{tracking.label} exists with columns ({', '.join(described)}), which are not bilantools' "
+            "(another tool's history, e.g. golang-migrate's or dbmate's): bilantools will not read or write "
+            f"it; nothing was changed: set tracking-schema = {other} under [tool.bilantools] in "
+            "pyproject.toml so that bilantools keeps its history there"
+        )
+    return described is not None, bool(has_events), bool(ready), bool(current)
 
 
-def ensure_tracking(conn: psycopg.Connection) -> None:
-    """Create the tracking table, functions and event log when any is missing."""
+def tracking_state(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, bool]:
+    """(schema_migrations exists with its functions, the event log exists in its current
+    form); RefusedError when the table there is another tool's (see `_shape`)."""
+    _, _, ready, current = _shape(conn, tracking)
+    return ready, current
+
+
+def ensure_tracking(conn: psycopg.Connection, tracking: Tracking = SEARCH_PATH) -> None:
+    """Create the tracking table, functions and event log when any is missing, in the
+    tracking schema (see `creation_sql`)."""
     import psycopg
 
-    if all(tracking_state(conn)):
+    if all(tracking_state(conn, tracking)):
         return
     try:
         with conn.transaction():
-            conn.execute(tracking_sql())
+            # The search_path is set back before the transaction goes on (it may be the
+            # dry run's, whose migrations follow).
+            previous = conn.execute("SELECT current_setting('search_path')").fetchone()
+            for statement in creation_sql(tracking):
+                conn.execute(statement)
+            conn.execute("SELECT set_config('search_path', %s, true)", (previous[0] if previous else "",))
     except psycopg.errors.InsufficientPrivilege as exc:
         raise RefusedError(
             f"cannot create the tracking table: {exc.diag.message_primary}; run as the schema "
-            "owner or GRANT CREATE ON SCHEMA public to this user"
+            f"owner or GRANT CREATE ON SCHEMA {tracking.schema} to this user"
         ) from None
 
 
-def read_history(conn: psycopg.Connection) -> tuple[bool, list[HistoryRow]]:
+def creation_sql(tracking: Tracking) -> list[str]:
+    """The statements that create the tracking objects in `tracking`'s schema, in one
+    transaction. tracking.sql names them unqualified: it runs with that schema first in
+    the search_path (unqualified, where the search_path puts it). Outside public, each
+    function gets that schema as its own search_path, so its body finds the tables whatever
+    the caller's; in public they stay the guide's functions, which migration 029 declares
+    verbatim."""
+    if not tracking.qualified:
+        return [tracking_sql()]
+    schema = _quoted(tracking.schema)
+    pinned = [f"ALTER FUNCTION {f} SET search_path = {schema}, pg_temp" for f in tracking.functions]
+    return [
+        f"CREATE SCHEMA IF NOT EXISTS {schema}",
+        f"SET LOCAL search_path TO {schema}, pg_temp",
+        tracking_sql(),
+        *(pinned if tracking.schema != "public" else []),
+    ]
+
+
+def read_history(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, list[HistoryRow]]:
     """(whether schema_migrations exists, its rows); reads only, creates nothing."""
-    row = conn.execute(
-        "SELECT to_regclass('schema_migrations') IS NOT NULL,"
-        " to_regclass('schema_migration_events') IS NOT NULL"
-    ).fetchone()
-    assert row is not None
-    has_table, has_events = bool(row[0]), bool(row[1])
+    has_table, has_events, _, _ = _shape(conn, tracking)
     if not has_table:
         return False, []
     # Partial: the version's latest apply event says it stopped half-way (one pass over the log).
     latest = (
         " LEFT JOIN (SELECT DISTINCT ON (ltrim(version, '0')) ltrim(version, '0') AS number, outcome"
-        " FROM schema_migration_events WHERE action = 'apply' ORDER BY ltrim(version, '0'), id DESC) e"
+        " FROM {events} WHERE action = 'apply' ORDER BY ltrim(version, '0'), id DESC) e"
         " ON e.number = ltrim(m.version, '0')"
         if has_events
         else " LEFT JOIN (SELECT NULL::text AS outcome) e ON false"
     )
     rows = conn.execute(
-        "SELECT m.version, m.description, m.checksum, m.applied_at, m.applied_by,"
-        " m.execution_time_ms, m.success, m.error_message,"
-        " coalesce(e.outcome IN ('partial', 'started'), false) FROM schema_migrations m"
-        + latest
-        + " ORDER BY m.id"
+        tracking.sql(
+            "SELECT m.version, m.description, m.checksum, m.applied_at, m.applied_by,"
+            " m.execution_time_ms, m.success, m.error_message,"
+            " coalesce(e.outcome IN ('partial', 'started'), false) FROM {history} m"
+            + latest
+            + " ORDER BY m.id"
+        )
     ).fetchall()
     return True, [HistoryRow(*r) for r in rows]
 
 
 @dataclass(frozen=True)
 class Actor:
-    """Who runs a change, for the event log."""
+    """Who runs a change, for the event log, and where the change is recorded."""
 
     os_user: str
     host: str
     run_id: uuid.UUID
     tool_version: str
     backup: str | None = None  # the backup taken before this run's changes
+    tracking: Tracking = SEARCH_PATH
 
     @classmethod
-    def current(cls) -> Actor:
+    def current(cls, tracking: Tracking) -> Actor:
         from bilantools import __version__
 
         try:
             user = getpass.getuser()
         except (KeyError, OSError):
             user = str(os.getuid())
-        return cls(user, socket.gethostname(), uuid.uuid4(), __version__)
+        return cls(user, socket.gethostname(), uuid.uuid4(), __version__, tracking=tracking)
 
 
 EVENT_COLUMNS = (
     "run_id, version, action, outcome, os_user, host, duration_ms, checksum, detail, tool_version, backup"
 )
-_EVENT = (
-    f"INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
+_EVENT = f"INSERT INTO {{events}} ({EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 _SUCCESS = (
     "WITH d AS (SELECT coalesce(%s::int,"
     " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int) AS ms),"
-    f" tracked AS (SELECT record_migration({STORED_VERSION}, %s, %s, current_user, d.ms) FROM d)"
-    f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
-    " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, NULL, %s, %s FROM tracked, d"
+    f" tracked AS (SELECT {{record}}({STORED_VERSION}, %s, %s, current_user, d.ms) FROM d)"
+    f" INSERT INTO {{events}} ({EVENT_COLUMNS})"
+    " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, %s, %s, %s FROM tracked, d"
     " RETURNING duration_ms"
 )
 _FORGET = (
-    f"WITH gone AS (DELETE FROM schema_migrations WHERE {SAME_VERSION} RETURNING 1)"
-    f" INSERT INTO schema_migration_events ({EVENT_COLUMNS})"
+    f"WITH gone AS (DELETE FROM {{history}} WHERE {SAME_VERSION} RETURNING 1)"
+    f" INSERT INTO {{events}} ({EVENT_COLUMNS})"
     " VALUES (%s, %s, 'rollback', 'success', %s, %s,"
     " coalesce(%s::int, (extract(epoch FROM clock_timestamp() - now()) * 1000)::int), %s, NULL, %s, %s)"
     " RETURNING duration_ms"
@@ -182,7 +324,7 @@ def event_sql(
     detail: str | None = None,
 ) -> Query:
     """The event log row of one change, as the statement that appends it."""
-    return _EVENT, (
+    return actor.tracking.sql(_EVENT), (
         actor.run_id,
         version,
         action,
@@ -198,8 +340,8 @@ def event_sql(
 
 
 def run(conn: psycopg.Connection, statement: Query) -> psycopg.Cursor[Any]:
-    """Send one of the statements built here (its text from this module's constants, its
-    values bound as parameters)."""
+    """Send one of the statements built here (its text from this module's constants, the
+    tracking objects named by `Tracking.sql`, its values bound as parameters)."""
     return conn.execute(statement[0], statement[1])
 
 
@@ -210,14 +352,16 @@ def success_sql(
     checksum: str,
     duration_ms: int | None = None,
     action: str = "apply",
+    detail: str | None = None,
 ) -> Query:
-    """The guide's record_migration plus the event, in one statement (one round trip).
+    """The guide's record_migration plus the event (with `detail`), in one statement (one
+    round trip).
 
     Without `duration_ms`, the duration is measured by the server from the start of the
     current transaction, which is exact even when migrations were pipelined; the
     statement's one row is that duration.
     """
-    return _SUCCESS, (
+    return actor.tracking.sql(_SUCCESS), (
         duration_ms,
         version,
         version,
@@ -229,6 +373,7 @@ def success_sql(
         actor.os_user,
         actor.host,
         checksum,
+        detail,
         actor.tool_version,
         actor.backup,
     )
@@ -246,7 +391,7 @@ def record_failure(
 ) -> None:
     """The guide's record_migration_failure plus the event, in their own transaction."""
     with conn.transaction():
-        conn.execute(_RECORD_FAILURE, (version, version, description, error))
+        run(conn, (actor.tracking.sql(_RECORD_FAILURE), (version, version, description, error)))
         outcome = "partial" if partial else "failure"
         run(conn, event_sql(actor, version, "apply", outcome, duration_ms, checksum, error))
 
@@ -264,7 +409,7 @@ def started_sql(
         "so some of its statements may have committed: make sure it is safe to re-run, then apply again"
     )
     return [
-        (_RECORD_FAILURE, (version, version, description, note)),
+        (actor.tracking.sql(_RECORD_FAILURE), (version, version, description, note)),
         event_sql(actor, version, "apply", "started", checksum=checksum, detail=detail),
     ]
 
@@ -280,7 +425,7 @@ def forget_sql(actor: Actor, version: str, checksum: str | None, duration_ms: in
     """Remove a version's row after its rollback script ran, and log the rollback; the
     statement's one row is the rollback's duration: `duration_ms`, else measured by the
     server from the start of the current transaction."""
-    return _FORGET, (
+    return actor.tracking.sql(_FORGET), (
         version,
         actor.run_id,
         version,
@@ -295,13 +440,13 @@ def forget_sql(actor: Actor, version: str, checksum: str | None, duration_ms: in
 
 def clear_failed(conn: psycopg.Connection, actor: Actor, version: str, error: str | None) -> None:
     """Repair: remove a version's failed row, and log it."""
-    conn.execute(_CLEAR_FAILED, (version,))
+    run(conn, (actor.tracking.sql(_CLEAR_FAILED), (version,)))
     run(conn, event_sql(actor, version, "repair", "success", detail=f"cleared failed row: {error}"))
 
 
 def realign(conn: psycopg.Connection, actor: Actor, version: str, checksum: str) -> None:
     """Repair: take an edited file's checksum as the applied one, and log it."""
-    conn.execute(_REALIGN, (checksum, version))
+    run(conn, (actor.tracking.sql(_REALIGN), (checksum, version)))
     detail = "checksum realigned with the file"
     run(conn, event_sql(actor, version, "repair", "success", checksum=checksum, detail=detail))
 
@@ -315,12 +460,13 @@ def tracking_objects() -> frozenset[str]:
     return tracking().provided
 
 
-@lru_cache(maxsize=1)
-def tracking() -> TrackingObjects:
-    """The tracking tables and functions as `check` sees them: migrations may repeat the
-    statements of tracking.sql verbatim, and nothing else that touches these objects."""
+@lru_cache(maxsize=8)
+def tracking(schema: str = "public") -> TrackingObjects:
+    """The tracking tables and functions as `check` sees them in `schema`: migrations may
+    repeat the statements of tracking.sql verbatim, and nothing else that touches these
+    objects."""
     from bilantools.source.engine_rules import TrackingObjects
     from bilantools.source.files import Script, checksum
 
     text = tracking_sql()
-    return TrackingObjects.from_script(Script(Path("tracking.sql"), text, checksum(text)))
+    return TrackingObjects.from_script(Script(Path("tracking.sql"), text, checksum(text)), schema)

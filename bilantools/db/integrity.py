@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bilantools.db.diagnostics import server_message
-from bilantools.db.history import TRACKING_FUNCTIONS
+from bilantools.db.history import TRACKING_FUNCTIONS, Tracking
 from bilantools.errors import MigrationFailed
 
 if TYPE_CHECKING:
@@ -58,12 +58,12 @@ STAGES = ("reset", "write", "check")
 MARKER = "bilantools tracking check: "
 
 _BASELINE = """
-SELECT to_regclass('schema_migrations')::oid, to_regclass('schema_migration_events')::oid,
-       CASE WHEN to_regclass('schema_migration_events') IS NOT NULL
-            THEN pg_get_serial_sequence('schema_migration_events', 'id')::regclass::oid END,
-       pg_relation_filenode(to_regclass('schema_migrations')),
-       pg_relation_filenode(to_regclass('schema_migration_events')),
-       (SELECT json_agg(json_build_array(version, checksum, success) ORDER BY id) FROM schema_migrations),
+SELECT to_regclass(%(history)s)::oid, to_regclass(%(events)s)::oid,
+       CASE WHEN to_regclass(%(events)s) IS NOT NULL
+            THEN pg_get_serial_sequence(%(events)s, 'id')::regclass::oid END,
+       pg_relation_filenode(to_regclass(%(history)s)),
+       pg_relation_filenode(to_regclass(%(events)s)),
+       (SELECT json_agg(json_build_array(version, checksum, success) ORDER BY id) FROM {history}),
        f.oids, f.xmins, f.definitions
 FROM (SELECT array_agg(p.oid ORDER BY s.i) AS oids, array_agg(p.xmin::text ORDER BY s.i) AS xmins,
              array_agg(md5(pg_get_functiondef(p.oid)) ORDER BY s.i) AS definitions
@@ -72,7 +72,9 @@ FROM (SELECT array_agg(p.oid ORDER BY s.i) AS oids, array_agg(p.xmin::text ORDER
 """
 
 # {placeholders}: what the run read at its start, as literals (the text is the same for
-# every unit of a run, so psycopg prepares it); %(parameters)s: the unit's expectations.
+# every unit of a run, so psycopg prepares it), {history_table} and {events_table} the
+# tracking tables qualified, {history_name} and {events_name} their names as text;
+# %(parameters)s: the unit's expectations.
 # The unit's own row is found through the unique index on version; other rows written
 # by this transaction are told by their xmin; a function is read again only when its
 # catalog row is not the one read at the start (same xmin); every row's content is
@@ -81,9 +83,9 @@ _PROOF = """
 SELECT CASE WHEN problem = '' THEN 0 ELSE ({marker} || problem)::int END
 FROM (
   SELECT concat_ws('; ',
-    CASE WHEN to_regclass('schema_migrations') IS DISTINCT FROM {history}::regclass
+    CASE WHEN to_regclass({history_name}) IS DISTINCT FROM {history}::regclass
          THEN 'schema_migrations was dropped or replaced' END,
-    CASE WHEN to_regclass('schema_migration_events') IS DISTINCT FROM {events}::regclass
+    CASE WHEN to_regclass({events_name}) IS DISTINCT FROM {events}::regclass
          THEN 'schema_migration_events was dropped or replaced' END,
     CASE WHEN pg_relation_filenode({history}::regclass) IS DISTINCT FROM {history_node}
          THEN 'schema_migrations was truncated or rewritten' END,
@@ -96,7 +98,7 @@ FROM (
          WHEN %(content)s::text IS NOT NULL AND %(content)s <> (
               SELECT md5(convert_to(coalesce(string_agg(
                   concat_ws('|', version, checksum, success::text), ',' ORDER BY id), ''), 'UTF8'))
-              FROM schema_migrations WHERE version IS DISTINCT FROM %(own)s)
+              FROM {history_table} WHERE version IS DISTINCT FROM %(own)s)
          THEN 'history rows of other migrations changed' END,
     CASE WHEN h.written > 0 THEN 'history row(s) ' || array_to_string(h.shown[1:5], ', ')
               || CASE WHEN h.written > 5 THEN ' (and ' || (h.written - 5) || ' more)' ELSE '' END
@@ -105,7 +107,7 @@ FROM (
          WHEN %(own)s::text IS NOT NULL AND NOT o.ok THEN 'its history row was changed'
          WHEN %(own)s::text IS NULL AND o.present > 0 THEN 'its history row is still there' END,
     CASE WHEN NOT EXISTS (
-           SELECT 1 FROM schema_migration_events e
+           SELECT 1 FROM {events_table} e
            WHERE e.id = currval({sequence}::regclass) AND e.run_id = {run} AND e.action = %(action)s
              AND e.outcome = 'success' AND ltrim(e.version, '0') = ltrim(%(version)s, '0'))
          THEN 'its event log row is missing' END,
@@ -124,10 +126,10 @@ FROM (
                array_agg(version ORDER BY id) FILTER (WHERE mine) AS shown
         FROM (SELECT id, version, %(content)s::text IS NULL AND age(xmin) <= 0
                      AND version IS DISTINCT FROM %(own)s AS mine
-              FROM schema_migrations) m) h,
+              FROM {history_table}) m) h,
        (SELECT count(*) AS present, coalesce(bool_or(version = %(own)s), false) AS found,
                coalesce(bool_or(version = %(own)s AND checksum = %(checksum)s AND success), false) AS ok
-        FROM schema_migrations WHERE version = ANY(%(spellings)s::text[])) o
+        FROM {history_table} WHERE version = ANY(%(spellings)s::text[])) o
 ) checks
 """
 
@@ -153,11 +155,18 @@ class Guard:
     spellings: dict[str, list[str]] = field(default_factory=dict)  # number -> versions as stored
 
     @classmethod
-    def read(cls, conn: psycopg.Connection, run_id: uuid.UUID) -> Guard:
+    def read(cls, conn: psycopg.Connection, run_id: uuid.UUID, tracking: Tracking) -> Guard:
         """One query: the tables' oids, sequence and files, the history rows, the functions."""
         from psycopg import sql
 
-        row = conn.execute(_BASELINE, {"functions": list(TRACKING_FUNCTIONS)}).fetchone()
+        names = {
+            "history": tracking.name("schema_migrations"),
+            "events": tracking.name("schema_migration_events"),
+        }
+        row = conn.execute(
+            sql.SQL(_BASELINE).format(history=sql.SQL(names["history"])),
+            {**names, "functions": list(tracking.functions)},
+        ).fetchone()
         assert row is not None
         history, events, sequence, history_node, events_node, rows, oids, xmins, definitions = row
         literals = {
@@ -170,13 +179,20 @@ class Guard:
             "run": run_id,
             "functions": len(TRACKING_FUNCTIONS),
             "signatures": list(TRACKING_FUNCTIONS),
+            "history_name": names["history"],
+            "events_name": names["events"],
             "oids": oids,
             "xmins": xmins,
             "definitions": definitions,
         }
         # Rendered once: psycopg would render the literals again at every execution. None
         # of them can hold a '%' (oids, a uuid, hex digests, the engine's own names).
-        query = sql.SQL(_PROOF).format(**{k: sql.Literal(v) for k, v in literals.items()}).as_string(conn)
+        tables = {"history_table": sql.SQL(names["history"]), "events_table": sql.SQL(names["events"])}
+        query = (
+            sql.SQL(_PROOF)
+            .format(**{k: sql.Literal(v) for k, v in literals.items()}, **tables)
+            .as_string(conn)
+        )
         history_rows = {version: (checksum, success) for version, checksum, success in rows or []}
         guard = cls(run_id, query, history_rows)
         for version in guard.rows:

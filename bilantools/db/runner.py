@@ -35,6 +35,7 @@ from bilantools.db.engine.results import (
 from bilantools.db.engine.session import Session, Unit, in_transaction
 from bilantools.db.failures import Interruption, LostConnection
 from bilantools.db.interrupts import Interrupts
+from bilantools.db.peers import keeping
 from bilantools.errors import BilanToolsError, ConnectionLostError, InputError, option
 from bilantools.source.files import Migration, MigrationSet, Script
 from bilantools.source.findings import Finding
@@ -77,8 +78,15 @@ class Runner:
         self.target_label = target.masked
         self.progress = progress
         self.limits = limits
+        self.tracking = history.Tracking.of(migrations.directory, migrations.layout)
+        if (
+            self.tracking.peer is not None
+        ):  # its table is where the tool looks: the search_path's first schema
+            row = conn.execute("SELECT current_schema()").fetchone()
+            self.tracking = replace(self.tracking, peer_schema=str(row[0]) if row and row[0] else "public")
         self.interrupts = Interrupts(conn)  # Ctrl-C while migrations run
-        self.session = Session(conn, self.target_label, limits, history.Actor.current(), self.interrupts)
+        actor = history.Actor.current(self.tracking)
+        self.session = Session(conn, self.target_label, limits, actor, self.interrupts)
         self._batched, self._autocommit = Batched(self.session), Autocommit(self.session)
 
     @property
@@ -87,8 +95,13 @@ class Runner:
 
     # -- reading ----------------------------------------------------------------------
     def status(self) -> Status:
-        tracked, rows = history.read_history(self.conn)
-        return planning.status(self.target_label, self.migrations, tracked, rows)
+        tracked, rows = history.read_history(self.conn, self.tracking)
+        status = planning.status(self.target_label, self.migrations, tracked, rows)
+        label = self.tracking.label
+        if not self.tracking.qualified:  # where the search_path puts it
+            row = self.conn.execute("SELECT current_schema()").fetchone()
+            label = f"{row[0] if row and row[0] else 'public'}.schema_migrations"
+        return replace(status, history_table=label)
 
     def plan(self, to: str | None = None, step: int | None = None) -> list[Migration]:
         """The migrations `apply` would run, in order; refuses when an applied file changed."""
@@ -115,7 +128,7 @@ class Runner:
             return known
         from bilantools.source.check import FORCIBLE, apply_errors  # the analysis: 20 ms of imports
 
-        found = apply_errors(self.migrations, config, history.tracking())
+        found = apply_errors(self.migrations, config, history.tracking(self.tracking.schema))
         if not found:
             passed.remember(store, digest, self.migrations)
         errors = [f for f in found if not (force and f.rule in FORCIBLE)]
@@ -136,7 +149,7 @@ class Runner:
         from bilantools.source.config import load_config
 
         config = load_config(self.migrations.directory.absolute())
-        errors = rollback_errors(self.migrations, todo, history.tracking(), config)
+        errors = rollback_errors(self.migrations, todo, history.tracking(self.tracking.schema), config)
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise InputError(
@@ -158,8 +171,8 @@ class Runner:
         todo = self.plan(to, step)
         prepared = [(m, self._prepare(m.script, m.transactional)) for m in todo]
         guard, create = None, False
-        if prepared and all(history.tracking_state(self.conn)):
-            guard = integrity.Guard.read(self.conn, self.actor.run_id)
+        if prepared and all(history.tracking_state(self.conn, self.tracking)):
+            guard = integrity.Guard.read(self.conn, self.actor.run_id, self.tracking)
         elif prepared:
             create = True
         recorder = Recording(replace(self.session, guard=guard), create)
@@ -195,7 +208,8 @@ class Runner:
             return self._dry_run(result, prepared)
         if prepared:
             self._before_changes(before_changes, result)
-            history.ensure_tracking(self.conn)
+            history.ensure_tracking(self.conn, self.tracking)
+            keeping.prepare(self.conn, self.tracking)
         return self._run_all(result, prepared)
 
     def rollback(
@@ -216,6 +230,7 @@ class Runner:
             return self._dry_run(result, prepared)
         if prepared:
             self._before_changes(before_changes, result)
+            keeping.prepare(self.conn, self.tracking)
         return self._run_all(result, prepared)
 
     def _before_changes(self, hook: Callable[[], str] | None, result: RunResult) -> None:
@@ -225,12 +240,18 @@ class Runner:
 
     def baseline(self, to: str) -> RunResult:
         """Mark migrations up to `to` applied without running them (hand-migrated databases)."""
-        todo = self.plan(to=to)
-        history.ensure_tracking(self.conn)
+        return self.mark(self.plan(to=to))
+
+    def mark(self, todo: list[Migration], detail: str | None = None) -> RunResult:
+        """Record `todo` as applied without running them, in one transaction, each with a
+        'baseline' event (`detail`: where the word that they are applied came from)."""
+        history.ensure_tracking(self.conn, self.tracking)
         result = RunResult(self.target_label, "baseline", run_id=str(self.actor.run_id))
         with self.conn.transaction():
             for m in todo:
-                record = history.success_sql(self.actor, m.version, m.name, m.checksum, 0, action="baseline")
+                record = history.success_sql(
+                    self.actor, m.version, m.name, m.checksum, 0, action="baseline", detail=detail
+                )
                 history.run(self.conn, record)
                 result.steps.append(Step(m.version, m.name, "baseline", "baselined"))
         return result
@@ -242,7 +263,7 @@ class Runner:
         result = RunResult(self.target_label, "repair", run_id=str(self.actor.run_id))
         if not status.tracking:
             return result
-        history.ensure_tracking(self.conn)
+        history.ensure_tracking(self.conn, self.tracking)
         files = {m.version: m for m in self.migrations}
         with self.conn.transaction():
             for s in status.migrations:
@@ -282,7 +303,7 @@ class Runner:
         last_flush = time.monotonic()
         size, index, total = 1, 0, len(prepared)
         if prepared:
-            self.session.guard = integrity.Guard.read(self.conn, self.actor.run_id)
+            self.session.guard = integrity.Guard.read(self.conn, self.actor.run_id, self.tracking)
         with self.interrupts:
             self.interrupts.defer()
             while index < total:
@@ -399,8 +420,9 @@ class Runner:
         dry = DryRun(self.session)
         try:
             with self.conn.transaction():
-                history.ensure_tracking(self.conn)
-                self.session.guard = integrity.Guard.read(self.conn, self.actor.run_id)
+                history.ensure_tracking(self.conn, self.tracking)
+                keeping.prepare(self.conn, self.tracking)
+                self.session.guard = integrity.Guard.read(self.conn, self.actor.run_id, self.tracking)
                 for index, (m, statements) in enumerate(prepared):
                     if not in_transaction(m, result.action):
                         result.steps.append(_cannot_dry_run(m, result.action))

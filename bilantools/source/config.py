@@ -8,7 +8,15 @@ project keeps them next to its other tool settings and in version control::
     provided = ["schema:auth", "function:auth.uid", "extension:pgcrypto"]  # exist outside the migrations
     squawk-after = "029"  # squawk's lock and rewrite rules only for later migrations
     layout = "dbmate"  # how the migrations are named (default: detected from the files)
+    tracking-schema = "bilantools"  # where bilantools keeps its history (default: see below)
+    keep-peer-history = true  # also write the layout's own tool's history table, in step
     placeholders = {schema = "app"}  # Flyway's ${schema} in scripts (values of one line)
+
+``tracking-schema`` is the schema of bilantools' tracking objects (schema_migrations, its
+event log and the guide's functions): "public" for our own layout (the guide's place),
+"bilantools" for another tool's layout, whose own ``schema_migrations`` may sit in public.
+``keep-peer-history`` (true, or the tool's name) keeps that tool's history table updated on
+apply and rollback, in the same transaction as ours, so that a team can switch back.
 
 ``squawk-after`` is the line between history and new work: migrations up to that version
 have run in production already (or build tables that were empty when they ran), so
@@ -35,7 +43,26 @@ from bilantools.errors import InputError
 from bilantools.source.files import MigrationSet
 from bilantools.source.layouts import LAYOUTS, LayoutName
 
-_KEYS = ("disable", "provided", "squawk-after", "layout", "placeholders")
+_KEYS = (
+    "disable",
+    "provided",
+    "squawk-after",
+    "layout",
+    "placeholders",
+    "tracking-schema",
+    "keep-peer-history",
+)
+# A schema name written plainly: quoted as an identifier, it means what it says.
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# The tools whose history table bilantools can keep in step (`bilantools.db.peers.keeping`).
+KEPT_PEERS = ("golang-migrate", "dbmate", "flyway")
+NO_SQITCH = (
+    "bilantools does not write Sqitch's registry (a change's row there goes with its tags, dependencies "
+    "and events, all checked by Sqitch against the plan); leave the key out, and when switching back run "
+    "`sqitch deploy --log-only` to record the deployed changes"
+)
+NATIVE_TRACKING_SCHEMA = "public"  # the guide's place, where migration 029 declares them
+PEER_TRACKING_SCHEMA = "bilantools"  # out of the way of a peer tool's own schema_migrations
 _IGNORE = re.compile(r"--\s*bilantools:\s*ignore\s+([\w:.-]+(?:\s*,\s*[\w:.-]+)*)", re.I)
 _PROVIDED = re.compile(r"^[a-z][a-z_]*:\S(.*\S)?$")
 PLACEHOLDER_NAME = re.compile(r"[A-Za-z0-9_.:-]+")  # what may stand between ${ and }
@@ -47,7 +74,37 @@ class CheckConfig:
     provided: frozenset[str] = frozenset()
     squawk_after: str | None = None  # a version as the layout writes it (read by check)
     layout: LayoutName | None = None  # None: detected from the files
+    tracking_schema: str | None = None  # None: by layout (see `tracking_schema`)
+    keep_peer_history: bool | str = False  # true: the layout's tool; or a tool's name
     placeholders: dict[str, str] = field(default_factory=dict)  # ${name} -> value (Flyway)
+
+    def tracking_schema_for(self, layout: str) -> str:
+        """Where the tracking objects of a project in `layout` live."""
+        if self.tracking_schema is not None:
+            return self.tracking_schema
+        return NATIVE_TRACKING_SCHEMA if layout == "bilantools" else PEER_TRACKING_SCHEMA
+
+    def peer_history_for(self, layout: str) -> str | None:
+        """The tool whose history table is kept in step, for a project in `layout`;
+        InputError when that cannot be done."""
+        peer = layout if self.keep_peer_history is True else self.keep_peer_history or None
+        if peer == "bilantools":
+            raise InputError(
+                "[tool.bilantools] keep-peer-history = true keeps the history of the layout's tool, and "
+                "this project is in bilantools' own layout: name the tool, e.g. keep-peer-history = "
+                '"golang-migrate"'
+            )
+        if peer == "sqitch":
+            raise InputError(f"[tool.bilantools] keep-peer-history for a Sqitch project: {NO_SQITCH}")
+        if (
+            peer in ("golang-migrate", "dbmate")
+            and self.tracking_schema_for(layout) == NATIVE_TRACKING_SCHEMA
+        ):
+            raise InputError(
+                f'[tool.bilantools] keep-peer-history = {peer!r} with tracking-schema = "public": {peer}\'s '
+                'schema_migrations and bilantools\' would be one table; set tracking-schema = "bilantools"'
+            )
+        return peer
 
     def squawk_order(self, found: MigrationSet) -> tuple[int, ...] | None:
         """The order of the ``squawk-after`` version in the set's layout (None: not set);
@@ -115,12 +172,34 @@ def _parse(path: Path) -> CheckConfig:
             f"{path}: [tool.bilantools] layout {layout!r} is not a known layout; "
             f"write one of {', '.join(repr(name) for name in LAYOUTS)}, or leave it out to detect it"
         )
+    schema = table.get("tracking-schema")
+    if schema is not None and not (isinstance(schema, str) and _SCHEMA.match(schema)):
+        raise InputError(
+            f"{path}: [tool.bilantools] tracking-schema {schema!r} is not a plain schema name "
+            '(lower-case letters, digits and _, at most 63); write e.g. tracking-schema = "bilantools"'
+        )
     return CheckConfig(
         disabled=disabled,
         provided=provided,
         squawk_after=after.strip() if after else None,
         layout=LAYOUTS[layout].name if layout is not None else None,
         placeholders=_placeholders(path, table.get("placeholders", {})),
+        tracking_schema=schema,
+        keep_peer_history=_peer(path, table.get("keep-peer-history", False)),
+    )
+
+
+def _peer(path: Path, value: Any) -> bool | str:
+    """keep-peer-history: true (the layout's tool), false, or a tool's name."""
+    if value == "sqitch":
+        raise InputError(f"{path}: [tool.bilantools] keep-peer-history = 'sqitch': {NO_SQITCH}")
+    if isinstance(value, bool):
+        return value
+    if value in KEPT_PEERS:
+        return str(value)
+    raise InputError(
+        f"{path}: [tool.bilantools] keep-peer-history must be true, false or one of "
+        f"{', '.join(repr(n) for n in KEPT_PEERS)}; write e.g. keep-peer-history = true"
     )
 
 

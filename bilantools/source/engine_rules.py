@@ -15,7 +15,9 @@
 
 Top-level statements and the static SQL of ``DO`` blocks count (they run with the
 migration); function bodies run when called, and dynamic SQL (``EXECUTE``) cannot be
-seen. Tracking objects count unqualified or in ``public``, where the engine creates them.
+seen. Tracking objects count in the configured tracking schema (``tracking-schema``), and
+unqualified when that is ``public``: in another schema, an unqualified ``schema_migrations``
+is the peer tool's own table.
 """
 
 from __future__ import annotations
@@ -59,9 +61,10 @@ class TrackingObjects:
     functions: frozenset[str]
     writers: tuple[tuple[str, str], ...]  # (function, the table its body writes to)
     statements: frozenset[str]  # the script's statements, canonical: a verbatim copy passes
+    schema: str = "public"  # where the engine creates them
 
     @classmethod
-    def from_script(cls, script: Script) -> TrackingObjects:
+    def from_script(cls, script: Script, schema: str = "public") -> TrackingObjects:
         tables: set[str] = set()
         functions: set[str] = set()
         writers: list[tuple[str, str]] = []
@@ -79,7 +82,7 @@ class TrackingObjects:
                         for sub_kind, sub in _nodes(body_kind, body)
                         if sub_kind in _WRITES
                     )
-        return cls(frozenset(tables), frozenset(functions), tuple(writers), frozenset(statements))
+        return cls(frozenset(tables), frozenset(functions), tuple(writers), frozenset(statements), schema)
 
     @property
     def provided(self) -> frozenset[str]:
@@ -127,13 +130,13 @@ def _tracking(kind: str, node: Node, tr: TrackingObjects) -> Iterator[Problem]:
     """Each way the statement changes a tracking object: (message, hint)."""
 
     def table(range_var: Node | None) -> str | None:
-        if not range_var or range_var.get("schemaname") not in (None, "public"):
+        if not range_var or not _in(range_var.get("schemaname"), tr.schema):
             return None
         return str(range_var["relname"]) if range_var.get("relname") in tr.tables else None
 
     def function(object_with_args: Node | None) -> str | None:
         names = _names((object_with_args or {}).get("objname", []))
-        return names[-1] if _ours(names, tr.functions) else None
+        return names[-1] if _ours(names, tr.functions, tr.schema) else None
 
     for sub_kind, sub in _nodes(kind, node):  # writes anywhere: CTEs, rule actions
         written = table(sub.get("relation")) if sub_kind in _WRITES else None
@@ -143,7 +146,7 @@ def _tracking(kind: str, node: Node, tr: TrackingObjects) -> Iterator[Problem]:
         if call is not None:
             names = _names(call.get("funcname", []))
             for writer, target in tr.writers:
-                if _ours(names, frozenset({writer})):
+                if _ours(names, frozenset({writer}), tr.schema):
                     yield f"calling {writer}() writes to {_table(target)}", TRACKING_HINT
 
     relation = table(node.get("relation"))
@@ -166,10 +169,10 @@ def _tracking(kind: str, node: Node, tr: TrackingObjects) -> Iterator[Problem]:
         what = _table(relation) if relation else _function(str(function(objects)))
         yield f"ALTER ... SET SCHEMA moves {what}", TRACKING_HINT
     elif kind == "DropStmt":
-        yield from _dropped(node, table, function)
+        yield from _dropped(node, table, function, tr.schema)
     elif kind == "CreateStmt" and relation:
         yield f"CREATE TABLE declares {_table(relation)} differently from the engine", DECLARATION_HINT
-    elif kind == "CreateFunctionStmt" and _ours(_names(node["funcname"]), tr.functions):
+    elif kind == "CreateFunctionStmt" and _ours(_names(node["funcname"]), tr.functions, tr.schema):
         words = ("CREATE OR REPLACE " if node.get("replace") else "CREATE ") + (
             "PROCEDURE" if node.get("is_procedure") else "FUNCTION"
         )
@@ -198,6 +201,7 @@ def _dropped(
     node: Node,
     table: Callable[[Node | None], str | None],
     function: Callable[[Node | None], str | None],
+    schema: str,
 ) -> Iterator[Problem]:
     remove = node["removeType"]
     for target in node.get("objects", []):
@@ -215,10 +219,13 @@ def _dropped(
             yield f"DROP FUNCTION drops {_function(str(function(target['ObjectWithArgs'])))}", TRACKING_HINT
         elif (
             remove == "OBJECT_SCHEMA"
-            and target.get("String", {}).get("sval") == "public"
+            and target.get("String", {}).get("sval") == schema
             and node.get("behavior") == "DROP_CASCADE"
         ):
-            yield "DROP SCHEMA public CASCADE drops the engine's tracking tables and functions", TRACKING_HINT
+            yield (
+                f"DROP SCHEMA {schema} CASCADE drops the engine's tracking tables and functions",
+                TRACKING_HINT,
+            )
 
 
 def _table(name: str) -> str:
@@ -229,9 +236,14 @@ def _function(name: str) -> str:
     return f"the engine's tracking function {name}()"
 
 
-def _ours(names: list[str], among: frozenset[str]) -> bool:
-    """An unqualified or public-qualified name among `among`."""
-    return bool(names) and names[-1] in among and (len(names) == 1 or names[-2] == "public")
+def _in(written: str | None, schema: str) -> bool:
+    """Whether a name qualified with `written` (None: unqualified) is in the tracking `schema`."""
+    return written == schema or (written is None and schema == "public")
+
+
+def _ours(names: list[str], among: frozenset[str], schema: str) -> bool:
+    """A name among `among`, in the tracking `schema`."""
+    return bool(names) and names[-1] in among and _in(names[-2] if len(names) > 1 else None, schema)
 
 
 # --- copy-client-stream -------------------------------------------------------------------

@@ -414,6 +414,8 @@ def test_every_command_keeps_the_password_secret(
     assert "nothing was changed" in h("rollback", "--dry-run").out
     assert "1 migration(s) rolled back" in h("rollback", "--yes", outside=True).out
     assert "1 migration(s) baselined" in h("baseline", "--to", "003", "--yes", outside=True).out
+    # adopt: reads another tool's history (here public.schema_migrations is ours: refused)
+    assert "bilantools' own history, not dbmate's" in h("adopt", "--from", "dbmate", "--yes", expect=2).err
     # a runbook that prints the URL and its parameters, then fails quoting the password
     leaky = h("runbook", "run", "09", "--notebooks", str(notebooks), "--runs", "runs", expect=1)
     assert "failed at cell 4 (RuntimeError)" in leaky.err
@@ -441,7 +443,7 @@ def test_every_command_keeps_the_password_secret(
     connecting += [["validate"], ["verify"], ["drift"], ["fingerprint"], ["detect"], ["stats"]]
     connecting += [["inspect", k] for k in kinds]
     connecting += [["backup", "--out", "bk-failed"], ["backup", "diff", taken["file"]]]
-    connecting += [["restore", taken["file"], "--yes"]]
+    connecting += [["restore", taken["file"], "--yes"], ["adopt", "--from", "dbmate", "--yes"]]
     failures = [
         (what, args)
         for i, args in enumerate(connecting)

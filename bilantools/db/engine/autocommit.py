@@ -41,7 +41,8 @@ def after(
     """After the last statement (and the session reset), in one transaction: the unit's
     tracking change and the proof, comparing the other rows by content."""
     write = sending.tracking_write(actor, m, action, elapsed)
-    return [write, sending.Command("check", *guard.proof(m.version, m.checksum, action, by_content=True))]
+    proof = sending.Command("check", *guard.proof(m.version, m.checksum, action, by_content=True))
+    return [write, *sending.peer_writes(actor, m, action), proof]
 
 
 class Autocommit:

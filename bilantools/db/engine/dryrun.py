@@ -48,6 +48,8 @@ class DryRun:
                 stage = "write"
                 elapsed = ms(started) if action == "apply" else None
                 sending.send(conn, sending.tracking_write(session.actor, m, action, elapsed))
+                for write in sending.peer_writes(session.actor, m, action):
+                    sending.send(conn, write)
                 stage = "check"
                 proof = session.the_guard().proof(m.version, m.checksum, action, by_content=True)
                 sending.send(conn, sending.Command("check", *proof))

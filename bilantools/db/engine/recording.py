@@ -111,7 +111,10 @@ class Recording:
             lines += [
                 "\n-- the tracking objects (schema_migrations, its functions, the event log), created first",
                 "BEGIN;",
-                history.tracking_sql().rstrip(),
+                *(
+                    statement.rstrip().rstrip(";") + ";"
+                    for statement in history.creation_sql(self.session.actor.tracking)
+                ),
                 "COMMIT;",
             ]
         for unit in self.units:

@@ -74,6 +74,7 @@ class Status:
     migrations: list[MigrationStatus]
     tracking: bool
     layout: str = "bilantools"  # how the directory names its migrations
+    history_table: str = "public.schema_migrations"  # where our history is (tracking-schema)
 
     def count(self, state: State) -> int:
         return sum(1 for m in self.migrations if m.state == state)
@@ -90,6 +91,7 @@ class Status:
         return {
             "target": self.target,
             "layout": self.layout,
+            "tracking": self.history_table,
             "migrations": [m.as_dict() for m in self.migrations],
         }
 

@@ -43,6 +43,13 @@ def tracking_write(
     return Command("write", query, params, tracking=True)
 
 
+def peer_writes(actor: history.Actor, m: Migration, action: str) -> list[Command]:
+    """The peer tool's history written as that tool would, after ours (keep-peer-history)."""
+    from bilantools.db.peers import keeping
+
+    return [Command("write", query, params) for query, params in keeping.writes(actor.tracking, m, action)]
+
+
 def in_transaction(
     actor: history.Actor,
     guard: integrity.Guard,
@@ -65,6 +72,7 @@ def in_transaction(
     if settings is not None:
         commands.append(Command("write", *settings))
     commands.append(tracking_write(actor, m, action))
+    commands.extend(peer_writes(actor, m, action))
     commands.append(Command("check", *guard.proof(m.version, m.checksum, action)))
     commands.append(Command("commit", "COMMIT"))
     return commands

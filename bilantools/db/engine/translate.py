@@ -91,7 +91,7 @@ def record_failure(session: Session, m: Migration, started: float, text: str, pa
     import psycopg
 
     try:
-        history.ensure_tracking(session.conn)
+        history.ensure_tracking(session.conn, session.actor.tracking)
         history.record_failure(
             session.conn, session.actor, m.version, m.name, m.checksum, ms(started), text, partial
         )
@@ -208,8 +208,10 @@ def engine_failed(
 ) -> BilanToolsError:
     """The engine's statement after the migration's last failed (see failures.after_last);
     privileges are blamed only when the connected role lacks them."""
-    if refused(exc) and not failures.connected_role_may_write_history(session.conn):
-        return failures.history_refused(m.label, action, session.role(), server_message(exc), True)
+    if refused(exc) and not failures.connected_role_may_write_history(session.conn, session.actor.tracking):
+        return failures.history_refused(
+            m.label, action, session.role(), server_message(exc), True, session.actor.tracking
+        )
 
     def record(text: str) -> str:
         return record_failure(session, m, started, text, False)
@@ -221,8 +223,10 @@ def could_not_start(session: Session, m: Migration, action: str, exc: BaseExcept
     """The engine's statements before the migration's first (BEGIN, the limits, the
     'started' record of a `transaction: off` one) failed: none of its statements ran."""
     reason = server_message(exc)
-    if refused(exc) and not failures.connected_role_may_write_history(session.conn):
-        return failures.history_refused(m.label, action, session.role(), reason, False)
+    if refused(exc) and not failures.connected_role_may_write_history(session.conn, session.actor.tracking):
+        return failures.history_refused(
+            m.label, action, session.role(), reason, False, session.actor.tracking
+        )
     which = "migration " if action == "apply" else "the rollback of "
     return DatabaseError(
         f"{which}{m.label} ({m.path.name}) could not start: the engine's statement before its first "
