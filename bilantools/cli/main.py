@@ -34,9 +34,7 @@ from bilantools.errors import BilanToolsError
 @click.option(
     "--layout",
     metavar="NAME",
-    help="How the migrations are named: one of "
-    + ", ".join(commands.LAYOUTS)
-    + " (default: detected).",
+    help="How the migrations are named: one of " + ", ".join(commands.LAYOUTS) + " (default: detected).",
 )
 @click.option(
     "--pg-bin",
