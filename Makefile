@@ -83,6 +83,7 @@ bench: $(VENV)/.installed-bench bench-peers
 	$(BIN)/python bench/apply_overhead.py
 	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/analysis.py
+	$(BIN)/python bench/layouts.py
 	$(BIN)/python bench/backup.py
 	$(BIN)/python bench/catalog_scale.py
 

@@ -40,7 +40,9 @@ def copy(tmp_path: Path) -> Path:
 
 def rows(url: str) -> list[tuple[str, str]]:
     with psycopg.connect(url) as conn:
-        return conn.execute("SELECT version, checksum FROM schema_migrations ORDER BY id").fetchall()
+        # A peer layout: our history is in schema bilantools.
+        query = "SELECT version, checksum FROM bilantools.schema_migrations ORDER BY id"
+        return conn.execute(query).fetchall()
 
 
 def states(cli: Any, base: list[str]) -> list[tuple[str, str, bool]]:
