@@ -57,7 +57,7 @@ class GateSettings:
 
 
 _BACKOFF_ORDER = (
-    "backoff_initial_s {} is above backoff_max_s {}; make the first pause at most the longest one"
+    "backoff_initial_s {:g} is above backoff_max_s {:g}; make the first pause at most the longest one"
 )
 
 
