@@ -27,6 +27,7 @@ from bilantools.db.sandbox import (
     _read_int,
     _service_user,
     _tail,
+    _up,
 )
 from bilantools.errors import InputError, SandboxError, option
 
@@ -50,13 +51,9 @@ class Replica:
     def running(self) -> tuple[int, int] | None:
         """(pid, port) of the replica when it is up, from its postmaster.pid."""
         for pidfile in self.box.home.glob(f"pg*/replicas/{self.name}/data/postmaster.pid"):
-            try:
-                lines = pidfile.read_text().splitlines()
-                pid, port = int(lines[0]), int(lines[3])
-            except (OSError, ValueError, IndexError):
-                continue
-            if _alive(pid):
-                return pid, port
+            up = _up(pidfile)
+            if up is not None:
+                return up
         return None
 
     def url(self, port: int) -> str:

@@ -112,13 +112,9 @@ class Sandbox:
     def running(self) -> Running | None:
         """The server of this home that is up, read from postmaster.pid (no connection)."""
         for pidfile in sorted(self.home.glob("pg*/data/postmaster.pid")):
-            try:
-                lines = pidfile.read_text().splitlines()
-                pid, port = int(lines[0]), int(lines[3])
-            except (OSError, ValueError, IndexError):
-                continue
-            if _alive(pid):
-                return Running(pid, port, int(pidfile.parent.parent.name[2:]), pidfile.parent)
+            up = _up(pidfile)
+            if up is not None:
+                return Running(*up, int(pidfile.parent.parent.name[2:]), pidfile.parent)
         return None
 
     def url(self, dbname: str = DEFAULT_DB) -> str:
@@ -373,6 +369,16 @@ def _make_traversable(path: Path) -> None:
         mode = parent.stat().st_mode
         if not mode & 0o001:
             parent.chmod(mode | 0o001)
+
+
+def _up(pidfile: Path) -> tuple[int, int] | None:
+    """(pid, port) of the server of a postmaster.pid when that server is alive."""
+    try:
+        lines = pidfile.read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    return (pid, port) if _alive(pid) else None
 
 
 def _alive(pid: int) -> bool:
