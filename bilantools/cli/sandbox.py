@@ -71,3 +71,37 @@ def sandbox_reset(obj: Context) -> None:
 def sandbox_new_db(obj: Context, name: str | None) -> None:
     """Create a fresh empty database and print only its URL."""
     click.echo(_box(obj).new_db(name))
+
+
+@sandbox.command("new-dbs")
+@click.argument("count", type=click.IntRange(min=1))
+@click.option("--prefix", default="db", show_default=True, help="Names are PREFIX_001, PREFIX_002, ...")
+@pass_ctx
+def sandbox_new_dbs(obj: Context, count: int, prefix: str) -> None:
+    """Create COUNT empty databases and print their URLs, one a line (a local fleet)."""
+    for url in _box(obj).new_dbs(count, prefix):
+        click.echo(url)
+
+
+@sandbox.command("replica")
+@click.argument("action", type=click.Choice(["start", "stop", "status"]))
+@click.option("--name", default="replica", show_default=True, help="Which replica of the sandbox.")
+@json_option
+@pass_ctx
+def sandbox_replica(obj: Context, action: str, name: str, as_json: bool) -> None:
+    """Start, stop or show a streaming replica of the sandbox (a standby on its own port);
+    start prints its URL."""
+    box = _box(obj)
+    if action == "start":
+        click.echo(box.start_replica(name))
+        return
+    if action == "stop":
+        click.echo("stopped" if box.stop_replica(name) else f"the replica {name} was not running")
+        return
+    info = box.replica_status(name)
+    if as_json:
+        print_json(info)
+    elif info["running"]:
+        click.echo(f"running: replica {name}, pid {info['pid']}, {info['url']}")
+    else:
+        click.echo(f"not running (start it with 'bilantools sandbox replica start --name {name}')")

@@ -112,13 +112,9 @@ class Sandbox:
     def running(self) -> Running | None:
         """The server of this home that is up, read from postmaster.pid (no connection)."""
         for pidfile in sorted(self.home.glob("pg*/data/postmaster.pid")):
-            try:
-                lines = pidfile.read_text().splitlines()
-                pid, port = int(lines[0]), int(lines[3])
-            except (OSError, ValueError, IndexError):
-                continue
-            if _alive(pid):
-                return Running(pid, port, int(pidfile.parent.parent.name[2:]), pidfile.parent)
+            up = _up(pidfile)
+            if up is not None:
+                return Running(*up, int(pidfile.parent.parent.name[2:]), pidfile.parent)
         return None
 
     def url(self, dbname: str = DEFAULT_DB) -> str:
@@ -172,7 +168,11 @@ class Sandbox:
         return self.url()
 
     def stop(self) -> bool:
-        """Stop the server; False when it was not running."""
+        """Stop the server and its replicas; False when the server was not running."""
+        from bilantools.db.replica import Replica, replica_names
+
+        for name in replica_names(self):
+            Replica(self, name).stop()
         running = self.running()
         if running is None:
             return False
@@ -207,6 +207,48 @@ class Sandbox:
             self.start()
         self._create_database(name, template)
         return self.url(name)
+
+    def new_dbs(self, count: int, prefix: str = "db", template: str | None = None) -> list[str]:
+        """Create `count` databases named <prefix>_001, <prefix>_002, ... (copies of
+        `template` when given) and return their URLs; none when one of the names is taken."""
+        import psycopg
+
+        if count < 1:
+            raise InputError(f"cannot create {count} databases; ask for 1 or more")
+        names = [f"{prefix}_{n:0{max(3, len(str(count)))}d}" for n in range(1, count + 1)]
+        if not DB_NAME.match(names[-1]):
+            raise InputError(
+                f"invalid {option('prefix', prefix)}: database names are letters, digits and underscores "
+                "(63 at most, not starting with a digit)"
+            )
+        self.start()
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            rows = conn.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", [names])
+            taken = [row[0] for row in rows]
+        if taken:
+            raise InputError(
+                f"the sandbox already has {', '.join(sorted(taken))}; choose another {option('prefix')} "
+                "or drop them"
+            )
+        return [self.new_db(name, template) for name in names]
+
+    def start_replica(self, name: str = "replica") -> str:
+        """Start a streaming replica of the sandbox (see bilantools.db.replica); its URL."""
+        from bilantools.db.replica import Replica
+
+        return Replica(self, name).start()
+
+    def stop_replica(self, name: str = "replica") -> bool:
+        """Stop the replica `name`; False when it was not running."""
+        from bilantools.db.replica import Replica
+
+        return Replica(self, name).stop()
+
+    def replica_status(self, name: str = "replica") -> dict[str, object]:
+        """Is the replica `name` running, on which port, its pid and URL."""
+        from bilantools.db.replica import Replica
+
+        return Replica(self, name).status()
 
     def drop_db(self, name: str) -> None:
         """Drop a sandbox database, closing its connections."""
@@ -327,6 +369,16 @@ def _make_traversable(path: Path) -> None:
         mode = parent.stat().st_mode
         if not mode & 0o001:
             parent.chmod(mode | 0o001)
+
+
+def _up(pidfile: Path) -> tuple[int, int] | None:
+    """(pid, port) of the server of a postmaster.pid when that server is alive."""
+    try:
+        lines = pidfile.read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    return (pid, port) if _alive(pid) else None
 
 
 def _alive(pid: int) -> bool:

@@ -12,6 +12,9 @@ project keeps them next to its other tool settings and in version control::
     keep-peer-history = true  # also write the layout's own tool's history table, in step
     placeholders = {schema = "app"}  # Flyway's ${schema} in scripts (values of one line)
 
+    [tool.bilantools.gates]  # health gates of fleet rollouts (bilantools.db.health.GateSettings)
+    max-replica-lag-s = 5.0
+
 ``tracking-schema`` is the schema of bilantools' tracking objects (schema_migrations, its
 event log and the guide's functions): "public" for our own layout (the guide's place),
 "bilantools" for another tool's layout, whose own ``schema_migrations`` may sit in public.
@@ -51,6 +54,7 @@ _KEYS = (
     "placeholders",
     "tracking-schema",
     "keep-peer-history",
+    "gates",
 )
 # A schema name written plainly: quoted as an identifier, it means what it says.
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -126,15 +130,34 @@ def load_config(start: Path) -> CheckConfig:
     No file, or a file without ``[tool.bilantools]``, gives the defaults: a project does
     not need a configuration to be checked. Bad values raise InputError naming the fix.
     """
+    path = _nearest(start)
+    return _parse(path, _tool_table(path)) if path is not None else CheckConfig()
+
+
+def gates_table(start: Path) -> tuple[Path | None, dict[str, Any]]:
+    """The nearest ``pyproject.toml`` and its ``[tool.bilantools.gates]`` table (empty when
+    absent); the values are checked by `bilantools.db.health.load_gate_settings`."""
+    path = _nearest(start)
+    table = _tool_table(path) if path is not None else None
+    gates = (table or {}).get("gates", {})
+    if not isinstance(gates, dict):
+        raise InputError(
+            f"{path}: tool.bilantools.gates must be a table; write it as [tool.bilantools.gates]"
+        )
+    return path, gates
+
+
+def _nearest(start: Path) -> Path | None:
     start = start.resolve()
     for directory in (start, *start.parents) if start.is_dir() else start.parents:
         path = directory / "pyproject.toml"
         if path.is_file():
-            return _parse(path)
-    return CheckConfig()
+            return path
+    return None
 
 
-def _parse(path: Path) -> CheckConfig:
+def _tool_table(path: Path) -> dict[str, Any] | None:
+    """``[tool.bilantools]`` of the file at `path`, None when it has none."""
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -142,10 +165,14 @@ def _parse(path: Path) -> CheckConfig:
         raise InputError(f"{path} cannot be read as TOML ({exc}); fix the file") from None
     tool = data.get("tool", {})
     table = tool.get("bilantools") if isinstance(tool, dict) else None
+    if table is not None and not isinstance(table, dict):
+        raise InputError(f"{path}: tool.bilantools must be a table; write it as [tool.bilantools]")
+    return table
+
+
+def _parse(path: Path, table: dict[str, Any] | None) -> CheckConfig:
     if table is None:
         return CheckConfig()
-    if not isinstance(table, dict):
-        raise InputError(f"{path}: tool.bilantools must be a table; write it as [tool.bilantools]")
     unknown = sorted(set(table) - set(_KEYS))
     if unknown:
         raise InputError(
