@@ -28,16 +28,27 @@ from tests.conftest import TEMPLATE
 SIZE = 20
 
 
-@pytest.fixture
-def fleet(server: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """SIZE fresh databases (URLs), dropped afterwards."""
+def databases(server: Sandbox, monkeypatch: pytest.MonkeyPatch, size: int) -> Iterator[list[str]]:
+    """`size` fresh databases (URLs), dropped afterwards."""
     monkeypatch.setenv("BILANTOOLS_HOME", str(server.home))
     prefix = "f" + uuid.uuid4().hex[:8]
-    urls = [server.new_db(f"{prefix}_{i:02}", template=TEMPLATE) for i in range(SIZE)]
+    urls = [server.new_db(f"{prefix}_{i:02}", template=TEMPLATE) for i in range(size)]
     yield urls
     with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
         for url in urls:
             conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fleet(server: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The acceptance's fleet: SIZE databases."""
+    yield from databases(server, monkeypatch, SIZE)
+
+
+@pytest.fixture
+def few(server: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Four databases, for what does not need the whole fleet."""
+    yield from databases(server, monkeypatch, 4)
 
 
 def conflict(url: str) -> None:
@@ -124,19 +135,19 @@ def test_fleet_apply_in_waves_prints_one_json(
 
 
 def test_a_failed_canary_stops_the_next_waves(
-    cli: Any, basic: Path, fleet: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Any, basic: Path, few: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    conflict(fleet[0])
+    conflict(few[0])
     waves = (
         '[[waves]]\nname = "canary"\ntargets = ["t00"]\nparallel = 1\non_error = "stop"\n'
         '[[waves]]\nname = "wave1"\nlabels = ["tenant"]\nparallel = 4\non_error = "continue"\n'
     )
-    path = write_fleet(tmp_path, fleet, monkeypatch, waves)
+    path = write_fleet(tmp_path, few, monkeypatch, waves)
     result = cli("--migrations", str(basic), "fleet", "apply", "--fleet", str(path), "--yes", "--no-backup")
     assert result.code == 1
-    assert "1 failed, 19 not-started" in result.out
+    assert "1 failed, 3 not-started" in result.out
     assert 'relation "people" already exists' in result.out
-    assert all(applied(url) == [] for url in fleet)
+    assert all(applied(url) == [] for url in few)
 
 
 def test_on_error_stop_starts_no_target_after_a_failure(basic: Path, fleet: list[str]) -> None:
@@ -188,9 +199,9 @@ def test_two_rollouts_at_once_apply_each_migration_once(basic: Path, fleet: list
 
 
 def test_from_query_lists_the_databases_of_a_server(
-    cli: Any, basic: Path, fleet: list[str], server: Sandbox
+    cli: Any, basic: Path, few: list[str], server: Sandbox
 ) -> None:
-    prefix = fleet[0].rsplit("/", 1)[1][:9]
+    prefix = few[0].rsplit("/", 1)[1][:9]
     query = f"SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%' ORDER BY 1"
     args = (
         "--migrations",
@@ -206,7 +217,7 @@ def test_from_query_lists_the_databases_of_a_server(
     result = cli(*args)
     assert result.code == 0, result.err
     data = json.loads(result.out)
-    assert [t["name"] for t in data["targets"]] == [url.rsplit("/", 1)[1] for url in fleet]
+    assert [t["name"] for t in data["targets"]] == [url.rsplit("/", 1)[1] for url in few]
     assert all(t["pending"] == 3 for t in data["targets"])
     bad = cli(
         "--migrations",
@@ -222,10 +233,10 @@ def test_from_query_lists_the_databases_of_a_server(
 
 
 def test_db_repeated_is_deduplicated_and_never_shows_a_password(
-    cli: Any, basic: Path, fleet: list[str]
+    cli: Any, basic: Path, few: list[str]
 ) -> None:
     secret = "s3cr3t-fleet"
-    urls = [url.replace("postgres@", f"postgres:{secret}@") for url in fleet[:3]]
+    urls = [url.replace("postgres@", f"postgres:{secret}@") for url in few[:3]]
     args = ["--migrations", str(basic), "fleet", "apply", "--yes", "--no-backup"]
     for url in [*urls, urls[0].replace("127.0.0.1", "localhost")]:
         args += ["--db", url]
@@ -318,3 +329,39 @@ def test_sigterm_mid_rollout_leaves_every_database_consistent(
     rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
     assert all(applied(url) == ["001", "002", "003"] for url in fleet)
+
+
+GATES = (
+    "[tool.bilantools.gates]\nmax-transaction-age-s = 0.1\nwait-limit-s = 1.5\n"
+    "backoff-initial-s = 0.2\nbackoff-max-s = 0.4\n"
+)
+
+
+def test_a_gated_target_waits_then_is_skipped(cli: Any, basic: Path, few: list[str], tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(GATES)
+    args = ["--migrations", str(basic), "fleet", "apply", "--yes", "--no-backup"]
+    args += [a for url in few[:4] for a in ("--db", url)]
+    with psycopg.connect(few[2]) as blocker:  # a transaction left open on the third database
+        blocker.execute("SELECT 1")
+        pid = blocker.info.backend_pid
+        time.sleep(0.3)
+        result = cli(*args)
+    assert result.code == 1
+    name = few[2].rsplit("/", 1)[1]
+    assert f"{name}: gated: pid {pid}" in result.err
+    assert "transaction open" in result.out and "still gated after wait_limit_s 1.5" in result.out
+    assert "3 done, 1 skipped" in result.out
+    assert [len(applied(url)) for url in few[:4]] == [3, 3, 0, 3]
+
+
+def test_a_gated_target_goes_on_once_the_blocker_ends(basic: Path, few: list[str], tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(GATES)
+    blocker = psycopg.connect(few[0])
+    blocker.execute("SELECT 1")
+    time.sleep(0.3)
+    ender = threading.Timer(0.6, blocker.close)
+    ender.start()
+    result = run_fleet(basic, from_urls(few[:2]))
+    ender.join()
+    assert [t.outcome for t in result.targets] == ["done", "done"] and result.exit_code == 0
+    assert result.targets[0].duration_ms is not None and result.targets[0].duration_ms >= 300

@@ -187,7 +187,8 @@ class Board:
                     self._draw()
             elif self.live and self.printed.get(run.name) != run.state:
                 self.printed[run.name] = run.state
-                more = f" ({run.applied} migration(s)) {run.error or ''}" if run.state != "running" else ""
+                more = "" if run.state == "running" else f" ({run.applied} migration(s)) {run.error or ''}"
+                more = f": {run.gate}" if run.state == "gated" else more
                 click.echo(f"{run.name}: {run.state}{more}".rstrip(), err=True)
 
     def _draw(self) -> None:
@@ -197,12 +198,13 @@ class Board:
                 r.name,
                 r.wave,
                 r.state,
-                r.current or "",
+                (r.gate or r.current or "")[:60],
                 "" if r.started is None else f"{(r.duration_ms or (now - r.started) * 1000) / 1000:.1f}s",
+                "" if r.lag_s is None else f"{r.lag_s:.1f}s",
             ]
             for r in self.runs.values()
         ]
-        text = text_table(["TARGET", "WAVE", "STATE", "MIGRATION", "ELAPSED"], rows)
+        text = text_table(["TARGET", "WAVE", "STATE", "MIGRATION / GATE", "ELAPSED", "LAG"], rows)
         up = f"\x1b[{self.drawn}F\x1b[J" if self.drawn else ""
         click.echo(up + text, err=True)
         self.drawn = text.count("\n") + 1

@@ -5,6 +5,10 @@ targets in a pool of `parallel` threads, each target through the usual `commands
 (its own connection, migration lock, automatic backup and run id). A target's migrations
 are its own transactions, so a failure elsewhere never leaves it half-done.
 
+Before an apply or rollback starts on a target, the health gates of `db.health` are read
+on it (settings from ``[tool.bilantools.gates]``, read once): a gated target waits with
+backoff, shown as "gated" with the reasons, and is "skipped" after the wait limit.
+
 Stopping (a failure under ``on_error = "stop"``, or SIGTERM/Ctrl-C of the main thread)
 sets one event: no new target starts, and a running apply or rollback stops before its
 next migration. The progress hook raises `StopRequested` at a migration's start, and only
@@ -24,6 +28,7 @@ from typing import Any, Literal, get_args
 
 from bilantools import commands
 from bilantools.commands import Progress, Project, RunOptions, Target
+from bilantools.db.health import GateSettings, Health, load_gate_settings, wait_until_healthy
 from bilantools.errors import BilanToolsError, InputError, LockTimeoutError, RefusedError
 from bilantools.fleet.selection import Member, Stage
 from bilantools.secrets import redact
@@ -33,7 +38,9 @@ COMMANDS: tuple[str, ...] = get_args(Command)
 # "stopped": was running when the rollout stopped; it stopped before its next migration.
 Outcome = Literal["done", "failed", "skipped", "not-started", "refused", "stopped"]
 # What a target is doing, for the live table: then its outcome once it ends.
-State = Literal["waiting", "running"] | Outcome
+State = Literal["waiting", "gated", "running"] | Outcome
+# The actions that change a database wait for its health gates first.
+GATED = ("apply", "rollback")
 
 
 class StopRequested(Exception):
@@ -57,10 +64,13 @@ class TargetRun:
     duration_ms: int | None = None
     backup: str | None = None
     run_id: str | None = None
+    gate: str | None = None  # while gated: the first reason
+    lag_s: float | None = None  # the largest replica replay lag of the last gate reading
 
     @property
     def outcome(self) -> Outcome:
-        return "not-started" if self.state in ("waiting", "running") else self.state  # type: ignore[return-value]
+        live = ("waiting", "gated", "running")
+        return "not-started" if self.state in live else self.state  # type: ignore[return-value]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +85,7 @@ class TargetRun:
             "wave": self.wave,
             "run_id": self.run_id,
             "pending": self.pending,
+            "lag_s": self.lag_s,
         }
 
 
@@ -139,6 +150,7 @@ class Rollout:
         self.rollout_id = str(uuid.uuid4())
         self.stop = threading.Event()
         self._lock = threading.Lock()
+        self.gates: GateSettings | None = None
         self.result = RolloutResult(self.rollout_id, action)
         self._runs = [
             [TargetRun(m.name, m.target.masked, stage.name) for m in stage.members] for stage in stages
@@ -158,6 +170,8 @@ class Rollout:
         """Read and check the project once, before any thread (a Project's lazy reads are
         not made for threads racing on them); refuse an apply the project forbids."""
         _ = self.project.migrations, self.project.settings
+        if self.action in GATED:
+            self.gates = load_gate_settings(self.project.directory.absolute())
         if self.action in ("verify", "drift"):
             _ = self.project.analysis
         if self.action == "apply":
@@ -188,9 +202,11 @@ class Rollout:
         if self.stop.is_set():
             return  # stays "waiting": reported not-started
         run.started = time.monotonic()
-        self._set(run, "running")
         state: Outcome = "done"
         try:
+            if not self._healthy(run, member.target):
+                return
+            self._set(run, "running")
             self._execute(run, member.target)
         except StopRequested:
             state, run.error = "stopped", "stopped before its next migration: the rollout was stopped"
@@ -202,6 +218,10 @@ class Rollout:
             run.applied = len((exc.run or {}).get("steps", [])) or run.applied
         except Exception as exc:  # a bug must not take the other targets down: reported
             state, run.error = "failed", redact(f"internal error: {exc!r}")
+        self._end(run, state, stage)
+
+    def _end(self, run: TargetRun, state: Outcome, stage: Stage) -> None:
+        assert run.started is not None
         if state == "done" and run.failed:
             state = "failed"
         run.duration_ms = int((time.monotonic() - run.started) * 1000)
@@ -209,6 +229,31 @@ class Rollout:
             self.stop.set()
         run.current = None
         self._set(run, state)
+
+    def _healthy(self, run: TargetRun, target: Target) -> bool:
+        """Wait for the target's gates (changing actions only); False when it was skipped
+        (or, the rollout stopping meanwhile, left not started)."""
+        if self.gates is None:
+            return True
+
+        def on_wait(health: Health) -> None:
+            run.gate = health.reasons[0] if health.reasons else None
+            run.lag_s = _lag(health)
+            self._set(run, "gated")
+
+        health = wait_until_healthy(
+            lambda: target.connect("bilantools fleet gates"), self.gates, frozenset(), on_wait, self.stop
+        )
+        run.lag_s, run.gate = _lag(health), None
+        if health.ok:
+            return True
+        if self.stop.is_set():
+            self._set(run, "waiting")  # reported not-started
+            return False
+        run.error = "gated: " + "; ".join(health.reasons)
+        run.duration_ms = int((time.monotonic() - (run.started or 0)) * 1000)
+        self._set(run, "skipped")
+        return False
 
     def _set(self, run: TargetRun, state: State) -> None:
         with self._lock:
@@ -268,3 +313,11 @@ class Rollout:
             self._set(run, "running")
 
         return hook
+
+
+def _lag(health: Health) -> float | None:
+    """The largest replay lag of the target's streaming replicas, if it has any."""
+    lags = [
+        r["replay_lag_s"] for r in health.readings.get("replicas", []) if r.get("replay_lag_s") is not None
+    ]
+    return max(lags, default=None)
