@@ -202,6 +202,8 @@ def test_from_query_lists_the_databases_of_a_server(
     cli: Any, basic: Path, few: list[str], server: Sandbox
 ) -> None:
     prefix = few[0].rsplit("/", 1)[1][:9]
+    secret = "pw-of-the-query"
+    server_url = server.url("postgres").replace("postgres@", f"postgres:{secret}@")
     query = f"SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%' ORDER BY 1"
     args = (
         "--migrations",
@@ -209,7 +211,7 @@ def test_from_query_lists_the_databases_of_a_server(
         "fleet",
         "plan",
         "--db",
-        server.url("postgres"),
+        server_url,
         "--from-query",
         query,
         "--json",
@@ -225,11 +227,12 @@ def test_from_query_lists_the_databases_of_a_server(
         "fleet",
         "plan",
         "--db",
-        server.url("postgres"),
+        server_url,
         "--from-query",
         "DROP TABLE x",
     )
     assert bad.code == 2 and "error: the query of --from-query SQL failed" in bad.err
+    assert secret not in result.out + result.err + bad.err
 
 
 def test_db_repeated_is_deduplicated_and_never_shows_a_password(
@@ -365,3 +368,28 @@ def test_a_gated_target_goes_on_once_the_blocker_ends(basic: Path, few: list[str
     ender.join()
     assert [t.outcome for t in result.targets] == ["done", "done"] and result.exit_code == 0
     assert result.targets[0].duration_ms is not None and result.targets[0].duration_ms >= 300
+
+
+def test_the_read_commands_and_backup_across_the_fleet(
+    cli: Any, basic: Path, few: list[str], tmp_path: Path
+) -> None:
+    base = ["--migrations", str(basic), "fleet"]
+    dbs = [a for url in few[:2] for a in ("--db", url)]
+    assert cli(*base, "apply", *dbs).code == 0
+    with psycopg.connect(few[1], autocommit=True) as conn:
+        conn.execute("CREATE TABLE stray (id int)")
+    for action, outcomes in (
+        ("verify", ["done", "done"]),
+        ("validate", ["done", "done"]),
+        ("drift", ["done", "failed"]),
+    ):
+        result = cli(*base, action, *dbs, "--json")
+        data = json.loads(result.out)
+        assert [t["outcome"] for t in data["targets"]] == outcomes, (action, result.out)
+        assert result.code == (1 if "failed" in outcomes else 0)
+    drifted = json.loads(cli(*base, "drift", *dbs, "--json").out)["targets"][1]
+    assert drifted["failed"] >= 1 and drifted["error"], drifted
+    out = tmp_path / "fleet-backups"
+    backed = json.loads(cli(*base, "backup", *dbs, "--out", str(out), "--json").out)
+    assert all(t["outcome"] == "done" and Path(t["backup"]).is_file() for t in backed["targets"])
+    assert Path(backed["targets"][0]["backup"]).parent == out

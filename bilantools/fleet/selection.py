@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bilantools.db.target import Target, parse_target
+from bilantools.db.target import Target
 from bilantools.errors import InputError, option
 from bilantools.fleet.file import (
     DEFAULT_PARALLEL,
@@ -23,6 +23,7 @@ from bilantools.fleet.file import (
     default_fleet_path,
     load_fleet,
 )
+from bilantools.session import resolve_target
 
 
 @dataclass(frozen=True)
@@ -79,14 +80,14 @@ def _chosen(fleet: Fleet, selectors: Sequence[str]) -> set[str]:
 
 
 def _resolve(target: FleetTarget) -> Target:
-    return parse_target(target.connection_string(), "--db")
+    return resolve_target(target=target.connection_string())
 
 
 def from_urls(
     urls: Sequence[str], parallel: int = DEFAULT_PARALLEL, on_error: OnError = "stop"
 ) -> list[Stage]:
     """One wave of the databases `urls`, each named after its database (made unique)."""
-    targets = [parse_target(url, "--db") for url in urls]
+    targets = [resolve_target(target=url) for url in urls]
     return _unique([Stage("adhoc", _named(targets), parallel, on_error)])
 
 
@@ -98,7 +99,7 @@ def query_databases(
     import psycopg
     from psycopg.conninfo import make_conninfo
 
-    base = parse_target(server, "--db")
+    base = resolve_target(target=server)
     with base.connect("bilantools fleet query") as conn:
         try:
             with conn.transaction():
@@ -116,7 +117,7 @@ def query_databases(
             f"the query of {option('from_query', 'SQL')} must return database names (text) in its first "
             "column, e.g. SELECT datname FROM pg_database WHERE datname LIKE 'tenant_%'"
         )
-    targets = [parse_target(make_conninfo(base.conninfo, dbname=n), "--db") for n in names]
+    targets = [resolve_target(target=make_conninfo(base.conninfo, dbname=n)) for n in names]
     return _unique([Stage("query", _named(targets), parallel, on_error)])
 
 
