@@ -517,10 +517,14 @@ def fleet(
     project: ProjectLike = DEFAULT_MIGRATIONS,
     options: RunOptions = DEFAULTS,
     watch: Watcher | None = None,
+    rollout_id: str | None = None,
 ) -> RolloutResult:
     """`action` (apply, rollback, status, plan, verify, drift, validate, backup) over the
-    targets of `stages`, wave by wave: see `bilantools.fleet.rollout`."""
+    targets of `stages`, wave by wave: see `bilantools.fleet.rollout`. `rollout_id`: the
+    caller's (a face that reports a stopped rollout), else a new one."""
     from bilantools.fleet.rollout import Rollout
 
     found = as_project(project)
-    return Rollout(project=found, stages=stages, action=action, options=options, watch=watch).run()
+    return Rollout(
+        project=found, stages=stages, action=action, options=options, watch=watch, rollout_id=rollout_id
+    ).run()

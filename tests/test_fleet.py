@@ -4,7 +4,6 @@ migrations of tests/fixtures/basic (one database made to conflict with the first
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -297,15 +296,16 @@ def test_selection_errors(basic: Path, tmp_path: Path, monkeypatch: pytest.Monke
         commands.fleet_select(project=basic)
 
 
-def test_sigterm_mid_rollout_leaves_every_database_consistent(
-    basic: Path, fleet: list[str], tmp_path: Path
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 130)])
+def test_killing_the_cli_mid_rollout_leaves_every_database_consistent(
+    basic: Path, fleet: list[str], tmp_path: Path, signum: int, code: int
 ) -> None:
     slow = tmp_path / "slow"
     slow.mkdir()
     for f in basic.iterdir():
         (slow / f.name).write_text(f.read_text())
     (slow / "002_add_email.sql").write_text(
-        "SELECT pg_sleep(0.2);\nALTER TABLE people ADD COLUMN email text CHECK (email LIKE '%@%');\n"
+        "SELECT pg_sleep(0.3);\nALTER TABLE people ADD COLUMN email text CHECK (email LIKE '%@%');\n"
     )
     args = [
         sys.executable,
@@ -316,20 +316,24 @@ def test_sigterm_mid_rollout_leaves_every_database_consistent(
         "fleet",
         "apply",
         "--yes",
-        "--no-backup",
+        "--json",
     ]
     args += ["--parallel", "2", *[a for url in fleet for a in ("--db", url)]]
-    env = {**os.environ, "BILANTOOLS_HOME": os.environ["BILANTOOLS_HOME"]}
-    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 128 + signal.SIGTERM, err
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while len(applied(fleet[0])) < 3 and time.monotonic() < deadline:  # mid-rollout: one target done
+        time.sleep(0.05)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == code, err
     counts = [len(applied(url)) for url in fleet]
     assert 0 < sum(counts) < 3 * SIZE, counts
     for url in fleet:
         consistent(url)
-    rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    data = json.loads(out)  # how far each target got, as the JSON of a finished rollout
+    assert [t["applied"] for t in data["targets"]] == counts
+    assert data["summary"]["not-started"] > 0 and data["summary"]["failed"] == 0
+    rerun = subprocess.run(args, capture_output=True, text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
     assert all(applied(url) == ["001", "002", "003"] for url in fleet)
 

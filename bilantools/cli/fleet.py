@@ -14,6 +14,7 @@ import functools
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -128,25 +129,37 @@ def _fleet(obj: Context, action: str, options: RunOptions, as_json: bool, select
         )
         ask(f"{QUESTIONS[action].capitalize()} {len(members)} database(s)?", refusal, options.yes)
     board = Board(stages, live=not as_json)
+    rollout_id = str(uuid.uuid4())
     try:
-        result = commands.fleet(
-            action=action, stages=stages, project=obj.project, options=options, watch=board
-        )
-    except KeyboardInterrupt:
+        try:
+            result = commands.fleet(
+                action=action,
+                stages=stages,
+                project=obj.project,
+                options=options,
+                watch=board,
+                rollout_id=rollout_id,
+            )
+        except KeyboardInterrupt:
+            raise RunInterrupted(
+                "interrupted (Ctrl-C): no target started after it, running ones stopped before their "
+                f"next migration; run the same fleet {action} again to finish"
+            ) from None
+    except BaseException:  # stopped (Ctrl-C, SIGTERM) or refused: how far each target got
         board.close()
-        raise RunInterrupted(
-            "interrupted (Ctrl-C): no target started after it, running ones stopped before their next "
-            f"migration; run the same fleet {action} again to finish"
-        ) from None
-    except BaseException:  # a signal (SIGTERM): show how far each target got, then stop
-        board.close()
+        if board.started:
+            _show(RolloutResult(rollout_id, action, list(board.runs.values())), as_json)
         raise
-    board.close(result)
+    board.close()
+    _show(result, as_json)
+    sys.exit(result.exit_code)
+
+
+def _show(result: RolloutResult, as_json: bool) -> None:
     if as_json:
         print_json(result.as_dict())
     else:
         print_result(result)
-    sys.exit(result.exit_code)
 
 
 def print_result(result: RolloutResult) -> None:
@@ -175,12 +188,14 @@ class Board:
         self.live = live
         self.tty = live and sys.stderr.isatty()
         self.printed: dict[str, str] = {}
+        self.started = False  # a target has started
         self.drawn = 0
         self.last = 0.0
         self._lock = threading.Lock()
 
     def __call__(self, run: TargetRun) -> None:
         with self._lock:
+            self.started = True
             self.runs[run.name] = run
             if self.tty:
                 if time.monotonic() - self.last >= 0.1 or run.state != "running":
@@ -210,12 +225,9 @@ class Board:
         self.drawn = text.count("\n") + 1
         self.last = now
 
-    def close(self, result: RolloutResult | None = None) -> None:
-        """Erase the live table (the final one follows), or, stopped, print how far each got."""
+    def close(self) -> None:
+        """Erase the live table: the final one follows."""
         with self._lock:
             if self.tty and self.drawn:
                 click.echo(f"\x1b[{self.drawn}F\x1b[J", err=True, nl=False)
                 self.drawn = 0
-            if result is None and self.live:
-                for run in self.runs.values():
-                    click.echo(f"{run.name}: {run.outcome} ({run.applied} migration(s))", err=True)

@@ -129,7 +129,7 @@ Watcher = Callable[[TargetRun], None]
 
 class Rollout:
     """Runs `action` over `stages`; `watch` is called (under a lock) on every change of a
-    target's state, from the thread that runs it."""
+    target's state, from the thread that runs it. `rollout_id`: given, else a new uuid."""
 
     def __init__(
         self,
@@ -139,6 +139,7 @@ class Rollout:
         action: str,
         options: RunOptions = commands.DEFAULTS,
         watch: Watcher | None = None,
+        rollout_id: str | None = None,
     ) -> None:
         if action not in COMMANDS:
             raise InputError(f"fleet cannot run '{action}': choose one of {', '.join(COMMANDS)}")
@@ -147,11 +148,10 @@ class Rollout:
         self.action = action
         self.options = options
         self.watch = watch
-        self.rollout_id = str(uuid.uuid4())
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self.gates: GateSettings | None = None
-        self.result = RolloutResult(self.rollout_id, action)
+        self.result = RolloutResult(rollout_id or str(uuid.uuid4()), action)
         self._runs = [
             [TargetRun(m.name, m.target.masked, stage.name) for m in stage.members] for stage in stages
         ]
