@@ -11,7 +11,7 @@ here, so a face imports this module and `bilantools.errors` only.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -503,11 +503,29 @@ def apply_check(
     return apply_errors(found.migrations, found.settings, tracking(schema), options.force)
 
 
-def fleet_select(*, project: ProjectLike = DEFAULT_MIGRATIONS, **selection: Any) -> list[Stage]:
-    """The waves of a fleet command and their targets (see `bilantools.fleet.selection.select`)."""
+def fleet_select(
+    *,
+    project: ProjectLike = DEFAULT_MIGRATIONS,
+    fleet_file: Path | str | None = None,
+    targets: Sequence[str] = (),
+    db: Sequence[str] = (),
+    from_query: str | None = None,
+    parallel: int | None = None,
+) -> list[Stage]:
+    """The waves of a fleet command and their targets: `from_query` on the one `db` server,
+    else the `db` URLs, else the fleet file (default: fleet.toml beside the project's
+    pyproject.toml) filtered by `targets` (names, label:LABEL)."""
     from bilantools.fleet.selection import select
 
-    return select(migrations=as_project(project).directory, **selection)
+    directory = as_project(project).directory
+    return select(
+        migrations=directory,
+        fleet_file=fleet_file,
+        targets=targets,
+        db=db,
+        from_query=from_query,
+        parallel=parallel,
+    )
 
 
 def fleet(
