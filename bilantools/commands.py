@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from bilantools.db.stats import SchemaStats
     from bilantools.db.verify import Detection, Verification
     from bilantools.db.verify_scripts import ScriptCheck
+    from bilantools.fleet.rollout import RolloutResult, Watcher
+    from bilantools.fleet.selection import Selection, Stage
     from bilantools.runbooks import RunRecord
     from bilantools.source.check import CheckReport
 
@@ -90,6 +92,8 @@ __all__ = [
     "detect",
     "drift",
     "fingerprint",
+    "fleet",
+    "fleet_select",
     "inspect",
     "needs_confirmation",
     "parse_duration",
@@ -497,3 +501,29 @@ def apply_check(
     found = as_project(project)
     schema = found.settings.tracking_schema_for(found.layout)
     return apply_errors(found.migrations, found.settings, tracking(schema), options.force)
+
+
+def fleet_select(*, project: ProjectLike = DEFAULT_MIGRATIONS, selection: Selection) -> list[Stage]:
+    """The waves of a fleet command and their targets (see `Selection`); the default fleet
+    file is fleet.toml beside the project's pyproject.toml."""
+    return selection.stages(as_project(project).directory)
+
+
+def fleet(
+    *,
+    action: str,
+    stages: list[Stage],
+    project: ProjectLike = DEFAULT_MIGRATIONS,
+    options: RunOptions = DEFAULTS,
+    watch: Watcher | None = None,
+    rollout_id: str | None = None,
+) -> RolloutResult:
+    """`action` (apply, rollback, status, plan, verify, drift, validate, backup) over the
+    targets of `stages`, wave by wave: see `bilantools.fleet.rollout`. `rollout_id`: the
+    caller's (a face that reports a stopped rollout), else a new one."""
+    from bilantools.fleet.rollout import Rollout
+
+    found = as_project(project)
+    return Rollout(
+        project=found, stages=stages, action=action, options=options, watch=watch, rollout_id=rollout_id
+    ).run()

@@ -1,0 +1,1 @@
+"""Fleets: one command over many databases, in waves (see `rollout`)."""
