@@ -23,6 +23,7 @@ FRONT = (
     "bilantools.options",
     "bilantools.session",
     "bilantools.runbooks",
+    "bilantools.fleet",  # rollouts over many databases, made of commands.* calls
 )
 FACES = ("bilantools.cli", "bilantools.notebook")
 LOWER = ("bilantools.db", "bilantools.source")
