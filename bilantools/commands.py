@@ -11,7 +11,7 @@ here, so a face imports this module and `bilantools.errors` only.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from bilantools.db.verify import Detection, Verification
     from bilantools.db.verify_scripts import ScriptCheck
     from bilantools.fleet.rollout import RolloutResult, Watcher
-    from bilantools.fleet.selection import Stage
+    from bilantools.fleet.selection import Selection, Stage
     from bilantools.runbooks import RunRecord
     from bilantools.source.check import CheckReport
 
@@ -503,29 +503,10 @@ def apply_check(
     return apply_errors(found.migrations, found.settings, tracking(schema), options.force)
 
 
-def fleet_select(
-    *,
-    project: ProjectLike = DEFAULT_MIGRATIONS,
-    fleet_file: Path | str | None = None,
-    targets: Sequence[str] = (),
-    db: Sequence[str] = (),
-    from_query: str | None = None,
-    parallel: int | None = None,
-) -> list[Stage]:
-    """The waves of a fleet command and their targets: `from_query` on the one `db` server,
-    else the `db` URLs, else the fleet file (default: fleet.toml beside the project's
-    pyproject.toml) filtered by `targets` (names, label:LABEL)."""
-    from bilantools.fleet.selection import select
-
-    directory = as_project(project).directory
-    return select(
-        migrations=directory,
-        fleet_file=fleet_file,
-        targets=targets,
-        db=db,
-        from_query=from_query,
-        parallel=parallel,
-    )
+def fleet_select(*, project: ProjectLike = DEFAULT_MIGRATIONS, selection: Selection) -> list[Stage]:
+    """The waves of a fleet command and their targets (see `Selection`); the default fleet
+    file is fleet.toml beside the project's pyproject.toml."""
+    return selection.stages(as_project(project).directory)
 
 
 def fleet(

@@ -21,7 +21,7 @@ from bilantools import commands
 from bilantools.db.sandbox import Sandbox
 from bilantools.errors import InputError
 from bilantools.fleet.rollout import RolloutResult
-from bilantools.fleet.selection import Stage, from_urls
+from bilantools.fleet.selection import Selection, Stage, from_urls
 from tests.conftest import TEMPLATE
 
 SIZE = 20
@@ -268,14 +268,14 @@ def test_selection_errors(basic: Path, tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("A_URL", "postgresql://u@h/a")
     path.write_text('[targets.a]\nurl_env = "A_URL"\nlabels = ["eu"]\n')
     with pytest.raises(InputError, match=r"no target named 'b'.*pass targets=NAME"):
-        commands.fleet_select(project=basic, fleet_file=path, targets=["b"])
+        commands.fleet_select(project=basic, selection=Selection(fleet_file=path, targets=["b"]))
     with pytest.raises(InputError, match="has label 'us'; the labels are eu"):
-        commands.fleet_select(project=basic, fleet_file=path, targets=["label:us"])
-    (stage,) = commands.fleet_select(project=basic)  # fleet.toml beside the migrations
+        commands.fleet_select(project=basic, selection=Selection(fleet_file=path, targets=["label:us"]))
+    (stage,) = commands.fleet_select(project=basic, selection=Selection())  # fleet.toml beside the migrations
     assert stage.name == "all" and [m.name for m in stage.members] == ["a"]
     path.unlink()
     with pytest.raises(InputError, match=r"no fleet file at .*fleet\.toml: write one"):
-        commands.fleet_select(project=basic)
+        commands.fleet_select(project=basic, selection=Selection())
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 130)])

@@ -26,7 +26,7 @@ from bilantools.cli.output import ask, print_json, print_table
 from bilantools.commands import RunOptions
 from bilantools.errors import RunInterrupted
 from bilantools.fleet.rollout import RolloutResult, TargetRun
-from bilantools.fleet.selection import Stage
+from bilantools.fleet.selection import Selection, Stage
 from bilantools.render.text import text_table
 
 OUTCOME_COLOURS = {
@@ -117,7 +117,7 @@ _command("backup", "A full backup of each selected database (pg_dump).", _out)
 
 
 def _fleet(obj: Context, action: str, options: RunOptions, as_json: bool, selection: dict[str, Any]) -> None:
-    stages = commands.fleet_select(project=obj.project, **selection)
+    stages = commands.fleet_select(project=obj.project, selection=Selection(**selection))
     members = [m for stage in stages for m in stage.members]
     click.echo(f"fleet: {len(members)} target(s) in {len(stages)} wave(s)", err=True)
     for stage in stages:

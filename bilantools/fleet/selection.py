@@ -157,35 +157,38 @@ def _unique(stages: list[Stage]) -> list[Stage]:
     return kept
 
 
-def select(
-    *,
-    migrations: Path,
-    fleet_file: Path | str | None = None,
-    targets: Sequence[str] = (),
-    db: Sequence[str] = (),
-    from_query: str | None = None,
-    parallel: int | None = None,
-) -> list[Stage]:
-    """The stages of a fleet command: `from_query` on the one `db` server, else the `db`
-    URLs, else the fleet file (`fleet_file`, or the default beside the project) filtered
-    by `targets`. `parallel` overrides the waves' own."""
-    if from_query is not None:
-        if len(db) != 1 or targets:
-            raise InputError(
-                f"{option('from_query', 'SQL')} lists the databases of one server: pass it with one "
-                f"{option('db', 'SERVER_URL')} and no {option('targets', 'NAME')}"
-            )
-        stages = query_databases(db[0], from_query)
-    elif db:
-        if targets or fleet_file is not None:
-            raise InputError(
-                f"{option('db', 'URL')} makes a fleet of its own: pass either it, or a fleet file with "
-                f"{option('targets', 'NAME')}"
-            )
-        stages = from_urls(db)
-    else:
-        path = Path(fleet_file) if fleet_file is not None else default_fleet_path(migrations)
-        stages = from_fleet(load_fleet(path), targets)
-    if parallel is not None:
-        stages = [Stage(s.name, s.members, parallel, s.on_error) for s in stages]
-    return stages
+@dataclass(frozen=True)
+class Selection:
+    """Which databases: `from_query` on the one `db` server, else the `db` URLs, else the
+    fleet file (`fleet_file`, or the default beside the project) filtered by `targets`
+    (names, label:LABEL). `parallel` overrides the waves' own."""
+
+    fleet_file: Path | str | None = None
+    targets: Sequence[str] = ()
+    db: Sequence[str] = ()
+    from_query: str | None = None
+    parallel: int | None = None
+
+    def stages(self, migrations: Path) -> list[Stage]:
+        """The waves, for the project of directory `migrations`."""
+        db, targets = self.db, self.targets
+        if self.from_query is not None:
+            if len(db) != 1 or targets:
+                raise InputError(
+                    f"{option('from_query', 'SQL')} lists the databases of one server: pass it with one "
+                    f"{option('db', 'SERVER_URL')} and no {option('targets', 'NAME')}"
+                )
+            stages = query_databases(db[0], self.from_query)
+        elif db:
+            if targets or self.fleet_file is not None:
+                raise InputError(
+                    f"{option('db', 'URL')} makes a fleet of its own: pass either it, or a fleet file with "
+                    f"{option('targets', 'NAME')}"
+                )
+            stages = from_urls(db)
+        else:
+            path = Path(self.fleet_file) if self.fleet_file is not None else default_fleet_path(migrations)
+            stages = from_fleet(load_fleet(path), targets)
+        if self.parallel is not None:
+            stages = [Stage(s.name, s.members, self.parallel, s.on_error) for s in stages]
+        return stages
