@@ -15,6 +15,7 @@ import pytest
 from bilantools import commands
 from bilantools.db.health import GateSettings, read_health
 from bilantools.db.sandbox import Sandbox
+from bilantools.fleet.selection import Selection
 from bilantools.notebook import log_text
 from bilantools.notebook.fleet import WavePanel, gates_frame, status_grid
 
@@ -39,7 +40,7 @@ def grid_states(panel: WavePanel) -> dict[str, str]:
 
 
 def test_a_wave_applies_only_after_confirm_and_shows_each_target(fleet: list[str], basic: Path) -> None:
-    stages = commands.fleet_select(project=basic, db=fleet)
+    stages = commands.fleet_select(project=basic, selection=Selection(db=fleet))
     panel = WavePanel(stages, basic, commands.RunOptions())
     assert panel.apply_button.description == "Apply to wave adhoc (3 target(s))"
     assert set(grid_states(panel).values()) == {"waiting"}
@@ -68,7 +69,7 @@ def test_a_wave_applies_only_after_confirm_and_shows_each_target(fleet: list[str
 def test_a_failed_target_is_shown_failed_and_logged(fleet: list[str], basic: Path) -> None:
     with psycopg.connect(fleet[1], autocommit=True) as conn:  # 001 creates people: a conflict
         conn.execute("CREATE TABLE people (id int)")
-    stages = commands.fleet_select(project=basic, db=fleet, parallel=1)
+    stages = commands.fleet_select(project=basic, selection=Selection(db=fleet, parallel=1))
     panel = WavePanel(stages, basic, commands.RunOptions())
     panel.apply_button.click()
     panel.confirmation.confirm.click()
