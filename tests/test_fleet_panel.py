@@ -4,6 +4,7 @@ by the rollout."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,3 +96,20 @@ def test_the_gates_table_names_what_blocks(fleet: list[str], basic: Path) -> Non
     assert frame.loc["quiet", "gates"] == "ok" and frame.loc["quiet", "recovery"] == "primary"
     assert frame.loc["busy", "long transactions"] == 1
     assert "transaction open" in frame.loc["busy", "gates"]
+
+
+def test_the_live_grid_shows_a_gated_target_and_its_reason(fleet: list[str], basic: Path) -> None:
+    """What the rollout's hook reports for a target held by its gates, then done."""
+    from bilantools.fleet.rollout import TargetRun
+
+    stages = commands.fleet_select(project=basic, selection=Selection(db=fleet[:1]))
+    panel = WavePanel(stages, basic, commands.RunOptions())
+    name = stages[0].members[0].name
+    run = TargetRun(name, "masked", "adhoc", state="gated", gate="1 lock waiter(s) > max_lock_waiters 0")
+    run.started = time.monotonic()
+    panel.grid.watch(run)
+    row = panel.grid.rows[name]
+    assert ">gated<" in row[2].value and row[3].value == "1 lock waiter(s) > max_lock_waiters 0"
+    run.state, run.gate, run.duration_ms = "done", None, 1234
+    panel.grid.watch(run)
+    assert ">done<" in row[2].value and row[3].value == "" and row[4].value == "1234 ms"

@@ -154,7 +154,8 @@ class LiveGrid:
         """A target changed state: its row now (its outcome once it ended)."""
         live = run.state in ("waiting", "gated", "running")
         self._state(run.name, run.state if live else run.outcome)
-        self.rows[run.name][3].value = run.current or (run.gate or "" if run.state == "gated" else "")
+        gate = run.gate if run.state == "gated" else None
+        self.rows[run.name][3].value = run.current or gate or ""
         if run.duration_ms is not None and not live:
             self.rows[run.name][4].value = f"{run.duration_ms} ms"
         elif run.started is not None:
@@ -167,6 +168,7 @@ class WavePanel(Panel):
     live grid as its hook. `result` holds the last rollout's `RolloutResult`."""
 
     def __init__(self, stages: Sequence[Any], migrations: Path | str, options: RunOptions) -> None:
+        # A panel has one target, shown in its errors: here the first of the waves.
         super().__init__(stages[0].members[0].target, migrations)
         self.stages = list(stages)
         self.options = options
