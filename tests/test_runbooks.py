@@ -1,5 +1,5 @@
 """Runbooks executed from the CLI with papermill: a failing cell named, parameters that
-never carry secrets. The seven runbooks run end to end from the CLI, with a password in
+never carry secrets. The eight runbooks run end to end from the CLI, with a password in
 DATABASE_URL that must stay out of every kept file, in tests/faults/test_secrets.py."""
 
 from __future__ import annotations
