@@ -379,3 +379,39 @@ def test_the_read_commands_and_backup_across_the_fleet(
     backed = json.loads(cli(*base, "backup", *dbs, "--out", str(out), "--json").out)
     assert all(t["outcome"] == "done" and Path(t["backup"]).is_file() for t in backed["targets"])
     assert Path(backed["targets"][0]["backup"]).parent == out
+
+
+def test_the_gates_look_at_the_tables_the_pending_migrations_touch(basic: Path) -> None:
+    analysis = commands.Project.load(basic).analysis
+    assert analysis.touched_tables(["002", "003"]) == {"people"}
+    assert analysis.touched_tables(["001"]) == frozenset()  # it creates people: no vacuum there yet
+    assert analysis.touched_tables(["003"], rollback=True) == {"people"}
+
+
+def test_a_vacuum_on_a_table_the_next_migration_alters_gates_the_target(
+    basic: Path, few: list[str], tmp_path: Path
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.bilantools.gates]\nmax-transaction-age-s = 3600\nwait-limit-s = 1.5\n"
+        "backoff-initial-s = 0.2\nbackoff-max-s = 0.4\n"
+    )
+    url = few[0]
+    commands.apply(target=url, project=basic, options=commands.RunOptions(step=1, backup=False))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO people (name) SELECT 'p' || g FROM generate_series(1, 1000) g")
+    with psycopg.connect(url) as pin, psycopg.connect(url, autocommit=True) as vacuum:
+        cursor = pin.cursor("pin")  # a buffer pin VACUUM (FREEZE) waits for: it stays in progress
+        cursor.execute("SELECT * FROM people")
+        cursor.fetchone()
+        vacuuming = threading.Thread(target=vacuum.execute, args=("VACUUM (FREEZE) people",))
+        vacuuming.start()
+        try:
+            result = run_fleet(basic, from_urls([url]))
+        finally:
+            cursor.close()
+            pin.rollback()
+            vacuuming.join()
+    [target] = result.targets
+    assert target.outcome == "skipped", target
+    assert "on public.people, a table the migration touches" in (target.error or "")
+    assert applied(url) == ["001"]

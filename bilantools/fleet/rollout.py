@@ -172,7 +172,7 @@ class Rollout:
         _ = self.project.migrations, self.project.settings
         if self.action in GATED:
             self.gates = load_gate_settings(self.project.directory.absolute())
-        if self.action in ("verify", "drift"):
+        if self.action in ("verify", "drift", *GATED):
             _ = self.project.analysis
         if self.action == "apply":
             errors = commands.apply_check(project=self.project, options=self.options)
@@ -242,7 +242,11 @@ class Rollout:
             self._set(run, "gated")
 
         health = wait_until_healthy(
-            lambda: target.connect("bilantools fleet gates"), self.gates, frozenset(), on_wait, self.stop
+            lambda: target.connect("bilantools fleet gates"),
+            self.gates,
+            self._touched(target),
+            on_wait,
+            self.stop,
         )
         run.lag_s, run.gate = _lag(health), None
         if health.ok:
@@ -254,6 +258,14 @@ class Rollout:
         run.duration_ms = int((time.monotonic() - (run.started or 0)) * 1000)
         self._set(run, "skipped")
         return False
+
+    def _touched(self, target: Target) -> frozenset[str]:
+        """The existing tables the target's next migrations (or rollbacks) touch: a vacuum
+        on one of them gates it."""
+        rollback = self.action == "rollback"
+        plan = commands.rollback_plan if rollback else commands.plan
+        pending = plan(target=target, project=self.project, options=self.options)
+        return self.project.analysis.touched_tables([m.version for m in pending], rollback)
 
     def _set(self, run: TargetRun, state: State) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ number, gaps in the numbering, and rollbacks that do not undo their migration.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bilantools.source.analysis import Effects, Obj, Use, analyse_script, salvage_script
@@ -52,6 +53,20 @@ class Analysis:
     declared: dict[str, set[str]] = field(default_factory=dict)
     forward: set[tuple[str, str]] = field(default_factory=set)  # (later creator, user)
     findings: list[Finding] = field(default_factory=list)
+
+    def touched_tables(self, versions: Iterable[str], rollback: bool = False) -> frozenset[str]:
+        """The tables that already exist which the scripts of `versions` alter, drop, fill,
+        empty, index or read (their rollbacks' with `rollback`): a vacuum running on one of
+        them makes the migration wait, so the health gates look at these."""
+        scripts = self.rollbacks if rollback else self.effects
+        chosen = [e for e in map(scripts.get, versions) if e is not None]
+        tables: set[str] = set()
+        for e in chosen:
+            tables |= {o.name for o in (*e.alters, *e.drops) if o.kind == "table"}
+            tables |= {u.obj.name for u in e.uses if u.obj.kind == "table"}
+            tables |= set(e.owned.values()) | set(e.seeds) | e.deletes
+        created = {o.name for e in chosen for o in e.creates if o.kind == "table"}
+        return frozenset(tables - created)
 
     def to_dot(self) -> str:
         """Graphviz source: inferred edges solid, declared-only dashed, forward references red."""
