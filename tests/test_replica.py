@@ -18,8 +18,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from bilantools import commands
 from bilantools.db.health import GateSettings, Health, read_health, wait_until_healthy
 from bilantools.db.sandbox import Sandbox
+from bilantools.fleet.selection import from_urls
 
 NONE = frozenset[str]()
 LOW_LAG = GateSettings(max_replica_lag_s=0.5, backoff_initial_s=0.2, backoff_max_s=0.5, wait_limit_s=20)
@@ -182,3 +184,34 @@ def test_stopping_the_sandbox_stops_its_replica(tmp_path: Path) -> None:
     finally:
         box.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_lagging_replica_holds_a_fleet_rollout_until_it_catches_up(
+    paused: psycopg.Connection, db_url: str, basic: Path, tmp_path: Path
+) -> None:
+    """The rollout's target waits, shown as gated with the replica's lag, while replay is
+    paused; once replay resumes and the replica catches up, the target is migrated."""
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.bilantools.gates]\nmax-replica-lag-s = 0.5\nwait-limit-s = 60\n"
+        "backoff-initial-s = 0.2\nbackoff-max-s = 0.5\n"
+    )
+    with psycopg.connect(db_url, autocommit=True) as primary:
+        wait_for(lambda: not read_health(primary, LOW_LAG, NONE).ok, "the replica never lagged")
+    seen: list[tuple[str, str | None]] = []
+    resume = threading.Timer(2.0, paused.execute, args=("SELECT pg_wal_replay_resume()",))
+    resume.start()
+    try:
+        result = commands.fleet(
+            action="apply",
+            stages=from_urls([db_url]),
+            project=basic,
+            options=commands.RunOptions(backup=False),
+            watch=lambda run: seen.append((run.state, run.gate)),
+        )
+    finally:
+        resume.join()
+    gated = [gate for state, gate in seen if state == "gated"]
+    assert gated and all(gate and "replay lag" in gate for gate in gated), seen
+    [target] = result.targets
+    assert (target.outcome, target.applied) == ("done", 3), target
+    assert target.duration_ms is not None and target.duration_ms >= 1500
