@@ -423,7 +423,21 @@ def test_every_command_keeps_the_password_secret(
     outputs = json.dumps([c.get("outputs", []) for c in nbformat.read(str(executed), 4).cells])
     assert "the url: postgresql://" in outputs and "connected" in outputs  # printed, masked
     h("runbook", "list", "--runs", "runs")
+    # the fleet commands, on a fleet of this database given to the fleet's own --db, and
+    # on a fleet a query lists on the server
+    fleet = ["--db", role.url(dbname)]
+    assert "1 done" in h("fleet", "rollback", *fleet, "--yes").out  # 003, baselined above
+    assert json.loads(h("fleet", "apply", *fleet, "--yes", "--json").out)["summary"]["done"] == 1
+    for action in ("status", "plan", "validate", "verify", "drift"):
+        h("fleet", action, *fleet)
+    h("fleet", "backup", *fleet, "--out", "bk-fleet")
+    h("fleet", "status", *fleet, "--from-query", "SELECT current_database()")
     # the sandbox commands, with the URL on the command line or in the environment
+    fleet_prefix = "bt_secret_fleet_" + uuid.uuid4().hex[:6]
+    h("sandbox", "new-dbs", "2", "--prefix", fleet_prefix)
+    for n in (1, 2):
+        server.drop_db(f"{fleet_prefix}_{n:03d}")
+    h("sandbox", "replica", "status")
     h("sandbox", "status")
     variant("sandbox", "status", "--json")
     h("sandbox", "url")
