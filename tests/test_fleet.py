@@ -20,7 +20,7 @@ import pytest
 from bilantools import commands
 from bilantools.db.sandbox import Sandbox
 from bilantools.errors import InputError
-from bilantools.fleet.rollout import RolloutResult
+from bilantools.fleet.rollout import RolloutResult, TargetRun
 from bilantools.fleet.selection import Selection, Stage, from_urls
 from tests.conftest import TEMPLATE
 
@@ -263,6 +263,18 @@ def test_a_bad_fleet_file_is_one_line_naming_the_fix(
     assert "pw@" not in result.err
 
 
+def test_the_global_db_is_refused_not_ignored(cli: Any, basic: Path, few: list[str]) -> None:
+    """`bilantools --db URL fleet apply` used to run on no database at all (or the fleet file's)."""
+    before = [applied(url) for url in few]
+    result = cli("--db", few[0], "--migrations", str(basic), "fleet", "apply", "--db", few[1], "--yes")
+    assert result.code == 2
+    assert result.err.strip().splitlines()[-1] == (
+        "error: the --db before 'fleet' is not used by fleet commands: give the databases after the command "
+        "('bilantools fleet apply --db URL --db URL ...'), or use --fleet / --targets"
+    )
+    assert [applied(url) for url in few] == before
+
+
 def test_selection_errors(basic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "fleet.toml"
     monkeypatch.setenv("A_URL", "postgresql://u@h/a")
@@ -415,3 +427,106 @@ def test_a_vacuum_on_a_table_the_next_migration_alters_gates_the_target(
     assert target.outcome == "skipped", target
     assert "on public.people, a table the migration touches" in (target.error or "")
     assert applied(url) == ["001"]
+
+
+def two_waves(urls: list[str]) -> list[Stage]:
+    """A canary wave of the first database, then a wave of the others."""
+    (stage,) = from_urls(urls)
+    return [Stage("canary", stage.members[:1]), Stage("wave1", stage.members[1:])]
+
+
+def test_the_next_wave_waits_until_the_canary_is_healthy_again(
+    basic: Path, few: list[str], tmp_path: Path
+) -> None:
+    """A transaction left open on the canary after its change holds the next wave (whose
+    own database is healthy): shown gated with the canary named, then run once it ends."""
+    (tmp_path / "pyproject.toml").write_text(GATES.replace("wait-limit-s = 1.5", "wait-limit-s = 30"))
+    pids: list[int] = []
+    seen: list[str] = []
+
+    def watch(run: TargetRun) -> None:
+        if run.wave == "canary" and run.state == "done":
+            blocker = psycopg.connect(few[0])
+            blocker.execute("SELECT 1")
+            pids.append(blocker.info.backend_pid)
+            time.sleep(0.3)  # older than max-transaction-age-s
+            threading.Timer(1.0, blocker.close).start()
+        if run.wave == "wave1" and run.state == "gated" and run.gate:
+            seen.append(run.gate)
+
+    result = commands.fleet(
+        action="apply",
+        stages=two_waves(few[:2]),
+        project=basic,
+        options=commands.RunOptions(backup=False),
+        watch=watch,
+    )
+    assert [t.outcome for t in result.targets] == ["done", "done"], result.as_dict()
+    name = few[0].rsplit("/", 1)[1]
+    assert seen and seen[0].startswith(f"wave held by {name}: pid {pids[0]}"), seen
+
+
+def test_a_canary_that_stays_unhealthy_leaves_the_next_wave_not_started(
+    basic: Path, few: list[str], tmp_path: Path
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(GATES)
+    blockers: list[psycopg.Connection] = []
+
+    def watch(run: TargetRun) -> None:
+        if run.wave == "canary" and run.state == "done":
+            blockers.append(psycopg.connect(few[0]))
+            blockers[0].execute("SELECT 1")
+            time.sleep(0.3)  # older than max-transaction-age-s
+
+    try:
+        result = commands.fleet(
+            action="apply",
+            stages=two_waves(few[:3]),
+            project=basic,
+            options=commands.RunOptions(backup=False),
+            watch=watch,
+        )
+    finally:
+        for blocker in blockers:
+            blocker.close()
+    assert [t.outcome for t in result.targets] == ["done", "not-started", "not-started"]
+    assert result.exit_code == 1
+    name = few[0].rsplit("/", 1)[1]
+    error = result.targets[1].error or ""
+    assert error.startswith(f"not started: {name}, changed in the wave before, pid "), error
+    assert error.endswith("still gated after wait_limit_s 1.5"), error
+    assert [len(applied(url)) for url in few[:3]] == [3, 0, 0]
+
+
+def test_gates_that_cannot_be_read_fail_the_target_in_one_line(
+    basic: Path, few: list[str], tmp_path: Path
+) -> None:
+    """The server drops the gates' connection while a target waits: that target fails
+    with the reason (not an internal error), the others go on."""
+    (tmp_path / "pyproject.toml").write_text(GATES.replace("wait-limit-s = 1.5", "wait-limit-s = 30"))
+    name = few[0].rsplit("/", 1)[1]
+
+    def watch(run: TargetRun) -> None:
+        if run.name == name and run.state == "gated":
+            with psycopg.connect(few[1], autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = 'bilantools fleet gates' AND datname = %s",
+                    (name,),
+                )
+
+    with psycopg.connect(few[0]) as blocker:
+        blocker.execute("SELECT 1")
+        time.sleep(0.3)
+        stages = from_urls(few[:2], on_error="continue")
+        result = commands.fleet(
+            action="apply",
+            stages=stages,
+            project=basic,
+            options=commands.RunOptions(backup=False),
+            watch=watch,
+        )
+    assert [t.outcome for t in result.targets] == ["failed", "done"], result.as_dict()
+    error = result.targets[0].error or ""
+    assert error.startswith("cannot read the health gates: ") and "internal error" not in error, error
+    assert applied(few[0]) == []

@@ -24,7 +24,7 @@ from bilantools import commands
 from bilantools.cli.flags import Context, json_option, option_group, pass_ctx, range_options, run_flags
 from bilantools.cli.output import ask, print_json, print_table
 from bilantools.commands import RunOptions
-from bilantools.errors import RunInterrupted
+from bilantools.errors import InputError, RunInterrupted
 from bilantools.fleet.rollout import RolloutResult, TargetRun
 from bilantools.fleet.selection import Selection, Stage
 from bilantools.render.text import text_table
@@ -117,6 +117,11 @@ _command("backup", "A full backup of each selected database (pg_dump).", _out)
 
 
 def _fleet(obj: Context, action: str, options: RunOptions, as_json: bool, selection: dict[str, Any]) -> None:
+    if obj.db is not None:  # `bilantools --db URL fleet ...`: one database, given where fleet cannot see it
+        raise InputError(
+            f"the --db before 'fleet' is not used by fleet commands: give the databases after the "
+            f"command ('bilantools fleet {action} --db URL --db URL ...'), or use --fleet / --targets"
+        )
     stages = commands.fleet_select(project=obj.project, selection=Selection(**selection))
     members = [m for stage in stages for m in stage.members]
     click.echo(f"fleet: {len(members)} target(s) in {len(stages)} wave(s)", err=True)

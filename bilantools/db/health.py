@@ -22,7 +22,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bilantools.errors import InputError
+from bilantools.db.target import explain
+from bilantools.errors import DatabaseError, InputError
 from bilantools.source.config import gates_table
 
 if TYPE_CHECKING:
@@ -256,12 +257,18 @@ def wait_until_healthy(
     """Read the target until it is healthy, pausing backoff_initial_s, doubled each time up
     to backoff_max_s, and calling `on_wait` before each pause; after wait_limit_s, or when
     `stop` is set, the last (not ok) reading with a last reason saying so. A standby is
-    returned at once: waiting never makes it a target."""
+    returned at once: waiting never makes it a target. A reading that fails (the server
+    went away) raises DatabaseError: the target cannot be judged, so it is not run."""
+    import psycopg
+
     deadline = time.monotonic() + settings.wait_limit_s
     pause = settings.backoff_initial_s
     with connect() as conn:
         while True:
-            health = read_health(conn, settings, tables)
+            try:
+                health = read_health(conn, settings, tables)
+            except psycopg.Error as exc:  # the server went away, or a view is not readable
+                raise DatabaseError(f"cannot read the health gates: {explain(exc)}") from None
             if health.ok or health.readings["in_recovery"]:
                 return health
             left = deadline - time.monotonic()

@@ -18,6 +18,7 @@ applied is exactly what committed, and nothing after it was sent.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -160,10 +161,12 @@ class Rollout:
     def run(self) -> RolloutResult:
         """Every wave in turn; a stop (failure under on_error=stop, a signal) starts no more."""
         self._prepare()
+        previous: list[tuple[TargetRun, Member]] = []
         for stage, runs in zip(self.stages, self._runs, strict=True):
-            if self.stop.is_set():
+            if self.stop.is_set() or not self._wave_healthy(previous, runs):
                 break
             self._wave(stage, runs)
+            previous = [(r, m) for r, m in zip(runs, stage.members, strict=True) if r.outcome == "done"]
         return self.result
 
     def _prepare(self) -> None:
@@ -258,6 +261,47 @@ class Rollout:
         run.duration_ms = int((time.monotonic() - (run.started or 0)) * 1000)
         self._set(run, "skipped")
         return False
+
+    def _wave_healthy(self, previous: list[tuple[TargetRun, Member]], runs: list[TargetRun]) -> bool:
+        """Before a wave: the targets the previous wave changed must pass their gates
+        again (their replicas caught up, nothing left waiting on a lock), so that a canary
+        on another server holds the next wave; while they do not, the wave's targets are
+        shown gated. False (the rollout stops, the wave not started) after the wait limit."""
+        if self.gates is None:
+            return True
+        for done, member in previous:
+
+            def on_wait(health: Health, done: TargetRun = done) -> None:
+                for run in runs:
+                    run.gate = f"wave held by {done.name}: {health.reasons[0] if health.reasons else 'gated'}"
+                    run.lag_s = _lag(health)
+                    self._set(run, "gated")
+
+            try:
+                health = wait_until_healthy(
+                    functools.partial(member.target.connect, "bilantools fleet gates"),
+                    self.gates,
+                    frozenset(),
+                    on_wait,
+                    self.stop,
+                )
+            except BilanToolsError as exc:
+                health = Health(False, [str(exc)], {})
+            if not health.ok:
+                for run in runs:
+                    run.gate, run.error = (
+                        None,
+                        f"not started: {done.name}, changed in the wave before, "
+                        + ("; ".join(health.reasons)),
+                    )
+                    self._set(run, "waiting")  # reported not-started
+                self.stop.set()
+                return False
+        for run in runs:
+            if run.state == "gated":
+                run.gate = None
+                self._set(run, "waiting")
+        return True
 
     def _touched(self, target: Target) -> frozenset[str]:
         """The existing tables the target's next migrations (or rollbacks) touch: a vacuum

@@ -231,7 +231,7 @@ class Harness:
             BILANTOOLS_HOME=str(self.outside if outside else self.server.home),
         )
         command = [*bilantools_program(), "--migrations", str(migrations or self.work / "migrations")]
-        if self.source == "--db":
+        if self.source == "--db" and args[0] != "fleet":  # fleet takes its databases after the command
             command += ["--db", target]
         else:
             env["DATABASE_URL"] = target
