@@ -90,6 +90,27 @@ def test_a_quiet_database_is_healthy(conn: psycopg.Connection) -> None:
     assert readings["disk"]["free_bytes"] > 0
 
 
+def test_a_missing_replica_is_named_with_its_idle_slot(conn: psycopg.Connection) -> None:
+    """A disconnected replica leaves pg_stat_replication, so no lag can hold the target:
+    min_replicas does, naming the physical slot it left behind."""
+    assert read_health(conn, GateSettings(), NONE).ok  # no replica expected, none there
+    health = read_health(conn, GateSettings(min_replicas=1), NONE)
+    assert health.reasons == [
+        "0 streaming replica(s) < min_replicas 1: a replica is disconnected or not streaming"
+    ]
+    slot = "bt_gone_" + uuid.uuid4().hex[:8]
+    conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+    try:
+        health = read_health(conn, GateSettings(min_replicas=1), NONE)
+        [reason] = health.reasons
+        assert reason.startswith(f"0 streaming replica(s) < min_replicas 1: inactive slot(s) {slot} (")
+        assert reason.endswith(" bytes of WAL kept)")
+        [seen] = [s for s in health.readings["slots"] if s["name"] == slot]
+        assert seen["active"] is False and seen["retained_bytes"] is not None
+    finally:
+        conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+
+
 @pytest.fixture
 def other(db_url: str) -> Iterator[psycopg.Connection]:
     """Another session on the same database."""

@@ -86,8 +86,11 @@ def test_the_replica_is_a_standby(server: Sandbox, replica: str, conn: psycopg.C
         threading.Event(),
     )
     assert not health.ok and waits == [] and time.monotonic() - started < 2  # never waits on a standby
-    primary = read_health(conn, GateSettings(), NONE)
+    primary = read_health(conn, GateSettings(min_replicas=1), NONE)
     assert primary.ok
+    assert read_health(conn, GateSettings(min_replicas=2), NONE).reasons == [
+        "1 streaming replica(s) < min_replicas 2: a replica is disconnected or not streaming"
+    ]
     [seen] = primary.readings["replicas"]
     assert seen["client"] == "127.0.0.1" and seen["state"] == "streaming"
     assert server.replica_status()["url"] == replica

@@ -38,6 +38,7 @@ class GateSettings:
     ``[tool.bilantools.gates]`` as kebab-case keys (``max-replica-lag-s = 5.0``)."""
 
     max_replica_lag_s: float = 5.0  # replay lag of any streaming replica of the target
+    min_replicas: int = 0  # streaming replicas the target must have (a disconnected one shows no lag)
     max_transaction_age_s: float = 60.0  # other sessions' open transactions in the database
     max_lock_waiters: int = 0  # sessions of the database waiting on a lock
     block_on_autovacuum: bool = True  # a vacuum in progress on a table the migration touches
@@ -153,7 +154,12 @@ SELECT pg_is_in_recovery(),
    JOIN pg_namespace n ON n.oid = c.relnamespace
    LEFT JOIN pg_stat_activity a ON a.pid = p.pid
    WHERE p.datname = current_database()),
-  CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE') THEN current_setting('data_directory') END
+  CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE') THEN current_setting('data_directory') END,
+  (SELECT coalesce(json_agg(json_build_object(
+      'name', s.slot_name, 'type', s.slot_type, 'active', s.active,
+      'retained_bytes', CASE WHEN NOT pg_is_in_recovery() AND s.restart_lsn IS NOT NULL
+                        THEN pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint END)
+    ORDER BY s.slot_name), '[]') FROM pg_replication_slots s)
 """
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -173,12 +179,13 @@ def read_health(conn: psycopg.Connection, settings: GateSettings, tables: frozen
         if opened:
             conn.rollback()
     assert row is not None
-    in_recovery, replicas, transactions, hidden, waiters, vacuums, data_dir = row
+    in_recovery, replicas, transactions, hidden, waiters, vacuums, data_dir, slots = row
     for vacuum in vacuums:
         vacuum["touched"] = vacuum["table"] in tables or f"{vacuum['schema']}.{vacuum['table']}" in tables
     readings: dict[str, Any] = {
         "in_recovery": in_recovery,
         "replicas": replicas,
+        "slots": slots,
         "long_transactions": [t for t in transactions if t["age_s"] > settings.max_transaction_age_s],
         "open_transactions": len(transactions),
         "hidden_sessions": hidden,
@@ -213,6 +220,15 @@ def _reasons(readings: dict[str, Any], settings: GateSettings) -> list[str]:
                 f"replica {replica['name'] or '?'} ({replica['client'] or 'local'}): replay lag "
                 f"{lag:.1f} s > max_replica_lag_s {settings.max_replica_lag_s:g} ({gap} bytes behind)"
             )
+    streaming = sum(1 for r in readings["replicas"] if r["state"] == "streaming")
+    if streaming < settings.min_replicas:
+        idle = [
+            f"{s['name']} ({s['retained_bytes'] or 0} bytes of WAL kept)"
+            for s in readings["slots"]
+            if s["type"] == "physical" and not s["active"]
+        ]
+        why = f"inactive slot(s) {', '.join(idle)}" if idle else "a replica is disconnected or not streaming"
+        reasons.append(f"{streaming} streaming replica(s) < min_replicas {settings.min_replicas}: {why}")
     for tx in readings["long_transactions"]:
         reasons.append(
             f"pid {tx['pid']} ({tx['user']}, {tx['application'] or 'no application_name'}, {tx['state']}): "
