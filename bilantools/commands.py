@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from bilantools.db.provided import Presence
     from bilantools.db.retention import PrunePlan
     from bilantools.db.stats import SchemaStats
-    from bilantools.db.verify import Detection, Verification
+    from bilantools.db.verify import Detection, Drift, Verification
     from bilantools.db.verify_scripts import ScriptCheck
     from bilantools.fleet.rollout import RolloutResult, Watcher
     from bilantools.fleet.selection import Selection, Stage
@@ -349,8 +349,9 @@ def _verify_scripts(target: TargetLike, project: Project, applied: list[str]) ->
         return verify_scripts.run(conn, verify_paths(project.directory, keys))
 
 
-def drift(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS) -> dict[str, list[str]]:
-    """Objects no applied migration creates, and created ones that are absent or changed."""
+def drift(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS) -> Drift:
+    """Objects no applied migration creates, and created ones that are absent or changed
+    (with both definitions of each changed one)."""
     from bilantools.db import verify as checks
 
     project = as_project(project)
@@ -360,13 +361,18 @@ def drift(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATION
 
 def detect(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS) -> Detection:
     """For a database migrated by hand: the share of each migration's objects present, and
-    the version to pass to `baseline --to`. Reads only."""
+    the version to pass to `baseline --to` (none when its history already records applied
+    migrations: it is tracked). Reads only."""
     from bilantools.db import verify as checks
     from bilantools.db.fingerprint import fingerprint as take
 
-    with session.connection(target, "detect") as (_, conn):
-        live = take(conn, rows=False)
-    return checks.detect(as_project(project).analysis, live)
+    found = as_project(project)
+    with session.runner(target, found, "detect") as runner:
+        status = runner.status()
+        live = take(runner.conn, rows=False)
+    applied = [m.version for m in status.migrations if m.state in ("applied", "changed")]
+    tracked = (status.history_table, applied) if status.tracking else None
+    return checks.detect(found.analysis, live, tracked)
 
 
 def _live(
@@ -379,7 +385,7 @@ def _live(
 
     with session.runner(target, project, action) as runner:
         applied = [s.version for s in runner.status().migrations if s.state in ("applied", "changed")]
-        live = take(runner.conn, rows=False)
+        live = take(runner.conn, rows=False, sources=True)
         present = presence(runner.conn, needs)
     return runner.target_label, live, applied, present
 
@@ -397,7 +403,7 @@ def _reference(project: Project, upto: str | None) -> Fingerprint:
         # The scratch database has none of the provided objects: not asked for here.
         _apply(url, project, RunOptions(to=upto, backup=False), None, frozenset())
         with parse_target(url, "sandbox").connect("bilantools reference") as conn:
-            return take(conn, rows=False)
+            return take(conn, rows=False, sources=True)
     finally:
         box.drop_db(url.rsplit("/", 1)[1])
 

@@ -15,6 +15,7 @@ from bilantools.cli.flags import Context, json_option, pass_ctx, range_options
 from bilantools.cli.output import print_json, print_status, print_table
 from bilantools.commands import Finding, Migration, RunOptions
 from bilantools.errors import InputError, RefusedError
+from bilantools.render.diff import cells, short_diff
 from bilantools.render.plots import save_all
 from bilantools.render.stats import render_text
 
@@ -93,12 +94,23 @@ def verify(obj: Context, show_all: bool, as_json: bool) -> None:
         print_json(result.as_dict())
     else:
         rows = [
-            [r.migration, r.kind, r.name, r.status.upper() if r.status != "ok" else "ok", r.found]
+            [
+                r.migration,
+                r.kind,
+                r.name,
+                r.status.upper() if r.status != "ok" else "ok",
+                *cells(r.expected, r.found),
+            ]
             for r in result.rows
             if show_all or r.status != "ok"
         ]
         if rows:
-            print_table(["MIGRATION", "KIND", "NAME", "STATUS", "FOUND"], rows)
+            print_table(["MIGRATION", "KIND", "NAME", "STATUS", "EXPECTED", "FOUND"], rows)
+        for r in result.rows:
+            lines = short_diff(r.expected, r.found) if r.status == "changed" else []
+            if len(lines) > 2:  # more than the table's cells show
+                click.echo(f"{r.kind} {r.name} ({r.migration}): - expected, + found")
+                click.echo("\n".join(f"  {line}" for line in lines))
         print_table(
             ["MIGRATION", "OBJECTS", "OK", "MISSING", "CHANGED"],
             [[str(v) for v in s.values()] for s in result.summary()],
@@ -135,7 +147,7 @@ def drift(obj: Context, as_json: bool) -> None:
     """Objects no migration creates, and created ones that are absent or changed; exit 1 if any."""
     found = commands.drift(target=obj.target(), project=obj.project)
     if as_json:
-        print_json(found)
+        print_json(found.as_dict())
     else:
         labels = {
             "unexpected": "not created by any migration",
@@ -143,11 +155,13 @@ def drift(obj: Context, as_json: bool) -> None:
             "changed": "definition differs from the migrations",
         }
         for key, label in labels.items():
-            for item in found[key]:
+            for item in found.lists()[key]:
                 click.echo(f"{item}: {label}")
-        total = sum(len(v) for v in found.values())
-        click.echo(f"{total} difference(s)" if total else "no drift")
-    sys.exit(1 if any(found.values()) else 0)
+                if item in found.definitions:
+                    for line in short_diff(*found.definitions[item]):
+                        click.echo(f"  {line}")
+        click.echo(f"{found.total} difference(s)" if found.total else "no drift")
+    sys.exit(1 if found.total else 0)
 
 
 @click.command()
@@ -171,7 +185,13 @@ def detect(obj: Context, as_json: bool) -> None:
         for s in found.shares
     ]
     print_table(["VERSION", "NAME", "OBJECTS", "PRESENT", "SHARE"], rows)
-    if found.suggested:
+    if found.tracked is not None and found.tracked[1]:
+        table, applied = found.tracked
+        click.echo(
+            f"tracked: {table} records {len(applied)} applied migration(s), the last {applied[-1]}: "
+            "no baseline needed; see 'bilantools status' (and 'verify' for what differs)"
+        )
+    elif found.suggested:
         click.echo(f"suggested: bilantools baseline --to {found.suggested}")
     else:
         click.echo("no migration is fully present: nothing to baseline; apply from the start")

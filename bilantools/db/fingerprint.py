@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -98,10 +98,17 @@ def _normalise(detail: str, kind: str) -> str:
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """The hash and the (kind, name) -> detail map it was computed from."""
+    """The hash and the (kind, name) -> detail map it was computed from; `sources`, when
+    asked for, holds the readable text of the objects whose detail is a hash (functions),
+    so that a changed one can be shown as a diff."""
 
     digest: str
     objects: dict[ObjectKey, str]
+    sources: dict[ObjectKey, str] = field(default_factory=dict, compare=False)
+
+    def readable(self, key: ObjectKey) -> str:
+        """What a person compares: the source when kept, else the detail."""
+        return self.sources.get(key, self.objects[key])
 
     def diff(self, other: Fingerprint) -> list[tuple[str, str, Literal["added", "removed", "changed"]]]:
         """(kind, name, change) for each object that differs, `other` being the newer state."""
@@ -116,9 +123,17 @@ class Fingerprint:
         return changes
 
 
-def fingerprint(conn: psycopg.Connection, schema: str = "public", rows: bool = True) -> Fingerprint:
+_SOURCES = """SELECT 'function', p.oid::regprocedure::text, pg_get_functiondef(p.oid)
+   FROM pg_proc p
+   WHERE p.pronamespace = quote_ident(%(schema)s)::regnamespace AND p.prokind IN ('f', 'p', 'w')"""
+
+
+def fingerprint(
+    conn: psycopg.Connection, schema: str = "public", rows: bool = True, sources: bool = False
+) -> Fingerprint:
     """Fingerprint `schema`; with `rows`, include every table's row count (tracking tables
-    excepted: their rows are history, not schema)."""
+    excepted: their rows are history, not schema); with `sources`, keep the functions'
+    definitions (verify and drift show what changed in them)."""
     objects: dict[ObjectKey, str] = {}
     params = {"schema": schema}
     for query in _QUERIES:
@@ -129,7 +144,10 @@ def fingerprint(conn: psycopg.Connection, schema: str = "public", rows: bool = T
     if rows:
         objects.update(count_rows(conn, schema))
     text = "\n".join(f"{k}\t{n}\t{d}" for (k, n), d in sorted(objects.items()))
-    return Fingerprint(hashlib.sha256(text.encode("utf-8")).hexdigest(), objects)
+    kept = {}
+    if sources:
+        kept = {(kind, name): source for kind, name, source in conn.execute(_SOURCES, params).fetchall()}
+    return Fingerprint(hashlib.sha256(text.encode("utf-8")).hexdigest(), objects, kept)
 
 
 def count_rows(conn: psycopg.Connection, schema: str) -> dict[ObjectKey, str]:

@@ -135,8 +135,8 @@ def verify_tables(
                     kind,
                     name,
                     "changed",
-                    expected=_short(expected),
-                    found=_short(live.objects[key]),
+                    expected=reference.readable(key),
+                    found=live.readable(key),
                 )
             )
         else:
@@ -155,33 +155,71 @@ def provided_rows(present: list[Presence]) -> list[VerifyRow]:
     ]
 
 
-def drift(live: Fingerprint, reference: Fingerprint) -> dict[str, list[str]]:
+DRIFT_KINDS = ("unexpected", "absent", "changed")
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Objects no applied migration creates (`unexpected`), created ones that are `absent`,
+    and those whose definition differs (`changed`), each as "kind name"; `definitions`
+    holds, per changed object, (expected, found) to show as a diff."""
+
+    unexpected: list[str]
+    absent: list[str]
+    changed: list[str]
+    definitions: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return len(self.unexpected) + len(self.absent) + len(self.changed)
+
+    def lists(self) -> dict[str, list[str]]:
+        """The three lists by kind (the --json keys before `definitions` was added)."""
+        return {kind: getattr(self, kind) for kind in DRIFT_KINDS}
+
+    def as_dict(self) -> dict[str, Any]:
+        shown: dict[str, Any] = self.lists()
+        shown["definitions"] = {
+            name: {"expected": old, "found": new} for name, (old, new) in self.definitions.items()
+        }
+        return shown
+
+
+def drift(live: Fingerprint, reference: Fingerprint) -> Drift:
     """Objects in the database that no migration creates, and created ones that are absent
     (a changed definition shows in both the verification table and here as 'changed')."""
     keys = [k for k in live.objects.keys() | reference.objects.keys() if k[0] in OBJECT_KINDS]
-    unexpected = sorted(f"{k} {n}" for k, n in keys if (k, n) not in reference.objects)
-    absent = sorted(f"{k} {n}" for k, n in keys if (k, n) not in live.objects)
     changed = sorted(
-        f"{k} {n}"
-        for k, n in keys
-        if (k, n) in live.objects
-        and (k, n) in reference.objects
-        and live.objects[(k, n)] != reference.objects[(k, n)]
+        k
+        for k in keys
+        if k in live.objects and k in reference.objects and live.objects[k] != reference.objects[k]
     )
-    return {"unexpected": unexpected, "absent": absent, "changed": changed}
+    return Drift(
+        unexpected=sorted(f"{k} {n}" for k, n in keys if (k, n) not in reference.objects),
+        absent=sorted(f"{k} {n}" for k, n in keys if (k, n) not in live.objects),
+        changed=[f"{k} {n}" for k, n in changed],
+        definitions={f"{k} {n}": (reference.readable((k, n)), live.readable((k, n))) for k, n in changed},
+    )
 
 
 @dataclass(frozen=True)
 class Detection:
     shares: list[dict[str, Any]]  # per migration: version, name, objects, present, share
     suggested: str | None  # the version to pass to `baseline --to`, None when nothing is there
+    # The history table and the versions it records applied, when the database has one.
+    tracked: tuple[str, list[str]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"migrations": self.shares, "suggested_baseline": self.suggested}
+        history = None
+        if self.tracked is not None:
+            table, applied = self.tracked
+            history = {"table": table, "applied": len(applied), "last": applied[-1] if applied else None}
+        return {"migrations": self.shares, "suggested_baseline": self.suggested, "tracked": history}
 
 
-def detect(analysis: Analysis, live: Fingerprint) -> Detection:
-    """How much of each migration is in a database migrated by hand, and where to baseline.
+def detect(analysis: Analysis, live: Fingerprint, tracked: tuple[str, list[str]] | None = None) -> Detection:
+    """How much of each migration is in a database migrated by hand, and where to baseline
+    (nowhere when `tracked` says its history records applied migrations already).
 
     The suggestion is the last version V such that everything 1..V leaves behind (the
     net state, after later drops and renames) is present; the share per migration is
@@ -222,7 +260,9 @@ def detect(analysis: Analysis, live: Fingerprint) -> Detection:
                 "share": round(found / len(mine), 3) if mine else None,
             }
         )
-    return Detection(shares, suggested)
+    if tracked is not None and tracked[1]:
+        suggested = None  # its history says what is applied: a baseline would rewrite it
+    return Detection(shares, suggested, tracked)
 
 
 def _engine(kind: str, name: str, reference: Fingerprint) -> bool:
@@ -266,7 +306,3 @@ def _table_of(kind: str, name: str, reference: Fingerprint) -> str | None:
     if kind == "sequence" and name.endswith("_seq"):
         return name.rsplit("_", 2)[0]
     return None
-
-
-def _short(detail: str, width: int = 120) -> str:
-    return detail if len(detail) <= width else detail[: width - 3] + "..."

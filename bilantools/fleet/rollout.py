@@ -343,8 +343,8 @@ class Rollout:
             run.error = None if verification.ok else run.error
         elif action == "drift":
             found = commands.drift(target=target, project=project)
-            run.failed = sum(len(v) for v in found.values())
-            run.error = ", ".join(f"{len(v)} {k}" for k, v in found.items() if v) or None
+            run.failed = found.total
+            run.error = ", ".join(f"{len(v)} {k}" for k, v in found.lists().items() if v) or None
         elif action == "validate":
             findings = commands.validate(target=target, project=project)
             run.failed = len(findings)

@@ -14,7 +14,6 @@ from bilantools.notebook.render import Cell, table
 from bilantools.render.text import text_table
 
 PROBLEM_COLOURS = {"missing": "#c62828", "changed": "#c2185b"}
-DRIFT_KINDS = ("unexpected", "absent", "changed")
 # `verify` attributes objects no migration file creates (e.g. the tracking table on a
 # directory without the guide's 029) to "?".
 UNOWNED = "? (no migration file)"
@@ -83,12 +82,12 @@ class VerifyPanel(Panel):
 
     def drift(self) -> None:
         found = commands.drift(target=self.target, project=self.migrations)
-        rows = [[kind, name] for kind in DRIFT_KINDS for name in found.get(kind, [])]
+        rows = [[kind, name] for kind, names in found.lists().items() for name in names]
         self.drift_html.value = "<b>Drift</b>" + table(("drift", "object"), rows, empty="no drift")
         if not rows:
             log.success(self.log, "drift: none, the schema is exactly what the applied migrations create")
             return
-        counts = ", ".join(f"{len(found.get(k, []))} {k}" for k in DRIFT_KINDS)
+        counts = ", ".join(f"{len(names)} {kind}" for kind, names in found.lists().items())
         log.warning(self.log, f"drift: {counts}")
         for kind, name in rows:
             log.warning(self.log, f"  {kind}: {name}")
