@@ -199,19 +199,21 @@ def detect(obj: Context, as_json: bool) -> None:
 
 @click.command("inspect")
 @click.argument("kind", type=click.Choice([k.replace("_", "-") for k in commands.INSPECTIONS]))
+@click.option("--all", "show_all", is_flag=True, help="Also list the rows without a problem.")
 @json_option
 @pass_ctx
-def inspect_command(obj: Context, kind: str, as_json: bool) -> None:
+def inspect_command(obj: Context, kind: str, show_all: bool, as_json: bool) -> None:
     """Inspect the live catalog: tables (sizes), indexes (unused, duplicate), RLS, functions..."""
+    from bilantools.render import inspection
+
     frame = commands.inspect(kind=kind.replace("-", "_"), target=obj.target())
     if as_json:
-        click.echo(
-            json.dumps({"kind": kind, "rows": frame.to_dict("records")}, ensure_ascii=False, default=str)
-        )
+        rows = inspection.records(frame)
+        click.echo(json.dumps({"kind": kind, "rows": rows}, ensure_ascii=False, default=str, allow_nan=False))
     elif frame.empty:
         click.echo(f"no {kind}")
     else:
-        click.echo(frame.to_string(index=False))
+        click.echo(inspection.text(kind.replace("-", "_"), frame, show_all))
 
 
 @click.command()

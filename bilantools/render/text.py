@@ -8,7 +8,7 @@ aligned table for the CLI's listings, the schema overview and the panels' log.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 
 def _bytes(n: int, units: tuple[str, ...], whole_from: float) -> str:
@@ -42,14 +42,16 @@ def text_table(
     rows: Sequence[Sequence[object]],
     *,
     left: int | None = None,
+    right: Collection[int] = (),
     indent: str = "",
     width: Callable[[str], int] = len,
 ) -> str:
     """Aligned columns, two spaces apart, trailing blanks stripped, lines joined by "\\n".
 
     The first `left` columns (all by default: names) are aligned to the left, the others
-    (numbers, sizes) to the right. A cell is shown as `str()` (None as nothing); `width`
-    measures what a cell shows (the CLI's coloured cells: their length without escapes).
+    (numbers, sizes) to the right; or, with `right`, those columns to the right and the
+    others to the left. A cell is shown as `str()` (None as nothing); `width` measures
+    what a cell shows (the CLI's coloured cells: their length without escapes).
     """
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
     widths = [max(width(r[i]) for r in cells) for i in range(len(headers))]
@@ -57,7 +59,7 @@ def text_table(
 
     def line(row: list[str]) -> str:
         padded = [
-            c + " " * (w - width(c)) if i < lefts else " " * (w - width(c)) + c
+            c + " " * (w - width(c)) if i < lefts and i not in right else " " * (w - width(c)) + c
             for i, (c, w) in enumerate(zip(row, widths, strict=True))
         ]
         return (indent + "  ".join(padded)).rstrip()
