@@ -39,7 +39,8 @@ def test_tables_biggest_first_in_human_units(
     monkeypatch.setenv("COLUMNS", "100")
     with psycopg.connect(migrated, autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO audit_logs (action, entity_type) SELECT 'x' || g, 'test' FROM generate_series(1, 20000) g"
+            "INSERT INTO audit_logs (action, entity_type)"
+            " SELECT 'x' || g, 'test' FROM generate_series(1, 20000) g"
         )
         conn.execute("ANALYZE audit_logs")
     r = cli("--db", migrated, "inspect", "tables")
