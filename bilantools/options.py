@@ -79,10 +79,10 @@ class RunOptions:
 
 
 def _uuid(value: object) -> str:
-    """`value` as a UUID's canonical text; InputError when it is not one."""
+    """`value` (text, or a uuid.UUID) as a UUID's canonical text; InputError when it is not one."""
     try:
-        if isinstance(value, str):
-            return str(uuid.UUID(value))
+        if isinstance(value, str | uuid.UUID):
+            return str(uuid.UUID(str(value)))
     except ValueError:
         pass
     raise InputError(

@@ -90,12 +90,36 @@ def test_a_failed_target_s_failure_event_carries_the_rollout_id(basic: Path, thr
     assert [(r[1], r[2], r[3]) for r in failures] == [(result.rollout_id, "001", "apply")]
 
 
-def test_a_fleet_rollback_and_dry_run_carry_it_too(basic: Path, three: list[str]) -> None:
+def test_a_fleet_rollback_carries_its_own(basic: Path, three: list[str]) -> None:
     stages = from_urls(three[:1], parallel=1, on_error="stop")
-    commands.fleet(action="apply", stages=stages, project=basic, options=RunOptions(backup=False))
+    forth = commands.fleet(action="apply", stages=stages, project=basic, options=RunOptions(backup=False))
     back = commands.fleet(action="rollback", stages=stages, project=basic, options=RunOptions(backup=False))
-    rolled = [r for r in events(three[0]) if r[3] == "rollback"]
-    assert [(r[1], r[2]) for r in rolled] == [(back.rollout_id, "003")]
+    assert forth.rollout_id != back.rollout_id
+    assert [(r[1], r[2], r[3]) for r in events(three[0])] == [
+        *((forth.rollout_id, v, "apply") for v in ("001", "002", "003")),
+        (back.rollout_id, "003", "rollback"),
+    ]
+
+
+def test_a_migration_outside_a_transaction_s_started_event_carries_it(
+    tmp_path: Path, three: list[str]
+) -> None:
+    directory = tmp_path / "nontx"
+    directory.mkdir()
+    (directory / "001_people.sql").write_text("CREATE TABLE people (id int, name text);\n")
+    (directory / "002_index.sql").write_text(
+        "-- transaction: off\nCREATE INDEX CONCURRENTLY people_name ON people (name);\n"
+    )
+    stages = from_urls(three[:1], parallel=1)
+    result = commands.fleet(
+        action="apply", stages=stages, project=directory, options=RunOptions(backup=False)
+    )
+    assert result.targets[0].applied == 2, result.targets[0].error
+    assert [(r[1], r[2], r[4]) for r in events(three[0])] == [
+        (result.rollout_id, "001", "success"),
+        (result.rollout_id, "002", "started"),
+        (result.rollout_id, "002", "success"),
+    ]
 
 
 def test_a_rollout_id_given_in_the_options_is_the_rollout_s(basic: Path, three: list[str]) -> None:
@@ -114,6 +138,10 @@ def test_a_plain_apply_writes_no_rollout_id(cli: Any, basic: Path, db_url: str) 
 
 
 def test_a_rollout_id_must_be_a_uuid() -> None:
+    """Kept as PostgreSQL prints it: the id the rollout reports is the text of its events."""
+    chosen = uuid.uuid4()
+    assert RunOptions(rollout_id="{" + str(chosen).upper() + "}").rollout_id == str(chosen)
+    assert RunOptions(rollout_id=chosen).rollout_id == str(chosen)  # type: ignore[arg-type]
     with pytest.raises(InputError) as raised:
         RunOptions(rollout_id="tenant-17")
     assert str(raised.value) == (
