@@ -195,3 +195,37 @@ def test_an_event_log_of_the_previous_shape_gets_the_column(basic: Path, db_url:
     assert rollout_column(db_url, schema) == ("uuid",)
     rows = events(db_url, schema)
     assert rows[0][1] is None and [r[1] for r in rows[1:]] == [result.rollout_id] * 3
+
+
+def test_an_upgrade_by_a_role_that_does_not_own_them_is_refused(cli: Any, basic: Path, db_url: str) -> None:
+    """A role that may write the history but not alter it: one line naming the fix, nothing changed."""
+    previous_tracking(db_url, "public")
+    role = "bt_rollout_" + uuid.uuid4().hex[:8]
+    grants = ("SCHEMA public", "ALL TABLES IN SCHEMA public", "ALL SEQUENCES IN SCHEMA public")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'Rollout-pw'")
+        for grant in grants:
+            conn.execute(f"GRANT ALL ON {grant} TO {role}")
+    try:
+        r = cli(
+            "--db",
+            db_url.replace("postgres@", f"{role}:Rollout-pw@", 1),
+            "--migrations",
+            str(basic),
+            "apply",
+            "--no-backup",
+        )
+        assert r.code == 2
+        assert r.err.strip().splitlines()[-1] == (
+            "error: cannot upgrade the tracking objects in schema public to this bilantools release's shape "
+            "(must be owner of function migration_applied); nothing was changed: run the same command once "
+            "as their owner (it upgrades them first), then go on as this user"
+        )
+        assert rollout_column(db_url, "public") is None
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM schema_migration_events").fetchone() == (1,)
+        assert commands.status(target=db_url, project=basic).count("pending") == 3
+    finally:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")

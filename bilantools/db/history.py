@@ -212,10 +212,11 @@ def tracking_state(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, 
 
 def ensure_tracking(conn: psycopg.Connection, tracking: Tracking = SEARCH_PATH) -> None:
     """Create the tracking table, functions and event log when any is missing, in the
-    tracking schema (see `creation_sql`)."""
+    tracking schema (see `creation_sql`); upgrade an event log of an earlier release."""
     import psycopg
 
-    if all(tracking_state(conn, tracking)):
+    ready, current = tracking_state(conn, tracking)
+    if ready and current:
         return
     try:
         with conn.transaction():
@@ -226,6 +227,12 @@ def ensure_tracking(conn: psycopg.Connection, tracking: Tracking = SEARCH_PATH) 
                 conn.execute(statement)
             conn.execute("SELECT set_config('search_path', %s, true)", (previous[0] if previous else "",))
     except psycopg.errors.InsufficientPrivilege as exc:
+        if ready:  # they exist: only their owner may alter them
+            raise RefusedError(
+                f"cannot upgrade the tracking objects in schema {tracking.schema} to this bilantools "
+                f"release's shape ({exc.diag.message_primary}); nothing was changed: run the same command "
+                "once as their owner (it upgrades them first), then go on as this user"
+            ) from None
         raise RefusedError(
             f"cannot create the tracking table: {exc.diag.message_primary}; run as the schema "
             f"owner or GRANT CREATE ON SCHEMA {tracking.schema} to this user"
