@@ -8,6 +8,7 @@ parameter with `errors.option`, which each face spells its own way.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ class RunOptions:
     setting). lock_wait: seconds to wait for another run's migration lock. backup: the
     automatic backup before the first change (None: for anything but the sandbox).
     backup_dir: where it goes. yes: the change is confirmed (faces skip their prompt).
+    rollout_id: the fleet rollout the run is part of (a UUID, written in its events; set
+    by `fleet.rollout.Rollout` for each target's run, None for a run of its own).
     """
 
     to: str | None = None
@@ -42,6 +45,7 @@ class RunOptions:
     backup: bool | None = None
     backup_dir: Path | str = DEFAULT_BACKUP_DIR
     yes: bool = False
+    rollout_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.to is not None and not isinstance(self.to, str):
@@ -62,6 +66,9 @@ class RunOptions:
                 raise InputError(f"{option(name, getattr(self, name))}: pass True or False")
         if self.backup not in (None, True, False):
             raise InputError(f"{option('backup', self.backup)}: pass None (automatic), True or False")
+        if self.rollout_id is not None:
+            # as PostgreSQL prints it, so the id a rollout reports is the text of its events
+            object.__setattr__(self, "rollout_id", _uuid(self.rollout_id))
 
     def but(self, **changes: Any) -> RunOptions:
         """A copy with `changes` (checked again), e.g. ``options.but(step=1)``."""
@@ -69,6 +76,19 @@ class RunOptions:
         if unknown:
             raise InputError(f"no run option named {', '.join(unknown)}; the options are {_names()}")
         return replace(self, **changes)
+
+
+def _uuid(value: object) -> str:
+    """`value` (text, or a uuid.UUID) as a UUID's canonical text; InputError when it is not one."""
+    try:
+        if isinstance(value, str | uuid.UUID):
+            return str(uuid.UUID(str(value)))
+    except ValueError:
+        pass
+    raise InputError(
+        f"{option('rollout_id', value)} is not a UUID; pass the rollout's id as 'bilantools fleet apply "
+        "--json' prints it (e.g. 123e4567-e89b-12d3-a456-426614174000), or None"
+    )
 
 
 def _names() -> str:

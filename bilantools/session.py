@@ -95,9 +95,10 @@ def connection(target: TargetLike, action: str) -> Iterator[tuple[Target, psycop
 def changing(
     target: TargetLike, project: ProjectLike, action: str, options: RunOptions, progress: ProgressHook | None
 ) -> Iterator[Runner]:
-    """The runner of a changing run: its limits checked first, then the migration lock."""
+    """The runner of a changing run: its limits checked first, then the migration lock;
+    its events name the options' rollout."""
     limits = run_limits(options.lock_timeout, options.statement_timeout)
-    with runner(target, project, action, options.lock_wait, progress, limits) as engine:
+    with runner(target, project, action, options.lock_wait, progress, limits, options.rollout_id) as engine:
         yield engine
 
 
@@ -109,14 +110,17 @@ def runner(
     lock_wait: float | None = None,
     progress: ProgressHook | None = None,
     limits: Limits | None = None,
+    rollout_id: str | None = None,
 ) -> Iterator[Runner]:
     """The engine for the project's migrations on a connection to the target (the files are
-    read first); with `lock_wait`, under the migration lock and the engine's Ctrl-C handling."""
+    read first); with `lock_wait`, under the migration lock and the engine's Ctrl-C handling.
+    `rollout_id`: the fleet rollout its events name."""
     import psycopg
 
     found = as_project(project).migrations
     with connection(target, action) as (resolved, conn):
-        engine = Runner(conn, found, resolved, progress, limits or run_limits(DEFAULT_LOCK_TIMEOUT, None))
+        limits = limits or run_limits(DEFAULT_LOCK_TIMEOUT, None)
+        engine = Runner(conn, found, resolved, progress, limits, rollout_id)
         if lock_wait is None:
             yield engine
             return

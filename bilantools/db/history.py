@@ -151,7 +151,8 @@ class HistoryRow:
 
 # The tracking objects as they are: our table's columns (name and type; null when there is
 # no table of that name), whether the event log exists, whether the table and the four
-# functions exist, whether the event log is in its current form. One round trip.
+# functions exist, whether the event log is in its current form (its outcome check, its
+# rollout_id column). One round trip.
 _SHAPE = (
     "SELECT (SELECT array_agg(a.attname::text || ' ' || format_type(a.atttypid, a.atttypmod)"
     " ORDER BY a.attnum) FROM pg_attribute a"
@@ -163,6 +164,8 @@ _SHAPE = (
     " EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s)"
     " AND conname = 'schema_migration_events_outcome_check'"
     " AND pg_get_constraintdef(oid) LIKE '%%started%%'),"
+    " EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'rollout_id'"
+    " AND NOT attisdropped),"
     " EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'error_message')"
 )
 
@@ -173,9 +176,11 @@ def _shape(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, bool, bo
     our place is another tool's (golang-migrate's, dbmate's): never read or write it as ours."""
     history, events = tracking.name("schema_migrations"), tracking.name("schema_migration_events")
     earlier = _qualified(tracking.earlier, "schema_migrations") if tracking.earlier else None
-    row = conn.execute(_SHAPE, (history, events, history, *tracking.functions, events, earlier)).fetchone()
+    row = conn.execute(
+        _SHAPE, (history, events, history, *tracking.functions, events, events, earlier)
+    ).fetchone()
     assert row is not None
-    described, has_events, ready, current, left_behind = row
+    described, has_events, ready, checked, with_rollout, left_behind = row
     if described is None and left_behind:
         keep = f'tracking-schema = "{tracking.earlier}"'
         other = f'tracking-schema = "{tracking.schema}"'
@@ -195,7 +200,7 @@ def _shape(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, bool, bo
             f"it; nothing was changed: set tracking-schema = {other} under [tool.bilantools] in "
             "pyproject.toml so that bilantools keeps its history there"
         )
-    return described is not None, bool(has_events), bool(ready), bool(current)
+    return described is not None, bool(has_events), bool(ready), bool(checked and with_rollout)
 
 
 def tracking_state(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, bool]:
@@ -207,10 +212,11 @@ def tracking_state(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, 
 
 def ensure_tracking(conn: psycopg.Connection, tracking: Tracking = SEARCH_PATH) -> None:
     """Create the tracking table, functions and event log when any is missing, in the
-    tracking schema (see `creation_sql`)."""
+    tracking schema (see `creation_sql`); upgrade an event log of an earlier release."""
     import psycopg
 
-    if all(tracking_state(conn, tracking)):
+    ready, current = tracking_state(conn, tracking)
+    if ready and current:
         return
     try:
         with conn.transaction():
@@ -221,6 +227,12 @@ def ensure_tracking(conn: psycopg.Connection, tracking: Tracking = SEARCH_PATH) 
                 conn.execute(statement)
             conn.execute("SELECT set_config('search_path', %s, true)", (previous[0] if previous else "",))
     except psycopg.errors.InsufficientPrivilege as exc:
+        if ready:  # they exist: only their owner may alter them
+            raise RefusedError(
+                f"cannot upgrade the tracking objects in schema {tracking.schema} to this bilantools "
+                f"release's shape ({exc.diag.message_primary}); nothing was changed: run the same command "
+                "once as their owner (it upgrades them first), then go on as this user"
+            ) from None
         raise RefusedError(
             f"cannot create the tracking table: {exc.diag.message_primary}; run as the schema "
             f"owner or GRANT CREATE ON SCHEMA {tracking.schema} to this user"
@@ -281,35 +293,40 @@ class Actor:
     tool_version: str
     backup: str | None = None  # the backup taken before this run's changes
     tracking: Tracking = SEARCH_PATH
+    rollout_id: uuid.UUID | None = None  # the fleet rollout this run is part of
 
     @classmethod
-    def current(cls, tracking: Tracking) -> Actor:
+    def current(cls, tracking: Tracking, rollout_id: str | None = None) -> Actor:
         from bilantools import __version__
 
         try:
             user = getpass.getuser()
         except (KeyError, OSError):
             user = str(os.getuid())
-        return cls(user, socket.gethostname(), uuid.uuid4(), __version__, tracking=tracking)
+        rollout = uuid.UUID(rollout_id) if rollout_id is not None else None
+        return cls(
+            user, socket.gethostname(), uuid.uuid4(), __version__, tracking=tracking, rollout_id=rollout
+        )
 
 
 EVENT_COLUMNS = (
-    "run_id, version, action, outcome, os_user, host, duration_ms, checksum, detail, tool_version, backup"
+    "run_id, version, action, outcome, os_user, host, duration_ms, checksum, detail, tool_version, backup,"
+    " rollout_id"
 )
-_EVENT = f"INSERT INTO {{events}} ({EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_EVENT = f"INSERT INTO {{events}} ({EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 _SUCCESS = (
     "WITH d AS (SELECT coalesce(%s::int,"
     " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int) AS ms),"
     f" tracked AS (SELECT {{record}}({STORED_VERSION}, %s, %s, current_user, d.ms) FROM d)"
     f" INSERT INTO {{events}} ({EVENT_COLUMNS})"
-    " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, %s, %s, %s FROM tracked, d"
+    " SELECT %s, %s, %s, 'success', %s, %s, d.ms, %s, %s, %s, %s, %s FROM tracked, d"
     " RETURNING duration_ms"
 )
 _FORGET = (
     f"WITH gone AS (DELETE FROM {{history}} WHERE {SAME_VERSION} RETURNING 1)"
     f" INSERT INTO {{events}} ({EVENT_COLUMNS})"
     " VALUES (%s, %s, 'rollback', 'success', %s, %s,"
-    " coalesce(%s::int, (extract(epoch FROM clock_timestamp() - now()) * 1000)::int), %s, NULL, %s, %s)"
+    " coalesce(%s::int, (extract(epoch FROM clock_timestamp() - now()) * 1000)::int), %s, NULL, %s, %s, %s)"
     " RETURNING duration_ms"
 )
 
@@ -336,6 +353,7 @@ def event_sql(
         detail,
         actor.tool_version,
         actor.backup,
+        actor.rollout_id,
     )
 
 
@@ -376,6 +394,7 @@ def success_sql(
         detail,
         actor.tool_version,
         actor.backup,
+        actor.rollout_id,
     )
 
 
@@ -435,6 +454,7 @@ def forget_sql(actor: Actor, version: str, checksum: str | None, duration_ms: in
         checksum,
         actor.tool_version,
         actor.backup,
+        actor.rollout_id,
     )
 
 

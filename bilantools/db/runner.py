@@ -71,6 +71,7 @@ class Runner:
         target: Target,
         progress: ProgressHook | None = None,
         limits: Limits = DEFAULT_LIMITS,
+        rollout_id: str | None = None,  # the fleet rollout this run is part of, for its events
     ) -> None:
         self.conn = conn
         self.migrations = migrations
@@ -85,7 +86,7 @@ class Runner:
             row = conn.execute("SELECT current_schema()").fetchone()
             self.tracking = replace(self.tracking, peer_schema=str(row[0]) if row and row[0] else "public")
         self.interrupts = Interrupts(conn)  # Ctrl-C while migrations run
-        actor = history.Actor.current(self.tracking)
+        actor = history.Actor.current(self.tracking, rollout_id)
         self.session = Session(conn, self.target_label, limits, actor, self.interrupts)
         self._batched, self._autocommit = Batched(self.session), Autocommit(self.session)
 

@@ -135,3 +135,6 @@ BEGIN
     END IF;
 END
 $upgrade$;
+-- The fleet rollout that ran this change (`bilantools fleet`: one id shared by every
+-- target's run; NULL for a single-target run), added after the first release.
+ALTER TABLE schema_migration_events ADD COLUMN IF NOT EXISTS rollout_id uuid;

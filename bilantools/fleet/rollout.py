@@ -130,7 +130,8 @@ Watcher = Callable[[TargetRun], None]
 
 class Rollout:
     """Runs `action` over `stages`; `watch` is called (under a lock) on every change of a
-    target's state, from the thread that runs it. `rollout_id`: given, else a new uuid."""
+    target's state, from the thread that runs it. `rollout_id`: given, else the options',
+    else a new uuid; every target's run writes it in its events."""
 
     def __init__(
         self,
@@ -147,12 +148,12 @@ class Rollout:
         self.project = project
         self.stages = stages
         self.action = action
-        self.options = options
+        self.options = options.but(rollout_id=rollout_id or options.rollout_id or str(uuid.uuid4()))
         self.watch = watch
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self.gates: GateSettings | None = None
-        self.result = RolloutResult(rollout_id or str(uuid.uuid4()), action)
+        self.result = RolloutResult(str(self.options.rollout_id), action)
         self._runs = [
             [TargetRun(m.name, m.target.masked, stage.name) for m in stage.members] for stage in stages
         ]
