@@ -387,6 +387,13 @@ def test_verify_and_drift_then_a_dropped_index(db_url: str, basic: Path, conn: p
     assert "absent: index people_name_idx" in log_text(panel.log)
     assert "people_name_idx" in panel.drift_html.value
 
+    conn.execute("ALTER TABLE people ALTER COLUMN name SET DEFAULT 'nobody'")
+    panel.verify_button.click()  # both sides, cut to the difference
+    assert "default &#x27;nobody&#x27;" in panel.problems.value, panel.problems.value
+    panel.drift_button.click()
+    assert "changed: column people.name" in log_text(panel.log)
+    assert re.search(r"\+ [^<]*default &#x27;nobody&#x27;", panel.drift_html.value), panel.drift_html.value
+
 
 # -- table explorer --------------------------------------------------------------------------
 def test_explorer_shows_people(db_url: str, basic: Path, conn: psycopg.Connection) -> None:

@@ -11,8 +11,10 @@ from bilantools.commands import TargetLike
 from bilantools.notebook import log
 from bilantools.notebook.panel import Panel
 from bilantools.notebook.render import Cell, table
+from bilantools.render.diff import cells, short_diff
 from bilantools.render.text import text_table
 
+DIFF_STYLE = "white-space:pre;font-family:monospace"
 PROBLEM_COLOURS = {"missing": "#c62828", "changed": "#c2185b"}
 # `verify` attributes objects no migration file creates (e.g. the tracking table on a
 # directory without the guide's 029) to "?".
@@ -65,8 +67,7 @@ class VerifyPanel(Panel):
                 r.kind,
                 r.name,
                 Cell(r.status, f"color:{PROBLEM_COLOURS[r.status]}"),
-                r.expected,
-                r.found,
+                *cells(r.expected, r.found, width=60),
             ]
             for r in bad
         ]
@@ -82,12 +83,18 @@ class VerifyPanel(Panel):
 
     def drift(self) -> None:
         found = commands.drift(target=self.target, project=self.migrations)
-        rows = [[kind, name] for kind, names in found.lists().items() for name in names]
-        self.drift_html.value = "<b>Drift</b>" + table(("drift", "object"), rows, empty="no drift")
+        rows = [
+            [kind, name, Cell("\n".join(short_diff(*found.definitions.get(name, ("", "")))), DIFF_STYLE)]
+            for kind, names in found.lists().items()
+            for name in names
+        ]
+        self.drift_html.value = "<b>Drift</b>" + table(
+            ("drift", "object", "- expected / + found"), rows, empty="no drift"
+        )
         if not rows:
             log.success(self.log, "drift: none, the schema is exactly what the applied migrations create")
             return
         counts = ", ".join(f"{len(names)} {kind}" for kind, names in found.lists().items())
         log.warning(self.log, f"drift: {counts}")
-        for kind, name in rows:
+        for kind, name, _ in rows:
             log.warning(self.log, f"  {kind}: {name}")
