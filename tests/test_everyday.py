@@ -56,7 +56,8 @@ def test_history_newest_first_with_who_what_and_the_backup(
     empty = cli(*base, "history")
     assert empty.code == 0
     assert empty.out == "no event: nothing was applied, rolled back, baselined or repaired yet\n"
-    assert conn.execute("SELECT to_regclass('schema_migration_events')").fetchone() == (None,), "created nothing"
+    log = conn.execute("SELECT to_regclass('schema_migration_events')").fetchone()
+    assert log == (None,), "history created nothing"
     options = RunOptions(backup=True, backup_dir=str(tmp_path / "bk"), yes=True)
     applied = commands.apply(target=db_url, project=basic, options=options)
     assert cli(*base, "rollback", "--yes").code == 0
@@ -76,8 +77,9 @@ def test_history_newest_first_with_who_what_and_the_backup(
     assert all(isinstance(e["duration_ms"], int) for e in events)
     text = cli(*base, "history").out.splitlines()
     assert text[0].split() == ["WHEN", "WHO", "ACTION", "VERSION", "OUTCOME", "MS", "BACKUP", "RUN"]
-    assert text[1].split()[3:7] == [f"({events[0]['os_user']}@{events[0]['host']})", "rollback", "003", "success"]
-    assert Path(applied.backup or "").name in text[2] and applied.run_id[:8] in text[2]
+    who = f"({events[0]['os_user']}@{events[0]['host']})"
+    assert text[1].split()[3:7] == [who, "rollback", "003", "success"]
+    assert Path(applied.backup or "").name in text[2] and (applied.run_id or "")[:8] in text[2]
     assert text[-1] == "4 event(s), newest first"
     # one version (written without its zeros), the newest N
     only = json.loads(cli(*base, "history", "--version", "3", "--json").out)["events"]
@@ -119,9 +121,11 @@ def test_inspect_table_script_recreates_the_table(
     assert first.startswith("table notes: ") and "row level security on, 1 policy(ies), 1 trigger(s)" in first
     assert "    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL," in r.out
     assert "    body text DEFAULT ''::text NOT NULL," in r.out
-    assert "CONSTRAINT notes_person_id_fkey FOREIGN KEY (person_id) REFERENCES people(id) ON DELETE CASCADE" in r.out
+    fkey = "FOREIGN KEY (person_id) REFERENCES people(id) ON DELETE CASCADE"
+    assert f"CONSTRAINT notes_person_id_fkey {fkey}" in r.out
     assert "CREATE INDEX notes_person_idx ON public.notes USING btree (person_id);" in r.out
-    assert "CREATE POLICY notes_visible ON notes AS PERMISSIVE FOR SELECT TO PUBLIC USING ((person_id > 0));" in r.out
+    policy = "CREATE POLICY notes_visible ON notes AS PERMISSIVE FOR SELECT TO PUBLIC"
+    assert f"{policy} USING ((person_id > 0));" in r.out
     assert "CREATE TRIGGER notes_touched BEFORE UPDATE ON public.notes" in r.out
     assert "note_links.note_links_note_id_fkey  FOREIGN KEY (note_id) REFERENCES notes(id)" in r.out
     found = json.loads(cli(*base, "inspect", "table", "notes", "--json").out)
@@ -142,7 +146,8 @@ def test_inspect_table_refuses_what_is_not_a_table(cli: Any, db_url: str, basic:
     assert missing.code == 2 and "error: no table nobody: see `bilantools inspect tables`" in missing.err
     assert "error: inspect table needs the table's name" in cli(*base, "inspect", "table").err
     other = cli(*base, "inspect", "tables", "people")
-    assert other.code == 2 and "inspect tables takes no name; to see one table: bilantools inspect table people" in other.err
+    assert other.code == 2
+    assert "inspect tables takes no name; to see one table: bilantools inspect table people" in other.err
 
 
 def test_erd_of_all_tables_and_of_one_category(cli: Any, db_url: str, richer: Path, tmp_path: Path) -> None:
@@ -153,7 +158,8 @@ def test_erd_of_all_tables_and_of_one_category(cli: Any, db_url: str, richer: Pa
     assert '"notes":"person_id" -> "people"' in whole.out and '"note_links":"note_id" -> "notes"' in whole.out
     assert '<td align="left" port="id">PK</td>' in whole.out and '"schema_migrations" [label=<' in whole.out
     notes = cli(*base, "erd", "--category", "Notes", "--format", "dot").out
-    assert '"notes" [label=<' in notes and '"people" [shape=box' in notes and '"note_links" [shape=box' in notes
+    assert '"notes" [label=<' in notes
+    assert '"people" [shape=box' in notes and '"note_links" [shape=box' in notes
     assert "schema_migrations" not in notes and 'label="Notes: 1 table(s)"' in notes
     model = json.loads(cli(*base, "erd", "--category", "Notes", "--json").out)
     assert [t["name"] for t in model["tables"]] == ["notes"] and model["outside"] == ["note_links", "people"]
@@ -165,4 +171,5 @@ def test_erd_of_all_tables_and_of_one_category(cli: Any, db_url: str, richer: Pa
     assert png.read_bytes().startswith(b"\x89PNG")
     unknown = cli(*base, "erd", "--category", "Nope")
     assert unknown.code == 2
-    assert "error: unknown category 'Nope': choose one of People, Notes, Uncategorized (--category NAME)" in unknown.err
+    known = "choose one of People, Notes, Uncategorized (--category NAME)"
+    assert f"error: unknown category 'Nope': {known}" in unknown.err

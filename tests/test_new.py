@@ -38,7 +38,8 @@ def test_ours_is_numbered_after_the_highest_with_our_headers(cli: Any, basic: Pa
     ]
     text = (basic / "004_add_phone_numbers.sql").read_text()
     assert text.startswith("-- Migration 004: Add phone numbers!\n--\n")
-    assert (basic / "004_add_phone_numbers_rollback.sql").read_text().startswith("-- Rollback of migration 004")
+    rollback = (basic / "004_add_phone_numbers_rollback.sql").read_text()
+    assert rollback.startswith("-- Rollback of migration 004")
     # recognised by name; refused by apply until its SQL is written
     found = discover(basic, "bilantools")
     assert [(Path(f.file).name, f.rule) for f in found.findings] == [
@@ -78,7 +79,8 @@ def test_golang_migrate_timestamps_stay_timestamps(tmp_path: Path) -> None:
 
 
 def test_dbmate_timestamp_with_its_sections(tmp_path: Path) -> None:
-    (tmp_path / "20991231000000_later.sql").write_text("-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 1;\n")
+    later = "-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 1;\n"
+    (tmp_path / "20991231000000_later.sql").write_text(later)
     made = new_migration(tmp_path, "dbmate", "add phone", NOW)
     # never at or below the highest, even one dated in the future
     assert [p.name for p in made] == ["20991231000001_add_phone.sql"]
@@ -138,7 +140,8 @@ def test_an_existing_file_is_never_overwritten(cli: Any, tmp_path: Path) -> None
     (project / "revert" / "x.sql").write_text("-- mine\n")
     r = cli("--migrations", str(project), "new", "x")
     assert r.code == 2
-    assert f"error: {project / 'revert' / 'x.sql'} exists already: nothing was written; choose another name" in r.err
+    existing = project / "revert" / "x.sql"
+    assert f"error: {existing} exists already: nothing was written; choose another name" in r.err
     assert names(project) == ["sqitch.plan", "x.sql"]
     assert (project / "revert" / "x.sql").read_text() == "-- mine\n"
     assert (project / "sqitch.plan").read_text() == "%syntax-version=1.0.0\n%project=demo\n\n"
