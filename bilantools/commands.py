@@ -347,16 +347,17 @@ def erd(
     from bilantools.db.erd import read_model
     from bilantools.source.categories import UNCATEGORIZED
 
+    if category is None:
+        with session.connection(target, "erd") as (_, conn):
+            return read_model(conn)
     known = as_project(project).categories
-    if category is not None and category not in known and category != UNCATEGORIZED:
+    if category not in known and category != UNCATEGORIZED:
         choices = ", ".join([*known, UNCATEGORIZED])
         raise InputError(
             f"unknown category '{category}': choose one of {choices} ({option('category', 'NAME')})"
         )
     with session.connection(target, "erd") as (_, conn):
         model = read_model(conn)
-    if category is None:
-        return model
     listed = {t for tables in known.values() for t in tables}
     names = known.get(category) or [t for t in model.tables if t not in listed]
     return model.only(names)

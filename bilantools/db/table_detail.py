@@ -182,7 +182,13 @@ class TableDetail:
 def table_detail(conn: psycopg.Connection, name: str) -> TableDetail | None:
     """The table `name` (as to_regclass reads it: 'users', 'public.users', '"Odd"'), or
     None when there is no such table."""
-    row = conn.execute(_TABLE, (name,)).fetchone()
+    import psycopg
+
+    try:
+        row = conn.execute(_TABLE, (name,)).fetchone()
+    except psycopg.errors.InvalidName:  # before PostgreSQL 16, to_regclass raises on "a b"
+        conn.rollback()
+        return None
     if row is None:
         return None
     oid, *facts = row
