@@ -344,23 +344,14 @@ def erd(
 ) -> SchemaModel:
     """The entity-relationship model of the live schema: every table, or those of one
     category of the project's categories.toml (and the tables their foreign keys reach)."""
-    from bilantools.db.erd import read_model
-    from bilantools.source.categories import UNCATEGORIZED
+    from bilantools.db.erd import of_category, read_model, require_category
 
-    if category is None:
-        with session.connection(target, "erd") as (_, conn):
-            return read_model(conn)
-    known = as_project(project).categories
-    if category not in known and category != UNCATEGORIZED:
-        choices = ", ".join([*known, UNCATEGORIZED])
-        raise InputError(
-            f"unknown category '{category}': choose one of {choices} ({option('category', 'NAME')})"
-        )
+    known = as_project(project).categories if category is not None else {}
+    if category is not None:
+        require_category(known, category)  # before connecting
     with session.connection(target, "erd") as (_, conn):
         model = read_model(conn)
-    listed = {t for tables in known.values() for t in tables}
-    names = known.get(category) or [t for t in model.tables if t not in listed]
-    return model.only(names)
+    return model if category is None else of_category(model, known, category)
 
 
 def history(

@@ -88,6 +88,17 @@ def test_history_newest_first_with_who_what_and_the_backup(
     assert "no event of version 9" in cli(*base, "history", "--version", "9").out
 
 
+def test_history_says_what_went_wrong(cli: Any, db_url: str, basic: Path) -> None:
+    (basic / "004_broken.sql").write_text("SELECT * FROM nowhere;\n")
+    (basic / "004_broken_rollback.sql").write_text("SELECT 1;\n")
+    base = ["--db", db_url, "--migrations", str(basic)]
+    assert cli(*base, "apply").code == 1
+    lines = cli(*base, "history").out.splitlines()
+    assert lines[1].split()[4:7] == ["apply", "004", "FAILURE"]
+    failed = [line for line in lines if line.startswith("004 apply failure (")]
+    assert len(failed) == 1 and 'relation "nowhere" does not exist' in failed[0]
+
+
 def test_rollback_sql_prints_what_rollback_runs_and_changes_nothing(
     cli: Any, db_url: str, basic: Path, conn: psycopg.Connection
 ) -> None:

@@ -46,6 +46,9 @@ def history(obj: Context, limit: int | None, version: str | None, as_json: bool)
         for e in events
     ]
     print_table(["WHEN", "WHO", "ACTION", "VERSION", "OUTCOME", "MS", "BACKUP", "RUN"], rows)
+    for e in events:  # what went wrong, as the event recorded it
+        if e.outcome != "success" and e.detail:
+            click.echo(f"{e.version or '-'} {e.action} {e.outcome} ({e.run_id[:8]}): {e.detail}")
     click.echo(f"{len(events)} event(s), newest first")
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bilantools.errors import InputError, option
+from bilantools.source.categories import UNCATEGORIZED
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -99,3 +102,21 @@ def read_model(conn: psycopg.Connection, schema: str = "public") -> SchemaModel:
         ForeignKey(*row) for row in conn.execute(_FOREIGN_KEYS, {"schema": schema}).fetchall()
     ]
     return model
+
+
+def require_category(categories: dict[str, list[str]], category: str) -> None:
+    """InputError unless `category` is one of `categories` (or the uncategorized rest)."""
+    if category not in categories and category != UNCATEGORIZED:
+        choices = ", ".join([*categories, UNCATEGORIZED])
+        raise InputError(
+            f"unknown category '{category}': choose one of {choices} ({option('category', 'NAME')})"
+        )
+
+
+def of_category(model: SchemaModel, categories: dict[str, list[str]], category: str) -> SchemaModel:
+    """The part of `model` that is `category`: its listed tables, or for the uncategorized
+    rest every table listed nowhere."""
+    listed = {t for tables in categories.values() for t in tables}
+    return model.only(
+        categories[category] if category in categories else [t for t in model.tables if t not in listed]
+    )
