@@ -28,10 +28,12 @@ _COLUMNS = (
     " FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
     " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
 )
+# NOT NULL constraints (catalogued since PostgreSQL 18) are the columns' NOT NULL.
 _CONSTRAINTS = (
     "SELECT quote_ident(conname), contype::text, pg_get_constraintdef(oid) FROM pg_constraint"
-    " WHERE conrelid = %s ORDER BY CASE contype WHEN 'p' THEN 0 WHEN 'u' THEN 1 WHEN 'c' THEN 2"
-    " WHEN 'f' THEN 3 ELSE 4 END, conname"
+    " WHERE conrelid = %s AND contype <> 'n'"
+    " ORDER BY CASE contype WHEN 'p' THEN 0 WHEN 'u' THEN 1 WHEN 'c' THEN 2 WHEN 'f' THEN 3 ELSE 4 END,"
+    " conname"
 )
 _REFERENCED_BY = (
     "SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint"
@@ -85,7 +87,7 @@ class Column:
 @dataclass(frozen=True)
 class Constraint:
     name: str
-    kind: str  # p, u, c, f, x (exclusion), t (trigger)
+    kind: str  # p, u, c, f, x (exclusion), t (trigger); NOT NULL is on its column
     definition: str
 
 
