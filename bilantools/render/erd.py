@@ -10,8 +10,8 @@ from bilantools.db.erd import ForeignKey, KeyColumn, SchemaModel
 
 _HEADER = '<tr><td bgcolor="#dbe8f6" colspan="3"><b>{name}</b></td></tr>'
 _ROW = (
-    '<tr><td align="left" port="{port}">{mark}</td><td align="left">{name}</td>'
-    '<td align="left">{type}</td></tr>'
+    '<tr><td align="left">{mark}</td><td align="left">{name}</td>'
+    '<td align="left" port="{port}">{type}</td></tr>'
 )
 _OUTSIDE = 'style="rounded,dashed", color=grey, fontcolor=grey40'
 _MORE = '<tr><td colspan="3" align="left"><i>+ {count} other column(s)</i></td></tr>'
