@@ -43,10 +43,13 @@ if TYPE_CHECKING:
     from bilantools.db.adopt import Adoption
     from bilantools.db.backup import Backup
     from bilantools.db.backup import Verification as BackupVerification
+    from bilantools.db.erd import SchemaModel
+    from bilantools.db.events import Event
     from bilantools.db.fingerprint import Fingerprint
     from bilantools.db.provided import Presence
     from bilantools.db.retention import PrunePlan
     from bilantools.db.stats import SchemaStats
+    from bilantools.db.table_detail import TableDetail
     from bilantools.db.verify import Detection, Drift, Verification
     from bilantools.db.verify_scripts import ScriptCheck
     from bilantools.fleet.rollout import RolloutResult, Watcher
@@ -91,11 +94,15 @@ __all__ = [
     "check",
     "detect",
     "drift",
+    "erd",
     "fingerprint",
     "fleet",
     "fleet_select",
+    "history",
     "inspect",
+    "inspect_table",
     "needs_confirmation",
+    "new",
     "parse_duration",
     "plan",
     "plan_sql",
@@ -105,6 +112,7 @@ __all__ = [
     "restore",
     "rollback",
     "rollback_plan",
+    "rollback_sql",
     "runbook",
     "runbook_history",
     "runbook_parameters",
@@ -202,6 +210,15 @@ def rollback_plan(
     """The migrations `rollback` would roll back, newest first, without running anything."""
     with session.runner(target, project, "plan") as runner:
         return runner.rollback_plan(options.to, options.step)
+
+
+def rollback_sql(
+    *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, options: RunOptions = DEFAULTS
+) -> str:
+    """The exact SQL `rollback` would run (`to`, `step`), newest first, with its transaction
+    boundaries."""
+    with session.runner(target, project, "plan") as runner:
+        return runner.rollback_sql(options.to, options.step)
 
 
 def rollback(
@@ -308,6 +325,60 @@ def inspect(*, kind: str, target: TargetLike = None) -> Any:
         raise InputError(f"cannot inspect '{kind}': choose one of {', '.join(INSPECTIONS)}")
     with session.connection(target, "inspect") as (_, conn):
         return getattr(catalog, kind)(conn)
+
+
+def inspect_table(*, name: str, target: TargetLike = None) -> TableDetail:
+    """One table: its CREATE script, constraints, foreign keys out and in, indexes, size,
+    estimated rows, row level security, policies and triggers."""
+    from bilantools.db.table_detail import table_detail
+
+    with session.connection(target, "inspect") as (_, conn):
+        found = table_detail(conn, name)
+    if found is None:
+        raise InputError(f"no table {name}: see `bilantools inspect tables`")
+    return found
+
+
+def erd(
+    *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, category: str | None = None
+) -> SchemaModel:
+    """The entity-relationship model of the live schema: every table, or those of one
+    category of the project's categories.toml (and the tables their foreign keys reach)."""
+    from bilantools.db.erd import of_category, read_model, require_category
+
+    known = as_project(project).categories if category is not None else {}
+    if category is not None:
+        require_category(known, category)  # before connecting
+    with session.connection(target, "erd") as (_, conn):
+        model = read_model(conn)
+    return model if category is None else of_category(model, known, category)
+
+
+def history(
+    *,
+    target: TargetLike = None,
+    project: ProjectLike = DEFAULT_MIGRATIONS,
+    limit: int | None = None,
+    version: str | None = None,
+) -> list[Event]:
+    """The event log, newest first: every apply, rollback, baseline and repair with who ran
+    it, when, its outcome, duration and the backup taken before it (`version`: that one's)."""
+    from bilantools.db.events import read_events
+
+    with session.runner(target, project, "history") as runner:
+        return read_events(runner.conn, runner.tracking, limit, version)
+
+
+def new(*, name: str, project: ProjectLike = DEFAULT_MIGRATIONS, layout: str | None = None) -> list[Path]:
+    """Create the next migration (and its rollback) named after `name` in the project's
+    layout (or `layout`), as that layout's tool makes it; returns the paths written."""
+    from datetime import UTC, datetime
+
+    from bilantools.source.scaffold import new_migration
+
+    directory = project.directory if isinstance(project, Project) else project
+    found = as_project(project) if layout is None else Project.load(directory, layout)
+    return new_migration(found.directory, found.layout, name, datetime.now(UTC))
 
 
 def fingerprint(*, target: TargetLike = None) -> Fingerprint:

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
 from bilantools import commands
+from bilantools.cli.everyday import show_table
 from bilantools.cli.flags import Context, json_option, pass_ctx, range_options
-from bilantools.cli.output import print_json, print_status, print_table
+from bilantools.cli.output import emit, print_json, print_status, print_table
 from bilantools.commands import Finding, Migration, RunOptions
-from bilantools.errors import InputError, RefusedError
+from bilantools.errors import RefusedError
 from bilantools.render.diff import cells, short_diff
+from bilantools.render.graphviz import render_dot
 from bilantools.render.plots import save_all
 from bilantools.render.stats import render_text
 
@@ -198,14 +199,19 @@ def detect(obj: Context, as_json: bool) -> None:
 
 
 @click.command("inspect")
-@click.argument("kind", type=click.Choice([k.replace("_", "-") for k in commands.INSPECTIONS]))
+@click.argument("kind", type=click.Choice([*(k.replace("_", "-") for k in commands.INSPECTIONS), "table"]))
+@click.argument("name", required=False)
 @click.option("--all", "show_all", is_flag=True, help="Also list the rows without a problem.")
 @json_option
 @pass_ctx
-def inspect_command(obj: Context, kind: str, show_all: bool, as_json: bool) -> None:
-    """Inspect the live catalog: tables (sizes), indexes (unused, duplicate), RLS, functions..."""
+def inspect_command(obj: Context, kind: str, name: str | None, show_all: bool, as_json: bool) -> None:
+    """Inspect the live catalog: tables (sizes), indexes (unused, duplicate), RLS, functions...
+    or one table in full (inspect table NAME)."""
     from bilantools.render import inspection
 
+    if kind == "table" or name is not None:
+        show_table(obj, kind, name, as_json)
+        return
     frame = commands.inspect(kind=kind.replace("-", "_"), target=obj.target())
     if as_json:
         rows = inspection.records(frame)
@@ -311,20 +317,8 @@ def graph(obj: Context, fmt: str, output: str | None) -> None:
     elif fmt == "dot":
         data = analysis.to_dot().encode()
     else:
-        data = _render(analysis.to_dot(), fmt)
-    if output:
-        try:
-            Path(output).write_bytes(data)
-        except OSError as exc:
-            raise InputError(
-                f"cannot write {output} ({exc.strerror}); pass --output FILE in a directory you can write to"
-            ) from None
-        click.echo(f"written: {output}", err=True)
-    elif fmt in ("svg", "png") and sys.stdout.isatty():
-        raise RefusedError(f"refusing to print a {fmt} image to the terminal: pass --output FILE")
-    else:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        data = render_dot(analysis.to_dot(), fmt)
+    emit(data, fmt, output, "--output")
     unread = report.unread()
     name_unread(unread)
     sys.exit(1 if any(not f.leaves_file_out for f in unread) else 0)
@@ -336,22 +330,6 @@ def name_unread(findings: list[Finding]) -> None:
     for f in findings:
         where = "" if f.line else f"{f.file}: "  # one_line names the file with its line only
         click.echo(f"{'not read' if f.leaves_file_out else 'read in part'}: {where}{f.one_line()}", err=True)
-
-
-def _render(dot_source: str, fmt: str) -> bytes:
-    """Graphviz's `dot` turns the source into an image."""
-    import shutil
-    import subprocess
-
-    dot = shutil.which("dot")
-    if dot is None:
-        raise RefusedError(
-            f"--format {fmt} needs Graphviz's dot program: install graphviz (apt-get install graphviz), "
-            "or use --format dot"
-        )
-    return subprocess.run(
-        [dot, f"-T{fmt}"], input=dot_source.encode(), capture_output=True, check=True
-    ).stdout
 
 
 @click.command()

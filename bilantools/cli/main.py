@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import click
 
 from bilantools import __version__, commands
-from bilantools.cli import adopt, backup, fleet, inspect, run, runbook, sandbox
+from bilantools.cli import adopt, backup, everyday, fleet, inspect, run, runbook, sandbox
 from bilantools.cli.flags import Context, spell
 from bilantools.errors import BilanToolsError
 
@@ -54,6 +54,7 @@ for command in (
     *(inspect.inspect_command, inspect.fingerprint, inspect.check, inspect.graph, inspect.stats),
     *(run.apply, run.rollback, run.baseline, run.repair, adopt.adopt),
     *(backup.backup, backup.restore, runbook.runbook, sandbox.sandbox, fleet.fleet),
+    *(everyday.history, everyday.new, everyday.erd),
 ):
     cli.add_command(command)
 

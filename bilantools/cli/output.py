@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 
 from bilantools import commands
 from bilantools.commands import Progress, RunOptions, Status, Step, Target
-from bilantools.errors import RefusedError
+from bilantools.errors import InputError, RefusedError
 from bilantools.render.text import text_table
 
 STATE_COLOURS = {
@@ -109,6 +110,24 @@ def print_status(result: Status) -> None:
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """Aligned columns; coloured cells are measured without their escapes."""
     click.echo(text_table(headers, rows, width=lambda cell: len(click.unstyle(cell))))
+
+
+def emit(data: bytes, fmt: str, output: str | None, flag: str) -> None:
+    """A drawing (text or image) written to `output`, else to stdout, never an image to a
+    terminal; `flag` is the command's option for a file."""
+    if output:
+        try:
+            Path(output).write_bytes(data)
+        except OSError as exc:
+            raise InputError(
+                f"cannot write {output} ({exc.strerror}); pass {flag} FILE in a directory you can write to"
+            ) from None
+        click.echo(f"written: {output}", err=True)
+    elif fmt in ("svg", "png") and sys.stdout.isatty():
+        raise RefusedError(f"refusing to print a {fmt} image to the terminal: pass {flag} FILE")
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
 
 
 def print_json(data: dict[str, Any]) -> None:

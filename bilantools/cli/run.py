@@ -69,9 +69,14 @@ def _check_only(obj: Context, options: RunOptions, as_json: bool) -> NoReturn:
 
 
 @click.command()
+@click.option("--sql", "as_sql", is_flag=True, help="Print the exact SQL rollback would run, and stop.")
 @run_flags(force=False)
-def rollback(obj: Context, options: RunOptions, as_json: bool) -> None:
+def rollback(obj: Context, options: RunOptions, as_json: bool, as_sql: bool) -> None:
     """Roll back the last migration, N of them (--step) or down to a version (--to; 0 = all)."""
+    if as_sql:
+        sql = commands.rollback_sql(target=obj.target(), project=obj.project, options=options)
+        click.echo(sql, nl=False)
+        return
     _run(obj, "rollback", options, as_json, commands.rollback)
 
 

@@ -170,14 +170,27 @@ class Runner:
         any: with the proof of the tracking objects as they are now (or, when there are
         none yet, the script that creates them first)."""
         todo = self.plan(to, step)
-        prepared = [(m, self._prepare(m.script, m.transactional)) for m in todo]
+        return self._record([(m, self._prepare(m.script, m.transactional)) for m in todo], "apply")
+
+    def rollback_sql(self, to: str | None = None, step: int | None = None) -> str:
+        """The SQL `rollback` would send, newest first, with its transaction boundaries
+        (recorded as `plan_sql` is); refused as `rollback` refuses its scripts."""
+        todo = self.rollback_plan(to, step)
+        self._refuse_rollback_errors(todo)
+        prepared = [(m, self._prepare(m.rollback, m.rollback_transactional)) for m in todo if m.rollback]
+        recorded = self._record(prepared, "rollback")
+        header = f"-- bilantools rollback on {self.target_label}: {len(recorded.units)} migration(s)"
+        return recorded.sql(self.conn, header, DURABLE_EVERY)
+
+    def _record(self, prepared: list[Unit], action: Action) -> Recording:
+        """`prepared` recorded as `action` would send it, sending nothing."""
         guard, create = None, False
         if prepared and all(history.tracking_state(self.conn, self.tracking)):
             guard = integrity.Guard.read(self.conn, self.actor.run_id, self.tracking)
         elif prepared:
             create = True
         recorder = Recording(replace(self.session, guard=guard), create)
-        recorder.run(prepared, "apply", True, time.perf_counter())
+        recorder.run(prepared, action, True, time.perf_counter())
         return recorder
 
     def rollback_plan(self, to: str | None = None, step: int | None = None) -> list[Migration]:

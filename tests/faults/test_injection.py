@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 import nbformat
+import pglast
 import psycopg
 import pytest
 from psycopg import sql
@@ -407,6 +408,29 @@ def test_an_evil_role_name(cli: Any, evil_role: str, basic: Path, tmp_path: Path
     figures.add("injection: evil role name", 1)
 
 
+@pytest.mark.pg15
+def test_inspect_table_and_erd_of_evil_names(
+    cli: Any, conn: psycopg.Connection, db_url: str, tmp_path: Path
+) -> None:
+    """A table name typed for `inspect table` is a bound value; the names the catalog returns
+    are quoted in the CREATE script and escaped in the diagram."""
+    create_victim(conn)
+    create_evil_objects(conn)
+    quoted = sql.Identifier(EVIL).as_string(conn)
+    r = cli("--db", db_url, "inspect", "table", quoted, "--json")
+    assert r.code == 0, r.err
+    found = json.loads(r.out)
+    assert found["name"] == quoted and found["policies"][0]["name"] == sql.Identifier(POLICY).as_string(conn)
+    assert len(pglast.parse_sql(found["create_sql"])) == 5  # table, index, RLS, policy, trigger: all quoted
+    for typed in (EVIL, "victim; DROP TABLE victim; --", "victim'); DROP TABLE victim; --"):
+        refused = cli("--db", db_url, "inspect", "table", typed)
+        assert refused.code == 2 and f"no table {typed}: see `bilantools inspect tables`" in refused.err
+    drawn = tmp_path / "evil.svg"
+    assert cli("--db", db_url, "erd", "--out", str(drawn)).code == 0
+    assert "a&#39;b; DROP TABLE victim; &#45;&#45;" in drawn.read_text()
+    assert_victim(db_url)
+
+
 def test_a_runbook_parameter_with_quotes_stays_a_value(
     cli: Any, conn: psycopg.Connection, db_url: str, basic: Path, tmp_path: Path
 ) -> None:
@@ -465,6 +489,8 @@ AUDITED = {
     ("db/history.py", "read_history"): "one of two constant subqueries",
     ("fleet/selection.py", "query_databases"): "the user's own --from-query, sent as written (its "
     "purpose) inside a READ ONLY transaction",
+    ("db/events.py", "read_events"): "a constant list of columns, the event log named by Tracking.sql "
+    "(sql.Identifier), the constant filter history.SAME_VERSION; values bound",
     ("db/plain_dump.py", "restore"): "a plain dump's own statement, sent as the dump has it (a restore's "
     "purpose), after its psql meta-commands were refused",
 }

@@ -356,7 +356,7 @@ def test_every_command_keeps_the_password_secret(
     h = Harness(server, work, source, role.url(dbname), secrets)
     restore_db = role.new_db()
     scratch_db = "bt_secret_new_" + uuid.uuid4().hex[:8]
-    kinds = sorted(p[1] for p in command_paths() if p[0] == "inspect")
+    kinds = sorted(p[1] for p in command_paths() if p[0] == "inspect" and p[1] != "table")
 
     def variant(*args: str, **options: Any) -> None:
         """Another spelling of a command already run (--json, --details...): thorough only."""
@@ -384,11 +384,13 @@ def test_every_command_keeps_the_password_secret(
     assert "cleared failed row" in h("repair", "--yes", migrations=broken).out
     # everything that only reads, a few at a time
     reads = [["status"], ["validate"], ["verify"], ["drift"], ["fingerprint"], ["detect"], ["stats"]]
-    reads += [["check"], ["graph"], *(["inspect", k] for k in kinds)]
+    reads += [["check"], ["graph"], *(["inspect", k] for k in kinds), ["inspect", "table", "people"]]
+    reads += [["history"], ["erd", "--out", str(work / "erd.svg")]]
     if thorough:
         reads += [["verify", "--all", "--json"], ["fingerprint", "--details", "--json"], ["detect", "--json"]]
         reads += [["inspect", "tables", "--json"], ["check", "--json"], ["stats", "--json"]]
         reads += [["graph", "--format", "dot", "-o", str(work / "graph.dot")]]
+        reads += [["history", "--json"], ["inspect", "table", "people", "--json"], ["erd", "--format", "dot"]]
     done = dict(zip(map(tuple, reads), h.many([(args, {}) for args in reads]), strict=True))
     assert "3 applied" in done[("status",)].out and "no drift" in done[("drift",)].out
     assert "people_name_idx" in done[("inspect", "indexes")].out
@@ -412,6 +414,7 @@ def test_every_command_keeps_the_password_secret(
         assert role.name in line and line.endswith("PGPASSFILE=set PGPASSWORD="), line
     # rollback, baseline
     assert "nothing was changed" in h("rollback", "--dry-run").out
+    assert "003_seed_people_rollback.sql" in h("rollback", "--sql").out
     assert "1 migration(s) rolled back" in h("rollback", "--yes", outside=True).out
     assert "1 migration(s) baselined" in h("baseline", "--to", "003", "--yes", outside=True).out
     # adopt: reads another tool's history (here public.schema_migrations is ours: refused)
@@ -455,7 +458,8 @@ def test_every_command_keeps_the_password_secret(
     connecting = [["status"], ["plan"], ["plan", "--sql"], ["apply", "--yes"], ["apply", "--dry-run"]]
     connecting += [["rollback", "--yes"], ["baseline", "--to", "003", "--yes"], ["repair", "--yes"]]
     connecting += [["validate"], ["verify"], ["drift"], ["fingerprint"], ["detect"], ["stats"]]
-    connecting += [["inspect", k] for k in kinds]
+    connecting += [["inspect", k] for k in kinds] + [["inspect", "table", "people"]]
+    connecting += [["rollback", "--sql"], ["history"], ["erd", "--format", "dot"]]
     connecting += [["backup", "--out", "bk-failed"], ["backup", "diff", taken["file"]]]
     connecting += [["restore", taken["file"], "--yes"], ["adopt", "--from", "dbmate", "--yes"]]
     failures = [
@@ -486,6 +490,8 @@ def test_every_command_keeps_the_password_secret(
     assert "0 backup(s) removed, 3 kept" in h("backup", "--out", "bk", "prune", "--keep", "1").out
     assert len(list((work / "bk").glob("*.json"))) == 3 and Path(taken["file"]).exists()
 
+    # new: files only, whatever the target
+    assert "001_first.sql" in h("new", "first", migrations=work / "new-migrations").out
     h.no_stray_sandbox()
     missing = command_paths() - h.paths - EXEMPT.keys()
     assert not missing, f"commands never run with a password URL: {sorted(missing)}"

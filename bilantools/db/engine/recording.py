@@ -16,7 +16,7 @@ from bilantools.source.statements import Statement
 if TYPE_CHECKING:
     import psycopg
 
-    from bilantools.source.files import Migration
+    from bilantools.source.files import Migration, Script
 
 # Values only a run knows, shown by name where they would be sent.
 STARTED_AT = "<the time the run starts it>"
@@ -37,6 +37,13 @@ class Recorded:
     transactional: bool
     durable: bool
     commands: list[sending.Command | str] = field(default_factory=list)  # str: a comment
+    action: Action = "apply"
+
+    @property
+    def script(self) -> Script:
+        """The file it runs: the migration's, or its rollback's."""
+        m = self.migration
+        return m.rollback if self.action == "rollback" and m.rollback is not None else m.script
 
 
 class Recording:
@@ -58,9 +65,9 @@ class Recording:
                 commands: list[sending.Command | str] = list(
                     sending.in_transaction(session.actor, self._guard(), m, statements, action, limits, last)
                 )
-                self.units.append(Recorded(m, True, last, self._without_proof(commands)))
+                self.units.append(Recorded(m, True, last, self._without_proof(commands), action))
             else:
-                self.units.append(Recorded(m, False, True, self._outside(m, statements, action)))
+                self.units.append(Recorded(m, False, True, self._outside(m, statements, action), action))
             outcome: Outcome = "would apply" if action == "apply" else "would roll back"
             steps.append(Step(m.version, m.name, action, outcome, None, len(statements)))
         return steps
@@ -118,8 +125,8 @@ class Recording:
                 "COMMIT;",
             ]
         for unit in self.units:
-            m = unit.migration
-            lines.append(f"\n-- {m.path.name} (checksum {m.checksum[:12]})")
+            script = unit.script
+            lines.append(f"\n-- {script.path.name} (checksum {script.checksum[:12]})")
             if not unit.transactional:
                 lines.append("-- transaction: off: each statement commits on its own")
             elif not unit.durable:
