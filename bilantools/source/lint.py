@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import sysconfig
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,9 @@ from bilantools.source.files import MigrationSet, Script, normalise
 from bilantools.source.findings import Finding, Severity
 from bilantools.source.headers import Limits
 from bilantools.source.idempotency import idempotency
-from bilantools.source.lock_scope import LOCK_RULES, on_new_tables, timeout_advice_applies
-from bilantools.source.parsed import parse_script
+from bilantools.source.lock_scope import LOCK_RULES, engine_note, on_new_tables, timeout_advice_applies
+from bilantools.source.parsed import ParsedStatement, parse_script
+from bilantools.source.safe_forms import SafeForm, helper_drops, not_null_checks, safe_form
 from bilantools.source.statements import SqlSyntaxError
 
 SQUAWK_TIMEOUT_S = 120
@@ -81,10 +82,18 @@ class _Span:
     line: int
     suppressed: frozenset[str]
     on_new_table: bool = False
+    statement: ParsedStatement | None = None  # for its safe form, written when squawk asks
+    transactional: bool = True
+    drops_not_null_check: bool = False  # the last step of a safe SET NOT NULL: no guarantee lost
 
 
-def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
-    """Findings over every migration and rollback script, ordered by file, line and rule."""
+def lint(
+    migrations: MigrationSet, config: CheckConfig, engine_safe: list[Finding] | None = None
+) -> list[Finding]:
+    """Findings over every migration and rollback script, ordered by file, line and rule.
+
+    `engine_safe`, when given, receives squawk's advice that the engine itself follows (the
+    timeouts it sets), as notes: `check` says so instead of warning."""
     targets: dict[_Key, _Target] = {}
     for m in migrations:
         targets[str(m.script.path), "migration"] = _Target(m.script, m.transactional, "migration", m.limits)
@@ -101,14 +110,16 @@ def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
         )
         findings: list[Finding] = []
         spans: dict[_Key, list[_Span]] = {}
+        parsed: dict[_Key, tuple[ParsedStatement, ...]] = {}
         for key, target in targets.items():
             try:
                 statements = parse_script(target.script)
             except SqlSyntaxError as exc:
                 findings.append(exc.finding())
                 continue
+            parsed[key] = statements
             spans[key] = [
-                _Span(s.line, suppressed_rules(target.script.text, s.line), new)
+                _Span(s.line, suppressed_rules(target.script.text, s.line), new, s, target.in_transaction)
                 for s, new in zip(statements, on_new_tables(statements), strict=True)
             ]
             ignored = {span.line: span.suppressed for span in spans[key]}
@@ -116,10 +127,14 @@ def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
                 if not _switched_off(rule, ignored[stmt.line]):
                     findings.append(Finding(rule, "warning", key[0], stmt.line, message, hint))
 
+        checks = not_null_checks(tuple(s for statements in parsed.values() for s in statements))
+        for key, statements in parsed.items():
+            helpers = helper_drops(statements, checks)
+            spans[key] = [replace(span, drops_not_null_check=span.line in helpers) for span in spans[key]]
         if isinstance(squawk, Finding):
             findings.append(squawk)
         elif squawk is not None:
-            findings.extend(_squawk_findings(*squawk, migrations.directory, targets, spans))
+            findings.extend(_squawk_findings(*squawk, migrations.directory, targets, spans, engine_safe))
     kept = [f for f in findings if not _switched_off(f.rule, config.disabled)]
     return sorted(kept, key=lambda f: (f.file, f.line or 0, f.rule, f.column or 0, f.message, f.hint))
 
@@ -242,9 +257,14 @@ def _squawk_findings(
     directory: Path,
     targets: dict[_Key, _Target],
     spans: dict[_Key, list[_Span]],
+    engine_safe: list[Finding] | None,
 ) -> list[Finding]:
-    """squawk's violations as findings, or one squawk-failed finding if squawk misbehaves."""
+    """squawk's violations as findings, or one squawk-failed finding if squawk misbehaves.
+
+    A statement with a safe form keeps one finding for the rules that form answers (squawk
+    reports a foreign key under two), with that form as its fix."""
     findings = []
+    safe: dict[tuple[str, int], tuple[int, Finding]] = {}  # (file, statement line) -> (rank, finding)
     lines: dict[_Key, list[str]] = {}
     for stdout, stderr, code in _collect(runs):
         try:
@@ -257,22 +277,33 @@ def _squawk_findings(
         for violation in violations:
             key = given[violation["file"]]  # squawk names the files as it was given them
             target, rule = targets[key], violation["rule_name"]
-            if (target.what == "rollback" and rule in ROLLBACK_DUTIES) or not timeout_advice_applies(
-                rule, target.limits
-            ):
+            if target.what == "rollback" and rule in ROLLBACK_DUTIES:
+                continue
+            if not timeout_advice_applies(rule, target.limits):
+                if engine_safe is not None:
+                    engine_safe.append(engine_note(rule, key[0], int(violation["line"]) + 1, target.limits))
                 continue
             if key not in lines:
                 lines[key] = target.script.text.split("\n")
-            finding = _from_squawk(violation, key[0], lines[key], spans.get(key))
-            if finding is not None:
+            found = _from_squawk(violation, key[0], lines[key], spans.get(key))
+            if found is None:
+                continue
+            finding, form, statement_line = found
+            if form is None:
                 findings.append(finding)
-    return findings
+                continue
+            rank = form.answers.index(rule)
+            if (key[0], statement_line) not in safe or rank < safe[key[0], statement_line][0]:
+                safe[key[0], statement_line] = (rank, finding)
+    return findings + [finding for _, finding in safe.values()]
 
 
 def _from_squawk(
     violation: dict[str, Any], file: str, lines: list[str], spans: list[_Span] | None
-) -> Finding | None:
-    """One squawk violation as a Finding; None when an ignore comment or a duplicate drops it.
+) -> tuple[Finding, SafeForm | None, int] | None:
+    """One squawk violation as a Finding, with the safe form it gives as its fix and its
+    statement's line; None when an ignore comment or a new table drops it, or it is the
+    drop of the CHECK a safe SET NOT NULL no longer needs.
 
     `spans` is None for a file PostgreSQL's parser rejected.
     """
@@ -291,8 +322,13 @@ def _from_squawk(
     index = bisect.bisect_right(spans or [], line, key=lambda span: span.line) - 1
     if spans and index >= 0:
         span = spans[index]
-        if _switched_off(rule, span.suppressed) or (
-            span.on_new_table and violation["rule_name"] in LOCK_RULES
+        if (
+            _switched_off(rule, span.suppressed)
+            or (span.on_new_table and violation["rule_name"] in LOCK_RULES)
+            or (span.drops_not_null_check and violation["rule_name"] == "ban-drop-constraint")
         ):
             return None
-    return Finding(rule, severity, file, line, message, hint, column)
+        form = None if span.statement is None else safe_form(span.statement, span.transactional)
+        if form is not None and violation["rule_name"] in form.answers:
+            return Finding(rule, severity, file, line, message, form.hint, column, form.sql), form, span.line
+    return Finding(rule, severity, file, line, message, hint, column), None, line
