@@ -8,7 +8,6 @@ the fix says.
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -82,9 +81,8 @@ def test_each_risky_form_gets_its_safe_form(tmp_path: Path) -> None:
     found = {f.line: (f.rule, f.safe_sql) for f in report.findings if f.file == file and f.safe_sql}
     assert found == SAFE_SQL
     # one finding per statement: squawk's second rule on the foreign key is folded into the first
-    assert [f.rule for f in report.findings if f.file == file and f.line == 1] == [SAFE_SQL[1][0]] + [
-        "squawk:require-statement-timeout"
-    ]
+    first = [f.rule for f in report.findings if f.file == file and f.line == 1]
+    assert first == [SAFE_SQL[1][0], "squawk:require-statement-timeout"]
     [index] = [f for f in report.findings if f.file == file and f.line == 3]
     assert index.hint.startswith(
         "build it without blocking writes, in a migration of its own whose header is '-- transaction: off': "
@@ -148,7 +146,8 @@ def test_the_safe_sql_runs_and_does_what_it_says(tmp_path: Path, conn: psycopg.C
     CHECK, the index built and valid, the other one gone."""
     conn.execute(textwrap.dedent(TABLES))
     conn.execute(
-        "INSERT INTO orgs VALUES (1); INSERT INTO users SELECT g, 1, g, 'u' || g FROM generate_series(1, 500) g"
+        "INSERT INTO orgs VALUES (1);"
+        " INSERT INTO users SELECT g, 1, g, 'u' || g FROM generate_series(1, 500) g"
     )
     for _, sql in SAFE_SQL.values():
         for line in sql.split("\n"):
@@ -156,7 +155,8 @@ def test_the_safe_sql_runs_and_does_what_it_says(tmp_path: Path, conn: psycopg.C
                 conn.execute(line)  # each its own transaction, as the migrations would be
     constraints = dict(
         conn.execute(
-            "SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'users'::regclass AND contype IN ('f', 'c')"
+            "SELECT conname, convalidated FROM pg_constraint"
+            " WHERE conrelid = 'users'::regclass AND contype IN ('f', 'c')"
         ).fetchall()
     )
     assert constraints == {"users_org": True, "users_age_check": True}
@@ -165,7 +165,8 @@ def test_the_safe_sql_runs_and_does_what_it_says(tmp_path: Path, conn: psycopg.C
     ).fetchone() == (True,)
     indexes = dict(
         conn.execute(
-            "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'users'::regclass"
+            "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE i.indrelid = 'users'::regclass"
         ).fetchall()
     )
     assert indexes == {"users_pkey": True, "users_age": True}
