@@ -153,7 +153,7 @@ def test_the_safe_sql_runs_and_does_what_it_says(tmp_path: Path, conn: psycopg.C
         for line in sql.split("\n"):
             if not line.startswith("--"):
                 conn.execute(line)  # each its own transaction, as the migrations would be
-    constraints = dict(
+    constraints: dict[str, bool] = dict(
         conn.execute(
             "SELECT conname, convalidated FROM pg_constraint"
             " WHERE conrelid = 'users'::regclass AND contype IN ('f', 'c')"
@@ -163,7 +163,7 @@ def test_the_safe_sql_runs_and_does_what_it_says(tmp_path: Path, conn: psycopg.C
     assert conn.execute(
         "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'age'"
     ).fetchone() == (True,)
-    indexes = dict(
+    indexes: dict[str, bool] = dict(
         conn.execute(
             "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
             " WHERE i.indrelid = 'users'::regclass"
