@@ -18,8 +18,10 @@ to run instead (strong_migrations' and GitLab's recipes):
 
 Only a table created earlier in the same file is known to be new (`lock_scope`): a table
 an earlier migration of the same run creates is not, since which migrations are pending
-is known only to the database. Unnamed constraints and indexes are given the names
-PostgreSQL would choose, since the later step must name them.
+is known only to the database. Unnamed constraints and indexes are named in PostgreSQL's
+style (table_columns_fkey, table_column_check, table_columns_idx, "expr" for an
+expression), written out since the later step must name them. A partitioned table takes
+no CONCURRENTLY: that, like the statement's effect on clients, is beyond a static check.
 """
 
 from __future__ import annotations
