@@ -42,7 +42,7 @@ def test_status_and_verify_list_every_invalid_index(
 ) -> None:
     commands.apply(target=db_url, project=basic)
     r = cli("--db", db_url, "--migrations", str(basic), "status", "--json")
-    assert json.loads(r.out)["invalid_indexes"] == []
+    assert "invalid_indexes" not in json.loads(r.out)  # the key comes with the first one
     leave_invalid_index(conn)
     assert valid(conn) is False
 

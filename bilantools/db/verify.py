@@ -84,8 +84,9 @@ class Verification:
             "ok": self.ok,
             "rows": [r.as_dict() for r in self.rows],
             "summary": self.summary(),
-            "invalid_indexes": [i.as_dict() for i in self.invalid_indexes],
         }
+        if self.invalid_indexes:  # only then: the shape stays what scripts know
+            shown["invalid_indexes"] = [i.as_dict() for i in self.invalid_indexes]
         if self.scripts is not None:
             shown["verify_scripts"] = [s.as_dict() for s in self.scripts]
         return shown

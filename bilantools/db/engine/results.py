@@ -90,13 +90,15 @@ class Status:
         return f"{len(self.migrations)} migrations: " + ", ".join(parts or ["none"])
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        shown: dict[str, Any] = {
             "target": self.target,
             "layout": self.layout,
             "tracking": self.history_table,
             "migrations": [m.as_dict() for m in self.migrations],
-            "invalid_indexes": [i.as_dict() for i in self.invalid_indexes],
         }
+        if self.invalid_indexes:  # only then, as verify's
+            shown["invalid_indexes"] = [i.as_dict() for i in self.invalid_indexes]
+        return shown
 
 
 @dataclass(frozen=True)
