@@ -256,13 +256,6 @@ def check(
             f"{len(selected.migrations)} migration(s) checked: {counts['error']} error(s), "
             f"{counts['warning']} warning(s), {counts['info']} note(s){tail}"
         )
-        if selected.engine_safe and severity != "error":
-            click.echo(
-                f"note: {len(selected.engine_safe)} time(s) squawk asks for a timeout the engine sets itself "
-                "(lock_timeout before each migration, a header's statement_timeout): not reported as "
-                "warnings; check --json lists them under engine_safe",
-                err=True,
-            )
     sys.exit(1 if selected.errors else 0)
 
 
