@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from bilantools.db.erd import SchemaModel
     from bilantools.db.events import Event
     from bilantools.db.fingerprint import Fingerprint
+    from bilantools.db.invalid_indexes import InvalidIndex
     from bilantools.db.provided import Presence
     from bilantools.db.retention import PrunePlan
     from bilantools.db.stats import SchemaStats
@@ -140,8 +142,10 @@ def needs_confirmation(*, target: Target, options: RunOptions = DEFAULTS) -> boo
 
 def status(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS) -> Status:
     """Each migration's state: applied, pending, failed, changed or missing-file."""
+    from bilantools.db import invalid_indexes
+
     with session.runner(target, project, "status") as runner:
-        return runner.status()
+        return replace(runner.status(), invalid_indexes=invalid_indexes.find(runner.conn))
 
 
 def plan(
@@ -400,10 +404,11 @@ def verify(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIO
     from bilantools.db import verify as checks
 
     project = as_project(project)
-    label, live, applied, present = _live(target, project, "verify", project.settings.provided)
+    label, live, applied, present, invalid = _live(target, project, "verify", project.settings.provided)
     reference = _reference(project, applied[-1] if applied else None)
     result = checks.verify_tables(label, live, reference, checks.owners(project.analysis, reference))
     result.rows.extend(checks.provided_rows(present))
+    result.invalid_indexes = invalid
     if project.layout == "sqitch":
         result.scripts = _verify_scripts(target, project, applied)
     return result
@@ -426,7 +431,7 @@ def drift(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATION
     from bilantools.db import verify as checks
 
     project = as_project(project)
-    _, live, applied, _ = _live(target, project, "drift")
+    _, live, applied, _, _ = _live(target, project, "drift")
     return checks.drift(live, _reference(project, applied[-1] if applied else None))
 
 
@@ -448,9 +453,10 @@ def detect(*, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIO
 
 def _live(
     target: TargetLike, project: Project, action: str, needs: frozenset[str] = frozenset()
-) -> tuple[str, Fingerprint, list[str], list[Presence]]:
+) -> tuple[str, Fingerprint, list[str], list[Presence], list[InvalidIndex]]:
     """(target label, live fingerprint, the applied versions in order, whether each of
-    `needs` is there) for verify and drift."""
+    `needs` is there, the invalid indexes) for verify and drift."""
+    from bilantools.db import invalid_indexes
     from bilantools.db.fingerprint import fingerprint as take
     from bilantools.db.provided import presence
 
@@ -458,7 +464,8 @@ def _live(
         applied = [s.version for s in runner.status().migrations if s.state in ("applied", "changed")]
         live = take(runner.conn, rows=False, sources=True)
         present = presence(runner.conn, needs)
-    return runner.target_label, live, applied, present
+        invalid = invalid_indexes.find(runner.conn)
+    return runner.target_label, live, applied, present, invalid
 
 
 def _reference(project: Project, upto: str | None) -> Fingerprint:

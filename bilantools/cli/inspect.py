@@ -138,6 +138,8 @@ def verify(obj: Context, show_all: bool, as_json: bool) -> None:
                 )
             outcome = f"{len(failed)} failed" if failed else "all ok"
             click.echo(f"{len(result.scripts)} verify script(s) run: {outcome}")
+        for index in result.invalid_indexes:
+            click.echo(index.one_line())
     sys.exit(0 if result.ok else 1)
 
 

@@ -104,6 +104,8 @@ def print_status(result: Status) -> None:
     for m in result.migrations:
         if m.state == "failed" and m.error:
             click.echo(f"{m.version} failed: {m.error}")
+    for index in result.invalid_indexes:
+        click.echo(index.one_line())
     click.echo(result.summary())
 
 

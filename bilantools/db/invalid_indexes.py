@@ -3,19 +3,57 @@
 A concurrent index build that fails (lock timeout, cancel, duplicate key) or whose
 session dies leaves an INVALID index: the planner ignores it, every write still
 maintains it, and a re-run with IF NOT EXISTS skips the build because the name exists.
-Before a non-transactional migration is retried, and right after one of its concurrent
-builds fails, the engine drops such an index so that the retry builds it for real.
+Before a non-transactional migration runs, and right after one of its concurrent builds
+fails, the engine drops such an index of a name the migration builds, whoever left it,
+so that the build happens for real. `status` and `verify` list every invalid index of
+the database (`find`), also those another tool left or a build running right now has.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import psycopg
 
     from bilantools.source.statements import Statement
+
+
+# Every index the planner ignores; a concurrent build still running is one too, until it ends.
+_INVALID = (
+    "SELECT n.nspname, t.relname, c.relname, pg_get_indexdef(i.indexrelid)"
+    " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE NOT i.indisvalid ORDER BY 1, 2, 3"
+)
+
+
+@dataclass(frozen=True)
+class InvalidIndex:
+    """An index with pg_index.indisvalid false, and the statement that would build it."""
+
+    schema: str
+    table: str
+    index: str
+    definition: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def one_line(self) -> str:
+        """What the CLI prints, with the fix."""
+        return (
+            f"invalid index {self.schema}.{self.index} on {self.schema}.{self.table} (ignored by queries, "
+            f"still updated by every write): DROP INDEX CONCURRENTLY {self.schema}.{self.index}, then "
+            f"build it again ({self.definition}), or apply the migration that builds it"
+        )
+
+
+def find(conn: psycopg.Connection) -> list[InvalidIndex]:
+    """Every invalid index of the database, by schema, table and name."""
+    return [InvalidIndex(*row) for row in conn.execute(_INVALID).fetchall()]
 
 
 def concurrent_index(statement: str) -> tuple[str | None, str] | None:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from bilantools.db.fingerprint import Fingerprint
+from bilantools.db.invalid_indexes import InvalidIndex
 from bilantools.db.provided import Presence
 from bilantools.db.verify_scripts import ScriptCheck
 from bilantools.source.analysis import Obj
@@ -58,6 +59,9 @@ class Verification:
     # A Sqitch project's verify scripts of the applied changes, in plan order (None: the
     # layout has no verify scripts, and --json has no "verify_scripts" key).
     scripts: list[ScriptCheck] | None = None
+    # Every invalid index of the database (a failed concurrent build's, ours or not): reported,
+    # not counted against `ok`, since a build running right now has one too.
+    invalid_indexes: list[InvalidIndex] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -81,6 +85,8 @@ class Verification:
             "rows": [r.as_dict() for r in self.rows],
             "summary": self.summary(),
         }
+        if self.invalid_indexes:  # only then: the shape stays what scripts know
+            shown["invalid_indexes"] = [i.as_dict() for i in self.invalid_indexes]
         if self.scripts is not None:
             shown["verify_scripts"] = [s.as_dict() for s in self.scripts]
         return shown

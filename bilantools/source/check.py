@@ -14,7 +14,7 @@ what `apply` refuses to run with, every one of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
@@ -37,13 +37,19 @@ class CheckReport:
     migrations: MigrationSet
     analysis: Analysis
     findings: list[Finding]
+    # squawk's advice the engine follows itself (the timeouts it sets), as notes: not findings
+    engine_safe: list[Finding] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == "error"]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"findings": [f.as_dict() for f in self.findings]}
+        """The findings; "engine_safe" too when the engine follows some of squawk's advice."""
+        shown: dict[str, Any] = {"findings": [f.as_dict() for f in self.findings]}
+        if self.engine_safe:
+            shown["engine_safe"] = [f.as_dict() for f in self.engine_safe]
+        return shown
 
     def only(
         self,
@@ -122,13 +128,15 @@ def check(
     engine = tracking.provided if tracking is not None else frozenset()
     analysis = analyse(found, provided | config.provided | engine, rollbacks)
     findings.extend(analysis.findings)
+    engine_safe: list[Finding] = []
     if lint_rules:
         from bilantools.source.lint import lint
 
-        findings.extend(lint(found, config))
+        findings.extend(lint(found, config, engine_safe))
     kept = _apply_switches(findings, found, config)
     kept.sort(key=lambda f: (f.file, f.line or 0, SEVERITY_ORDER[f.severity], f.rule, f.message))
-    return CheckReport(found, analysis, kept)
+    notes = sorted(_apply_switches(engine_safe, found, config), key=lambda f: (f.file, f.line or 0, f.rule))
+    return CheckReport(found, analysis, kept, notes)
 
 
 # Errors apply lets through with force=True: the server would still run every statement.

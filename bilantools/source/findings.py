@@ -20,6 +20,7 @@ class Finding:
     message: str
     hint: str
     column: int | None = None
+    safe_sql: str | None = None  # the statement's safe form, when it is mechanical (see safe_forms)
 
     @property
     def leaves_file_out(self) -> bool:
@@ -27,7 +28,11 @@ class Finding:
         return self.rule in LEFT_OUT
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Its fields; "safe_sql" only for a finding that has a safe form."""
+        shown = asdict(self)
+        if self.safe_sql is None:
+            del shown["safe_sql"]
+        return shown
 
     def one_line(self) -> str:
         """The message and its fix, as the CLI prints it."""

@@ -1,9 +1,9 @@
-"""Lint of migration and rollback scripts: idempotency, plus squawk's lock and rewrite rules.
+"""Lint of migration and rollback scripts: idempotency (`idempotency`), plus squawk's lock
+and rewrite rules with the safe form of each risky statement (`safe_forms`).
 
-Idempotency is ours: a database migrated by hand with psql may already hold a migration's
-objects, so re-running it must not fail with "already exists" (and a rollback re-run must
-not fail with "does not exist"). Locks, table rewrites and unsafe constraints are squawk's
-(the ``squawk-cli`` wheel): its rules are maintained upstream and are not repeated here.
+Locks, table rewrites and unsafe constraints are squawk's (the ``squawk-cli`` wheel): its
+rules are maintained upstream and are not repeated here; the fix of its findings on a
+statement that has a safe form is that form (and ``safe_sql`` its SQL).
 
 squawk runs as one process per transaction mode present (usually one), started before our
 own pass so that both run at the same time. Transactional scripts (migrations and
@@ -26,13 +26,11 @@ from __future__ import annotations
 import bisect
 import json
 import os
-import re
 import shutil
 import subprocess
 import sysconfig
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +38,11 @@ from bilantools.source.config import CheckConfig, suppressed_rules
 from bilantools.source.files import MigrationSet, Script, normalise
 from bilantools.source.findings import Finding, Severity
 from bilantools.source.headers import Limits
-from bilantools.source.lock_scope import LOCK_RULES, on_new_tables, timeout_advice_applies
-from bilantools.source.parsed import Node, ParsedStatement, parse_script
+from bilantools.source.idempotency import idempotency
+from bilantools.source.lock_scope import LOCK_RULES, engine_note, on_new_tables, timeout_advice_applies
+from bilantools.source.parsed import ParsedStatement, parse_script
+from bilantools.source.safe_forms import SafeForm, helper_drops, not_null_checks, safe_form
 from bilantools.source.statements import SqlSyntaxError
-from bilantools.source.trees import object_words
 
 SQUAWK_TIMEOUT_S = 120
 
@@ -83,10 +82,18 @@ class _Span:
     line: int
     suppressed: frozenset[str]
     on_new_table: bool = False
+    statement: ParsedStatement | None = None  # for its safe form, written when squawk asks
+    transactional: bool = True
+    drops_not_null_check: bool = False  # the last step of a safe SET NOT NULL: no guarantee lost
 
 
-def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
-    """Findings over every migration and rollback script, ordered by file, line and rule."""
+def lint(
+    migrations: MigrationSet, config: CheckConfig, engine_safe: list[Finding] | None = None
+) -> list[Finding]:
+    """Findings over every migration and rollback script, ordered by file, line and rule.
+
+    `engine_safe`, when given, receives squawk's advice that the engine itself follows (the
+    timeouts it sets), as notes: `check` says so instead of warning."""
     targets: dict[_Key, _Target] = {}
     for m in migrations:
         targets[str(m.script.path), "migration"] = _Target(m.script, m.transactional, "migration", m.limits)
@@ -103,219 +110,37 @@ def lint(migrations: MigrationSet, config: CheckConfig) -> list[Finding]:
         )
         findings: list[Finding] = []
         spans: dict[_Key, list[_Span]] = {}
+        parsed: dict[_Key, tuple[ParsedStatement, ...]] = {}
         for key, target in targets.items():
             try:
                 statements = parse_script(target.script)
             except SqlSyntaxError as exc:
                 findings.append(exc.finding())
                 continue
+            parsed[key] = statements
             spans[key] = [
-                _Span(s.line, suppressed_rules(target.script.text, s.line), new)
+                _Span(s.line, suppressed_rules(target.script.text, s.line), new, s, target.in_transaction)
                 for s, new in zip(statements, on_new_tables(statements), strict=True)
             ]
             ignored = {span.line: span.suppressed for span in spans[key]}
-            for stmt, rule, message, hint in _idempotency(statements, target.what):
+            for stmt, rule, message, hint in idempotency(statements, target.what):
                 if not _switched_off(rule, ignored[stmt.line]):
                     findings.append(Finding(rule, "warning", key[0], stmt.line, message, hint))
 
+        checks = not_null_checks(tuple(s for statements in parsed.values() for s in statements))
+        for key, statements in parsed.items():
+            helpers = helper_drops(statements, checks)
+            spans[key] = [replace(span, drops_not_null_check=span.line in helpers) for span in spans[key]]
         if isinstance(squawk, Finding):
             findings.append(squawk)
         elif squawk is not None:
-            findings.extend(_squawk_findings(*squawk, migrations.directory, targets, spans))
+            findings.extend(_squawk_findings(*squawk, migrations.directory, targets, spans, engine_safe))
     kept = [f for f in findings if not _switched_off(f.rule, config.disabled)]
     return sorted(kept, key=lambda f: (f.file, f.line or 0, f.rule, f.column or 0, f.message, f.hint))
 
 
 def _switched_off(rule: str, off: frozenset[str]) -> bool:
     return rule in off or (rule.startswith("squawk:") and "squawk" in off)
-
-
-# --- idempotency -------------------------------------------------------------------------
-
-
-def _idempotency(
-    statements: tuple[ParsedStatement, ...], what: str
-) -> Iterator[tuple[ParsedStatement, str, str, str]]:
-    """(statement, rule, message, hint) for each statement that fails when the file is re-run.
-
-    A CREATE POLICY/TRIGGER is safe after any DROP of the same object earlier in the file:
-    a DROP lacking IF EXISTS is reported once, by drop-without-if-exists.
-    """
-    fails = f"fails when the {what} is re-run"
-    dropped: set[tuple[str, str, str]] = set()  # (POLICY|TRIGGER, name, table without schema)
-    for stmt in statements:
-        node, kind = stmt.node, stmt.kind
-        temporary = (
-            kind == "CreateStmt" and node["relation"]["relpersistence"] == "t"
-        )  # gone with its session
-        if kind == "CreateStmt" and not node.get("if_not_exists") and not temporary:
-            name = _rel(node["relation"])
-            yield (stmt, *_missing_clause("create-table-not-idempotent", "TABLE", name, fails, replace=False))
-        elif kind == "CreateTableAsStmt" and not node.get("if_not_exists"):
-            name = _rel(node["into"]["rel"])
-            rule, words = (
-                ("create-object-not-idempotent", "MATERIALIZED VIEW")
-                if node.get("objtype") == "OBJECT_MATVIEW"
-                else ("create-table-not-idempotent", "TABLE")
-            )
-            yield (
-                stmt,
-                rule,
-                f"CREATE {words} {name} AS without IF NOT EXISTS {fails}",
-                f"write CREATE {words} IF NOT EXISTS {name} AS ...",
-            )
-        elif kind == "IndexStmt" and not node.get("if_not_exists"):
-            words = "CREATE UNIQUE INDEX" if node.get("unique") else "CREATE INDEX"
-            words += " CONCURRENTLY" if node.get("concurrent") else ""
-            table, index = _rel(node["relation"]), node.get("idxname")
-            yield (
-                stmt,
-                "create-index-not-idempotent",
-                f"{words} {index or '(unnamed)'} ON {table} without IF NOT EXISTS {fails}",
-                f"write {words} IF NOT EXISTS {index} ON {table}"
-                if index
-                else f"name the index and write {words} IF NOT EXISTS <name> ON {table}",
-            )
-        elif kind == "AlterTableStmt":
-            yield from ((stmt, *problem) for problem in _alter_table(node, fails))
-        elif kind in ("CreatePolicyStmt", "CreateTrigStmt"):
-            what_obj = "POLICY" if kind == "CreatePolicyStmt" else "TRIGGER"
-            name = node["policy_name"] if what_obj == "POLICY" else node["trigname"]
-            relation = node["table"] if what_obj == "POLICY" else node["relation"]
-            if node.get("replace") or (what_obj, name, relation["relname"]) in dropped:
-                continue
-            table = _rel(relation)
-            drop = f"DROP {what_obj} IF EXISTS {name} ON {table};"
-            alternative = (
-                " (or CREATE OR REPLACE TRIGGER, PostgreSQL 14+)"
-                if what_obj == "TRIGGER" and not node.get("isconstraint")
-                else ""
-            )
-            yield (
-                stmt,
-                f"create-{what_obj.lower()}-without-drop",
-                f"CREATE {what_obj} {name} ON {table} is not preceded by a DROP {what_obj} IF EXISTS "
-                f"of it and {fails}",
-                f"write {drop} just before it{alternative}",
-            )
-        elif kind == "CreateFunctionStmt" and not node.get("replace"):
-            words = "PROCEDURE" if node.get("is_procedure") else "FUNCTION"
-            name = ".".join(_strings(node["funcname"]))
-            yield (stmt, *_missing_clause("create-function-not-replace", words, name, fails, replace=True))
-        elif kind == "ViewStmt" and not node.get("replace"):
-            name = _rel(node["view"])
-            yield (stmt, *_missing_clause("create-object-not-idempotent", "VIEW", name, fails, replace=True))
-        elif kind in ("CreateSchemaStmt", "CreateSeqStmt", "CreateExtensionStmt") and not node.get(
-            "if_not_exists"
-        ):
-            words, name = _created(kind, node)
-            yield (stmt, *_missing_clause("create-object-not-idempotent", words, name, fails, replace=False))
-        elif kind in ("CreateEnumStmt", "CompositeTypeStmt", "CreateDomainStmt"):
-            # CREATE TYPE/DOMAIN has no IF NOT EXISTS: only a guard makes it re-runnable.
-            name = (
-                _rel(node["typevar"])
-                if kind == "CompositeTypeStmt"
-                else ".".join(_strings(node["typeName" if kind == "CreateEnumStmt" else "domainname"]))
-            )
-            words = "DOMAIN" if kind == "CreateDomainStmt" else "TYPE"
-            yield (
-                stmt,
-                "create-object-not-idempotent",
-                f"CREATE {words} {name} fails when the {what} is re-run (it has no IF NOT EXISTS)",
-                f"create it in a DO block that first checks pg_type for {name}",
-            )
-        elif kind == "DropStmt":
-            words = object_words(node["removeType"])
-            if words in ("POLICY", "TRIGGER"):
-                for obj in node["objects"]:
-                    *owner, dropped_name = _strings(obj["List"]["items"])
-                    dropped.add((words, dropped_name, owner[-1]))
-            if not node.get("missing_ok"):
-                words += " CONCURRENTLY" if node.get("concurrent") else ""
-                yield (stmt, "drop-without-if-exists", *_drop_without_if_exists(stmt.text, words, fails))
-        elif kind == "DropRoleStmt" and not node.get("missing_ok"):
-            yield (
-                stmt,
-                "drop-without-if-exists",
-                *_drop_without_if_exists(stmt.text, "ROLE|USER|GROUP", fails),
-            )
-
-
-def _missing_clause(rule: str, words: str, name: str, fails: str, *, replace: bool) -> tuple[str, str, str]:
-    """(rule, message, hint) for a CREATE lacking OR REPLACE (`replace`) or IF NOT EXISTS,
-    which stand in different places: CREATE OR REPLACE VIEW v, CREATE TABLE IF NOT EXISTS t."""
-    if replace:
-        return (
-            rule,
-            f"CREATE {words} {name} without OR REPLACE {fails}",
-            f"write CREATE OR REPLACE {words} {name}",
-        )
-    return (
-        rule,
-        f"CREATE {words} {name} without IF NOT EXISTS {fails}",
-        f"write CREATE {words} IF NOT EXISTS {name}",
-    )
-
-
-def _drop_without_if_exists(text: str, words: str, fails: str) -> tuple[str, str]:
-    """Message and hint quoting the DROP as written: its own spelling of names and argument types.
-
-    `words` are the object type's keywords (a regex alternation for roles), after which
-    IF EXISTS goes.
-    """
-    flat = " ".join(text.split())
-    quoted = flat if len(flat) <= 100 else flat[:99] + "…"
-    pattern = r"\s+".join(words.split(" ")) if "|" not in words else f"(?:{words})"
-    head = re.match(rf"DROP\s+{pattern}\s+", flat, re.I)
-    hint = (
-        f"write {head[0]}IF EXISTS {flat[head.end() :]}"
-        if head and len(flat) <= 100
-        else f"write IF EXISTS after DROP {words.split('|')[0]}"
-    )
-    return f"{quoted} without IF EXISTS {fails}", hint
-
-
-def _alter_table(node: Node, fails: str) -> Iterator[tuple[str, str, str]]:
-    words = f"ALTER {object_words(node.get('objtype', 'OBJECT_TABLE'))} {_rel(node['relation'])}"
-    for item in node.get("cmds", []):
-        cmd = item["AlterTableCmd"]
-        if cmd.get("missing_ok"):
-            continue
-        if cmd["subtype"] == "AT_AddColumn":
-            column = cmd["def"]["ColumnDef"]["colname"]
-            yield (
-                "add-column-not-idempotent",
-                f"{words} ADD COLUMN {column} without IF NOT EXISTS {fails}",
-                f"write {words} ADD COLUMN IF NOT EXISTS {column}",
-            )
-        elif cmd["subtype"] in ("AT_DropColumn", "AT_DropConstraint"):
-            sub = "COLUMN" if cmd["subtype"] == "AT_DropColumn" else "CONSTRAINT"
-            yield (
-                "drop-without-if-exists",
-                f"{words} DROP {sub} {cmd['name']} without IF EXISTS {fails}",
-                f"write {words} DROP {sub} IF EXISTS {cmd['name']}",
-            )
-
-
-def _created(kind: str, node: Node) -> tuple[str, str]:
-    if kind == "CreateSchemaStmt":
-        if "schemaname" in node:
-            return "SCHEMA", str(node["schemaname"])
-        role = node["authrole"]  # CREATE SCHEMA AUTHORIZATION role
-        return "SCHEMA", "AUTHORIZATION " + str(
-            role.get("rolename") or role["roletype"].removeprefix("ROLESPEC_")
-        )
-    if kind == "CreateSeqStmt":
-        return "SEQUENCE", _rel(node["sequence"])
-    return "EXTENSION", str(node["extname"])
-
-
-def _rel(range_var: Node) -> str:
-    return ".".join(p for p in (range_var.get("schemaname"), range_var["relname"]) if p)
-
-
-def _strings(items: list[Node]) -> list[str]:
-    return [str(item["String"]["sval"]) for item in items if "String" in item]
 
 
 # --- squawk ------------------------------------------------------------------------------
@@ -432,9 +257,14 @@ def _squawk_findings(
     directory: Path,
     targets: dict[_Key, _Target],
     spans: dict[_Key, list[_Span]],
+    engine_safe: list[Finding] | None,
 ) -> list[Finding]:
-    """squawk's violations as findings, or one squawk-failed finding if squawk misbehaves."""
+    """squawk's violations as findings, or one squawk-failed finding if squawk misbehaves.
+
+    A statement with a safe form keeps one finding for the rules that form answers (squawk
+    reports a foreign key under two), with that form as its fix."""
     findings = []
+    safe: dict[tuple[str, int], tuple[int, Finding]] = {}  # (file, statement line) -> (rank, finding)
     lines: dict[_Key, list[str]] = {}
     for stdout, stderr, code in _collect(runs):
         try:
@@ -447,22 +277,33 @@ def _squawk_findings(
         for violation in violations:
             key = given[violation["file"]]  # squawk names the files as it was given them
             target, rule = targets[key], violation["rule_name"]
-            if (target.what == "rollback" and rule in ROLLBACK_DUTIES) or not timeout_advice_applies(
-                rule, target.limits
-            ):
+            if target.what == "rollback" and rule in ROLLBACK_DUTIES:
+                continue
+            if not timeout_advice_applies(rule, target.limits):
+                if engine_safe is not None:
+                    engine_safe.append(engine_note(rule, key[0], int(violation["line"]) + 1, target.limits))
                 continue
             if key not in lines:
                 lines[key] = target.script.text.split("\n")
-            finding = _from_squawk(violation, key[0], lines[key], spans.get(key))
-            if finding is not None:
+            found = _from_squawk(violation, key[0], lines[key], spans.get(key))
+            if found is None:
+                continue
+            finding, form, statement_line = found
+            if form is None:
                 findings.append(finding)
-    return findings
+                continue
+            rank = form.answers.index(rule)
+            if (key[0], statement_line) not in safe or rank < safe[key[0], statement_line][0]:
+                safe[key[0], statement_line] = (rank, finding)
+    return findings + [finding for _, finding in safe.values()]
 
 
 def _from_squawk(
     violation: dict[str, Any], file: str, lines: list[str], spans: list[_Span] | None
-) -> Finding | None:
-    """One squawk violation as a Finding; None when an ignore comment or a duplicate drops it.
+) -> tuple[Finding, SafeForm | None, int] | None:
+    """One squawk violation as a Finding, with the safe form it gives as its fix and its
+    statement's line; None when an ignore comment or a new table drops it, or it is the
+    drop of the CHECK a safe SET NOT NULL no longer needs.
 
     `spans` is None for a file PostgreSQL's parser rejected.
     """
@@ -481,8 +322,13 @@ def _from_squawk(
     index = bisect.bisect_right(spans or [], line, key=lambda span: span.line) - 1
     if spans and index >= 0:
         span = spans[index]
-        if _switched_off(rule, span.suppressed) or (
-            span.on_new_table and violation["rule_name"] in LOCK_RULES
+        if (
+            _switched_off(rule, span.suppressed)
+            or (span.on_new_table and violation["rule_name"] in LOCK_RULES)
+            or (span.drops_not_null_check and violation["rule_name"] == "ban-drop-constraint")
         ):
             return None
-    return Finding(rule, severity, file, line, message, hint, column)
+        form = None if span.statement is None else safe_form(span.statement, span.transactional)
+        if form is not None and violation["rule_name"] in form.answers:
+            return Finding(rule, severity, file, line, message, form.hint, column, form.sql), form, span.line
+    return Finding(rule, severity, file, line, message, hint, column), None, line

@@ -12,10 +12,12 @@ itself (``DEFAULT_LOCK_TIMEOUT``, or the file's ``-- lock-timeout:`` header), so
 advice is kept only for a file whose header turns the limit off (``-- lock-timeout: 0``).
 A run started with ``--lock-timeout 0`` is not known to a static check. Likewise
 ``require-statement-timeout`` is dropped for a file whose header sets a statement timeout.
+`check` says so, as notes apart from its findings (`engine_note`).
 """
 
 from __future__ import annotations
 
+from bilantools.source.findings import Finding
 from bilantools.source.headers import Limits
 from bilantools.source.parsed import Node, ParsedStatement
 from bilantools.source.trees import relation_name
@@ -48,6 +50,28 @@ def timeout_advice_applies(rule: str, limits: Limits) -> bool:
     if rule == "require-statement-timeout":
         return limits.statement_timeout in (None, "0")
     return True
+
+
+def engine_note(rule: str, file: str, line: int, limits: Limits) -> Finding:
+    """A note that the engine follows squawk's timeout advice `rule` for the statement at `line`."""
+    if rule == "require-lock-timeout":
+        limit = (
+            f"'-- lock-timeout: {limits.lock_timeout}' of this file's header"
+            if limits.lock_timeout
+            else "run's lock_timeout (--lock-timeout)"
+        )
+        message = (
+            f"the engine sets lock_timeout before this migration runs: this statement waits at most the "
+            f"{limit} for its lock, then fails rather than holding up the table's queries"
+        )
+        hint = "nothing to add; the '-- lock-timeout:' header line sets another limit for this file"
+    else:
+        message = (
+            f"the engine sets statement_timeout before this migration runs: this statement runs at most "
+            f"the '-- statement-timeout: {limits.statement_timeout}' of this file's header"
+        )
+        hint = "nothing to add"
+    return Finding(f"squawk:{rule}", "info", file, line, message, hint)
 
 
 def on_new_tables(statements: tuple[ParsedStatement, ...]) -> list[bool]:

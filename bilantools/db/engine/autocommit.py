@@ -70,9 +70,10 @@ class Autocommit:
             settings = session_limits(limits)
             if settings is not None:
                 sending.send(conn, settings)
-            detail = "started"
-            if apply and m.version in session.retrying:
-                detail += self._drop_left_over(m, statements)
+            detail, dropped = "started", ""
+            if apply:
+                dropped = self._drop_left_over(m, statements, m.version in session.retrying)
+                detail += f"; {dropped}" if dropped else ""
             with conn.transaction():
                 for c in started_record(session.actor, m, action, detail, history.now()):
                     sending.send(conn, c)
@@ -113,7 +114,7 @@ class Autocommit:
         elapsed = ms(started)
         self._record(m, action, statements, started, elapsed)
         if apply:
-            return Step(m.version, m.name, "apply", "applied", elapsed, total)
+            return Step(m.version, m.name, "apply", "applied", elapsed, total, dropped or None)
         return Step(m.version, m.name, "rollback", "rolled back", elapsed, total)
 
     def _invalid_index_left(self, stmt: Statement) -> str:
@@ -222,8 +223,9 @@ class Autocommit:
         )
         return translate.at_statement(message, m, script, stmt, line, reason, partial=done > 0)
 
-    def _drop_left_over(self, m: Migration, statements: list[Statement]) -> str:
-        """Before retrying `m`: drop the invalid indexes its earlier attempt left, or refuse."""
+    def _drop_left_over(self, m: Migration, statements: list[Statement], retrying: bool) -> str:
+        """Before `m` builds its indexes concurrently: drop the invalid indexes of the names it
+        builds (its own earlier attempt's, or anyone's failed build), or refuse."""
         from bilantools.db.invalid_indexes import drop_invalid
 
         results = drop_invalid(self.session.conn, statements)
@@ -231,11 +233,16 @@ class Autocommit:
         if stuck:
             integrity.reset_session(self.session.conn)
             index, why = stuck[0]
+            left = (
+                f"migration {m.label} left the invalid index {index} when it failed"
+                if retrying
+                else f"a failed build left the invalid index {index}, which migration {m.label} builds"
+            )
             raise RefusedError(
-                f"migration {m.label} left the invalid index {index} when it failed, and it cannot be "
-                f"dropped now ({why}); end the transactions that block it, or run DROP INDEX "
-                f"CONCURRENTLY {index} by hand, then apply again"
+                f"{left}, and it cannot be dropped now ({why}); end the transactions that block it, "
+                f"or run DROP INDEX CONCURRENTLY {index} by hand, then apply again"
             )
         if not results:
             return ""
-        return f"; dropped the invalid index(es) {', '.join(i for i, _ in results)} an earlier attempt left"
+        who = "an earlier attempt left" if retrying else "a failed build had left (built again now)"
+        return f"dropped the invalid index(es) {', '.join(i for i, _ in results)} {who}"

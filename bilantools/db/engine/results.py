@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from bilantools.db.invalid_indexes import InvalidIndex
 from bilantools.source.files import Migration
 
 # "outdated": a repeatable migration whose file changed since it last ran (it runs again).
@@ -75,6 +76,7 @@ class Status:
     tracking: bool
     layout: str = "bilantools"  # how the directory names its migrations
     history_table: str = "public.schema_migrations"  # where our history is (tracking-schema)
+    invalid_indexes: list[InvalidIndex] = field(default_factory=list)  # the database's, filled by `status`
 
     def count(self, state: State) -> int:
         return sum(1 for m in self.migrations if m.state == state)
@@ -88,12 +90,15 @@ class Status:
         return f"{len(self.migrations)} migrations: " + ", ".join(parts or ["none"])
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        shown: dict[str, Any] = {
             "target": self.target,
             "layout": self.layout,
             "tracking": self.history_table,
             "migrations": [m.as_dict() for m in self.migrations],
         }
+        if self.invalid_indexes:  # only then, as verify's
+            shown["invalid_indexes"] = [i.as_dict() for i in self.invalid_indexes]
+        return shown
 
 
 @dataclass(frozen=True)
