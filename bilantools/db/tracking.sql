@@ -135,3 +135,19 @@ BEGIN
     END IF;
 END
 $upgrade$;
+-- 'lock-timeout': an apply that gave up waiting for a lock after its last attempt, a
+-- retryable stop and not a failure of the file (added after 'started'): widen the check.
+DO $upgrade$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_constraint
+        WHERE conrelid = 'schema_migration_events'::regclass
+          AND conname = 'schema_migration_events_outcome_check'
+          AND pg_get_constraintdef(oid) LIKE '%lock-timeout%'
+    ) THEN
+        ALTER TABLE schema_migration_events DROP CONSTRAINT IF EXISTS schema_migration_events_outcome_check;
+        ALTER TABLE schema_migration_events ADD CONSTRAINT schema_migration_events_outcome_check
+            CHECK (outcome IN ('success', 'failure', 'partial', 'started', 'lock-timeout'));
+    END IF;
+END
+$upgrade$;
