@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from bilantools.db.backup import Backup
     from bilantools.db.backup import Verification as BackupVerification
     from bilantools.db.fingerprint import Fingerprint
+    from bilantools.db.locks import Locks
     from bilantools.db.provided import Presence
     from bilantools.db.retention import PrunePlan
     from bilantools.db.stats import SchemaStats
@@ -308,6 +309,24 @@ def inspect(*, kind: str, target: TargetLike = None) -> Any:
         raise InputError(f"cannot inspect '{kind}': choose one of {', '.join(INSPECTIONS)}")
     with session.connection(target, "inspect") as (_, conn):
         return getattr(catalog, kind)(conn)
+
+
+def locks(
+    *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, older_than: float | None = None
+) -> Locks:
+    """Lock waiters and their blockers, transactions open longer than `older_than` seconds
+    (default: the gates' max-transaction-age-s of the project's pyproject.toml), and the
+    holder of the migration lock. Reads only; the migrations are not read."""
+    from bilantools.db.health import load_gate_settings
+    from bilantools.db.locks import read_locks
+
+    directory = project.directory if isinstance(project, Project) else Path(project)
+    if older_than is None:
+        older_than = load_gate_settings(directory.absolute()).max_transaction_age_s
+    elif older_than < 0:
+        raise InputError(f"{option('older_than', older_than)}: pass a number of seconds, 0 or more")
+    with session.connection(target, "locks") as (resolved, conn):
+        return read_locks(conn, resolved.masked, older_than)
 
 
 def fingerprint(*, target: TargetLike = None) -> Fingerprint:
