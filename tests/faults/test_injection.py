@@ -463,6 +463,7 @@ AUDITED = {
     ("db/history.py", "run"): "the module's statements (EVENT_COLUMNS, a constant list of columns), "
     "values bound",
     ("db/history.py", "read_history"): "one of two constant subqueries",
+    ("db/history.py", "_lock_timeouts"): "a constant query; the event log named by Tracking.sql",
     ("fleet/selection.py", "query_databases"): "the user's own --from-query, sent as written (its "
     "purpose) inside a READ ONLY transaction",
     ("db/plain_dump.py", "restore"): "a plain dump's own statement, sent as the dump has it (a restore's "
