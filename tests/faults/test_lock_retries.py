@@ -219,3 +219,20 @@ def test_bad_settings_are_refused_before_anything_runs(
     assert "schema_migrations" not in [
         r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
     ]
+
+
+def test_an_event_log_of_an_earlier_release_is_widened_for_the_lock_timeout(
+    tmp_path: Path, db_url: str, conn: psycopg.Connection, basic: Path
+) -> None:
+    commands.apply(target=db_url, project=basic)
+    conn.execute(
+        "ALTER TABLE schema_migration_events DROP CONSTRAINT schema_migration_events_outcome_check;"
+        " ALTER TABLE schema_migration_events ADD CONSTRAINT schema_migration_events_outcome_check"
+        " CHECK (outcome IN ('success', 'failure', 'partial', 'started'))"
+    )
+    retries(tmp_path, attempts=1)
+    with_migration(basic, "004_add_nickname", ADD_COLUMN)
+    with reader(db_url), pytest.raises(MigrationFailed) as failed:
+        commands.apply(target=db_url, project=basic, options=commands.RunOptions(lock_timeout="100ms"))
+    assert "could not be recorded" not in str(failed.value)
+    assert events(conn, "004") == ["lock-timeout"]
