@@ -236,3 +236,50 @@ def test_an_event_log_of_an_earlier_release_is_widened_for_the_lock_timeout(
         commands.apply(target=db_url, project=basic, options=commands.RunOptions(lock_timeout="100ms"))
     assert "could not be recorded" not in str(failed.value)
     assert events(conn, "004") == ["lock-timeout"]
+
+
+def test_the_panels_progress_logs_a_wait(basic: Path) -> None:
+    """The notebook panels get the same progress events: a wait is one orange line, and the
+    bar says it is waiting (the migration's 'done' follows as usual)."""
+    import ipywidgets as widgets
+
+    from bilantools.db.blocking import Blocker
+    from bilantools.db.engine.results import Wait
+    from bilantools.notebook.runs import RunProgress
+
+    out = widgets.Output()
+    progress = RunProgress(out)
+    progress.start()
+    m = commands.Project.load(basic).migrations.migrations[1]
+    blocker = Blocker(42, "psql", "alice", "idle in transaction", None, 40.2, "SELECT 1", None, ("people",))
+    wait = Wait(("people",), (blocker,), True, 2, 5, 3.0, "10s")
+    progress(Progress("start", m, 1, 3))
+    progress(Progress("wait", m, 1, 3, wait=wait))
+    assert progress.bar.description == "waiting"
+    [shown] = out.outputs
+    text = shown["data"]["text/plain"]
+    assert "002_add_email: waiting for a lock on people: held by pid 42 (alice, psql, xact 40 s): " in text
+    assert "attempt 2/5 in 3 s (waiting up to 10s)" in text
+
+
+def test_a_rollback_is_retried_too(
+    tmp_path: Path, db_url: str, conn: psycopg.Connection, basic: Path
+) -> None:
+    with_migration(basic, "004_add_nickname", ADD_COLUMN, "ALTER TABLE people DROP COLUMN nickname;\n")
+    commands.apply(target=db_url, project=basic)
+    retries(tmp_path, attempts=2, pause="100ms")
+    seen: list[Progress] = []
+    with reader(db_url) as blocker:
+        pid = blocker.info.backend_pid
+
+        def hook(progress: Progress) -> None:
+            seen.append(progress)
+            if progress.event == "wait":
+                threading.Timer(0.3, blocker.rollback).start()  # attempt 2 waits from 0.1 s to 0.5 s
+
+        result = commands.rollback(
+            target=db_url, project=basic, options=commands.RunOptions(lock_timeout="250ms"), progress=hook
+        )
+    assert [(s.version, s.outcome) for s in result.steps] == [("004", "rolled back")]
+    assert [b.pid for p in seen if p.wait is not None for b in p.wait.blockers] == [pid]
+    assert "nickname" not in columns(conn)
