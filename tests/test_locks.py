@@ -105,3 +105,10 @@ def test_a_negative_threshold_is_refused(db_url: str, basic: Path) -> None:
     with pytest.raises(BilanToolsError) as refused:
         commands.locks(target=db_url, project=basic, older_than=-1)
     assert str(refused.value) == "older_than=-1: pass a number of seconds, 0 or more"
+
+
+def test_a_negative_threshold_is_refused_before_connecting(cli: Any, tmp_path: Path) -> None:
+    result = cli("--db", "postgresql://nobody@127.0.0.1:1/none", "locks", "--older-than", "-5")
+    assert result.code == 2
+    assert "Invalid value for '--older-than': -5.0 is not in the range x>=0." in result.err
+    assert "target:" not in result.err

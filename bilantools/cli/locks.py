@@ -17,7 +17,7 @@ QUERY_WIDTH = 60
 @click.command()
 @click.option(
     "--older-than",
-    type=float,
+    type=click.FloatRange(min=0),
     metavar="SECONDS",
     help="List transactions open longer than this (default: max-transaction-age-s of the gates, 60).",
 )

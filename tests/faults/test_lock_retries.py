@@ -6,6 +6,7 @@ validate say to retry when the lock is released, not to fix the file."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -162,11 +163,13 @@ def test_never_released_the_run_stops_retryable_and_a_rerun_applies_it(
             validate.out
         )
         assert validate.code == 0 and validate.out.endswith("valid: no problems found\n")
+        shown = json.loads(cli(*where, "apply", "--lock-timeout", "100ms", "--json").out)
+        assert (shown["failure"], shown["retryable"], shown["version"]) == ("failed", True, "004")
     assert "nickname" not in columns(conn)
     assert conn.execute("SELECT count(*) FROM schema_migrations WHERE version = '004'").fetchone() == (0,)
-    assert events(conn, "004") == ["lock-timeout"]
+    assert events(conn, "004") == ["lock-timeout", "lock-timeout"]
     assert cli(*where, "apply").code == 0
-    assert "nickname" in columns(conn) and events(conn, "004") == ["lock-timeout", "success"]
+    assert "nickname" in columns(conn) and events(conn, "004") == ["lock-timeout", "lock-timeout", "success"]
     assert "pending" not in cli(*where, "status").out
     figures.add("lock retries: runs that gave up, retryable")
 

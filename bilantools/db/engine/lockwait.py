@@ -86,4 +86,4 @@ def timed_out(
         f"a fault of the file: recorded as a 'lock-timeout' event, not as a failure): "
         f"{translate.fix(exc, '')}{note}"
     )
-    return translate.at_statement(message, m, script, stmt, error_line(stmt, exc), reason)
+    return translate.at_statement(message, m, script, stmt, error_line(stmt, exc), reason, retryable=True)

@@ -194,7 +194,14 @@ def failed(
 
 
 def at_statement(
-    message: str, m: Migration, script: Script, stmt: Statement, line: int, reason: str, partial: bool = False
+    message: str,
+    m: Migration,
+    script: Script,
+    stmt: Statement,
+    line: int,
+    reason: str,
+    partial: bool = False,
+    retryable: bool = False,
 ) -> MigrationFailed:
     """The failure of `stmt`, at `line` of `script` of migration `m`."""
     return MigrationFailed(
@@ -205,6 +212,7 @@ def at_statement(
         statement=stmt.text,
         server_message=reason,
         partial=partial,
+        retryable=retryable,
     )
 
 
