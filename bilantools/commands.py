@@ -163,7 +163,11 @@ def apply(
     A statement waits at most `lock_timeout` for a lock and runs at most
     `statement_timeout` (PostgreSQL durations such as "5s"; None keeps the server's
     setting); a migration's `-- lock-timeout:` / `-- statement-timeout:` headers win.
-    `progress` is called as each migration starts and ends.
+    A transactional migration that times out on a lock is rolled back and run again with
+    a longer lock_timeout after a pause (``[tool.bilantools.lock-retries]``, see
+    `bilantools.db.engine.retries`); after the last attempt it stays pending (a retryable
+    MigrationFailed). `progress` is called as each migration starts and ends, and at
+    each lock wait ('wait', with who holds the lock).
     """
     project = as_project(project)
     return _apply(target, project, options, progress, project.settings.provided)
