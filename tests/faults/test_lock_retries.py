@@ -140,7 +140,8 @@ def test_never_released_the_run_stops_retryable_and_a_rerun_applies_it(
             f"held by pid {pid} (application 'long-report'"
         ), line
         assert (
-            " over 3 attempts (lock_timeout 200ms, 400ms, 800ms); nothing was changed and it stays " in line
+            " over 3 attempts (lock_timeout 200ms, 400ms, 800ms); it was rolled back and stays pending "
+            in line
         )
         assert "recorded as a 'lock-timeout' event, not as a failure" in line
         assert "retry when the blocking session has finished (or end it)" in line

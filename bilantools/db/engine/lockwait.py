@@ -82,7 +82,7 @@ def timed_out(
     reason = translate.explain(session, exc, stmt, session.limits_for(m, action))
     message = (
         f"migration {m.label} timed out waiting for a lock at {where}: {reason} (statement: "
-        f"{excerpt(stmt.text)}){over}; nothing was changed and it stays pending (a lock timeout is not "
+        f"{excerpt(stmt.text)}){over}; it was rolled back and stays pending (a lock timeout is not "
         f"a fault of the file: recorded as a 'lock-timeout' event, not as a failure): "
         f"{translate.fix(exc, '')}{note}"
     )
