@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +21,12 @@ import pytest
 from bilantools import commands
 from bilantools.db.engine.results import Progress
 from bilantools.db.engine.retries import LockRetries
+from bilantools.db.sandbox import Sandbox
 from bilantools.errors import MigrationFailed
 from tests.faults.conftest import Figures
+from tests.faults.harness import CliRun, running
 from tests.faults.test_blocking import ADD_COLUMN, columns, with_migration
+from tests.faults.test_interrupt import assert_released, interrupt
 
 pytestmark = pytest.mark.pg15
 
@@ -287,3 +291,31 @@ def test_a_rollback_is_retried_too(
     assert [(s.version, s.outcome) for s in result.steps] == [("004", "rolled back")]
     assert [b.pid for p in seen if p.wait is not None for b in p.wait.blockers] == [pid]
     assert "nickname" not in columns(conn)
+
+
+def test_ctrl_c_during_the_pause_stops_at_once(
+    tmp_path: Path, db_url: str, conn: psycopg.Connection, basic: Path, server: Sandbox
+) -> None:
+    """The pause between two attempts is no time to be stuck in: Ctrl-C ends the run
+    there, 004 applied before the wait stays, 005 stays pending."""
+    commands.apply(target=db_url, project=basic)
+    retries(tmp_path, attempts=3, pause="60s")
+    with_migration(basic, "004_other", "CREATE TABLE other_a (id int);\n")
+    with_migration(basic, "005_add_nickname", ADD_COLUMN)
+    with reader(db_url):
+        run = CliRun(db_url, basic, "apply", "--lock-timeout", "200ms", home=server.home)
+        with running(run):
+            deadline = time.monotonic() + 30
+            while not any("waiting for a lock on people" in line for line in run.err):
+                assert time.monotonic() < deadline and run.proc.poll() is None, run.err
+                time.sleep(0.05)
+            code, took = interrupt(run)
+    assert code == 130 and took < 5, (code, took, run.err)
+    assert run.last_err == (
+        "error: interrupted (Ctrl-C) before migration 005_add_nickname started; committed before the "
+        "interrupt: 004_other; not applied: 005_add_nickname; run apply again to continue"
+    ), run.last_err
+    states = {s.version: s.state for s in commands.status(target=db_url, project=basic).migrations}
+    assert (states["004"], states["005"]) == ("applied", "pending")
+    assert "nickname" not in columns(conn)
+    assert_released(conn)
