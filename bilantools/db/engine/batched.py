@@ -115,7 +115,9 @@ class Batched:
         if statement is None:  # COMMIT failed (a deferred constraint...)
             return Stopped(steps, translate.engine_failed(session, m, action, statements, what, exc, started))
         if translate.lock_timeout(exc):  # tried again, or a retryable stop (see lockwait)
-            return Stopped(steps, lockwait.timed_out(session, m, action, statements, statement, exc, started))
+            return Stopped(
+                steps, lockwait.timed_out(session, (m, statements), action, statement, exc, started)
+            )
         return Stopped(
             steps, translate.statement_failed(session, m, action, statements, statement, exc, started)
         )

@@ -13,8 +13,7 @@ from bilantools.db.diagnostics import error_line, excerpt
 from bilantools.db.engine import translate
 from bilantools.db.engine.limits import script_limits
 from bilantools.db.engine.results import Wait
-from bilantools.db.engine.session import Session, ms
-from bilantools.source.statements import Statement
+from bilantools.db.engine.session import Session, Unit, ms
 
 if TYPE_CHECKING:
     from bilantools.source.files import Migration
@@ -30,19 +29,14 @@ class LockWait(Exception):
 
 
 def timed_out(
-    session: Session,
-    m: Migration,
-    action: str,
-    statements: list[Statement],
-    index: int,
-    exc: BaseException,
-    started: float,
+    session: Session, unit: Unit, action: str, index: int, exc: BaseException, started: float
 ) -> BaseException:
-    """After statement `index` of `m`'s transactional script timed out on a lock (its
+    """After statement `index` of the unit's transactional script timed out on a lock (its
     transaction rolled back): a LockWait while attempts are left, else the error that
     stops the run."""
     import psycopg
 
+    m, statements = unit
     stmt, attempt, retries = statements[index], session.attempt(m), session.retries
     try:
         blockers, holding = find_blockers(session.conn, stmt.text)
