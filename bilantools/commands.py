@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from bilantools.db.events import Event
     from bilantools.db.fingerprint import Fingerprint
     from bilantools.db.invalid_indexes import InvalidIndex
+    from bilantools.db.locks import Locks
     from bilantools.db.provided import Presence
     from bilantools.db.retention import PrunePlan
     from bilantools.db.stats import SchemaStats
@@ -174,7 +175,11 @@ def apply(
     A statement waits at most `lock_timeout` for a lock and runs at most
     `statement_timeout` (PostgreSQL durations such as "5s"; None keeps the server's
     setting); a migration's `-- lock-timeout:` / `-- statement-timeout:` headers win.
-    `progress` is called as each migration starts and ends.
+    A transactional migration that times out on a lock is rolled back and run again with
+    a longer lock_timeout after a pause (``[tool.bilantools.lock-retries]``, see
+    `bilantools.db.engine.retries`); after the last attempt it stays pending (a retryable
+    MigrationFailed). `progress` is called as each migration starts and ends, and at
+    each lock wait ('wait', with who holds the lock).
     """
     project = as_project(project)
     return _apply(target, project, options, progress, project.settings.provided)
@@ -383,6 +388,24 @@ def new(*, name: str, project: ProjectLike = DEFAULT_MIGRATIONS, layout: str | N
     directory = project.directory if isinstance(project, Project) else project
     found = as_project(project) if layout is None else Project.load(directory, layout)
     return new_migration(found.directory, found.layout, name, datetime.now(UTC))
+
+
+def locks(
+    *, target: TargetLike = None, project: ProjectLike = DEFAULT_MIGRATIONS, older_than: float | None = None
+) -> Locks:
+    """Lock waiters and their blockers, transactions open longer than `older_than` seconds
+    (default: the gates' max-transaction-age-s of the project's pyproject.toml), and the
+    holder of the migration lock. Reads only; the migrations are not read."""
+    from bilantools.db.health import load_gate_settings
+    from bilantools.db.locks import read_locks
+
+    directory = project.directory if isinstance(project, Project) else Path(project)
+    if older_than is None:
+        older_than = load_gate_settings(directory.absolute()).max_transaction_age_s
+    elif older_than < 0:
+        raise InputError(f"{option('older_than', older_than)}: pass a number of seconds, 0 or more")
+    with session.connection(target, "locks") as (resolved, conn):
+        return read_locks(conn, resolved.masked, older_than)
 
 
 def fingerprint(*, target: TargetLike = None) -> Fingerprint:

@@ -135,10 +135,12 @@ class MigrationFailed(StoppedInMigration):
         statement: str | None,
         server_message: str,
         partial: bool = False,
+        retryable: bool = False,
     ) -> None:
         super().__init__(message, version=version, file=file, line=line, partial=partial)
         self.statement = statement
         self.server_message = server_message
+        self.retryable = retryable  # nothing wrong with the file: run it again later (a lock timeout)
 
 
 class DatabaseError(BilanToolsError):

@@ -87,6 +87,7 @@ def test_json_on_a_refused_run(cli: Any, db_url: str, basic: Path) -> None:
         "file": None,
         "line": None,
         "partial": False,
+        "retryable": False,
         "target": db_url,
         "action": "apply",
         "dry_run": False,

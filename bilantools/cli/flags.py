@@ -125,7 +125,8 @@ limit_options = option_group(
         default=DEFAULT_LOCK_TIMEOUT,
         show_default=True,
         metavar="DURATION",
-        help="Fail a statement that waits longer for a lock (rather than stall the queries behind it).",
+        help="Give up on a lock after this long (rather than stall the queries behind it); the first "
+        "attempt's wait: later ones grow per [tool.bilantools.lock-retries].",
     ),
     click.option(
         "--statement-timeout",

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import click
 
 from bilantools import __version__, commands
-from bilantools.cli import adopt, backup, everyday, fleet, inspect, run, runbook, sandbox
+from bilantools.cli import adopt, backup, everyday, fleet, inspect, locks, run, runbook, sandbox
 from bilantools.cli.flags import Context, spell
 from bilantools.errors import BilanToolsError
 
@@ -53,7 +53,7 @@ for command in (
     *(inspect.status, inspect.plan, inspect.validate, inspect.verify, inspect.drift, inspect.detect),
     *(inspect.inspect_command, inspect.fingerprint, inspect.check, inspect.graph, inspect.stats),
     *(run.apply, run.rollback, run.baseline, run.repair, adopt.adopt),
-    *(backup.backup, backup.restore, runbook.runbook, sandbox.sandbox, fleet.fleet),
+    *(backup.backup, backup.restore, runbook.runbook, sandbox.sandbox, fleet.fleet, locks.locks),
     *(everyday.history, everyday.new, everyday.erd),
 ):
     cli.add_command(command)

@@ -72,6 +72,10 @@ class StepPrinter:
             if self.bar is not None:
                 self.bar.set_description(progress.migration.label[:40])
             return
+        if progress.wait is not None:  # on stderr, as the bar: stdout keeps the steps
+            line = f"{progress.migration.label}: {progress.wait.line()}"
+            self.bar.write(line, file=sys.stderr) if self.bar is not None else click.echo(line, err=True)
+            return
         assert progress.step is not None
         line = step_line(progress.step, self.width)
         if self.bar is not None:
@@ -102,8 +106,8 @@ def print_status(result: Status) -> None:
         )
     print_table(["VERSION", "NAME", "STATE", "APPLIED AT", "MS", "BY"], rows)
     for m in result.migrations:
-        if m.state == "failed" and m.error:
-            click.echo(f"{m.version} failed: {m.error}")
+        if m.state in ("failed", "pending") and m.error:
+            click.echo(f"{m.version} {m.state}: {m.error}")
     for index in result.invalid_indexes:
         click.echo(index.one_line())
     click.echo(result.summary())

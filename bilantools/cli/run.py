@@ -148,6 +148,7 @@ def _failure(exc: BilanToolsError, obj: Context, action: str, dry_run: bool) -> 
         "file": getattr(exc, "file", None),
         "line": getattr(exc, "line", None),
         "partial": getattr(exc, "partial", False),
+        "retryable": getattr(exc, "retryable", False),
         "target": target.masked if target else None,
         "action": action,
         "dry_run": dry_run,

@@ -163,7 +163,7 @@ _SHAPE = (
     " AND to_regprocedure(%s) IS NOT NULL AND to_regprocedure(%s) IS NOT NULL,"
     " EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s)"
     " AND conname = 'schema_migration_events_outcome_check'"
-    " AND pg_get_constraintdef(oid) LIKE '%%started%%'),"
+    " AND pg_get_constraintdef(oid) LIKE '%%lock-timeout%%'),"
     " EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'rollout_id'"
     " AND NOT attisdropped),"
     " EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'error_message')"
@@ -258,11 +258,14 @@ def creation_sql(tracking: Tracking) -> list[str]:
     ]
 
 
-def read_history(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, list[HistoryRow]]:
-    """(whether schema_migrations exists, its rows); reads only, creates nothing."""
+def read_history(
+    conn: psycopg.Connection, tracking: Tracking
+) -> tuple[bool, list[HistoryRow], dict[str, str]]:
+    """(whether schema_migrations exists, its rows, the versions whose last apply timed out
+    waiting for a lock -> what that event says); reads only, creates nothing."""
     has_table, has_events, _, _ = _shape(conn, tracking)
     if not has_table:
-        return False, []
+        return False, [], {}
     # Partial: the version's latest apply event says it stopped half-way (one pass over the log).
     latest = (
         " LEFT JOIN (SELECT DISTINCT ON (ltrim(version, '0')) ltrim(version, '0') AS number, outcome"
@@ -280,7 +283,20 @@ def read_history(conn: psycopg.Connection, tracking: Tracking) -> tuple[bool, li
             + " ORDER BY m.id"
         )
     ).fetchall()
-    return True, [HistoryRow(*r) for r in rows]
+    return True, [HistoryRow(*r) for r in rows], _lock_timeouts(conn, tracking) if has_events else {}
+
+
+def _lock_timeouts(conn: psycopg.Connection, tracking: Tracking) -> dict[str, str]:
+    """Version -> the detail of its last apply event, when that is a 'lock-timeout' (a
+    retryable stop, with no failure row)."""
+    rows = conn.execute(
+        tracking.sql(
+            "SELECT version, detail FROM (SELECT DISTINCT ON (ltrim(version, '0')) version, outcome, detail"
+            " FROM {events} WHERE action = 'apply' ORDER BY ltrim(version, '0'), id DESC) e"
+            " WHERE outcome = 'lock-timeout'"
+        )
+    ).fetchall()
+    return {str(version): str(detail) for version, detail in rows}
 
 
 @dataclass(frozen=True)

@@ -23,15 +23,10 @@ from bilantools.db.engine.batched import Batched
 from bilantools.db.engine.dryrun import DryRun
 from bilantools.db.engine.executor import Executor, Stopped
 from bilantools.db.engine.limits import DEFAULT_LIMITS
+from bilantools.db.engine.lockwait import LockWait
 from bilantools.db.engine.recording import Recording
-from bilantools.db.engine.results import (
-    Action,
-    Progress,
-    ProgressHook,
-    RunResult,
-    Status,
-    Step,
-)
+from bilantools.db.engine.results import Action, Progress, ProgressHook, RunResult, Status, Step
+from bilantools.db.engine.retries import load_lock_retries
 from bilantools.db.engine.session import Session, Unit, in_transaction
 from bilantools.db.failures import Interruption, LostConnection
 from bilantools.db.interrupts import Interrupts
@@ -96,8 +91,8 @@ class Runner:
 
     # -- reading ----------------------------------------------------------------------
     def status(self) -> Status:
-        tracked, rows = history.read_history(self.conn, self.tracking)
-        status = planning.status(self.target_label, self.migrations, tracked, rows)
+        tracked, rows, waits = history.read_history(self.conn, self.tracking)
+        status = planning.status(self.target_label, self.migrations, tracked, rows, waits)
         label = self.tracking.label
         if not self.tracking.qualified:  # where the search_path puts it
             row = self.conn.execute("SELECT current_schema()").fetchone()
@@ -217,6 +212,7 @@ class Runner:
         if todo:
             provided.require(self.conn, self.target_label, needs)
         prepared = [(m, self._prepare(m.script, m.transactional, known.get(m.checksum))) for m in todo]
+        self.session.retries = load_lock_retries(self.migrations.directory.absolute())
         result = RunResult(self.target_label, "apply", dry_run, run_id=str(self.actor.run_id))
         if dry_run:
             return self._dry_run(result, prepared)
@@ -239,6 +235,7 @@ class Runner:
             assert m.rollback is not None
             prepared.append((m, self._prepare(m.rollback, m.rollback_transactional)))
         self._refuse_rollback_errors(todo)
+        self.session.retries = load_lock_retries(self.migrations.directory.absolute())
         result = RunResult(self.target_label, "rollback", dry_run, run_id=str(self.actor.run_id))
         if dry_run:
             return self._dry_run(result, prepared)
@@ -315,7 +312,7 @@ class Runner:
 
         unreported: list[Progress] = []
         last_flush = time.monotonic()
-        size, index, total = 1, 0, len(prepared)
+        size, index, total, announced = 1, 0, len(prepared), 0
         if prepared:
             self.session.guard = integrity.Guard.read(self.conn, self.actor.run_id, self.tracking)
         with self.interrupts:
@@ -334,7 +331,9 @@ class Runner:
                 batch = prepared[index:end]
                 durable = end == total or alone or time.monotonic() - last_flush >= DURABLE_EVERY
                 for offset, (m, _) in enumerate(batch):
-                    self._report(Progress("start", m, index + offset, total))
+                    if index + offset >= announced:  # once, even when it runs again after a lock wait
+                        self._report(Progress("start", m, index + offset, total))
+                announced = max(announced, end)
                 started = time.perf_counter()
                 executor: Executor = self._autocommit if alone else self._batched
                 error: BaseException | None = None
@@ -349,6 +348,13 @@ class Runner:
                 for offset, step in enumerate(steps):
                     result.steps.append(step)
                     unreported.append(Progress("done", batch[offset][0], index + offset, total, step))
+                if isinstance(error, LockWait):  # the rest of the batch runs again after a pause
+                    index += len(steps)
+                    self._wait(
+                        error, Progress("wait", error.migration, index, total, wait=error.wait), unreported
+                    )
+                    size = 1
+                    continue
                 if error is not None:
                     raise self._stopped(error, result, unreported, prepared)
                 if durable:
@@ -361,6 +367,21 @@ class Runner:
                     size = 1
                 index = end
         return result
+
+    def _wait(self, stop: LockWait, progress: Progress, unreported: list[Progress]) -> None:
+        """Before a migration that timed out on a lock runs again: what committed before it
+        made durable and reported, the wait reported, the pause (cut short by Ctrl-C), and
+        the tracking objects read again (the batch's proofs had counted on the units that
+        did not commit)."""
+        if unreported:
+            self._flush_wal()
+            self._report_all(unreported)
+        self._report(progress)
+        self.session.attempts[stop.migration.version] = stop.wait.attempt
+        deadline = time.monotonic() + stop.wait.pause_s
+        while not self.interrupts.received and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
+        self.session.guard = integrity.Guard.read(self.conn, self.actor.run_id, self.tracking)
 
     def _lost(
         self, stop: LostConnection, action: str, unreported: list[Progress], prepared: list[Unit], index: int

@@ -106,7 +106,7 @@ CREATE TABLE IF NOT EXISTS schema_migration_events (
     action      varchar(20)  NOT NULL
         CHECK (action IN ('apply', 'rollback', 'baseline', 'repair', 'dry-run')),
     outcome     varchar(20)  NOT NULL
-        CHECK (outcome IN ('success', 'failure', 'partial', 'started')),
+        CHECK (outcome IN ('success', 'failure', 'partial', 'started', 'lock-timeout')),
     actor       varchar(255) NOT NULL DEFAULT current_user,
     os_user     varchar(255),
     host        varchar(255),
@@ -120,18 +120,20 @@ CREATE TABLE IF NOT EXISTS schema_migration_events (
 -- The backup taken before the change (bilantools backup), added after the first release.
 ALTER TABLE schema_migration_events ADD COLUMN IF NOT EXISTS backup text;
 -- 'started' marks a `transaction: off` migration before its first statement (added after
--- the first release): widen the check of event logs created before it.
+-- the first release), 'lock-timeout' an apply that gave up waiting for a lock after its
+-- last attempt (a retryable stop, not a failure of the file; added after 'started'):
+-- widen the check of event logs created before them.
 DO $upgrade$
 BEGIN
     IF NOT EXISTS (
         SELECT 1 FROM pg_constraint
         WHERE conrelid = 'schema_migration_events'::regclass
           AND conname = 'schema_migration_events_outcome_check'
-          AND pg_get_constraintdef(oid) LIKE '%started%'
+          AND pg_get_constraintdef(oid) LIKE '%lock-timeout%'
     ) THEN
         ALTER TABLE schema_migration_events DROP CONSTRAINT IF EXISTS schema_migration_events_outcome_check;
         ALTER TABLE schema_migration_events ADD CONSTRAINT schema_migration_events_outcome_check
-            CHECK (outcome IN ('success', 'failure', 'partial', 'started'));
+            CHECK (outcome IN ('success', 'failure', 'partial', 'started', 'lock-timeout'));
     END IF;
 END
 $upgrade$;

@@ -363,7 +363,7 @@ class Rollout:
                     raise StopRequested
                 counts["start"] += 1
                 run.current = progress.migration.label
-            else:
+            elif progress.event == "done":
                 counts["done"] += 1
                 run.applied = counts["done"]
                 run.current = None

@@ -62,6 +62,10 @@ class RunProgress:
         if progress.event == "start":
             self.bar.description = progress.migration.version
             return
+        if progress.wait is not None:
+            self.bar.description = "waiting"
+            log.warning(self.out, f"{progress.migration.label}: {progress.wait.line()}")
+            return
         self.bar.value = progress.index + 1
         if progress.step is not None:
             log_step(self.out, progress.step)

@@ -15,6 +15,9 @@ project keeps them next to its other tool settings and in version control::
     [tool.bilantools.gates]  # health gates of fleet rollouts (bilantools.db.health.GateSettings)
     max-replica-lag-s = 5.0
 
+    [tool.bilantools.lock-retries]  # a migration's lock waits (bilantools.db.engine.retries)
+    attempts = 5
+
 ``tracking-schema`` is the schema of bilantools' tracking objects (schema_migrations, its
 event log and the guide's functions): "public" for our own layout (the guide's place),
 "bilantools" for another tool's layout, whose own ``schema_migrations`` may sit in public.
@@ -55,6 +58,7 @@ _KEYS = (
     "tracking-schema",
     "keep-peer-history",
     "gates",
+    "lock-retries",
 )
 # A schema name written plainly: quoted as an identifier, it means what it says.
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -137,14 +141,20 @@ def load_config(start: Path) -> CheckConfig:
 def gates_table(start: Path) -> tuple[Path | None, dict[str, Any]]:
     """The nearest ``pyproject.toml`` and its ``[tool.bilantools.gates]`` table (empty when
     absent); the values are checked by `bilantools.db.health.load_gate_settings`."""
+    return subtable(start, "gates")
+
+
+def subtable(start: Path, name: str) -> tuple[Path | None, dict[str, Any]]:
+    """The nearest ``pyproject.toml`` and its ``[tool.bilantools.<name>]`` table (empty
+    when absent); InputError when it is not a table."""
     path = _nearest(start)
     table = _tool_table(path) if path is not None else None
-    gates = (table or {}).get("gates", {})
-    if not isinstance(gates, dict):
+    found = (table or {}).get(name, {})
+    if not isinstance(found, dict):
         raise InputError(
-            f"{path}: tool.bilantools.gates must be a table; write it as [tool.bilantools.gates]"
+            f"{path}: tool.bilantools.{name} must be a table; write it as [tool.bilantools.{name}]"
         )
-    return path, gates
+    return path, found
 
 
 def _nearest(start: Path) -> Path | None:

@@ -35,6 +35,13 @@ def parse_duration(value: str) -> str | None:
     return f"{amount}{unit}" if amount else "0"
 
 
+def duration_ms(value: str) -> int | None:
+    """A duration in milliseconds (0: no limit), or None if it is not one."""
+    spelled = parse_duration(value)
+    match = _DURATION.match(spelled) if spelled is not None else None
+    return None if match is None else int(match["amount"]) * _UNIT_MS[(match["unit"] or "ms").lower()]
+
+
 def _too_long(value: str) -> bool:
     """A well-formed duration beyond what PostgreSQL accepts."""
     return _DURATION.match(value.strip()) is not None and parse_duration(value) is None

@@ -487,6 +487,7 @@ AUDITED = {
     ("db/history.py", "run"): "the module's statements (EVENT_COLUMNS, a constant list of columns), "
     "values bound",
     ("db/history.py", "read_history"): "one of two constant subqueries",
+    ("db/history.py", "_lock_timeouts"): "a constant query; the event log named by Tracking.sql",
     ("fleet/selection.py", "query_databases"): "the user's own --from-query, sent as written (its "
     "purpose) inside a READ ONLY transaction",
     ("db/events.py", "read_events"): "a constant list of columns, the event log named by Tracking.sql "

@@ -385,7 +385,7 @@ def test_every_command_keeps_the_password_secret(
     # everything that only reads, a few at a time
     reads = [["status"], ["validate"], ["verify"], ["drift"], ["fingerprint"], ["detect"], ["stats"]]
     reads += [["check"], ["graph"], *(["inspect", k] for k in kinds), ["inspect", "table", "people"]]
-    reads += [["history"], ["erd", "--out", str(work / "erd.svg")]]
+    reads += [["history"], ["erd", "--out", str(work / "erd.svg")], ["locks"], ["locks", "--json"]]
     if thorough:
         reads += [["verify", "--all", "--json"], ["fingerprint", "--details", "--json"], ["detect", "--json"]]
         reads += [["inspect", "tables", "--json"], ["check", "--json"], ["stats", "--json"]]
@@ -457,7 +457,7 @@ def test_every_command_keeps_the_password_secret(
     hints = {"wrong password": "password authentication failed", "unreachable": "check the host and port"}
     connecting = [["status"], ["plan"], ["plan", "--sql"], ["apply", "--yes"], ["apply", "--dry-run"]]
     connecting += [["rollback", "--yes"], ["baseline", "--to", "003", "--yes"], ["repair", "--yes"]]
-    connecting += [["validate"], ["verify"], ["drift"], ["fingerprint"], ["detect"], ["stats"]]
+    connecting += [["validate"], ["verify"], ["drift"], ["fingerprint"], ["detect"], ["stats"], ["locks"]]
     connecting += [["inspect", k] for k in kinds] + [["inspect", "table", "people"]]
     connecting += [["rollback", "--sql"], ["history"], ["erd", "--format", "dot"]]
     connecting += [["backup", "--out", "bk-failed"], ["backup", "diff", taken["file"]]]

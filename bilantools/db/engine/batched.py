@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bilantools.db import failures, integrity
 from bilantools.db.diagnostics import server_message
-from bilantools.db.engine import sending, translate
+from bilantools.db.engine import lockwait, sending, translate
 from bilantools.db.engine.executor import Stopped
 from bilantools.db.engine.results import Action, Step
 from bilantools.db.engine.session import Session, Unit
@@ -114,6 +114,10 @@ class Batched:
             )
         if statement is None:  # COMMIT failed (a deferred constraint...)
             return Stopped(steps, translate.engine_failed(session, m, action, statements, what, exc, started))
+        if translate.lock_timeout(exc):  # tried again, or a retryable stop (see lockwait)
+            return Stopped(
+                steps, lockwait.timed_out(session, (m, statements), action, statement, exc, started)
+            )
         return Stopped(
             steps, translate.statement_failed(session, m, action, statements, statement, exc, started)
         )

@@ -4,7 +4,7 @@ is limited to (`to`, `step`). Nothing here touches a connection."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from bilantools.db.engine.results import MigrationStatus, State, Status
 from bilantools.db.history import HistoryRow
@@ -15,15 +15,32 @@ from bilantools.source.findings import Finding
 BOTH_RANGES = f"{option('to')} and {option('step')} cannot be used together; pass one of them"
 
 
-def status(target: str, migrations: MigrationSet, tracked: bool, rows: Sequence[HistoryRow]) -> Status:
-    """Each migration's state from its history row (and the rows without a file)."""
+# What status and validate add to a migration whose last apply timed out on a lock.
+RETRY_WHEN_RELEASED = "retry when it is released"
+
+
+def status(
+    target: str,
+    migrations: MigrationSet,
+    tracked: bool,
+    rows: Sequence[HistoryRow],
+    waits: Mapping[str, str] | None = None,
+) -> Status:
+    """Each migration's state from its history row (and the rows without a file). `waits`:
+    the versions whose last apply timed out waiting for a lock -> what it waited for, the
+    `error` of a pending one (nothing was wrong with its file)."""
+    waited = {migrations.key_of(v) or v: detail for v, detail in (waits or {}).items()}
     by_key = {migrations.key_of(r.version) or r.version: r for r in rows}
     result: list[MigrationStatus] = []
     for m in migrations:
         row = by_key.pop(m.key, None)
         file = str(m.path)
         if row is None:
-            result.append(MigrationStatus(m.version, m.name, "pending", file=file, repeatable=m.repeatable))
+            note = waited.get(m.key)
+            error = f"{note}: {RETRY_WHEN_RELEASED}" if note else None
+            result.append(
+                MigrationStatus(m.version, m.name, "pending", error=error, file=file, repeatable=m.repeatable)
+            )
             continue
         if not row.success:
             state: State = "failed"
@@ -166,6 +183,17 @@ def history_findings(current: Status, migrations: MigrationSet) -> list[Finding]
                     None,
                     f"migration {s.version} ({s.name}) is recorded in the database but has no file",
                     "restore the file from version control",
+                )
+            )
+        elif s.state == "pending" and s.error:
+            findings.append(
+                Finding(
+                    "lock-timeout",
+                    "info",
+                    file,
+                    None,
+                    f"migration {s.version} {s.error.removesuffix(': ' + RETRY_WHEN_RELEASED)}",
+                    f"{RETRY_WHEN_RELEASED}: run 'bilantools apply' again (nothing is wrong with the file)",
                 )
             )
         elif s.state == "failed":

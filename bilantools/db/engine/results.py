@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from bilantools.db.blocking import Blocker, held_by
 from bilantools.db.invalid_indexes import InvalidIndex
 from bilantools.source.files import Migration
 
@@ -28,15 +29,41 @@ Outcome = Literal[
 
 
 @dataclass(frozen=True)
+class Wait:
+    """A migration that gave up waiting for a lock, rolled back, and tried again after a
+    pause (see `engine.retries`): the tables it waited for, who held them, what comes next."""
+
+    tables: tuple[str, ...]
+    blockers: tuple[Blocker, ...]
+    holding: bool  # the blockers hold locks on its tables (else: the oldest open transactions)
+    attempt: int  # the attempt that comes next (2 or more)
+    attempts: int
+    pause_s: float
+    lock_timeout: str | None  # how long the next attempt waits
+
+    def line(self) -> str:
+        """waiting for a lock on people: held by pid 42 (alice, psql, xact 40 s): attempt 2/5 in 3 s"""
+        on = ", ".join(self.tables) or "its tables"
+        held = held_by(self.blockers, self.holding)
+        limit = f" (waiting up to {self.lock_timeout})" if self.lock_timeout else ""
+        return (
+            f"waiting for a lock on {on}: {held}: attempt {self.attempt}/{self.attempts} "
+            f"in {self.pause_s:g} s{limit}"
+        )
+
+
+@dataclass(frozen=True)
 class Progress:
     """What a progress hook receives: 'start' when a migration is sent to the server (a
-    batch sends several before the first finishes), 'done' with its step once durable."""
+    batch sends several before the first finishes), 'done' with its step once durable,
+    'wait' when it gave up waiting for a lock and will be tried again (`wait` says why)."""
 
-    event: Literal["start", "done"]
+    event: Literal["start", "done", "wait"]
     migration: Migration
     index: int
     total: int
     step: Step | None = None
+    wait: Wait | None = None
 
 
 ProgressHook = Callable[[Progress], None]

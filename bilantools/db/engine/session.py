@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from bilantools.db import history, integrity
 from bilantools.db.engine.limits import script_limits
+from bilantools.db.engine.retries import LockRetries
 from bilantools.db.interrupts import Interrupts
 from bilantools.source.headers import Limits
 from bilantools.source.statements import Statement
@@ -31,9 +32,15 @@ class Session:
     interrupts: Interrupts
     guard: integrity.Guard | None = None  # the tracking objects as this run must leave them
     retrying: set[str] = field(default_factory=set)  # failed migrations this run tries again
+    retries: LockRetries = field(default_factory=LockRetries)  # after a lock timeout
+    attempts: dict[str, int] = field(default_factory=dict)  # version -> its attempt, once retried
 
     def limits_for(self, m: Migration, action: str) -> Limits:
-        return script_limits(self.limits, m, action)
+        """The script's limits, with the lock_timeout of its current attempt."""
+        return self.retries.limits(script_limits(self.limits, m, action), self.attempt(m))
+
+    def attempt(self, m: Migration) -> int:
+        return self.attempts.get(m.version, 1)
 
     def lost(self) -> bool:
         return bool(self.conn.closed or self.conn.broken)

@@ -6,6 +6,7 @@ a run that stopped (interrupted, connection lost) is in `bilantools.db.failures`
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bilantools.db import failures, history
@@ -88,15 +89,25 @@ def recorded(head: str, statements: list[Statement], index: int, partial: bool, 
 
 def record_failure(session: Session, m: Migration, started: float, text: str, partial: bool) -> str:
     """Record `m` as failed in its own transaction; a note when that failed too."""
+
+    def write() -> None:
+        history.record_failure(
+            session.conn, session.actor, m.version, m.name, m.checksum, ms(started), text, partial
+        )
+
+    return record(session, "failure", write)
+
+
+def record(session: Session, what: str, write: Callable[[], None]) -> str:
+    """Run `write` (which records `what` in its own transaction) once the tracking objects
+    exist; a note when that failed, '' otherwise."""
     import psycopg
 
     try:
         history.ensure_tracking(session.conn, session.actor.tracking)
-        history.record_failure(
-            session.conn, session.actor, m.version, m.name, m.checksum, ms(started), text, partial
-        )
+        write()
     except (psycopg.Error, RefusedError) as second:
-        return f" (the failure could not be recorded: {server_message(second)})"
+        return f" (the {what} could not be recorded: {server_message(second)})"
     return ""
 
 
@@ -183,7 +194,14 @@ def failed(
 
 
 def at_statement(
-    message: str, m: Migration, script: Script, stmt: Statement, line: int, reason: str, partial: bool = False
+    message: str,
+    m: Migration,
+    script: Script,
+    stmt: Statement,
+    line: int,
+    reason: str,
+    partial: bool = False,
+    retryable: bool = False,
 ) -> MigrationFailed:
     """The failure of `stmt`, at `line` of `script` of migration `m`."""
     return MigrationFailed(
@@ -194,6 +212,7 @@ def at_statement(
         statement=stmt.text,
         server_message=reason,
         partial=partial,
+        retryable=retryable,
     )
 
 
