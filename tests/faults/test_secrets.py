@@ -182,10 +182,13 @@ def bilantools_program() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "bilantools"]
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def closed_port() -> socket.socket:
+    """A port bound and never listened on, held by the returned socket: a connection to it is
+    refused, and no other process can take it meanwhile (a port merely found free was once
+    taken by a server another test started, which answered the SSL negotiation)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 @dataclass
@@ -450,9 +453,10 @@ def test_every_command_keeps_the_password_secret(
     assert "not running" in h("sandbox", "stop", outside=True).out
 
     # every command that connects, failing to: a wrong password, an unreachable port
+    closed = closed_port()  # held until the test ends
     bad_urls = {
         "wrong password": role.url(dbname, password=wrong),
-        "unreachable": role.url(dbname, port=closed_port()),
+        "unreachable": role.url(dbname, port=int(closed.getsockname()[1])),
     }
     hints = {"wrong password": "password authentication failed", "unreachable": "check the host and port"}
     connecting = [["status"], ["plan"], ["plan", "--sql"], ["apply", "--yes"], ["apply", "--dry-run"]]
