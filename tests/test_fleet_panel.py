@@ -14,9 +14,9 @@ import psycopg
 import pytest
 
 from bilantools import commands
+from bilantools.commands import Selection, TargetRun
 from bilantools.db.health import GateSettings, read_health
 from bilantools.db.sandbox import Sandbox
-from bilantools.fleet.selection import Selection
 from bilantools.notebook import log_text
 from bilantools.notebook.fleet import WavePanel, gates_frame, status_grid
 
@@ -100,8 +100,6 @@ def test_the_gates_table_names_what_blocks(fleet: list[str], basic: Path) -> Non
 
 def test_the_live_grid_shows_a_gated_target_and_its_reason(fleet: list[str], basic: Path) -> None:
     """What the rollout's hook reports for a target held by its gates, then done."""
-    from bilantools.fleet.rollout import TargetRun
-
     stages = commands.fleet_select(project=basic, selection=Selection(db=fleet[:1]))
     panel = WavePanel(stages, basic, commands.RunOptions())
     name = stages[0].members[0].name
