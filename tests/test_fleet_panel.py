@@ -5,6 +5,7 @@ which shows each log line once."""
 
 from __future__ import annotations
 
+import ast
 import json
 import threading
 import time
@@ -20,6 +21,7 @@ from bilantools.commands import Selection, TargetRun
 from bilantools.db.sandbox import Sandbox
 from bilantools.notebook import log_text
 from bilantools.notebook.fleet import WavePanel, gates_frame, status_grid
+from tests.test_architecture import imported, within
 
 NOTEBOOK = Path(__file__).parent.parent / "notebooks" / "07_fleet_rollout.ipynb"
 
@@ -177,3 +179,18 @@ def test_runbook_07_shows_each_log_line_once() -> None:
         for line in "".join(output["text"]).splitlines()
     ]
     assert not set(logs) & set(printed)
+
+
+def test_runbook_07_is_a_face() -> None:
+    """The runbook reaches the package through the front door (and the notebook panels)."""
+    notebook = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    allowed = ("bilantools.commands", "bilantools.errors", "bilantools.notebook", "bilantools.render")
+    names = [
+        name
+        for cell in notebook["cells"]
+        if cell["cell_type"] == "code"
+        for _, name in imported(ast.parse("".join(cell["source"])), "notebook")
+        if within(name, "bilantools")
+    ]
+    assert "bilantools.commands" in names
+    assert [n for n in names if not any(within(n, a) for a in allowed)] == []
