@@ -48,6 +48,8 @@ RUN_COLOURS = {
     "stopped": "#e65100",
     "not-started": "#757575",
 }
+# The columns of the preflight table between the target and its verdict.
+READINGS = ("recovery", "replicas", "max replica lag", "long transactions", "lock waiters", "vacuums", "disk")
 # The states of a target still going (then it has an outcome).
 LIVE = ("waiting", "gated", "running")
 
@@ -93,10 +95,9 @@ def gates_frame(preflight: commands.Preflight) -> Any:
 
     rows = []
     for name, health in preflight.targets.items():
-        row = {"target": name, **(_readings(health.readings) if health.readings else {})}
-        rows.append({**row, "gates": "ok" if health.ok else "; ".join(health.reasons)})
-    columns = ["target", "recovery", "replicas", "max replica lag", "long transactions", "lock waiters"]
-    return pd.DataFrame(rows, columns=[*columns, "vacuums", "disk", "gates"]).fillna("")
+        cells = _readings(health.readings) if health.readings else dict.fromkeys(READINGS, "")
+        rows.append({"target": name, **cells, "gates": "ok" if health.ok else "; ".join(health.reasons)})
+    return pd.DataFrame(rows, columns=["target", *READINGS, "gates"])
 
 
 def _readings(r: dict[str, Any]) -> dict[str, Any]:
