@@ -54,12 +54,12 @@ READINGS = ("recovery", "replicas", "max replica lag", "long transactions", "loc
 LIVE = ("waiting", "gated", "running")
 
 
-def members(stages: Sequence[Any]) -> list[Any]:
+def members(stages: Sequence[commands.Stage]) -> list[Any]:
     """Every target of `stages` (`Member`s: name, target), wave after wave."""
     return [member for stage in stages for member in stage.members]
 
 
-def status_grid(stages: Sequence[Any], project: commands.ProjectLike) -> tuple[Any, str]:
+def status_grid(stages: Sequence[commands.Stage], project: commands.ProjectLike) -> tuple[Any, str]:
     """The fleet's status: a styled DataFrame (one row per target, one column per
     migration version, a coloured symbol per state) and its one-line summary."""
     import pandas as pd  # type: ignore[import-untyped, unused-ignore]  # pandas ships no types
@@ -114,7 +114,7 @@ def _readings(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def outcomes_frame(result: Any) -> Any:
+def outcomes_frame(result: commands.RolloutResult) -> Any:
     """A rollout's `RolloutResult` as a table: one row per target."""
     import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
@@ -143,9 +143,9 @@ class LiveGrid:
     HEADERS = ("target", "wave", "state", "migration", "elapsed")
     TICK_S = 0.5
 
-    def __init__(self, stages: Sequence[Any]) -> None:
+    def __init__(self, stages: Sequence[commands.Stage]) -> None:
         self.rows: dict[str, list[Any]] = {}
-        self.runs: dict[str, Any] = {}  # the rollout's TargetRun of each target seen so far
+        self.runs: dict[str, commands.TargetRun] = {}  # each target seen so far, as the rollout has it
         self._lock = threading.Lock()
         cells: list[Any] = [widgets.HTML(f"<b>{h}</b>") for h in self.HEADERS]
         for stage in stages:
@@ -163,7 +163,7 @@ class LiveGrid:
         colour = RUN_COLOURS.get(state, "#000")
         self.rows[name][2].value = f'<span style="color:{colour};font-weight:bold">{esc(state)}</span>'
 
-    def watch(self, run: Any) -> None:
+    def watch(self, run: commands.TargetRun) -> None:
         """A target changed state: its row now (its outcome once it ended)."""
         with self._lock:
             self.runs[run.name] = run
@@ -173,7 +173,7 @@ class LiveGrid:
             self.rows[run.name][3].value = run.current or gate or ""
             self._elapsed(run)
 
-    def _elapsed(self, run: Any) -> None:
+    def _elapsed(self, run: commands.TargetRun) -> None:
         if run.duration_ms is not None and run.state not in LIVE:
             self.rows[run.name][4].value = f"{run.duration_ms / 1000:.1f} s"
         elif run.started is not None:
@@ -209,12 +209,12 @@ class WavePanel(Panel):
     button names the waves and how many targets; Confirm runs `commands.fleet` with the
     live grid as its hook. `result` holds the last rollout's `RolloutResult`."""
 
-    def __init__(self, stages: Sequence[Any], migrations: Path | str, options: RunOptions) -> None:
+    def __init__(self, stages: Sequence[commands.Stage], migrations: Path | str, options: RunOptions) -> None:
         # A panel has one target, shown in its errors: here the first of the waves.
         super().__init__(stages[0].members[0].target, migrations)
         self.stages = list(stages)
         self.options = options
-        self.result: Any = None
+        self.result: commands.RolloutResult | None = None
         names = ", ".join(s.name for s in self.stages)
         count = len(members(self.stages))
         self.apply_button = widgets.Button(
