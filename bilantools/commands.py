@@ -32,6 +32,9 @@ from bilantools.db.sandbox import Sandbox
 from bilantools.db.scratch import Stopped, stop_on_signals
 from bilantools.db.target import Target, parse_target
 from bilantools.errors import InputError, option
+from bilantools.fleet.front import Preflight, fleet, fleet_health, fleet_select
+from bilantools.fleet.results import RolloutResult, TargetRun
+from bilantools.fleet.selection import Selection, Stage
 from bilantools.options import DEFAULT_BACKUP_DIR, RunOptions
 from bilantools.project import DEFAULT_MIGRATIONS, LAYOUTS, Project, ProjectLike, as_project
 from bilantools.secrets import redact
@@ -55,8 +58,6 @@ if TYPE_CHECKING:
     from bilantools.db.table_detail import TableDetail
     from bilantools.db.verify import Detection, Drift, Verification
     from bilantools.db.verify_scripts import ScriptCheck
-    from bilantools.fleet.rollout import RolloutResult, Watcher
-    from bilantools.fleet.selection import Selection, Stage
     from bilantools.runbooks import RunRecord
     from bilantools.source.check import CheckReport
 
@@ -71,19 +72,24 @@ __all__ = [
     "Finding",
     "Migration",
     "MigrationStatus",
+    "Preflight",
     "Progress",
     "ProgressHook",
     "Project",
     "ProjectLike",
+    "RolloutResult",
     "RunOptions",
     "RunResult",
     "Sandbox",
+    "Selection",
+    "Stage",
     "State",
     "Status",
     "Step",
     "Stopped",
     "Target",
     "TargetLike",
+    "TargetRun",
     "adopt",
     "apply",
     "apply_check",
@@ -100,6 +106,7 @@ __all__ = [
     "erd",
     "fingerprint",
     "fleet",
+    "fleet_health",
     "fleet_select",
     "history",
     "inspect",
@@ -608,29 +615,3 @@ def apply_check(
     found = as_project(project)
     schema = found.settings.tracking_schema_for(found.layout)
     return apply_errors(found.migrations, found.settings, tracking(schema), options.force)
-
-
-def fleet_select(*, project: ProjectLike = DEFAULT_MIGRATIONS, selection: Selection) -> list[Stage]:
-    """The waves of a fleet command and their targets (see `Selection`); the default fleet
-    file is fleet.toml beside the project's pyproject.toml."""
-    return selection.stages(as_project(project).directory)
-
-
-def fleet(
-    *,
-    action: str,
-    stages: list[Stage],
-    project: ProjectLike = DEFAULT_MIGRATIONS,
-    options: RunOptions = DEFAULTS,
-    watch: Watcher | None = None,
-    rollout_id: str | None = None,
-) -> RolloutResult:
-    """`action` (apply, rollback, status, plan, verify, drift, validate, backup) over the
-    targets of `stages`, wave by wave: see `bilantools.fleet.rollout`. `rollout_id`: the
-    caller's (a face that reports a stopped rollout), else a new one."""
-    from bilantools.fleet.rollout import Rollout
-
-    found = as_project(project)
-    return Rollout(
-        project=found, stages=stages, action=action, options=options, watch=watch, rollout_id=rollout_id
-    ).run()

@@ -20,7 +20,7 @@ import pytest
 from bilantools import commands
 from bilantools.db.sandbox import Sandbox
 from bilantools.errors import InputError
-from bilantools.fleet.rollout import RolloutResult, TargetRun
+from bilantools.fleet.results import RolloutResult, TargetRun
 from bilantools.fleet.selection import Selection, Stage, from_urls
 from tests.conftest import TEMPLATE
 

@@ -23,10 +23,8 @@ import click
 from bilantools import commands
 from bilantools.cli.flags import Context, json_option, option_group, pass_ctx, range_options, run_flags
 from bilantools.cli.output import ask, print_json, print_table
-from bilantools.commands import RunOptions
+from bilantools.commands import RolloutResult, RunOptions, Selection, Stage, TargetRun
 from bilantools.errors import InputError, RunInterrupted
-from bilantools.fleet.rollout import RolloutResult, TargetRun
-from bilantools.fleet.selection import Selection, Stage
 from bilantools.render.text import text_table
 
 OUTCOME_COLOURS = {

@@ -3,14 +3,18 @@ targets x migrations, the preflight gates as a table, and `WavePanel`, which app
 waves of the fleet after a confirmation click and shows each target live.
 
 The stages (waves) come from `commands.fleet_select`; a rollout is `commands.fleet`, whose
-`watch` hook feeds the live grid from the threads that run the targets (the rollout calls
-it under its own lock, so the grid's widgets are changed by one thread at a time).
+`watch` hook feeds the live grid from the threads that run the targets. The hook is called
+only when a target's state changes (a migration starts or ends, a gate is read), so while
+a rollout runs a ticker thread also redraws the elapsed time of the targets still going;
+the grid's own lock keeps the two from changing a row at once.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +48,18 @@ RUN_COLOURS = {
     "stopped": "#e65100",
     "not-started": "#757575",
 }
+# The columns of the preflight table between the target and its verdict.
+READINGS = ("recovery", "replicas", "max replica lag", "long transactions", "lock waiters", "vacuums", "disk")
+# The states of a target still going (then it has an outcome).
+LIVE = ("waiting", "gated", "running")
 
 
-def members(stages: Sequence[Any]) -> list[Any]:
+def members(stages: Sequence[commands.Stage]) -> list[Any]:
     """Every target of `stages` (`Member`s: name, target), wave after wave."""
     return [member for stage in stages for member in stage.members]
 
 
-def status_grid(stages: Sequence[Any], project: commands.ProjectLike) -> tuple[Any, str]:
+def status_grid(stages: Sequence[commands.Stage], project: commands.ProjectLike) -> tuple[Any, str]:
     """The fleet's status: a styled DataFrame (one row per target, one column per
     migration version, a coloured symbol per state) and its one-line summary."""
     import pandas as pd  # type: ignore[import-untyped, unused-ignore]  # pandas ships no types
@@ -79,33 +87,34 @@ def status_grid(stages: Sequence[Any], project: commands.ProjectLike) -> tuple[A
     return styled, summary
 
 
-def gates_frame(readings: Mapping[str, Any]) -> Any:
-    """The preflight gates per target (`readings`: name -> `Health` of `db.health`): what
-    a DBA reads before migrating, and "ok" or the reasons it would wait."""
+def gates_frame(preflight: commands.Preflight) -> Any:
+    """The preflight gates per target (`commands.fleet_health`): what a DBA reads before
+    migrating, and "ok" or the reasons it would wait (a target that could not be read
+    shows only its error)."""
     import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
     rows = []
-    for name, health in readings.items():
-        r = health.readings
-        lags = [x["replay_lag_s"] for x in r["replicas"] if x.get("replay_lag_s") is not None]
-        disk = r["disk"]
-        rows.append(
-            {
-                "target": name,
-                "recovery": "standby" if r["in_recovery"] else "primary",
-                "replicas": len(r["replicas"]),
-                "max replica lag": f"{max(lags):.1f} s" if lags else "",
-                "long transactions": len(r["long_transactions"]),
-                "lock waiters": len(r["lock_waiters"]),
-                "vacuums": len(r["vacuums"]),
-                "disk": "checked" if disk["visible"] else "not visible",
-                "gates": "ok" if health.ok else "; ".join(health.reasons),
-            }
-        )
-    return pd.DataFrame(rows)
+    for name, health in preflight.targets.items():
+        cells = _readings(health.readings) if health.readings else dict.fromkeys(READINGS, "")
+        rows.append({"target": name, **cells, "gates": "ok" if health.ok else "; ".join(health.reasons)})
+    return pd.DataFrame(rows, columns=["target", *READINGS, "gates"])
 
 
-def outcomes_frame(result: Any) -> Any:
+def _readings(r: dict[str, Any]) -> dict[str, Any]:
+    """One target's health readings as table cells."""
+    lags = [x["replay_lag_s"] for x in r["replicas"] if x.get("replay_lag_s") is not None]
+    return {
+        "recovery": "standby" if r["in_recovery"] else "primary",
+        "replicas": len(r["replicas"]),
+        "max replica lag": f"{max(lags):.1f} s" if lags else "",
+        "long transactions": len(r["long_transactions"]),
+        "lock waiters": len(r["lock_waiters"]),
+        "vacuums": len(r["vacuums"]),
+        "disk": "checked" if r["disk"]["visible"] else "not visible",
+    }
+
+
+def outcomes_frame(result: commands.RolloutResult) -> Any:
     """A rollout's `RolloutResult` as a table: one row per target."""
     import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
@@ -128,12 +137,16 @@ def outcomes_frame(result: Any) -> Any:
 
 class LiveGrid:
     """One row per target (name, wave, state, current migration, elapsed), redrawn by
-    `watch`, the rollout's hook."""
+    `watch`, the rollout's hook, and, while `ticking`, every `TICK_S` for the elapsed time
+    of the targets still waiting on a gate or running."""
 
     HEADERS = ("target", "wave", "state", "migration", "elapsed")
+    TICK_S = 0.5
 
-    def __init__(self, stages: Sequence[Any]) -> None:
+    def __init__(self, stages: Sequence[commands.Stage]) -> None:
         self.rows: dict[str, list[Any]] = {}
+        self.runs: dict[str, commands.TargetRun] = {}  # each target seen so far, as the rollout has it
+        self._lock = threading.Lock()
         cells: list[Any] = [widgets.HTML(f"<b>{h}</b>") for h in self.HEADERS]
         for stage in stages:
             for member in stage.members:
@@ -150,16 +163,45 @@ class LiveGrid:
         colour = RUN_COLOURS.get(state, "#000")
         self.rows[name][2].value = f'<span style="color:{colour};font-weight:bold">{esc(state)}</span>'
 
-    def watch(self, run: Any) -> None:
+    def watch(self, run: commands.TargetRun) -> None:
         """A target changed state: its row now (its outcome once it ended)."""
-        live = run.state in ("waiting", "gated", "running")
-        self._state(run.name, run.state if live else run.outcome)
-        gate = run.gate if run.state == "gated" else None
-        self.rows[run.name][3].value = run.current or gate or ""
-        if run.duration_ms is not None and not live:
-            self.rows[run.name][4].value = f"{run.duration_ms} ms"
+        with self._lock:
+            self.runs[run.name] = run
+            live = run.state in LIVE
+            self._state(run.name, run.state if live else run.outcome)
+            gate = run.gate if run.state == "gated" else None
+            self.rows[run.name][3].value = run.current or gate or ""
+            self._elapsed(run)
+
+    def _elapsed(self, run: commands.TargetRun) -> None:
+        if run.duration_ms is not None and run.state not in LIVE:
+            self.rows[run.name][4].value = f"{run.duration_ms / 1000:.1f} s"
         elif run.started is not None:
-            self.rows[run.name][4].value = f"{int((time.monotonic() - run.started) * 1000)} ms"
+            self.rows[run.name][4].value = f"{time.monotonic() - run.started:.1f} s"
+
+    def tick(self) -> None:
+        """Redraw the elapsed time of the targets still going."""
+        with self._lock:
+            for run in self.runs.values():
+                if run.state in LIVE:
+                    self._elapsed(run)
+
+    @contextmanager
+    def ticking(self) -> Iterator[None]:
+        """`tick` every `TICK_S` in a thread of its own while the block (a rollout) runs."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(self.TICK_S):
+                self.tick()
+
+        ticker = threading.Thread(target=loop, name="fleet-grid-ticker", daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            ticker.join()
 
 
 class WavePanel(Panel):
@@ -167,12 +209,12 @@ class WavePanel(Panel):
     button names the waves and how many targets; Confirm runs `commands.fleet` with the
     live grid as its hook. `result` holds the last rollout's `RolloutResult`."""
 
-    def __init__(self, stages: Sequence[Any], migrations: Path | str, options: RunOptions) -> None:
+    def __init__(self, stages: Sequence[commands.Stage], migrations: Path | str, options: RunOptions) -> None:
         # A panel has one target, shown in its errors: here the first of the waves.
         super().__init__(stages[0].members[0].target, migrations)
         self.stages = list(stages)
         self.options = options
-        self.result: Any = None
+        self.result: commands.RolloutResult | None = None
         names = ", ".join(s.name for s in self.stages)
         count = len(members(self.stages))
         self.apply_button = widgets.Button(
@@ -197,13 +239,14 @@ class WavePanel(Panel):
     def perform(self) -> None:
         """Run the waves (what Confirm does): one rollout, its summary and failures logged."""
         log.info(self.log, f"applying to wave {', '.join(s.name for s in self.stages)}")
-        self.result = commands.fleet(
-            action="apply",
-            stages=self.stages,
-            project=self.migrations,
-            options=self.options,
-            watch=self.grid.watch,
-        )
+        with self.grid.ticking():
+            self.result = commands.fleet(
+                action="apply",
+                stages=self.stages,
+                project=self.migrations,
+                options=self.options,
+                watch=self.grid.watch,
+            )
         for run in self.result.targets:
             if run.outcome != "done":
                 log.error(self.log, f"{run.name}: {run.outcome}: {run.error or ''}")
