@@ -530,3 +530,14 @@ def test_gates_that_cannot_be_read_fail_the_target_in_one_line(
     error = result.targets[0].error or ""
     assert error.startswith("cannot read the health gates: ") and "internal error" not in error, error
     assert applied(few[0]) == []
+
+
+def test_fleet_status_says_what_is_pending_on_each_target(cli: Any, basic: Path, few: list[str]) -> None:
+    commands.apply(target=few[0], project=basic, options=commands.RunOptions(step=1, backup=False))
+    result = cli("--migrations", str(basic), "fleet", "status", "--db", few[0], "--db", few[1])
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert lines[0].split() == ["TARGET", "WAVE", "OUTCOME", "APPLIED", "PENDING", "FAILED", "MS", "ERROR"]
+    assert [line.split()[3:5] for line in lines[1:3]] == [["1", "2"], ["0", "3"]]
+    name = few[0].rsplit("/", 1)[1]
+    assert f"{name}: done (1 applied, 2 pending)" in result.err

@@ -166,19 +166,32 @@ def _show(result: RolloutResult, as_json: bool) -> None:
 
 
 def print_result(result: RolloutResult) -> None:
+    """The final table; status and plan also say what is still pending on each target."""
+    pending = result.action in ("status", "plan")
     rows = [
         [
             t.name,
             t.wave,
             click.style(t.outcome, fg=OUTCOME_COLOURS[t.outcome]),
             str(t.applied),
+            *([("?" if t.pending is None else str(t.pending))] if pending else []),
             str(t.failed),
             "" if t.duration_ms is None else str(t.duration_ms),
             t.error or "",
         ]
         for t in result.targets
     ]
-    print_table(["TARGET", "WAVE", "OUTCOME", "APPLIED", "FAILED", "MS", "ERROR"], rows)
+    headers = [
+        "TARGET",
+        "WAVE",
+        "OUTCOME",
+        "APPLIED",
+        *(["PENDING"] if pending else []),
+        "FAILED",
+        "MS",
+        "ERROR",
+    ]
+    print_table(headers, rows)
     click.echo(result.summary_line())
 
 
@@ -205,7 +218,12 @@ class Board:
                     self._draw()
             elif self.live and self.printed.get(run.name) != run.state:
                 self.printed[run.name] = run.state
-                more = "" if run.state == "running" else f" ({run.applied} migration(s)) {run.error or ''}"
+                counts = (
+                    f"{run.applied} migration(s)"
+                    if run.pending is None
+                    else (f"{run.applied} applied, {run.pending} pending")
+                )
+                more = "" if run.state == "running" else f" ({counts}) {run.error or ''}"
                 more = f": {run.gate}" if run.state == "gated" else more
                 click.echo(f"{run.name}: {run.state}{more}".rstrip(), err=True)
 
