@@ -16,7 +16,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bilantools"
 
-# The front door's floor: commands.py and what it is made of.
+# The front door's floor: the commands package and what it is made of.
 FRONT = (
     "bilantools.commands",
     "bilantools.project",
