@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from bilantools.db.target import explain
 from bilantools.errors import DatabaseError, InputError
-from bilantools.source.config import gates_table
+from bilantools.source.config import settings_table
 
 if TYPE_CHECKING:
     import psycopg
@@ -80,22 +80,10 @@ def _problem(name: str, value: Any) -> str | None:
 def load_gate_settings(start: Path) -> GateSettings:
     """The gates of ``[tool.bilantools.gates]`` in the nearest ``pyproject.toml`` from
     `start`; the defaults for every key left out. Bad keys or values: InputError."""
-    path, table = gates_table(start)
-    names = {item.name.replace("_", "-"): item.name for item in fields(GateSettings)}
-    unknown = sorted(set(table) - set(names))
-    if unknown:
-        raise InputError(
-            f"{path}: [tool.bilantools.gates] has unknown key(s) {', '.join(unknown)}; "
-            f"the keys are {', '.join(names)}"
-        )
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        name = names[key]
-        problem = _problem(name, value)
-        if problem:
-            raise InputError(f"{path}: [tool.bilantools.gates] {key} = {value!r} {problem}")
-        is_float = GateSettings.__dataclass_fields__[name].type == "float"
-        values[name] = float(value) if is_float else value
+    path, values = settings_table(start, "gates", [item.name for item in fields(GateSettings)], _problem)
+    for name, value in values.items():
+        if GateSettings.__dataclass_fields__[name].type == "float":
+            values[name] = float(value)
     initial, longest = (
         values.get(n, getattr(GateSettings, n)) for n in ("backoff_initial_s", "backoff_max_s")
     )

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,10 +139,25 @@ def load_config(start: Path) -> CheckConfig:
     return _parse(path, _tool_table(path)) if path is not None else CheckConfig()
 
 
-def gates_table(start: Path) -> tuple[Path | None, dict[str, Any]]:
-    """The nearest ``pyproject.toml`` and its ``[tool.bilantools.gates]`` table (empty when
-    absent); the values are checked by `bilantools.db.health.load_gate_settings`."""
-    return subtable(start, "gates")
+def settings_table(
+    start: Path, name: str, keys: Iterable[str], problem: Callable[[str, Any], str | None]
+) -> tuple[Path | None, dict[str, Any]]:
+    """The nearest ``pyproject.toml`` and the values of its ``[tool.bilantools.<name>]``
+    table by the snake_case names `keys` (written kebab-case there); InputError naming the
+    file and the key for an unknown key or a value `problem` gives a reason against."""
+    path, table = subtable(start, name)
+    where = f"{path}: [tool.bilantools.{name}]"
+    names = {key.replace("_", "-"): key for key in keys}
+    unknown = sorted(set(table) - set(names))
+    if unknown:
+        raise InputError(f"{where} has unknown key(s) {', '.join(unknown)}; the keys are {', '.join(names)}")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        why = problem(names[key], value)
+        if why:
+            raise InputError(f"{where} {key} = {value!r} {why}")
+        values[names[key]] = value
+    return path, values
 
 
 def subtable(start: Path, name: str) -> tuple[Path | None, dict[str, Any]]:

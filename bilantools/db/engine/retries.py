@@ -25,7 +25,6 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from bilantools.errors import InputError
 from bilantools.source.headers import DURATION_HINT, Limits, duration_ms, parse_duration
 
 
@@ -56,21 +55,10 @@ class LockRetries:
 def load_lock_retries(start: Path) -> LockRetries:
     """``[tool.bilantools.lock-retries]`` of the nearest ``pyproject.toml`` from `start`;
     the defaults for every key left out. Bad keys or values: InputError naming the fix."""
-    from bilantools.source.config import subtable
+    from bilantools.source.config import settings_table
 
-    path, table = subtable(start, "lock-retries")
-    where = f"{path}: [tool.bilantools.lock-retries]"
-    names = {item.name.replace("_", "-"): item.name for item in fields(LockRetries)}
-    unknown = sorted(set(table) - set(names))
-    if unknown:
-        raise InputError(f"{where} has unknown key(s) {', '.join(unknown)}; the keys are {', '.join(names)}")
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        name = names[key]
-        problem = _problem(name, value)
-        if problem:
-            raise InputError(f"{where} {key} = {value!r} {problem}")
-        values[name] = parse_duration(value) if isinstance(value, str) else value
+    _, values = settings_table(start, "lock-retries", [item.name for item in fields(LockRetries)], _problem)
+    values = {n: parse_duration(v) if isinstance(v, str) else v for n, v in values.items()}
     return LockRetries(**values)
 
 
