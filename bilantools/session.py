@@ -19,7 +19,7 @@ from bilantools.db.lock import MigrationLock
 from bilantools.db.runner import Runner
 from bilantools.db.sandbox import Sandbox
 from bilantools.db.target import Target, parse_target
-from bilantools.errors import ConnectionLostError, DatabaseError
+from bilantools.errors import ConnectionLostError, DatabaseError, InputError, option
 from bilantools.options import RunOptions
 from bilantools.project import ProjectLike, as_project
 from bilantools.source.headers import Limits
@@ -31,9 +31,15 @@ TargetLike = Target | str | None
 
 
 def resolve_target(
-    *, target: TargetLike = None, pg_bin: Path | str | None = None, home: Path | str | None = None
+    *,
+    target: TargetLike = None,
+    pg_bin: Path | str | None = None,
+    home: Path | str | None = None,
+    start: bool = True,
 ) -> Target:
-    """`target`, else DATABASE_URL, else the sandbox's default database (started if needed)."""
+    """`target`, else DATABASE_URL, else the sandbox's default database: started if needed,
+    or with ``start=False`` (a read-only command) only if it runs, so that nothing is left
+    running that the caller did not ask for."""
     if isinstance(target, Target):
         return target
     box = Sandbox(home, pg_bin)
@@ -41,6 +47,12 @@ def resolve_target(
         return parse_target(os.environ["DATABASE_URL"], "DATABASE_URL", _sandbox_port(box))
     if target is not None:
         return parse_target(target, "--db", _sandbox_port(box))
+    if not start and box.running() is None:
+        raise InputError(
+            f"no database to read: pass {option('target', 'URL')} (or set DATABASE_URL), or start the "
+            "sandbox with 'bilantools sandbox start' (a read-only command starts no server it would "
+            "leave running)"
+        )
     return parse_target(box.start(), "sandbox")
 
 
