@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING
 from bilantools.db.diagnostics import server_message
 from bilantools.db.engine.limits import DEFAULT_LOCK_TIMEOUT, run_limits
 from bilantools.db.engine.results import ProgressHook
-from bilantools.db.failures import lost_before
-from bilantools.db.lock import MigrationLock
 from bilantools.db.runner import Runner
 from bilantools.db.sandbox import Sandbox
 from bilantools.db.target import Target, parse_target
@@ -132,6 +130,9 @@ def runner(
         if lock_wait is None:
             yield engine
             return
+        from bilantools.db.failures import lost_before
+        from bilantools.db.lock import MigrationLock
+
         try:
             # Ctrl-C: a KeyboardInterrupt until the runner changes anything, then a cancel
             # and a stop it reports; never one while the lock is released.

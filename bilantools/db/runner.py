@@ -16,14 +16,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from bilantools.db import failures, history, integrity, provided
-from bilantools.db.engine import planning, translate
-from bilantools.db.engine.autocommit import Autocommit
-from bilantools.db.engine.batched import Batched
-from bilantools.db.engine.dryrun import DryRun
-from bilantools.db.engine.executor import Executor, Stopped
+from bilantools.db import history
+from bilantools.db.engine import planning
 from bilantools.db.engine.limits import DEFAULT_LIMITS
-from bilantools.db.engine.recording import Recording
 from bilantools.db.engine.results import (
     Action,
     Progress,
@@ -33,19 +28,23 @@ from bilantools.db.engine.results import (
     Step,
 )
 from bilantools.db.engine.session import Session, Unit, in_transaction
-from bilantools.db.failures import Interruption, LostConnection
 from bilantools.db.interrupts import Interrupts
-from bilantools.db.peers import keeping
 from bilantools.errors import BilanToolsError, ConnectionLostError, InputError, option
 from bilantools.source.files import Migration, MigrationSet, Script
 from bilantools.source.findings import Finding
 from bilantools.source.headers import Limits
-from bilantools.source.statements import Slices, Statement, check_runnable, split
 
+# What only a run that changes something needs (the executors, failure handling, the
+# tracking guard, peer histories, statement splitting) is imported where it runs, so
+# that status and plan start without it.
 if TYPE_CHECKING:
     import psycopg
 
+    from bilantools.db.engine.executor import Executor
+    from bilantools.db.engine.recording import Recording
+    from bilantools.db.failures import LostConnection
     from bilantools.db.target import Target
+    from bilantools.source.statements import Slices, Statement
 
 __all__ = ["Runner"]
 
@@ -87,7 +86,6 @@ class Runner:
         self.interrupts = Interrupts(conn)  # Ctrl-C while migrations run
         actor = history.Actor.current(self.tracking)
         self.session = Session(conn, self.target_label, limits, actor, self.interrupts)
-        self._batched, self._autocommit = Batched(self.session), Autocommit(self.session)
 
     @property
     def actor(self) -> history.Actor:
@@ -168,6 +166,9 @@ class Runner:
         """The commands `apply` would send for each migration, recorded without sending
         any: with the proof of the tracking objects as they are now (or, when there are
         none yet, the script that creates them first)."""
+        from bilantools.db import integrity
+        from bilantools.db.engine.recording import Recording
+
         todo = self.plan(to, step)
         prepared = [(m, self._prepare(m.script, m.transactional)) for m in todo]
         guard, create = None, False
@@ -198,6 +199,9 @@ class Runner:
         before the first change (the automatic backup); what it returns (the backup file)
         is recorded with every event of the run. `needs`: the project's provided objects
         ("schema:auth"), refused when absent before anything changes (dry run too)."""
+        from bilantools.db import provided
+        from bilantools.db.peers import keeping
+
         todo = self.plan(to, step)
         known = self.refuse_errors(force) if todo else {}
         if todo:
@@ -219,6 +223,8 @@ class Runner:
         dry_run: bool = False,
         before_changes: Callable[[], str] | None = None,
     ) -> RunResult:
+        from bilantools.db.peers import keeping
+
         todo = self.rollback_plan(to, step)
         prepared = []
         for m in todo:
@@ -299,6 +305,14 @@ class Runner:
         """
         import psycopg
 
+        from bilantools.db import integrity
+        from bilantools.db.engine import translate
+        from bilantools.db.engine.autocommit import Autocommit
+        from bilantools.db.engine.batched import Batched
+        from bilantools.db.engine.executor import Stopped
+        from bilantools.db.failures import Interruption, LostConnection
+
+        batched, autocommit = Batched(self.session), Autocommit(self.session)
         unreported: list[Progress] = []
         last_flush = time.monotonic()
         size, index, total = 1, 0, len(prepared)
@@ -322,7 +336,7 @@ class Runner:
                 for offset, (m, _) in enumerate(batch):
                     self._report(Progress("start", m, index + offset, total))
                 started = time.perf_counter()
-                executor: Executor = self._autocommit if alone else self._batched
+                executor: Executor = autocommit if alone else batched
                 error: BaseException | None = None
                 try:
                     steps = executor.run(batch, result.action, durable, started)
@@ -357,6 +371,8 @@ class Runner:
         earlier = [] if stop.flushed else [p.migration.label for p in unreported]
         unknown = earlier + [m.label for m, _ in prepared[index : index + stop.sent]]
         after = [m.label for m, _ in prepared[index + max(stop.sent, 1 if stop.outside else 0) :]]
+        from bilantools.db import failures
+
         return failures.lost(self.target_label, action, stop, unknown, after)
 
     def _stopped(
@@ -366,6 +382,9 @@ class Runner:
         the stop are flushed and reported (unless the connection is gone, when only those
         already reported are known to stand)."""
         import psycopg
+
+        from bilantools.db import failures
+        from bilantools.db.failures import Interruption, LostConnection
 
         if isinstance(error, ConnectionLostError):
             del result.steps[len(result.steps) - len(unreported) :]
@@ -409,6 +428,8 @@ class Runner:
 
     @staticmethod
     def _prepare(script: Script, transactional: bool, known: Slices | None = None) -> list[Statement]:
+        from bilantools.source.statements import check_runnable, split
+
         statements = split(script, known)
         if not statements:
             raise InputError(f"{script.path} contains no SQL statement; write its SQL or remove it")
@@ -417,6 +438,10 @@ class Runner:
 
     def _dry_run(self, result: RunResult, prepared: list[Unit]) -> RunResult:
         """Run everything inside one transaction and roll it back."""
+        from bilantools.db import integrity
+        from bilantools.db.engine.dryrun import DryRun
+        from bilantools.db.peers import keeping
+
         dry = DryRun(self.session)
         try:
             with self.conn.transaction():
