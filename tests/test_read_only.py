@@ -9,6 +9,8 @@ started it.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +74,19 @@ def test_read_only_command_uses_a_running_sandbox(
 
 
 def test_verify_stops_the_scratch_server_it_started(
-    cli: Any, db_url: str, basic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Any, db_url: str, basic: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """verify of another database builds its reference on the sandbox: started for it,
-    stopped after it, the database it verified untouched by that."""
+    stopped after it. Its home is not under tmp_path, which pytest runs of other
+    checkouts may delete while the server runs (as the session server's is not)."""
     assert cli("--db", db_url, "--migrations", str(basic), "apply", "--yes").code == 0
-    home = tmp_path / "scratch-home"
+    home = Path(tempfile.mkdtemp(prefix="bilantools-test-scratch-"))
     monkeypatch.setenv("BILANTOOLS_HOME", str(home))
-    r = cli("--db", db_url, "--migrations", str(basic), "verify")
-    assert r.code == 0, r.err
-    assert (home / f"pg{Sandbox(home).major()}" / "data" / "PG_VERSION").is_file()  # it did start
-    assert Sandbox(home).running() is None
+    try:
+        r = cli("--db", db_url, "--migrations", str(basic), "verify")
+        assert r.code == 0, r.err
+        assert (home / f"pg{Sandbox(home).major()}" / "data" / "PG_VERSION").is_file()  # it did start
+        assert Sandbox(home).running() is None
+    finally:
+        Sandbox(home).stop()
+        shutil.rmtree(home, ignore_errors=True)
