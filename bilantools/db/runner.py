@@ -368,11 +368,11 @@ class Runner:
         """What is known after the connection was lost in the batch starting at `index`: the
         migrations committed but not yet flushed before it, and those of the batch whose
         COMMIT was sent, may or may not have committed; the rest did not."""
+        from bilantools.db import failures
+
         earlier = [] if stop.flushed else [p.migration.label for p in unreported]
         unknown = earlier + [m.label for m, _ in prepared[index : index + stop.sent]]
         after = [m.label for m, _ in prepared[index + max(stop.sent, 1 if stop.outside else 0) :]]
-        from bilantools.db import failures
-
         return failures.lost(self.target_label, action, stop, unknown, after)
 
     def _stopped(
