@@ -46,6 +46,12 @@ def resolve_target(
     if target is not None:
         return parse_target(target, "--db", _sandbox_port(box))
     if not start and box.running() is None:
+        box.bin_dir  # noqa: B018 -- a bad --pg-bin (or BILANTOOLS_HOME) is the input to fix first
+        if box.home.exists() and not box.home.is_dir():
+            raise InputError(
+                f"BILANTOOLS_HOME {box.home} is not a directory; set BILANTOOLS_HOME to a directory "
+                "you can write to"
+            )
         raise InputError(
             f"no database to read: pass {option('target', 'URL')} (or set DATABASE_URL), or start the "
             "sandbox with 'bilantools sandbox start' (a read-only command starts no server it would "
