@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING
 from bilantools.db.diagnostics import server_message
 from bilantools.db.engine.limits import DEFAULT_LOCK_TIMEOUT, run_limits
 from bilantools.db.engine.results import ProgressHook
-from bilantools.db.failures import lost_before
-from bilantools.db.lock import MigrationLock
 from bilantools.db.runner import Runner
 from bilantools.db.sandbox import Sandbox
 from bilantools.db.target import Target, parse_target
-from bilantools.errors import ConnectionLostError, DatabaseError
+from bilantools.errors import ConnectionLostError, DatabaseError, InputError, option
 from bilantools.options import RunOptions
 from bilantools.project import ProjectLike, as_project
 from bilantools.source.headers import Limits
@@ -31,9 +29,15 @@ TargetLike = Target | str | None
 
 
 def resolve_target(
-    *, target: TargetLike = None, pg_bin: Path | str | None = None, home: Path | str | None = None
+    *,
+    target: TargetLike = None,
+    pg_bin: Path | str | None = None,
+    home: Path | str | None = None,
+    start: bool = True,
 ) -> Target:
-    """`target`, else DATABASE_URL, else the sandbox's default database (started if needed)."""
+    """`target`, else DATABASE_URL, else the sandbox's default database: started if needed,
+    or with ``start=False`` (a read-only command) only if it runs, so that nothing is left
+    running that the caller did not ask for."""
     if isinstance(target, Target):
         return target
     box = Sandbox(home, pg_bin)
@@ -41,6 +45,18 @@ def resolve_target(
         return parse_target(os.environ["DATABASE_URL"], "DATABASE_URL", _sandbox_port(box))
     if target is not None:
         return parse_target(target, "--db", _sandbox_port(box))
+    if not start and box.running() is None:
+        box.bin_dir  # noqa: B018 -- a bad --pg-bin (or BILANTOOLS_HOME) is the input to fix first
+        if box.home.exists() and not box.home.is_dir():
+            raise InputError(
+                f"BILANTOOLS_HOME {box.home} is not a directory; set BILANTOOLS_HOME to a directory "
+                "you can write to"
+            )
+        raise InputError(
+            f"no database to read: pass {option('target', 'URL')} (or set DATABASE_URL), or start the "
+            "sandbox with 'bilantools sandbox start' (a read-only command starts no server it would "
+            "leave running)"
+        )
     return parse_target(box.start(), "sandbox")
 
 
@@ -124,6 +140,9 @@ def runner(
         if lock_wait is None:
             yield engine
             return
+        from bilantools.db.failures import lost_before
+        from bilantools.db.lock import MigrationLock
+
         try:
             # Ctrl-C: a KeyboardInterrupt until the runner changes anything, then a cancel
             # and a stop it reports; never one while the lock is released.

@@ -23,6 +23,19 @@ def spell(name: str, value: str | None) -> str:
     return flag if value in (None, "True") else f"{flag} {value}"
 
 
+# Commands that only read a database: without --db or DATABASE_URL they use the sandbox if
+# it runs and never start it (a server they would leave running).
+READ_ONLY = frozenset(
+    {"status", "plan", "validate", "verify", "drift", "detect", "inspect", "stats", "fingerprint"}
+    | {"history", "locks", "erd"}
+)
+# Commands that read the --migrations directory: a missing or unreadable one stops them
+# before the target is resolved (before any server is started).
+READS_MIGRATIONS = READ_ONLY - {"inspect", "stats", "fingerprint", "locks", "erd"} | {
+    *("apply", "rollback", "baseline", "repair", "adopt")
+}
+
+
 class Context:
     """The global options of one invocation; the target and the project are read once."""
 
@@ -35,19 +48,33 @@ class Context:
         self.layout = layout
         self._target: Target | None = None
         self._project: Project | None = None
+        self._announced = False
 
     def resolved(self) -> Target | None:
         """The target if it was resolved already (None when resolving it failed)."""
         return self._target
 
     def target(self) -> Target:
-        """Resolve once and announce it on stderr before anything else happens."""
+        """Resolve once and announce it on stderr before anything else happens.
+
+        The command's inputs are checked first (its migrations directory), and a read-only
+        command does not start the sandbox: bad input leaves no server and no .bilantools/."""
         if self._target is None:
-            self._target = commands.resolve_target(target=self.db, pg_bin=self.pg_bin)
+            command = _top_command()
+            if command in READS_MIGRATIONS:
+                self._loaded().migrations  # noqa: B018 -- read now: a missing directory stops here
+            self._target = commands.resolve_target(
+                target=self.db, pg_bin=self.pg_bin, start=command not in READ_ONLY
+            )
             click.echo(
                 f"target: {self._target.masked} ({self._target.kind}, from {self._target.source})", err=True
             )
         return self._target
+
+    def _loaded(self) -> Project:
+        if self._project is None:
+            self._project = Project.load(self.migrations, self.layout)
+        return self._project
 
     @property
     def project(self) -> Project:
@@ -55,13 +82,22 @@ class Context:
 
         Its layout is announced on stderr, as the target is, unless it is our own and was
         detected (the output of a bilantools directory stays as it was)."""
-        if self._project is None:
-            self._project = Project.load(self.migrations, self.layout)
+        project = self._loaded()
+        if not self._announced:
+            self._announced = True
             source = {"given": "from --layout", "pyproject.toml": "from pyproject.toml"}
-            if self._project.layout != "bilantools" or self._project.layout_source != "detected":
-                how = source.get(self._project.layout_source, self._project.layout_source)
-                click.echo(f"layout: {self._project.layout} ({how})", err=True)
-        return self._project
+            if project.layout != "bilantools" or project.layout_source != "detected":
+                how = source.get(project.layout_source, project.layout_source)
+                click.echo(f"layout: {project.layout} ({how})", err=True)
+        return project
+
+
+def _top_command() -> str | None:
+    """The name of the bilantools command being run (``status``; ``backup`` for ``backup list``)."""
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None and ctx.parent is not None and ctx.parent.parent is not None:
+        ctx = ctx.parent
+    return ctx.info_name if ctx is not None and ctx.parent is not None else None
 
 
 pass_ctx = click.make_pass_decorator(Context)

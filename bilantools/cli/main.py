@@ -16,12 +16,42 @@ from collections.abc import Sequence
 import click
 
 from bilantools import __version__, commands
-from bilantools.cli import adopt, backup, everyday, fleet, inspect, locks, run, runbook, sandbox
 from bilantools.cli.flags import Context, spell
+from bilantools.cli.lazy import LazyCommands
 from bilantools.errors import BilanToolsError
 
+# Each command by name, as "module:attribute": a module is imported only when one of its
+# commands runs (or --help lists them all), so `bilantools status` pays for no other's imports.
+COMMANDS = {
+    "status": "bilantools.cli.inspect:status",
+    "plan": "bilantools.cli.inspect:plan",
+    "validate": "bilantools.cli.inspect:validate",
+    "verify": "bilantools.cli.inspect:verify",
+    "drift": "bilantools.cli.inspect:drift",
+    "detect": "bilantools.cli.inspect:detect",
+    "inspect": "bilantools.cli.inspect:inspect_command",
+    "fingerprint": "bilantools.cli.inspect:fingerprint",
+    "check": "bilantools.cli.inspect:check",
+    "graph": "bilantools.cli.inspect:graph",
+    "stats": "bilantools.cli.inspect:stats",
+    "apply": "bilantools.cli.run:apply",
+    "rollback": "bilantools.cli.run:rollback",
+    "baseline": "bilantools.cli.run:baseline",
+    "repair": "bilantools.cli.run:repair",
+    "adopt": "bilantools.cli.adopt:adopt",
+    "backup": "bilantools.cli.backup:backup",
+    "restore": "bilantools.cli.backup:restore",
+    "runbook": "bilantools.cli.runbook:runbook",
+    "sandbox": "bilantools.cli.sandbox:sandbox",
+    "fleet": "bilantools.cli.fleet:fleet",
+    "locks": "bilantools.cli.locks:locks",
+    "history": "bilantools.cli.everyday:history",
+    "new": "bilantools.cli.everyday:new",
+    "erd": "bilantools.cli.everyday:erd",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, commands=LazyCommands(COMMANDS))
 @click.option("--db", metavar="URL", help="Database URL (default: $DATABASE_URL, else the sandbox).")
 @click.option(
     "--migrations",
@@ -47,16 +77,6 @@ from bilantools.errors import BilanToolsError
 def cli(ctx: click.Context, db: str | None, migrations: str, layout: str | None, pg_bin: str | None) -> None:
     """Migrate, verify and roll back the BilanCompetence.AI PostgreSQL schema."""
     ctx.obj = Context(db, migrations, pg_bin, layout)
-
-
-for command in (
-    *(inspect.status, inspect.plan, inspect.validate, inspect.verify, inspect.drift, inspect.detect),
-    *(inspect.inspect_command, inspect.fingerprint, inspect.check, inspect.graph, inspect.stats),
-    *(run.apply, run.rollback, run.baseline, run.repair, adopt.adopt),
-    *(backup.backup, backup.restore, runbook.runbook, sandbox.sandbox, fleet.fleet, locks.locks),
-    *(everyday.history, everyday.new, everyday.erd),
-):
-    cli.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

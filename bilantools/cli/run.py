@@ -20,7 +20,6 @@ from bilantools.cli.flags import (
     run_flags,
     spell,
 )
-from bilantools.cli.inspect import print_findings
 from bilantools.cli.output import StepPrinter, confirm, print_json, step_line
 from bilantools.commands import RunOptions, RunResult
 from bilantools.errors import BilanToolsError, RunInterrupted
@@ -55,6 +54,8 @@ def apply(obj: Context, options: RunOptions, as_json: bool, check_only: bool) ->
 
 def _check_only(obj: Context, options: RunOptions, as_json: bool) -> NoReturn:
     """Every blocking problem at once, as `check` prints a finding; exit 1 if any."""
+    from bilantools.cli.inspect import print_findings  # check's printer; apply itself runs without it
+
     blocking = commands.apply_check(project=obj.project, options=options)
     if as_json:
         print_json({"findings": [f.as_dict() for f in blocking], "layout": obj.project.layout})

@@ -199,13 +199,15 @@ def _live(
 
 
 def _reference(project: Project, upto: str | None) -> Fingerprint:
-    """The fingerprint of a scratch sandbox database migrated up to `upto`."""
+    """The fingerprint of a scratch sandbox database migrated up to `upto` (a sandbox
+    started for it is stopped again)."""
     from bilantools.db.fingerprint import Fingerprint
     from bilantools.db.fingerprint import fingerprint as take
 
     if upto is None:
         return Fingerprint("", {})
     box = Sandbox()
+    started = box.running() is None  # then stopped again: verify and drift only read
     url = box.new_db("bt_reference_" + os.urandom(4).hex())
     try:
         # The scratch database has none of the provided objects: not asked for here.
@@ -213,7 +215,11 @@ def _reference(project: Project, upto: str | None) -> Fingerprint:
         with parse_target(url, "sandbox").connect("bilantools reference") as conn:
             return take(conn, rows=False, sources=True)
     finally:
-        box.drop_db(url.rsplit("/", 1)[1])
+        try:
+            box.drop_db(url.rsplit("/", 1)[1])
+        finally:
+            if started:
+                box.stop()
 
 
 def stats(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bilantools.secrets import redact
-from bilantools.source.statements import Statement
+
+if TYPE_CHECKING:
+    from bilantools.source.statements import Statement
 
 
 def server_message(exc: BaseException) -> str:

@@ -16,31 +16,30 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from bilantools.db import failures, history, integrity, provided
-from bilantools.db.engine import planning, translate
-from bilantools.db.engine.autocommit import Autocommit
-from bilantools.db.engine.batched import Batched
-from bilantools.db.engine.dryrun import DryRun
-from bilantools.db.engine.executor import Executor, Stopped
+from bilantools.db import history
+from bilantools.db.engine import planning
 from bilantools.db.engine.limits import DEFAULT_LIMITS
 from bilantools.db.engine.lockwait import LockWait
-from bilantools.db.engine.recording import Recording
 from bilantools.db.engine.results import Action, Progress, ProgressHook, RunResult, Status, Step
 from bilantools.db.engine.retries import load_lock_retries
 from bilantools.db.engine.session import Session, Unit, in_transaction
-from bilantools.db.failures import Interruption, LostConnection
 from bilantools.db.interrupts import Interrupts
-from bilantools.db.peers import keeping
 from bilantools.errors import BilanToolsError, ConnectionLostError, InputError, option
 from bilantools.source.files import Migration, MigrationSet, Script
 from bilantools.source.findings import Finding
 from bilantools.source.headers import Limits
-from bilantools.source.statements import Slices, Statement, check_runnable, split
 
+# What only a run that changes something needs (the executors, failure handling, the
+# tracking guard, peer histories, statement splitting) is imported where it runs, so
+# that status and plan start without it.
 if TYPE_CHECKING:
     import psycopg
 
+    from bilantools.db.engine.executor import Executor
+    from bilantools.db.engine.recording import Recording
+    from bilantools.db.failures import LostConnection
     from bilantools.db.target import Target
+    from bilantools.source.statements import Slices, Statement
 
 __all__ = ["Runner"]
 
@@ -83,7 +82,6 @@ class Runner:
         self.interrupts = Interrupts(conn)  # Ctrl-C while migrations run
         actor = history.Actor.current(self.tracking, rollout_id)
         self.session = Session(conn, self.target_label, limits, actor, self.interrupts)
-        self._batched, self._autocommit = Batched(self.session), Autocommit(self.session)
 
     @property
     def actor(self) -> history.Actor:
@@ -179,6 +177,9 @@ class Runner:
 
     def _record(self, prepared: list[Unit], action: Action) -> Recording:
         """`prepared` recorded as `action` would send it, sending nothing."""
+        from bilantools.db import integrity
+        from bilantools.db.engine.recording import Recording
+
         guard, create = None, False
         if prepared and all(history.tracking_state(self.conn, self.tracking)):
             guard = integrity.Guard.read(self.conn, self.actor.run_id, self.tracking)
@@ -207,6 +208,9 @@ class Runner:
         before the first change (the automatic backup); what it returns (the backup file)
         is recorded with every event of the run. `needs`: the project's provided objects
         ("schema:auth"), refused when absent before anything changes (dry run too)."""
+        from bilantools.db import provided
+        from bilantools.db.peers import keeping
+
         todo = self.plan(to, step)
         known = self.refuse_errors(force) if todo else {}
         if todo:
@@ -229,6 +233,8 @@ class Runner:
         dry_run: bool = False,
         before_changes: Callable[[], str] | None = None,
     ) -> RunResult:
+        from bilantools.db.peers import keeping
+
         todo = self.rollback_plan(to, step)
         prepared = []
         for m in todo:
@@ -310,6 +316,14 @@ class Runner:
         """
         import psycopg
 
+        from bilantools.db import integrity
+        from bilantools.db.engine import translate
+        from bilantools.db.engine.autocommit import Autocommit
+        from bilantools.db.engine.batched import Batched
+        from bilantools.db.engine.executor import Stopped
+        from bilantools.db.failures import Interruption, LostConnection
+
+        batched, autocommit = Batched(self.session), Autocommit(self.session)
         unreported: list[Progress] = []
         last_flush = time.monotonic()
         size, index, total, announced = 1, 0, len(prepared), 0
@@ -335,7 +349,7 @@ class Runner:
                         self._report(Progress("start", m, index + offset, total))
                 announced = max(announced, end)
                 started = time.perf_counter()
-                executor: Executor = self._autocommit if alone else self._batched
+                executor: Executor = autocommit if alone else batched
                 error: BaseException | None = None
                 try:
                     steps = executor.run(batch, result.action, durable, started)
@@ -381,6 +395,8 @@ class Runner:
         deadline = time.monotonic() + stop.wait.pause_s
         while not self.interrupts.received and (left := deadline - time.monotonic()) > 0:
             time.sleep(min(left, 0.1))
+        from bilantools.db import integrity
+
         self.session.guard = integrity.Guard.read(self.conn, self.actor.run_id, self.tracking)
 
     def _lost(
@@ -389,6 +405,8 @@ class Runner:
         """What is known after the connection was lost in the batch starting at `index`: the
         migrations committed but not yet flushed before it, and those of the batch whose
         COMMIT was sent, may or may not have committed; the rest did not."""
+        from bilantools.db import failures
+
         earlier = [] if stop.flushed else [p.migration.label for p in unreported]
         unknown = earlier + [m.label for m, _ in prepared[index : index + stop.sent]]
         after = [m.label for m, _ in prepared[index + max(stop.sent, 1 if stop.outside else 0) :]]
@@ -401,6 +419,9 @@ class Runner:
         the stop are flushed and reported (unless the connection is gone, when only those
         already reported are known to stand)."""
         import psycopg
+
+        from bilantools.db import failures
+        from bilantools.db.failures import Interruption, LostConnection
 
         if isinstance(error, ConnectionLostError):
             del result.steps[len(result.steps) - len(unreported) :]
@@ -444,6 +465,8 @@ class Runner:
 
     @staticmethod
     def _prepare(script: Script, transactional: bool, known: Slices | None = None) -> list[Statement]:
+        from bilantools.source.statements import check_runnable, split
+
         statements = split(script, known)
         if not statements:
             raise InputError(f"{script.path} contains no SQL statement; write its SQL or remove it")
@@ -452,6 +475,10 @@ class Runner:
 
     def _dry_run(self, result: RunResult, prepared: list[Unit]) -> RunResult:
         """Run everything inside one transaction and roll it back."""
+        from bilantools.db import integrity
+        from bilantools.db.engine.dryrun import DryRun
+        from bilantools.db.peers import keeping
+
         dry = DryRun(self.session)
         try:
             with self.conn.transaction():

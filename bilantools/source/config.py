@@ -40,7 +40,6 @@ sit next to the exception instead of disabling a rule for the whole project::
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +183,8 @@ def _nearest(start: Path) -> Path | None:
 
 def _tool_table(path: Path) -> dict[str, Any] | None:
     """``[tool.bilantools]`` of the file at `path`, None when it has none."""
+    import tomllib  # only where a pyproject.toml is found
+
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)

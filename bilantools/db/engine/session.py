@@ -7,20 +7,22 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bilantools.db import history, integrity
+from bilantools.db import history
 from bilantools.db.engine.limits import script_limits
 from bilantools.db.engine.retries import LockRetries
 from bilantools.db.interrupts import Interrupts
 from bilantools.source.headers import Limits
-from bilantools.source.statements import Statement
 
 if TYPE_CHECKING:
     import psycopg
 
+    from bilantools.db import integrity
+    from bilantools.db.interrupts import Interrupts
     from bilantools.source.files import Migration
+    from bilantools.source.statements import Statement
 
 # A migration (or rollback) with the statements of the script it runs.
-Unit = tuple["Migration", list[Statement]]
+Unit = tuple["Migration", list["Statement"]]
 
 
 @dataclass

@@ -45,7 +45,10 @@ def claims(path: Path) -> bool:
     if not FILE_NAME.match(path.name):
         return False
     try:
-        text = normalise(path.read_bytes())
+        data = path.read_bytes()
+        if b"migrate:" not in data:  # every file of other layouts: no decoding, no line split
+            return False
+        text = normalise(data)
     except (OSError, UnicodeDecodeError):
         return False  # discovery reports the file
     return any(MARKER.match(line) for line in text.split("\n"))
