@@ -10,6 +10,9 @@ here, so a face imports this module and `bilantools.errors` only.
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from bilantools.commands.backups import (
     backup,
     backup_diff,
@@ -67,9 +70,6 @@ from bilantools.db.lock import DEFAULT_WAIT
 from bilantools.db.sandbox import Sandbox
 from bilantools.db.scratch import Stopped, stop_on_signals
 from bilantools.db.target import Target
-from bilantools.fleet.front import Preflight, fleet, fleet_health, fleet_select
-from bilantools.fleet.results import RolloutResult, TargetRun
-from bilantools.fleet.selection import Selection, Stage
 from bilantools.options import DEFAULT_BACKUP_DIR, RunOptions
 from bilantools.project import DEFAULT_MIGRATIONS, LAYOUTS, Project, ProjectLike
 from bilantools.secrets import redact
@@ -77,6 +77,26 @@ from bilantools.session import TargetLike, resolve_target
 from bilantools.source.files import Migration
 from bilantools.source.findings import Finding
 from bilantools.source.headers import DURATION_HINT, parse_duration
+
+if TYPE_CHECKING:
+    from bilantools.fleet.front import Preflight, fleet, fleet_health, fleet_select
+    from bilantools.fleet.results import RolloutResult, TargetRun
+    from bilantools.fleet.selection import Selection, Stage
+
+# The fleet's part of the door, imported on first use: `bilantools status` does not pay for
+# the fleet machinery (tests/test_startup.py).
+_FLEET = {
+    **dict.fromkeys(("Preflight", "fleet", "fleet_health", "fleet_select"), "bilantools.fleet.front"),
+    **dict.fromkeys(("RolloutResult", "TargetRun"), "bilantools.fleet.results"),
+    **dict.fromkeys(("Selection", "Stage"), "bilantools.fleet.selection"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FLEET:
+        return getattr(import_module(_FLEET[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_BACKUP_DIR",
