@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from ipywidgets import Widget
+from ipywidgets import Button, Checkbox, Dropdown, Text, Widget
 from psycopg.conninfo import conninfo_to_dict
 
 from bilantools import commands
@@ -175,6 +175,72 @@ def test_apply_to_selected(db_url: str, basic: Path) -> None:
     assert [v for _, v in panel.selected.options] == ["003"]
 
 
+class RecordingComm:
+    """Stands for the browser's end of a widget: records every state update sent to it."""
+
+    kernel = object()
+    comm_id = "recording"
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, data: dict[str, Any], buffers: Any = None) -> None:
+        self.sent.append(data["state"])
+
+    def on_msg(self, callback: Any) -> None:
+        """The browser sends nothing here."""
+
+
+def test_up_to_keeps_the_choice_after_a_run(db_url: str, basic: Path) -> None:
+    """The choice stays while it is still pending, in the kernel AND in what the browser is
+    sent: one update with the kept index, never the reset to the first option between."""
+    panel = ApplyPanel(db_url, basic)
+    panel.selected.value = "003"
+    comm = RecordingComm()
+    panel.selected.comm = comm
+    panel.next_button.click()
+    assert states(db_url, basic)["001"] == "applied"
+    assert panel.selected.value == "003" and panel.selected.index == 1
+    assert [state.get("index") for state in comm.sent if "index" in state] == [1]
+    panel.selected.value = "002"
+    panel.to_button.click()  # 002 applied: the choice is gone, the last pending one is offered
+    assert [v for _, v in panel.selected.options] == ["003"] and panel.selected.value == "003"
+
+
+def test_labels_read_in_full(db_url: str, basic: Path, tmp_path: Path) -> None:
+    """No "Apply to select..." or "--dry-run (roll back at the e...": buttons as wide as
+    their label, descriptions at their own width, and a tooltip says what each does."""
+    commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="002"))
+    panels = [
+        ApplyPanel(db_url, basic),
+        RollbackPanel(db_url, basic),
+        BackupPanel(db_url, basic, out=tmp_path),
+    ]
+    found = walk(*(p.widget for p in panels))
+    buttons = [w for w in found if isinstance(w, Button)]
+    assert {b.description for b in buttons} >= {
+        "Apply next",
+        "Apply up to",
+        "Preview SQL",
+        "Roll back",
+        "Back up",
+    }
+    for b in buttons:
+        assert b.layout.width == "auto", b.description
+        assert b.tooltip or b.description in ("Confirm", "Cancel"), b.description
+    described = [w for w in found if isinstance(w, Checkbox | Dropdown | Text) and w.description]
+    assert {w.description for w in described} >= {
+        "Up to",
+        "--dry-run",
+        "Keep up to",
+        "schema only",
+        "Directory",
+    }
+    for w in described:
+        assert w.style.description_width == "initial", w.description
+    assert panels[0].dry_run.tooltip == "rehearse: run in one transaction, then roll everything back"
+
+
 def test_dry_run_changes_nothing(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
     commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="001"))
     before = snapshot(conn)
@@ -220,7 +286,7 @@ def test_non_sandbox_target_needs_the_confirm_click(
     panel.next_button.click()
     assert snapshot(conn) == before and "schema_migrations" not in tables(conn)
     assert visible(panel.confirm_box)
-    assert panel.confirm.description == f"Confirm: apply 1 migration(s) to {panel.target.masked}"
+    assert panel.confirm.description == f"Confirm: apply 1 migration(s) (001) to {panel.target.masked}"
     panel.cancel.click()
     assert not visible(panel.confirm_box)
     assert "cancelled: nothing was changed" in log_text(panel.log)
@@ -229,7 +295,9 @@ def test_non_sandbox_target_needs_the_confirm_click(
 
     panel.selected.value = "003"
     panel.to_button.click()
-    assert panel.confirm.description == f"Confirm: apply 3 migration(s) to {panel.target.masked}"
+    assert (
+        panel.confirm.description == f"Confirm: apply 3 migration(s) (001, 002, 003) to {panel.target.masked}"
+    )
     assert snapshot(conn) == before and not backups.exists()
     panel.confirm.click()
     assert states(db_url, basic) == {"001": "applied", "002": "applied", "003": "applied"}
