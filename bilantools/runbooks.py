@@ -1,7 +1,9 @@
 """Runbooks: the curated notebooks executed with papermill, each run kept as an audit record.
 
 `run("02_apply_stepwise", parameters)` executes ``notebooks/02_apply_stepwise.ipynb``
-against the current target and writes ``runs/<UTC time>_<notebook>.ipynb`` (the executed
+against the database the user named (--db, DATABASE_URL; without one, a scratch database
+of the run, as in JupyterLab: see bilantools/notebook/runbook.py) and writes
+``runs/<UTC time>_<notebook>.ipynb`` (the executed
 copy, with papermill's record of parameters, timings and any error), an HTML rendering
 beside it, and ``.json`` with the outcome. The database reaches the kernel through the
 ``DATABASE_URL`` environment variable, never as a parameter: papermill stores
@@ -104,7 +106,10 @@ def run(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     executed = out / f"{stamp}_{source.stem}.ipynb"
     env_before = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = target.conninfo
+    if named(target):
+        os.environ["DATABASE_URL"] = target.conninfo
+    else:  # the rule of notebook/runbook.py: no DATABASE_URL, a scratch database of the run
+        os.environ.pop("DATABASE_URL", None)
     started = time.perf_counter()
     error: str | None = None
     kernel_log = executed.with_suffix(".kernel.log")
@@ -132,7 +137,7 @@ def run(
     html = _html(executed)
     meta = {
         "started_at": stamp,
-        "target": target.masked,
+        "target": target.masked if named(target) else "scratch database in the sandbox (dropped at the end)",
         "parameters": parameters or {},
         "outcome": "failed" if error else "succeeded",
         "error": error,
@@ -145,6 +150,13 @@ def run(
     if error:
         raise RunbookFailed(f"runbook {source.stem} failed at {error}; executed copy: {executed}")
     return record
+
+
+def named(target: Target) -> bool:
+    """Whether the user named the database (--db or DATABASE_URL): the runbook acts on it.
+    Otherwise (the sandbox by default) it works on a scratch database of its own, as it
+    does when opened in JupyterLab without DATABASE_URL."""
+    return target.source != "sandbox"
 
 
 @contextmanager

@@ -211,12 +211,9 @@ def test_labels_read_in_full(db_url: str, basic: Path, tmp_path: Path) -> None:
     """No "Apply to select..." or "--dry-run (roll back at the e...": buttons as wide as
     their label, descriptions at their own width, and a tooltip says what each does."""
     commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="002"))
-    panels = [
-        ApplyPanel(db_url, basic),
-        RollbackPanel(db_url, basic),
-        BackupPanel(db_url, basic, out=tmp_path),
-    ]
-    found = walk(*(p.widget for p in panels))
+    apply = ApplyPanel(db_url, basic)
+    rollback = RollbackPanel(db_url, basic)
+    found = walk(apply.widget, rollback.widget, BackupPanel(db_url, basic, out=tmp_path).widget)
     buttons = [w for w in found if isinstance(w, Button)]
     assert {b.description for b in buttons} >= {
         "Apply next",
@@ -238,7 +235,7 @@ def test_labels_read_in_full(db_url: str, basic: Path, tmp_path: Path) -> None:
     }
     for w in described:
         assert w.style.description_width == "initial", w.description
-    assert panels[0].dry_run.tooltip == "rehearse: run in one transaction, then roll everything back"
+    assert apply.dry_run.tooltip == "rehearse: run in one transaction, then roll everything back"
 
 
 def test_dry_run_changes_nothing(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
@@ -278,7 +275,7 @@ def test_non_sandbox_target_needs_the_confirm_click(
     monkeypatch.setenv("BILANTOOLS_HOME", str(tmp_path / "another-home"))  # the server is no sandbox now
     backups = tmp_path / "auto-backups"
     banner = TargetBanner(db_url, basic)
-    assert "PRODUCTION?" in banner.html.value and "#e65100" in banner.html.value
+    assert "PRODUCTION?" in banner.html.value and "#c62828" in banner.html.value
     panel = ApplyPanel(db_url, basic, backup_dir=backups)
     assert not panel.target.is_sandbox
     before = snapshot(conn)
@@ -530,9 +527,37 @@ def test_no_password_in_any_widget(
         assert not any("unexpected" in line for line in red_lines(panel.log))
 
 
+def test_production_banner_names_server_database_role_version_and_writability(
+    db_url: str, basic: Path, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BILANTOOLS_HOME", str(tmp_path / "another-home"))  # the server is no sandbox now
+    params = conninfo_to_dict(db_url)
+    version = conn.execute("SHOW server_version").fetchone()
+    assert version is not None
+    server = f"server 127.0.0.1:{params['port']} · database {params['dbname']} · role postgres"
+    banner = TargetBanner(db_url, basic)
+    assert banner.text.splitlines() == [
+        f"⚠️ PRODUCTION? not the sandbox · {server} · PostgreSQL {version[0]} · read-write (superuser)",
+        f"{db_url} (from --db) · migrations: {basic}",
+        "every change asks for confirmation and takes a backup first",
+    ]
+    assert "font-size:16px" in banner.html.value and "border:4px solid #c62828" in banner.html.value
+
+    role = "bt_reader_" + uuid.uuid4().hex[:8]
+    conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'Rd-{role}'")
+    conn.execute(f'GRANT CONNECT ON DATABASE "{params["dbname"]}" TO {role}')
+    reader = db_url.replace("postgres@", f"{role}:Rd-{role}@")
+    first = TargetBanner(reader, basic).text.splitlines()[0]
+    no_create = f"no CREATE on schema public for role {role} (its privileges)"
+    assert first.endswith(f"· role {role} · PostgreSQL {version[0]} · {no_create}")
+    conn.execute(f"ALTER ROLE {role} SET default_transaction_read_only = on")
+    first = TargetBanner(reader, basic).text.splitlines()[0]
+    assert first.endswith("· READ-ONLY by default (default_transaction_read_only = on)")
+
+
 def test_dashboard_has_every_panel(db_url: str, basic: Path, tmp_path: Path) -> None:
     box = dashboard(db_url, basic, backup_dir=tmp_path / "bk")
     banner, tabs = box.children
-    assert "sandbox" in banner.value
+    assert "sandbox" in banner.value and "font-size:12px" in banner.value  # quiet
     assert tabs.titles == ("Status", "Apply", "Rollback", "Backups", "Verify", "Tables")
     assert "3 migrations: 3 pending" in tabs.children[0].children[1].value
