@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from bilantools import commands
 from bilantools.notebook.banner import ORIGINS, TargetBanner
+from bilantools.runbooks import SKIPPED
 
 if TYPE_CHECKING:
     import sqlalchemy
@@ -66,7 +67,7 @@ class Runbook:
         yes=True here, or the confirmation of a panel."""
         if self.target.is_sandbox or self.yes:
             return True
-        print(f"not run: {what} on {self.target.masked} needs the parameter yes=True, or a panel's Confirm")
+        print(f"{SKIPPED}{what} on {self.target.masked} needs the parameter yes=True, or a panel's Confirm")
         return False
 
     def backups(self, backup_dir: str | None) -> str:
