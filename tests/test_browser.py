@@ -144,7 +144,7 @@ def test_apply_next_in_the_browser(voila: str, voila_log: Path, db_url: str) -> 
         body = page.inner_text("body")
         browser.close()
     assert after == before + 1
-    assert kept.startswith(f"{chosen} "), kept  # the user's choice, not the last pending one
+    assert kept.split()[0] == chosen, kept  # the user's choice, not the last pending one
     assert shot.stat().st_size > 10_000
     assert not errors, errors
     assert "Error displaying widget" not in body and "Traceback" not in body
@@ -166,8 +166,11 @@ def test_production_banner_and_the_versions_to_confirm(
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         button = _open(page, voila_production, voila_log)
-        banner = page.locator("div", has_text="PRODUCTION? not the sandbox").last
+        banner = page.locator(".widget-html-content > div", has_text="PRODUCTION? not the sandbox").first
         size = banner.evaluate("e => getComputedStyle(e).fontSize")
+        banner.scroll_into_view_if_needed()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "02_apply_stepwise-production-banner.png"))
         banner_text = banner.inner_text()
         button.click()
         confirm = page.locator("button.jupyter-button", has_text="Confirm: apply")
