@@ -168,9 +168,8 @@ def test_production_banner_and_the_versions_to_confirm(
         button = _open(page, voila_production, voila_log)
         banner = page.locator(".widget-html-content > div", has_text="PRODUCTION? not the sandbox").first
         size = banner.evaluate("e => getComputedStyle(e).fontSize")
-        banner.scroll_into_view_if_needed()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "02_apply_stepwise-production-banner.png"))
+        banner.screenshot(path=str(SCREENSHOTS / "02_apply_stepwise-production-banner.png"))
         banner_text = banner.inner_text()
         button.click()
         confirm = page.locator("button.jupyter-button", has_text="Confirm: apply")
