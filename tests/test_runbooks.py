@@ -12,6 +12,7 @@ import nbformat
 import psycopg
 import pytest
 
+from bilantools.db.sandbox import Sandbox
 from bilantools.runbooks import parse_parameters
 
 pytestmark = pytest.mark.runbooks
@@ -89,6 +90,32 @@ def test_a_change_that_did_not_run_is_recorded_skipped_not_succeeded(
     assert record["outcome"] == "skipped" and len(record["skipped"]) == 1
     r = cli(*base, "-p", "yes=true")
     assert r.code == 0 and "09_change: succeeded" in r.out
+
+
+def test_without_a_named_database_the_runbook_gets_no_database_url(
+    cli: Any, server: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rule of JupyterLab for `runbook run` too: no --db, no DATABASE_URL, so the
+    runbook's setup makes its scratch database, instead of changing the sandbox's own."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("BILANTOOLS_HOME", str(server.home))
+    notebooks = tmp_path / "nb"
+    notebooks.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    params = nbformat.v4.new_code_cell("x = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("import os\nassert 'DATABASE_URL' not in os.environ")]
+    nbformat.write(nb, str(notebooks / "09_where.ipynb"))
+    runs = tmp_path / "runs"
+    r = cli("runbook", "run", "09", "--notebooks", str(notebooks), "--runs", str(runs))
+    assert r.code == 0, r.err
+    assert r.err.splitlines()[0] == (
+        "target: a scratch database in the sandbox, dropped at the end (no --db, no DATABASE_URL)"
+    )
+    [record] = [json.loads(p.read_text()) for p in runs.glob("*.json")]
+    assert record["target"] == "scratch database in the sandbox (dropped at the end)"
 
 
 @pytest.mark.parametrize(
