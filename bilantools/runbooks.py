@@ -1,7 +1,9 @@
 """Runbooks: the curated notebooks executed with papermill, each run kept as an audit record.
 
 `run("02_apply_stepwise", parameters)` executes ``notebooks/02_apply_stepwise.ipynb``
-against the current target and writes ``runs/<UTC time>_<notebook>.ipynb`` (the executed
+against the database the user named (--db, DATABASE_URL; without one, a scratch database
+of the run, as in JupyterLab: see bilantools/notebook/runbook.py) and writes
+``runs/<UTC time>_<notebook>.ipynb`` (the executed
 copy, with papermill's record of parameters, timings and any error), an HTML rendering
 beside it, and ``.json`` with the outcome. The database reaches the kernel through the
 ``DATABASE_URL`` environment variable, never as a parameter: papermill stores
@@ -33,10 +35,22 @@ DEFAULT_RUNS = "runs"
 _SECRET_KEYS = re.compile(r"password|passwd|secret|token|dsn|url|conninfo", re.I)
 
 
+# How a runbook says a change cell did not run (bilantools.notebook.runbook.Runbook.may_change):
+# the run is then recorded "skipped", not "succeeded".
+SKIPPED = "not run: "
+
+
 class RunbookFailed(BilanToolsError):
     """A cell of the runbook raised; the executed copy shows where."""
 
     exit_code = 1
+
+
+class RunbookSkipped(BilanToolsError):
+    """Every cell ran, but a change was refused (a database other than the sandbox without
+    yes=True): as the CLI's refusal without --yes."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,10 @@ def run(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     executed = out / f"{stamp}_{source.stem}.ipynb"
     env_before = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = target.conninfo
+    if named(target):
+        os.environ["DATABASE_URL"] = target.conninfo
+    else:  # the rule of notebook/runbook.py: no DATABASE_URL, a scratch database of the run
+        os.environ.pop("DATABASE_URL", None)
     started = time.perf_counter()
     error: str | None = None
     kernel_log = executed.with_suffix(".kernel.log")
@@ -130,12 +147,14 @@ def run(
     duration = round(time.perf_counter() - started, 1)
     _scrub(executed)
     html = _html(executed)
+    skipped = _skipped(executed)
     meta = {
         "started_at": stamp,
-        "target": target.masked,
+        "target": target.masked if named(target) else "scratch database in the sandbox (dropped at the end)",
         "parameters": parameters or {},
-        "outcome": "failed" if error else "succeeded",
+        "outcome": "failed" if error else "skipped" if skipped else "succeeded",
         "error": error,
+        "skipped": skipped,
         "duration_s": duration,
         "kernel_log": kernel_log.name if kernel_log.exists() else None,
     }
@@ -144,7 +163,34 @@ def run(
     record = RunRecord(source.stem, executed, html, meta)
     if error:
         raise RunbookFailed(f"runbook {source.stem} failed at {error}; executed copy: {executed}")
+    if skipped:
+        raise RunbookSkipped(
+            f"runbook {source.stem} ran, but {len(skipped)} change(s) did not: {skipped[0]}; "
+            f"executed copy: {executed}"
+        )
     return record
+
+
+def _skipped(executed: Path) -> list[str]:
+    """The changes the runbook's cells refused to make (their "not run: ..." lines)."""
+    if not executed.exists():
+        return []
+    document = json.loads(executed.read_text(encoding="utf-8"))
+    lines = []
+    for cell in document.get("cells", []):
+        for output in cell.get("outputs", []):
+            text = output.get("text", "") if output.get("output_type") == "stream" else ""
+            lines += [
+                line.removeprefix(SKIPPED) for line in "".join(text).splitlines() if line.startswith(SKIPPED)
+            ]
+    return lines
+
+
+def named(target: Target) -> bool:
+    """Whether the user named the database (--db or DATABASE_URL): the runbook acts on it.
+    Otherwise (the sandbox by default) it works on a scratch database of its own, as it
+    does when opened in JupyterLab without DATABASE_URL."""
+    return target.source != "sandbox"
 
 
 @contextmanager

@@ -3,7 +3,9 @@ password masking."""
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -174,6 +176,52 @@ def test_other_targets_need_yes_without_a_terminal(
         assert cli(*base, *command).code == 2
     assert cli(*base, "apply", "--dry-run").code == 0  # a dry run changes nothing: no confirmation
     assert cli(*base, "apply", "--yes").code == 0
+
+
+class Terminal(io.StringIO):
+    """Standard input as a terminal that types `text`."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_apply_prints_the_plan_asks_with_count_and_versions_then_names_the_backup(
+    cli: Any, db_url: str, basic: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BILANTOOLS_HOME", str(tmp_path / "elsewhere"))  # not this server's sandbox
+    base = ["--db", db_url, "--migrations", str(basic)]
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))
+    r = cli(*base, "apply")
+    assert r.code == 2
+    err = r.err.splitlines()
+    assert err[0] == f"target: {db_url} (database, from --db)"
+    assert err[1] == "plan: apply 3 migrations"
+    assert err[2].split() == ["VERSION", "NAME", "TRANSACTION", "LOCK", "(ESTIMATED)"]
+    assert " ".join(err[3].split()) == "001 create_people one transaction lock: no lock on an existing table"
+    assert err[4].split()[-5:] == ["lock:", "ACCESS", "EXCLUSIVE", "on", "people"]  # ALTER TABLE ADD COLUMN
+    assert err[5].split()[-5:] == ["lock:", "ROW", "EXCLUSIVE", "on", "people"]  # INSERT
+    # the typed answer is not echoed here: the refusal follows the question on its line
+    assert (
+        err[6]
+        == f"Apply 3 migrations (001, 002, 003) to {db_url}? [y/N]: error: cancelled: nothing was changed"
+    )
+    with psycopg.connect(db_url) as conn:
+        assert tables(conn) == []
+
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    backups = tmp_path / "auto"
+    r = cli(*base, "apply", "--backup-dir", str(backups))
+    assert r.code == 0 and r.out.splitlines()[-1] == "3 migration(s) applied"
+    [dump] = backups.glob("*.dump")
+    assert re.search(rf"backup: {re.escape(str(dump))} \(\d+(\.\d)? k?B\)$", r.err.splitlines()[-1])
+
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))
+    r = cli(*base, "rollback", "--to", "0")
+    assert r.err.splitlines()[1] == "plan: roll back 3 migrations"
+    assert f"Roll back 3 migrations (003, 002, 001) on {db_url}? [y/N]: error: cancelled" in r.err
+    assert r.code == 2
+    r = cli(*base, "apply", "--json", "--yes")  # --json: the object alone, no plan, no backup line
+    assert json.loads(r.out)["steps"] == [] and "plan:" not in r.err and "backup:" not in r.err
 
 
 def test_database_url_from_environment(

@@ -12,6 +12,7 @@ import nbformat
 import psycopg
 import pytest
 
+from bilantools.db.sandbox import Sandbox
 from bilantools.runbooks import parse_parameters
 
 pytestmark = pytest.mark.runbooks
@@ -48,6 +49,73 @@ def test_a_failing_cell_is_named(cli: Any, db_url: str, tmp_path: Path) -> None:
         str(runs),
     )
     assert r.code == 0 and "succeeded" in r.out
+
+
+def test_a_change_that_did_not_run_is_recorded_skipped_not_succeeded(
+    cli: Any, db_url: str, tmp_path: Path
+) -> None:
+    """As `runbook run 00` on production without yes=True: every cell runs, the apply cell
+    says "not run", and the record (and the exit code, as for a refusal) says so."""
+    notebooks = tmp_path / "nb"
+    notebooks.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    params = nbformat.v4.new_code_cell("yes = False")
+    params.metadata["tags"] = ["parameters"]
+    change = (
+        "from bilantools import commands\n"
+        "from bilantools.notebook.runbook import Runbook\n"
+        "target = commands.resolve_target(target='postgresql://app:s3cret@db.example:5432/prod')\n"
+        "runbook = Runbook(target, own_database=False, engine=None, yes=yes)\n"
+        "if runbook.may_change('apply every pending migration'):\n"
+        "    print('applied')"
+    )
+    nb.cells = [params, nbformat.v4.new_code_cell(change)]
+    nbformat.write(nb, str(notebooks / "09_change.ipynb"))
+    runs = tmp_path / "runs"
+    base = ["--db", db_url, "runbook", "run", "09", "--notebooks", str(notebooks), "--runs", str(runs)]
+    r = cli(*base)
+    assert r.code == 2
+    assert (
+        r.err.strip()
+        .splitlines()[-1]
+        .startswith(
+            "error: runbook 09_change ran, but 1 change(s) did not: apply every pending migration on "
+            "postgresql://app:***@db.example:5432/prod needs the parameter yes=True, or a panel's Confirm; "
+            "executed copy: "
+        )
+    )
+    [record] = [json.loads(p.read_text()) for p in runs.glob("*.json")]
+    assert record["outcome"] == "skipped" and len(record["skipped"]) == 1
+    r = cli(*base, "-p", "yes=true")
+    assert r.code == 0 and "09_change: succeeded" in r.out
+
+
+def test_without_a_named_database_the_runbook_gets_no_database_url(
+    cli: Any, server: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rule of JupyterLab for `runbook run` too: no --db, no DATABASE_URL, so the
+    runbook's setup makes its scratch database, instead of changing the sandbox's own."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("BILANTOOLS_HOME", str(server.home))
+    notebooks = tmp_path / "nb"
+    notebooks.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    params = nbformat.v4.new_code_cell("x = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("import os\nassert 'DATABASE_URL' not in os.environ")]
+    nbformat.write(nb, str(notebooks / "09_where.ipynb"))
+    runs = tmp_path / "runs"
+    r = cli("runbook", "run", "09", "--notebooks", str(notebooks), "--runs", str(runs))
+    assert r.code == 0, r.err
+    assert r.err.splitlines()[0] == (
+        "target: a scratch database in the sandbox, dropped at the end (no --db, no DATABASE_URL)"
+    )
+    [record] = [json.loads(p.read_text()) for p in runs.glob("*.json")]
+    assert record["target"] == "scratch database in the sandbox (dropped at the end)"
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from ipywidgets import Widget
+from ipywidgets import Button, Checkbox, Dropdown, Text, Widget
 from psycopg.conninfo import conninfo_to_dict
 
 from bilantools import commands
@@ -175,6 +175,69 @@ def test_apply_to_selected(db_url: str, basic: Path) -> None:
     assert [v for _, v in panel.selected.options] == ["003"]
 
 
+class RecordingComm:
+    """Stands for the browser's end of a widget: records every state update sent to it."""
+
+    kernel = object()
+    comm_id = "recording"
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, data: dict[str, Any], buffers: Any = None) -> None:
+        self.sent.append(data["state"])
+
+    def on_msg(self, callback: Any) -> None:
+        """The browser sends nothing here."""
+
+
+def test_up_to_keeps_the_choice_after_a_run(db_url: str, basic: Path) -> None:
+    """The choice stays while it is still pending, in the kernel AND in what the browser is
+    sent: one update with the kept index, never the reset to the first option between."""
+    panel = ApplyPanel(db_url, basic)
+    panel.selected.value = "003"
+    comm = RecordingComm()
+    panel.selected.comm = comm
+    panel.next_button.click()
+    assert states(db_url, basic)["001"] == "applied"
+    assert panel.selected.value == "003" and panel.selected.index == 1
+    assert [state.get("index") for state in comm.sent if "index" in state] == [1]
+    panel.selected.value = "002"
+    panel.to_button.click()  # 002 applied: the choice is gone, the last pending one is offered
+    assert [v for _, v in panel.selected.options] == ["003"] and panel.selected.value == "003"
+
+
+def test_labels_read_in_full(db_url: str, basic: Path, tmp_path: Path) -> None:
+    """No "Apply to select..." or "--dry-run (roll back at the e...": buttons as wide as
+    their label, descriptions at their own width, and a tooltip says what each does."""
+    commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="002"))
+    apply = ApplyPanel(db_url, basic)
+    rollback = RollbackPanel(db_url, basic)
+    found = walk(apply.widget, rollback.widget, BackupPanel(db_url, basic, out=tmp_path).widget)
+    buttons = [w for w in found if isinstance(w, Button)]
+    assert {b.description for b in buttons} >= {
+        "Apply next",
+        "Apply up to",
+        "Preview SQL",
+        "Roll back",
+        "Back up",
+    }
+    for b in buttons:
+        assert b.layout.width == "auto", b.description
+        assert b.tooltip or b.description in ("Confirm", "Cancel"), b.description
+    described = [w for w in found if isinstance(w, Checkbox | Dropdown | Text) and w.description]
+    assert {w.description for w in described} >= {
+        "Up to",
+        "--dry-run",
+        "Keep up to",
+        "schema only",
+        "Directory",
+    }
+    for w in described:
+        assert w.style.description_width == "initial", w.description
+    assert apply.dry_run.tooltip == "rehearse: run in one transaction, then roll everything back"
+
+
 def test_dry_run_changes_nothing(db_url: str, basic: Path, conn: psycopg.Connection) -> None:
     commands.apply(target=db_url, project=basic, options=commands.RunOptions(to="001"))
     before = snapshot(conn)
@@ -212,7 +275,7 @@ def test_non_sandbox_target_needs_the_confirm_click(
     monkeypatch.setenv("BILANTOOLS_HOME", str(tmp_path / "another-home"))  # the server is no sandbox now
     backups = tmp_path / "auto-backups"
     banner = TargetBanner(db_url, basic)
-    assert "PRODUCTION?" in banner.html.value and "#e65100" in banner.html.value
+    assert "PRODUCTION?" in banner.html.value and "#c62828" in banner.html.value
     panel = ApplyPanel(db_url, basic, backup_dir=backups)
     assert not panel.target.is_sandbox
     before = snapshot(conn)
@@ -220,7 +283,7 @@ def test_non_sandbox_target_needs_the_confirm_click(
     panel.next_button.click()
     assert snapshot(conn) == before and "schema_migrations" not in tables(conn)
     assert visible(panel.confirm_box)
-    assert panel.confirm.description == f"Confirm: apply 1 migration(s) to {panel.target.masked}"
+    assert panel.confirm.description == f"Confirm: apply 1 migration(s) (001) to {panel.target.masked}"
     panel.cancel.click()
     assert not visible(panel.confirm_box)
     assert "cancelled: nothing was changed" in log_text(panel.log)
@@ -229,7 +292,9 @@ def test_non_sandbox_target_needs_the_confirm_click(
 
     panel.selected.value = "003"
     panel.to_button.click()
-    assert panel.confirm.description == f"Confirm: apply 3 migration(s) to {panel.target.masked}"
+    assert (
+        panel.confirm.description == f"Confirm: apply 3 migration(s) (001, 002, 003) to {panel.target.masked}"
+    )
     assert snapshot(conn) == before and not backups.exists()
     panel.confirm.click()
     assert states(db_url, basic) == {"001": "applied", "002": "applied", "003": "applied"}
@@ -469,9 +534,37 @@ def test_no_password_in_any_widget(
         assert not any("unexpected" in line for line in red_lines(panel.log))
 
 
+def test_production_banner_names_server_database_role_version_and_writability(
+    db_url: str, basic: Path, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BILANTOOLS_HOME", str(tmp_path / "another-home"))  # the server is no sandbox now
+    params = conninfo_to_dict(db_url)
+    version = conn.execute("SHOW server_version").fetchone()
+    assert version is not None
+    server = f"server 127.0.0.1:{params['port']} · database {params['dbname']} · role postgres"
+    banner = TargetBanner(db_url, basic)
+    assert banner.text.splitlines() == [
+        f"⚠️ PRODUCTION? not the sandbox · {server} · PostgreSQL {version[0]} · read-write (superuser)",
+        f"{db_url} (from --db) · migrations: {basic}",
+        "every change asks for confirmation and takes a backup first",
+    ]
+    assert "font-size:16px" in banner.html.value and "border:4px solid #c62828" in banner.html.value
+
+    role = "bt_reader_" + uuid.uuid4().hex[:8]
+    conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'Rd-{role}'")
+    conn.execute(f'GRANT CONNECT ON DATABASE "{params["dbname"]}" TO {role}')
+    reader = db_url.replace("postgres@", f"{role}:Rd-{role}@")
+    first = TargetBanner(reader, basic).text.splitlines()[0]
+    no_create = f"no CREATE on schema public for role {role} (its privileges)"
+    assert first.endswith(f"· role {role} · PostgreSQL {version[0]} · {no_create}")
+    conn.execute(f"ALTER ROLE {role} SET default_transaction_read_only = on")
+    first = TargetBanner(reader, basic).text.splitlines()[0]
+    assert first.endswith("· READ-ONLY by default (default_transaction_read_only = on)")
+
+
 def test_dashboard_has_every_panel(db_url: str, basic: Path, tmp_path: Path) -> None:
     box = dashboard(db_url, basic, backup_dir=tmp_path / "bk")
     banner, tabs = box.children
-    assert "sandbox" in banner.value
+    assert "sandbox" in banner.value and "font-size:12px" in banner.value  # quiet
     assert tabs.titles == ("Status", "Apply", "Rollback", "Backups", "Verify", "Tables")
     assert "3 migrations: 3 pending" in tabs.children[0].children[1].value

@@ -25,13 +25,14 @@ STATE_COLOURS = {
 }
 
 
-def confirm(target: Target, what: str, options: RunOptions) -> None:
+def confirm(target: Target, what: str, options: RunOptions, question: str | None = None) -> None:
     """Ask before a change that needs it (see `commands.needs_confirmation`); refuse without
-    a terminal."""
+    a terminal. `question` replaces the generic "What target?" (apply and rollback name
+    the count and the versions)."""
     if not commands.needs_confirmation(target=target, options=options):
         return
     refusal = f"refusing to {what} {target.masked} without confirmation: pass --yes"
-    ask(f"{what.capitalize()} {target.masked}?", refusal, options.yes)
+    ask(question or f"{what.capitalize()} {target.masked}?", refusal, options.yes)
 
 
 def ask(question: str, refusal: str, yes: bool) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -21,8 +22,9 @@ from bilantools.cli.flags import (
     spell,
 )
 from bilantools.cli.output import StepPrinter, confirm, print_json, step_line
-from bilantools.commands import RunOptions, RunResult
+from bilantools.commands import Migration, RunOptions, RunResult, Target
 from bilantools.errors import BilanToolsError, RunInterrupted
+from bilantools.render.text import count, short_bytes, text_table, version_span
 
 # What each command asks before it changes a database other than the sandbox.
 QUESTIONS = {
@@ -30,6 +32,11 @@ QUESTIONS = {
     "rollback": "roll back migrations on",
     "baseline": "record migrations as applied on",
     "repair": "repair the migration history of",
+}
+# What apply and rollback would run: the plan printed before their prompt.
+PLANS: dict[str, Callable[..., list[Migration]]] = {
+    "apply": commands.plan,
+    "rollback": commands.rollback_plan,
 }
 
 
@@ -107,7 +114,7 @@ def _run(
     try:
         try:
             target = obj.target()
-            confirm(target, QUESTIONS[action], options)
+            confirm(target, QUESTIONS[action], options, _announce(obj, target, action, options, as_json))
             printer.width = max((len(m.version) for m in obj.project.migrations), default=0)
             hooks = {"progress": printer} if action in ("apply", "rollback") else {}
             result = command(target=target, project=obj.project, options=options, **hooks)
@@ -119,8 +126,12 @@ def _run(
         printer.close()
         if as_json:
             print_json(_failure(exc, obj, action, options.dry_run))
+        else:
+            _backup_line((exc.run or {}).get("backup"))
         raise
     printer.close()
+    if not as_json:
+        _backup_line(result.backup)
     if as_json:
         print_json({"ok": True, "error": None, **result.as_dict()})
         return
@@ -134,6 +145,44 @@ def _run(
         click.echo(f"nothing to do: no migration {verb[result.action]}")
     else:
         click.echo(f"{len(result.steps)} migration(s) {verb[result.action]}")
+
+
+def _announce(obj: Context, target: Target, action: str, options: RunOptions, as_json: bool) -> str | None:
+    """Before apply or rollback changes a database other than the sandbox: its plan on
+    standard error (version, name, transaction mode, the strongest lock expected on an
+    existing table), and the prompt's question naming the count, the versions and the
+    target. None (the generic question) for the other commands, the sandbox and --json."""
+    if action not in PLANS or target.is_sandbox or as_json:
+        return None
+    rollback = action == "rollback"
+    planned = PLANS[action](target=target, project=obj.project, options=options)
+    rows = [
+        [
+            m.version,
+            m.name,
+            "one transaction"
+            if (m.rollback_transactional if rollback else m.transactional)
+            else "no transaction",
+            f"lock: {commands.lock_estimate(migration=m, rollback=rollback)}",
+        ]
+        for m in planned
+    ]
+    verb, where = ("Roll back", "on") if rollback else ("Apply", "to")
+    click.echo(f"plan: {verb.lower()} {count(len(planned), 'migration')}", err=True)
+    if rows:
+        click.echo(
+            text_table(["VERSION", "NAME", "TRANSACTION", "LOCK (ESTIMATED)"], rows, indent="  "), err=True
+        )
+    versions = version_span([m.version for m in planned]) or "nothing pending"
+    return f"{verb} {count(len(planned), 'migration')} ({versions}) {where} {target.masked}?"
+
+
+def _backup_line(path: str | None) -> None:
+    """Where the automatic backup went, with its size (standard error, like "target:")."""
+    if path is None:
+        return
+    size = Path(path).stat().st_size if Path(path).exists() else None
+    click.echo(f"backup: {path}" + (f" ({short_bytes(size)})" if size is not None else ""), err=True)
 
 
 def _failure(exc: BilanToolsError, obj: Context, action: str, dry_run: bool) -> dict[str, Any]:

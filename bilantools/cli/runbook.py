@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from bilantools import commands
@@ -30,8 +32,18 @@ def runbook() -> None:
 def runbook_run(obj: Context, name: str, pairs: tuple[str, ...], notebooks: str, runs: str) -> None:
     """Execute runbook NAME (e.g. 02 or 02_apply_stepwise) against the target."""
     parameters = commands.runbook_parameters(pairs=list(pairs))
+    named = obj.db is not None or os.environ.get("DATABASE_URL") is not None
+    if not named:  # the runbooks' rule: no database named, a scratch one of the run
+        click.echo(
+            "target: a scratch database in the sandbox, dropped at the end (no --db, no DATABASE_URL)",
+            err=True,
+        )
     record = commands.runbook(
-        name=name, target=obj.target(), parameters=parameters, notebooks=notebooks, runs=runs
+        name=name,
+        target=obj.target() if named else None,
+        parameters=parameters,
+        notebooks=notebooks,
+        runs=runs,
     )
     click.echo(
         f"{record.notebook}: {record.meta['outcome']} in {record.meta['duration_s']} s; "

@@ -26,6 +26,7 @@ from bilantools.source.findings import Finding
 if TYPE_CHECKING:
     from bilantools.db.adopt import Adoption
     from bilantools.source.check import CheckReport
+    from bilantools.source.lock_levels import LockEstimate
 
 
 DEFAULTS = RunOptions()
@@ -102,6 +103,15 @@ def plan_sql(
     """The exact SQL `apply` would run, in order, with its transaction boundaries."""
     with session.runner(target, project, "plan") as runner:
         return runner.plan_sql(options.to, options.step)
+
+
+def lock_estimate(*, migration: Migration, rollback: bool = False) -> LockEstimate:
+    """The strongest lock `migration` (its rollback script with `rollback`) is expected to
+    take on a table that already exists: an estimate from the parse trees."""
+    from bilantools.source.lock_levels import LockEstimate, estimate
+
+    script = migration.rollback if rollback else migration.script
+    return LockEstimate(None) if script is None else estimate(script)
 
 
 def check(*, project: ProjectLike = DEFAULT_MIGRATIONS) -> CheckReport:

@@ -7,11 +7,13 @@ import ipywidgets as widgets
 from bilantools import commands
 from bilantools.commands import RunOptions, Status
 from bilantools.notebook import log
+from bilantools.notebook.panel import FULL_LABEL, button, dropdown, set_options
 from bilantools.notebook.runs import RunPanel
+from bilantools.render.text import version_span
 
 
 class ApplyPanel(RunPanel):
-    """Buttons "Apply next" and "Apply to selected", a --dry-run checkbox, a progress bar and the log.
+    """Buttons "Apply next" and "Apply up to", a --dry-run checkbox, a progress bar and the log.
 
     On anything but the sandbox the first click only plans: it shows "Confirm: apply N
     migration(s) to <target>", and the confirm button runs exactly that plan (refused if
@@ -20,14 +22,23 @@ class ApplyPanel(RunPanel):
     """
 
     def _build(self) -> widgets.VBox:
-        self.next_button = widgets.Button(
-            description="Apply next", button_style="primary", icon="step-forward"
+        self.next_button = button(
+            "Apply next", "apply the next pending migration", button_style="primary", icon="step-forward"
         )
-        self.to_button = widgets.Button(
-            description="Apply to selected", button_style="primary", icon="forward"
+        self.to_button = button(
+            "Apply up to",
+            "apply every pending migration up to the one chosen in 'Up to'",
+            button_style="primary",
+            icon="forward",
         )
-        self.selected = widgets.Dropdown(description="Up to", options=[], layout=widgets.Layout(width="50%"))
-        self.dry_run = widgets.Checkbox(value=False, description="--dry-run (roll back at the end)")
+        self.selected = dropdown("Up to", "the last migration 'Apply up to' applies")
+        self.dry_run = widgets.Checkbox(
+            value=False,
+            description="--dry-run",
+            tooltip="rehearse: run in one transaction, then roll everything back",
+            style=FULL_LABEL,
+            indent=False,
+        )
         self.on_click(self.next_button, lambda: self.request(step=1))
         self.on_click(self.to_button, self._request_selected)
         return self.stack(
@@ -41,9 +52,10 @@ class ApplyPanel(RunPanel):
     def _update_options(self, status: Status) -> None:
         previous = self.selected.value
         options = self.table.options(("pending", "failed"))
-        self.selected.options = options
         versions = [v for _, v in options]
-        self.selected.value = previous if previous in versions else (versions[-1] if versions else None)
+        set_options(
+            self.selected, options, previous if previous in versions else (versions[-1] if versions else None)
+        )
 
     def _request_selected(self) -> None:
         if self.selected.value is None:
@@ -64,7 +76,7 @@ class ApplyPanel(RunPanel):
             log.info(self.log, "nothing to apply: every migration is applied")
             return
         self.confirmation.ask(
-            f"Confirm: apply {len(planned)} migration(s) to {target.masked}",
+            f"Confirm: apply {len(planned)} migration(s) ({version_span(planned)}) to {target.masked}",
             lambda: self._run(options, planned),
         )
 

@@ -10,7 +10,7 @@ import ipywidgets as widgets
 from bilantools import commands
 from bilantools.commands import TargetLike
 from bilantools.notebook import log
-from bilantools.notebook.panel import Panel
+from bilantools.notebook.panel import FULL_LABEL, Panel, button
 from bilantools.render.text import short_bytes as size
 
 FORMATS = ("custom", "plain", "directory")
@@ -40,13 +40,25 @@ class BackupPanel(Panel):
         out: Path | str = "backups",
     ) -> None:
         super().__init__(target, migrations)
-        self.schema_only = widgets.Checkbox(value=False, description="schema only")
-        self.format = widgets.Dropdown(description="Format", options=list(FORMATS), value="custom")
-        self.out = widgets.Text(value=str(out), description="Directory", continuous_update=False)
-        self.backup_button = widgets.Button(description="Back up", button_style="primary", icon="save")
+        self.schema_only = widgets.Checkbox(
+            value=False, description="schema only", style=FULL_LABEL, indent=False
+        )
+        self.format = widgets.Dropdown(
+            description="Format", options=list(FORMATS), value="custom", style=FULL_LABEL
+        )
+        self.out = widgets.Text(
+            value=str(out), description="Directory", continuous_update=False, style=FULL_LABEL
+        )
+        self.backup_button = button(
+            "Back up", "take a backup now (pg_dump)", button_style="primary", icon="save"
+        )
         self.backups = widgets.Select(options=[], rows=6, layout=widgets.Layout(width="95%"))
-        self.refresh_button = widgets.Button(description="Refresh list", icon="refresh")
-        self.verify_button = widgets.Button(description="Verify selected", icon="check")
+        self.refresh_button = button(
+            "Refresh list", "list the backups of the directory again", icon="refresh"
+        )
+        self.verify_button = button(
+            "Verify selected", "restore the selected backup into a scratch database", icon="check"
+        )
         self.on_click(self.backup_button, self.backup)
         self.on_click(self.refresh_button, self.refresh)
         self.on_click(self.verify_button, self.verify)

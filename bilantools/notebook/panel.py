@@ -75,6 +75,39 @@ class Panel:
         return widgets.VBox([widgets.HBox(controls), *body, self.log])
 
 
+# Labels shown in full: a description's width is its text's, not ipywidgets' fixed 80 px
+# ("Apply to select...", "--dry-run (roll back at the e..." otherwise).
+FULL_LABEL = {"description_width": "initial"}
+
+
+def button(description: str, tooltip: str, **kwargs: Any) -> widgets.Button:
+    """A button as wide as its label (ipywidgets' default 148 px cuts longer ones), with
+    the tooltip that says what it does."""
+    return widgets.Button(
+        description=description, tooltip=tooltip, layout=widgets.Layout(width="auto"), **kwargs
+    )
+
+
+def dropdown(description: str, tooltip: str) -> widgets.Dropdown:
+    """A version dropdown whose label is shown in full."""
+    return widgets.Dropdown(
+        description=description,
+        tooltip=tooltip,
+        options=[],
+        style=FULL_LABEL,
+        layout=widgets.Layout(width="50%"),
+    )
+
+
+def set_options(choice: Any, options: list[tuple[str, str]], value: str | None) -> None:
+    """New options and the value to keep, sent to the browser as ONE update: set one after
+    the other, the front end first gets ipywidgets' reset to the first option, and the
+    dropdown then shows (and may send back) that option instead of the user's choice."""
+    with choice.hold_sync():
+        choice.options = options
+        choice.value = value
+
+
 def hidden(box: Any, hide: bool) -> None:
     """Show or hide a widget without removing it from the layout tree."""
     box.layout.display = "none" if hide else None

@@ -9,6 +9,7 @@ import ipywidgets as widgets
 from bilantools import commands
 from bilantools.commands import RunResult, Status
 from bilantools.notebook import log
+from bilantools.notebook.panel import button, dropdown, set_options
 from bilantools.notebook.render import esc
 from bilantools.notebook.runs import RunPanel, step_line
 
@@ -33,9 +34,14 @@ class RollbackPanel(RunPanel):
     """
 
     def _build(self) -> widgets.VBox:
-        self.to = widgets.Dropdown(description="Keep up to", options=[], layout=widgets.Layout(width="50%"))
-        self.preview_button = widgets.Button(description="Preview SQL", icon="eye")
-        self.rollback_button = widgets.Button(description="Roll back", button_style="warning", icon="undo")
+        self.to = dropdown("Keep up to", "the last migration that stays applied (0: roll back everything)")
+        self.preview_button = button("Preview SQL", "show the rollback scripts that would run", icon="eye")
+        self.rollback_button = button(
+            "Roll back",
+            "roll back after the chosen version (asks to confirm)",
+            button_style="warning",
+            icon="undo",
+        )
         self.on_click(self.preview_button, self.preview)
         self.on_click(self.rollback_button, self.request)
         return self.stack(
@@ -49,11 +55,10 @@ class RollbackPanel(RunPanel):
         applied = self.table.options(("applied", "changed"))
         options = [("0 (roll back everything)", EVERYTHING), *[(f"keep {lbl}", v) for lbl, v in applied]]
         previous = self.to.value
-        self.to.options = options
         # Keep the choice while it still rolls something back; else roll back the last one only.
         useful = [v for _, v in options[:-1]]
         default = applied[-2][1] if len(applied) >= 2 else EVERYTHING
-        self.to.value = previous if previous in useful else default
+        set_options(self.to, options, previous if previous in useful else default)
 
     def _dry_run(self) -> tuple[str, RunResult]:
         to = str(self.to.value or EVERYTHING)

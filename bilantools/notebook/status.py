@@ -11,7 +11,7 @@ import ipywidgets as widgets
 from bilantools import commands
 from bilantools.commands import MigrationStatus, State, Status, TargetLike
 from bilantools.notebook import log
-from bilantools.notebook.panel import Panel
+from bilantools.notebook.panel import Panel, button, dropdown, set_options
 from bilantools.notebook.render import Cell, esc, table
 
 STATE_COLOURS: dict[str, str] = {
@@ -42,10 +42,8 @@ class MigrationTable(Panel):
         super().__init__(target, migrations)
         self.status: Status | None = None
         self.html = widgets.HTML()
-        self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
-        self.versions = widgets.Dropdown(
-            description="Migration", options=[], layout=widgets.Layout(width="50%")
-        )
+        self.refresh_button = button("Refresh", "read the status again", icon="refresh")
+        self.versions = dropdown("Migration", "a migration's details")
         self.detail = widgets.HTML()
         self._listeners: list[Callable[[Status], None]] = []
         self.on_click(self.refresh_button, self.refresh)
@@ -102,9 +100,8 @@ class MigrationTable(Panel):
         )
         previous = self.versions.value
         options = [(label(m), m.version) for m in status.migrations]
-        self.versions.options = options
-        if previous in {v for _, v in options}:
-            self.versions.value = previous
+        kept = previous if previous in {v for _, v in options} else (options[0][1] if options else None)
+        set_options(self.versions, options, kept)
         for callback in list(self._listeners):
             self.guard(partial(callback, status))
 

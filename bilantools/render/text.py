@@ -65,3 +65,16 @@ def text_table(
         return (indent + "  ".join(padded)).rstrip()
 
     return "\n".join(line(r) for r in cells)
+
+
+def version_span(versions: Sequence[str]) -> str:
+    """The versions a run takes, short enough for a prompt: all of them up to three, else
+    the first and the last ("004…029"); they are in run order, so the range reads right."""
+    if len(versions) <= 3:
+        return ", ".join(versions)
+    return f"{versions[0]}…{versions[-1]}"
+
+
+def count(n: int, noun: str) -> str:
+    """ "1 migration", "3 migrations"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
