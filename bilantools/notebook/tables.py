@@ -1,0 +1,92 @@
+"""Tables a DBA reads at a glance in a runbook, in place of raw pandas and printed dicts.
+
+`show` renders any DataFrame: no index column, byte counts in human units, thousands
+separators, missing values blank (never NaN, None or <NA>), numbers aligned right, and an
+optional problem column in red with its rows first. `facts` renders a mapping (totals,
+summaries, counts) as a two-column table instead of a Python dict.
+
+Both return a pandas Styler with a fixed id (from the caption and columns), so that a
+runbook's saved HTML is the same from one run to the next (nbval compares it exactly).
+The catalog inspections have their own views: `bilantools.render.inspection.styled`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from bilantools.render.inspection import records
+from bilantools.render.text import human_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pandas.io.formats.style import Styler
+
+PROBLEM_STYLE = "color: #b00020; font-weight: bold"
+RIGHT = {"text-align": "right"}
+
+
+def show(
+    frame: pd.DataFrame,
+    *,
+    sizes: Sequence[str] = (),
+    numbers: Sequence[str] = (),
+    problems: str | None = None,
+    caption: str | None = None,
+) -> Styler:
+    """`frame` as a DBA reads it: `sizes` (byte counts) as kB/MB/GB, `numbers` with
+    thousands separators, both aligned right; with `problems` (a column naming each row's
+    problem, blank when none), the rows with a problem first and that column in red.
+    Rows otherwise keep the frame's order: sort it by what matters before."""
+    import pandas as pd
+
+    unknown = [c for c in (*sizes, *numbers, *([problems] if problems else [])) if c not in frame.columns]
+    if unknown:
+        raise ValueError(f"show(): no column {', '.join(map(repr, unknown))} in {list(frame.columns)}")
+    rows = records(frame)
+    if problems:
+        rows.sort(key=lambda r: not r[problems])  # stable: the frame's order within each group
+    cells = [{c: _cell(r[c], size=c in sizes) for c in frame.columns} for r in rows]
+    shown = pd.DataFrame(cells, columns=list(frame.columns))
+    style = _styler(shown, caption)
+    if problems:
+        style = style.map(lambda v: PROBLEM_STYLE if v else "", subset=[problems])
+    right = [c for c in frame.columns if c in sizes or c in numbers]
+    return style.set_properties(subset=right, **RIGHT) if right else style
+
+
+def facts(mapping: Mapping[str, Any], caption: str | None = None) -> Styler:
+    """A mapping as a two-column table (name, value): names with their underscores as
+    spaces, numbers with thousands separators and aligned right."""
+    import pandas as pd
+
+    shown = pd.DataFrame(
+        [(str(k).replace("_", " "), _cell(v)) for k, v in mapping.items()], columns=["name", "value"]
+    )
+    return _styler(shown, caption).set_properties(subset=["value"], **RIGHT)
+
+
+def _cell(value: Any, size: bool = False) -> str:
+    """One value as shown: blank when missing, bytes in human units, yes/no, 1,234."""
+    if value is None or isinstance(value, float) and value != value:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if size and isinstance(value, int | float):
+        return human_bytes(int(value))
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(v) for v in value)
+    return str(value)
+
+
+def _styler(shown: pd.DataFrame, caption: str | None) -> Styler:
+    """The shown frame without its index, under a fixed id and its caption."""
+    key = "\n".join([caption or "", *map(str, shown.columns)])
+    style = shown.style.hide(axis="index").set_uuid("t" + hashlib.sha256(key.encode()).hexdigest()[:8])
+    style = style.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
+    return style.set_caption(caption) if caption else style
