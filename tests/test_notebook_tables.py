@@ -47,7 +47,9 @@ def test_problems_first_in_red_and_missing_values_blank(migrated: str) -> None:
     indexes = commands.inspect(kind="indexes", target=migrated).sort_values("bytes", ascending=False)
     indexes["problem"] = [
         "unused (0 scans)" if unused and not (primary or unique) else None
-        for unused, primary, unique in zip(indexes["unused"], indexes["primary"], indexes["unique"], strict=True)
+        for unused, primary, unique in zip(
+            indexes["unused"], indexes["primary"], indexes["unique"], strict=True
+        )
     ]
     assert indexes["duplicate_of"].isna().any()  # a column with missing values to blank
     flagged = int(indexes["problem"].notna().sum())
@@ -62,7 +64,8 @@ def test_problems_first_in_red_and_missing_values_blank(migrated: str) -> None:
 
 def test_facts_replace_a_printed_dict(migrated: str) -> None:
     overview = commands.stats(target=migrated, project=MIGRATIONS)
-    html = facts({**overview.totals, "rows_estimated": 1234567, "analysed": True, "note": None}, "totals").to_html()
+    shown = {**overview.totals, "rows_estimated": 1234567, "analysed": True, "note": None}
+    html = facts(shown, "totals").to_html()
     rows = cells(html)
     assert rows[0] == ["tables", str(overview.totals["tables"])]
     assert ["rls tables", str(overview.totals["rls_tables"])] in rows

@@ -69,7 +69,7 @@ def facts(mapping: Mapping[str, Any], caption: str | None = None) -> Styler:
 
 def _cell(value: Any, size: bool = False) -> str:
     """One value as shown: blank when missing, bytes in human units, yes/no, 1,234."""
-    if value is None or isinstance(value, float) and value != value:
+    if value is None or (isinstance(value, float) and value != value):
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
