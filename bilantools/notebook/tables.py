@@ -5,8 +5,10 @@ separators, missing values blank (never NaN, None or <NA>), numbers aligned righ
 optional problem column in red with its rows first. `facts` renders a mapping (totals,
 summaries, counts) as a two-column table instead of a Python dict.
 
-Both return a pandas Styler with a fixed id (from the caption and columns), so that a
-runbook's saved HTML is the same from one run to the next (nbval compares it exactly).
+Both return a pandas Styler whose id (its CSS selectors) comes from the caption and the
+columns, so that a runbook's saved HTML is the same from one run to the next (nbval
+compares it exactly): give a caption that does not vary (no run id, no duration), and two
+tables with the same columns in one notebook different captions.
 The catalog inspections have their own views: `bilantools.render.inspection.styled`.
 """
 
