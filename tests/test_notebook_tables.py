@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bilantools import commands
-from bilantools.notebook.tables import facts, show
+from bilantools.notebook.tables import facts, inspected, show
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 MISSING = ("NaN", "nan", "None", "&lt;NA&gt;", "<NA>")
@@ -39,7 +39,7 @@ def test_sizes_in_human_units_without_an_index_column(migrated: str) -> None:
     bytes_shown = [r[list(largest.columns).index("bytes")] for r in rows]
     assert all(re.fullmatch(r"\d+(\.\d)? (bytes|kB|MB|GB)", s) for s in bytes_shown), bytes_shown
     assert str(int(largest["bytes"].iloc[0])) not in html  # never the raw byte count
-    assert "text-align: right" in html
+    assert "text-align: right" in html and "text-align: left" in html
     assert not any(m in html for m in MISSING)
 
 
@@ -83,3 +83,14 @@ def test_an_unknown_column_is_named(migrated: str) -> None:
     frame = commands.stats(target=migrated, project=MIGRATIONS).frames()["categories"]
     with pytest.raises(ValueError, match=r"show\(\): no column 'size' in \['name', "):
         show(frame, sizes=("size",))
+
+
+def test_an_inspection_keeps_its_view_with_a_fixed_id_and_aligned_columns(migrated: str) -> None:
+    indexes = commands.inspect(kind="indexes", target=migrated)
+    html = inspected("indexes", indexes.assign(unused=False)).to_html()
+    assert html == inspected("indexes", indexes.assign(unused=False)).to_html()
+    rows = cells(html)
+    assert rows and all(r[-1].startswith(("prefix of", "duplicate of", "invalid")) for r in rows)  # folded
+    assert "row_heading" not in html and "<caption>indexes</caption>" in html
+    assert re.search(r"th\.col0, td\.col0|th\.col0 \{\s*text-align: left", html)
+    assert not any(m in html for m in MISSING)

@@ -9,7 +9,8 @@ Both return a pandas Styler whose id (its CSS selectors) comes from the caption 
 columns, so that a runbook's saved HTML is the same from one run to the next (nbval
 compares it exactly): give a caption that does not vary (no run id, no duration), and two
 tables with the same columns in one notebook different captions.
-The catalog inspections have their own views: `bilantools.render.inspection.styled`.
+The catalog inspections have their own views (`bilantools.render.inspection`): `inspected`
+shows one the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from bilantools.render import inspection
 from bilantools.render.inspection import records
 from bilantools.render.text import human_bytes
 
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
 
 PROBLEM_STYLE = "color: #b00020; font-weight: bold"
-RIGHT = {"text-align": "right"}
 
 
 def show(
@@ -51,11 +52,10 @@ def show(
         rows.sort(key=lambda r: not r[problems])  # stable: the frame's order within each group
     cells = [{c: _cell(r[c], size=c in sizes) for c in frame.columns} for r in rows]
     shown = pd.DataFrame(cells, columns=list(frame.columns))
-    style = _styler(shown, caption)
+    style = _styler(shown, caption, right=[*sizes, *numbers])
     if problems:
         style = style.map(lambda v: PROBLEM_STYLE if v else "", subset=[problems])
-    right = [c for c in frame.columns if c in sizes or c in numbers]
-    return style.set_properties(subset=right, **RIGHT) if right else style
+    return style
 
 
 def facts(mapping: Mapping[str, Any], caption: str | None = None) -> Styler:
@@ -66,7 +66,7 @@ def facts(mapping: Mapping[str, Any], caption: str | None = None) -> Styler:
     shown = pd.DataFrame(
         [(str(k).replace("_", " "), _cell(v)) for k, v in mapping.items()], columns=["name", "value"]
     )
-    return _styler(shown, caption).set_properties(subset=["value"], **RIGHT)
+    return _styler(shown, caption, right=["value"])
 
 
 def _cell(value: Any, size: bool = False) -> str:
@@ -86,9 +86,30 @@ def _cell(value: Any, size: bool = False) -> str:
     return str(value)
 
 
-def _styler(shown: pd.DataFrame, caption: str | None) -> Styler:
-    """The shown frame without its index, under a fixed id and its caption."""
-    key = "\n".join([caption or "", *map(str, shown.columns)])
-    style = shown.style.hide(axis="index").set_uuid("t" + hashlib.sha256(key.encode()).hexdigest()[:8])
-    style = style.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
+def inspected(kind: str, frame: pd.DataFrame, caption: str | None = None) -> Styler:
+    """A catalog inspection (`commands.inspect`) as `inspection.styled` shows it (biggest
+    first, problems first and named, the others folded), with the same fixed id and
+    alignment as `show`."""
+    view = inspection.VIEWS[kind]
+    right = [inspection.HEADERS.get(c, c.replace("_", " ")) for c in (*view.sizes, *view.figures)]
+    return _fixed(inspection.styled(kind, frame), caption or kind, right)
+
+
+def _styler(shown: pd.DataFrame, caption: str | None, right: Sequence[str]) -> Styler:
+    """The shown frame without its index."""
+    return _fixed(shown.style.hide(axis="index"), caption, right)
+
+
+def _fixed(style: Styler, caption: str | None, right: Sequence[str]) -> Styler:
+    """`style` under a fixed id and its caption, each column aligned (headers too): the
+    `right` ones right, the others left, whatever the frontend's default (JupyterLab
+    aligns every cell right)."""
+    columns = list(style.data.columns)
+    key = "\n".join([caption or "", *map(str, columns)])
+    style = style.set_uuid("t" + hashlib.sha256(key.encode()).hexdigest()[:8])
+    align = ["right" if c in right else "left" for c in columns]
+    style = style.set_table_styles(
+        [{"selector": f"th.col{i}, td.col{i}", "props": [("text-align", a)]} for i, a in enumerate(align)],
+        overwrite=False,
+    )
     return style.set_caption(caption) if caption else style
