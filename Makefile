@@ -105,8 +105,8 @@ bench-peers:
 		|| echo "apt-get install sqitch failed: sqitch not benchmarked"; \
 	else echo "not root or no apt-get: sqitch not installed, not benchmarked"; fi
 
-# JupyterLab on the runbooks, with the sandbox running (the notebooks use it unless
-# DATABASE_URL names another database).
+# JupyterLab on the runbooks, with the sandbox running (each runbook works on a scratch
+# database of its own there, dropped when its kernel ends, unless DATABASE_URL names one).
 lab: $(VENV)/.installed-dev
 	$(BIN)/bilantools sandbox start
 	$(BIN)/jupyter lab --notebook-dir=notebooks
