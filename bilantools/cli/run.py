@@ -163,7 +163,7 @@ def _announce(obj: Context, target: Target, action: str, options: RunOptions, as
             "one transaction"
             if (m.rollback_transactional if rollback else m.transactional)
             else "no transaction",
-            f"lock: {commands.lock_estimate(migration=m, rollback=rollback)}",
+            str(commands.lock_estimate(migration=m, rollback=rollback)),
         ]
         for m in planned
     ]
