@@ -191,13 +191,6 @@ def _connect_jupysql(engine: sqlalchemy.Engine) -> None:
     shell.run_line_magic("sql", "engine")
 
 
-def html(frame: Any) -> Any:
-    """A table as HTML only: its plain-text form would align columns on durations and sizes."""
-    from IPython.display import HTML
-
-    return HTML(frame.to_html(index=False, na_rep=""))  # type: ignore[no-untyped-call, unused-ignore]
-
-
 def took(ms: int | None) -> str:
     """Durations as "12 ms" (the runbook's text always names the unit)."""
     return "" if ms is None else f"{ms} ms"
