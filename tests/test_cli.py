@@ -198,7 +198,7 @@ def test_apply_prints_the_plan_asks_with_count_and_versions_then_names_the_backu
     assert err[1] == "plan: apply 3 migrations"
     assert err[2].split() == ["VERSION", "NAME", "TRANSACTION", "LOCK", "(ESTIMATED)"]
     assert " ".join(err[3].split()) == "001 create_people one transaction no lock on an existing table"
-    assert err[4].split()[-5:] == ["transaction", "ACCESS", "EXCLUSIVE", "on", "people"]  # ALTER TABLE ADD COLUMN
+    assert err[4].split()[-5:] == ["transaction", "ACCESS", "EXCLUSIVE", "on", "people"]  # ADD COLUMN
     assert err[5].split()[-5:] == ["transaction", "ROW", "EXCLUSIVE", "on", "people"]  # INSERT
     # the typed answer is not echoed here: the refusal follows the question on its line
     assert (

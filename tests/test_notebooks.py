@@ -207,7 +207,7 @@ def test_the_checks_catch_broken_notebooks(tmp_path: Path) -> None:
     imported_only = fake_notebook(tmp_path, [PARAMS, cell("from bilantools.notebook.runbook import setup")])
     with pytest.raises(AssertionError, match="short_errors"):
         test_jupysql_errors_raise(imported_only)
-    set_up = "from bilantools.notebook.runbook import html, setup\n\nrunbook = setup('09_fake')"
+    set_up = "from bilantools.notebook.runbook import setup\n\nrunbook = setup('09_fake')"
     test_jupysql_errors_raise(fake_notebook(tmp_path, [PARAMS, cell(set_up)]))
 
     for leak in ("print('postgresql://app:s3cret@db:5432/bilan')", "conninfo = 'host=db password=s3cret'"):
