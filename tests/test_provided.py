@@ -209,7 +209,7 @@ def test_verify_lists_provided_objects_and_fails_without_one(
     r = cli("--db", db_url, "--migrations", str(migrations), "verify")
     assert r.code == 1
     assert [line.split() for line in r.out.splitlines() if "hstore" in line] == [
-        ["provided", "provided", "extension:hstore", "MISSING", "absent"]
+        ["provided", "provided", "extension:hstore", "MISSING", "present", "absent"]
     ]
 
 

@@ -173,7 +173,7 @@ def test_a_read_only_role_reads_everything(
     owner, reader = run("verify", "--json")
     assert reader["ok"] and len(reader["rows"]) > 500 and reader == owner
     owner, reader = run("drift", "--json")
-    assert reader == owner == {"unexpected": [], "absent": [], "changed": []}
+    assert reader == owner == {"unexpected": [], "absent": [], "changed": [], "definitions": {}}
     owner, reader = run("stats", "--json")
     assert reader["totals"] == owner["totals"]
     assert (reader["totals"]["tables"], reader["totals"]["policies"]) == (45, 32)
@@ -185,7 +185,8 @@ def test_a_read_only_role_reads_everything(
     owner, reader = run("inspect", "tables", "--json")
     assert reader == owner and len(reader["rows"]) == 45
     owner, reader = run("detect", "--json")
-    assert reader == owner and reader["suggested_baseline"] == "029"
+    assert reader == owner and reader["suggested_baseline"] is None  # tracked: no baseline to suggest
+    assert reader["tracked"] == {"table": "public.schema_migrations", "applied": 29, "last": "029"}
     assert state(conn) == before, "reading changed the database"
     figures.add("privileges: read-only commands checked", 8)
     figures.add("privileges: cases", 1)
