@@ -78,6 +78,7 @@ def test_a_wave_applies_only_after_confirm_and_shows_each_target(fleet: list[str
     styled, summary = status_grid(stages, basic)
     assert summary == "3 target(s) x 3 migration(s): 9 applied; 3 target(s) fully applied"
     assert (styled.data == "applied").all().all() and "●" in styled.to_html()
+    assert 'class="index_name' not in styled.to_html()  # no header row of its own for "target"
 
 
 def test_a_failed_target_is_shown_failed_and_logged(fleet: list[str], basic: Path) -> None:

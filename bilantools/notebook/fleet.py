@@ -80,6 +80,7 @@ def status_grid(stages: Sequence[commands.Stage], project: commands.ProjectLike)
     legend = ", ".join(f"{symbol} {state}" for state, symbol in SYMBOLS.items())
     styled = (
         frame.style.set_uuid("fleet_grid")
+        .hide(axis="index", names=True)  # the targets label the rows; no header row of its own
         .map(lambda s: f"color:{STATE_COLOURS.get(s, '#000')};font-weight:bold;text-align:center")
         .format(lambda s: SYMBOLS.get(s, s))
         .set_caption(f"migration states ({legend})")

@@ -91,7 +91,7 @@ def inspected(kind: str, frame: pd.DataFrame, caption: str | None = None) -> Sty
     first, problems first and named, the others folded), with the same fixed id and
     alignment as `show`."""
     view = inspection.VIEWS[kind]
-    right = [inspection.HEADERS.get(c, c.replace("_", " ")) for c in (*view.sizes, *view.figures)]
+    right = [inspection.notebook_header(c) for c in (*view.sizes, *view.figures)]
     return _fixed(inspection.styled(kind, frame), caption or kind, right)
 
 

@@ -226,6 +226,11 @@ def _fit(columns: Sequence[str], cells: list[list[str]], view: View, width: int)
     return text_table(headers, clipped, right=right)
 
 
+def notebook_header(column: str) -> str:
+    """A column's header in a notebook: the CLI's short one, in lower case like the others."""
+    return HEADERS.get(column, column.replace("_", " ")).lower()
+
+
 def styled(kind: str, frame: pd.DataFrame, show_all: bool = False) -> Styler:
     """The same rows for a notebook: no index column, human sizes, problems first."""
     import pandas as pd
@@ -236,9 +241,9 @@ def styled(kind: str, frame: pd.DataFrame, show_all: bool = False) -> Styler:
         rows = [r for r in rows if view.problem(r)]
     problems = any(view.problem(r) for r in rows)
     columns = [*view.columns, *([PROBLEM] if problems else [])]
-    headers = [HEADERS.get(c, c.replace("_", " ")) for c in columns]
+    headers = [notebook_header(c) for c in columns]
     shown = pd.DataFrame([[_cell(view, c, r) for c in columns] for r in rows], columns=headers)
-    style = shown.style.hide(axis="index")
+    style = shown.style.hide(axis="index").set_uuid(f"inspect_{kind}")  # the same HTML every run
     if problems:
         style = style.map(lambda v: "color: #b00020; font-weight: bold" if v else "", subset=[PROBLEM])
     numbers = [h for c, h in zip(columns, headers, strict=True) if c in view.sizes or c in view.figures]
